@@ -1,0 +1,62 @@
+"""The FastAPI application: wires settings, stores and routes together."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import PlainTextResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from api import auth, staff_routes, twilio_routes
+from api.services import Services, build_services
+from api.settings import Settings
+from ivr.clock import Clock
+from ivr.fallback import last_resort
+
+log = logging.getLogger(__name__)
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    clock: Clock | None = None,
+    services: Services | None = None,
+) -> FastAPI:
+    """Build the app. Loading the flow fails here, before any call is taken, if it is invalid."""
+    settings = settings or Settings()
+    services = services or build_services(settings, clock=clock)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        log.info(
+            "kcc-ivr ready",
+            extra={"flow": services.flow.name, "flow_version": services.flow_version},
+        )
+        yield
+        await services.close()
+
+    app = FastAPI(title="kcc-ivr", version="0.1.0", lifespan=lifespan)
+    app.state.services = services
+    app.include_router(twilio_routes.router)
+    app.include_router(auth.router)
+    app.include_router(staff_routes.router)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error", extra={"path": request.url.path})
+        if request.url.path.startswith("/twilio/"):
+            return Response(last_resort(), media_type="application/xml")
+        return PlainTextResponse("internal error", status_code=500)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def health() -> dict[str, str]:
+        return {"status": "ok", "flow_version": services.flow_version}
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return app

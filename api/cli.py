@@ -1,0 +1,158 @@
+"""The `kcc` command: serve, check flows, manage users, and a phone in the terminal."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from api.settings import DEFAULT_FLOW
+
+app = typer.Typer(
+    help="kcc-ivr: IVR and call routing for the Justis contact centre.", no_args_is_help=True
+)
+flows_app = typer.Typer(help="Check the YAML call flows.", no_args_is_help=True)
+users_app = typer.Typer(help="Manage staff accounts.", no_args_is_help=True)
+app.add_typer(flows_app, name="flows")
+app.add_typer(users_app, name="users")
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    workers: Annotated[
+        int, typer.Option(min=1, help="Worker processes (needs KCC_REDIS_URL if > 1).")
+    ] = 1,
+    demo: Annotated[bool, typer.Option(help="Add demo accounts (development only).")] = False,
+) -> None:
+    """Run the service with uvicorn."""
+    import uvicorn
+    from pydantic import ValidationError
+
+    from api.demo import seed_demo
+    from api.settings import Settings
+    from flows.errors import FlowInvalid
+
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        raise _fail(str(exc.errors()[0]["msg"]).removeprefix("Value error, ")) from exc
+    if workers > 1 and settings.redis_url is None:
+        raise _fail(
+            "--workers > 1 needs a shared Redis: set KCC_REDIS_URL "
+            "(the embedded store lives in one process)"
+        )
+    try:
+        from api.services import load_flow_file
+
+        load_flow_file(settings.flow)
+    except FlowInvalid as exc:
+        typer.echo(f"error: the flow {settings.flow} is invalid, refusing to start:", err=True)
+        for problem in exc.problems:
+            typer.echo(f"  {problem}", err=True)
+        raise typer.Exit(1) from exc
+    if demo:
+        if settings.env != "dev":
+            raise _fail("--demo is for development only")
+        for line in seed_demo(settings):
+            typer.echo(line)
+    uvicorn.run(
+        "api.asgi:app",
+        host=host,
+        port=port,
+        workers=workers,
+        log_config=None,
+        proxy_headers=False,  # signatures use KCC_PUBLIC_URL, never forwarded headers
+    )
+
+
+@flows_app.command("check")
+def flows_check(
+    file: Annotated[Path, typer.Argument(help="Flow file to check.")] = DEFAULT_FLOW,
+) -> None:
+    """Check a flow; prints every problem as file:line: message."""
+    from flows.loader import check_flow_text
+
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise _fail(f"{file}: cannot read: {exc.strerror}", 2) from exc
+    flow, problems = check_flow_text(text, str(file))
+    for problem in problems:
+        typer.echo(str(problem))
+    if problems or flow is None:
+        typer.echo(f"{len(problems)} problem(s) in {file}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"{file}: ok ({len(flow.nodes)} nodes, languages {', '.join(flow.languages)})")
+
+
+@users_app.command("add")
+def users_add(
+    name: Annotated[str, typer.Argument(help="Login name, e.g. j.devries.")],
+    role: Annotated[str, typer.Option(help="supervisor or adviser.")] = "adviser",
+) -> None:
+    """Add a staff account. The password comes from KCC_PASSWORD or a prompt."""
+    from api.db import create_tables, make_engine, session_scope
+    from api.settings import Settings
+    from api.users import Role, UserError, create_user
+
+    try:
+        chosen = Role(role)
+    except ValueError as exc:
+        raise _fail(f"unknown role {role!r} (supervisor or adviser)", 2) from exc
+    password = os.environ.get("KCC_PASSWORD")
+    if password is None:
+        if not sys.stdin.isatty():
+            raise _fail("no password: set KCC_PASSWORD or run in a terminal", 2)
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    engine = make_engine(Settings().database_url)
+    create_tables(engine)
+    try:
+        with session_scope(engine) as session:
+            user = create_user(session, name=name, role=chosen, password=password)
+            typer.echo(f"added {user.role.value} {user.name}")
+    except UserError as exc:
+        raise _fail(str(exc)) from exc
+    finally:
+        engine.dispose()
+
+
+@app.command()
+def call(
+    caller: Annotated[str, typer.Option("--from", help="Caller number.")] = "+31612345678",
+    at: Annotated[
+        datetime | None, typer.Option(help="Pin the clock (in-process only), ISO-8601 with offset.")
+    ] = None,
+    url: Annotated[
+        str | None, typer.Option(help="Base URL of a running server; default: in-process.")
+    ] = None,
+    flow: Annotated[Path | None, typer.Option(help="Flow file to walk (in-process only).")] = None,
+    keys: Annotated[
+        str | None,
+        typer.Option(help="Keys to press, space separated; '-' is silence. Default: ask."),
+    ] = None,
+) -> None:
+    """Walk the flow as a phone would: prints what is said and reads keypad keys."""
+    from api.terminal_phone import run_call
+
+    if url is not None and (at is not None or flow is not None):
+        raise _fail("--at and --flow work in-process only (leave out --url)", 2)
+    if at is not None and at.tzinfo is None:
+        raise _fail("--at needs a UTC offset, e.g. 2026-12-24T16:30+01:00", 2)
+    code = asyncio.run(run_call(caller=caller, at=at, url=url, flow=flow, scripted=keys))
+    raise typer.Exit(code)
+
+
+def main() -> None:
+    app()

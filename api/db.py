@@ -1,0 +1,54 @@
+"""Database plumbing: the engine, the tables and one transaction per unit of work."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, make_url
+from sqlmodel import Session, SQLModel, create_engine
+
+from api import users
+from ivr import records
+
+# Importing a table module registers its tables on SQLModel.metadata; create_tables needs them all.
+TABLE_MODULES = (users, records)
+
+_IN_MEMORY = {"", ":memory:"}
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for a KCC_DATABASE_URL (sqlite:///path or postgresql://...)."""
+    parsed = make_url(url)
+    connect_args: dict[str, Any] = {}
+    if parsed.get_backend_name() == "sqlite":
+        # FastAPI runs sync endpoints in a threadpool, so a connection changes threads.
+        connect_args["check_same_thread"] = False
+        database = parsed.database or ""
+        if database not in _IN_MEMORY and not database.startswith("file:"):
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+    elif parsed.drivername in {"postgresql", "postgres"}:
+        # Plain postgresql:// means psycopg2 to SQLAlchemy; we ship psycopg 3.
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return create_engine(parsed, connect_args=connect_args, pool_pre_ping=True)
+
+
+def create_tables(engine: Engine) -> None:
+    """Create the tables that do not exist yet (no migrations: existing tables are left alone)."""
+    SQLModel.metadata.create_all(engine)
+
+
+@contextmanager
+def session_scope(engine: Engine) -> Iterator[Session]:
+    """One transaction: committed when the block ends normally, rolled back when it raises."""
+    # expire_on_commit=False: objects loaded here are used after the block (e.g. returned by
+    # a FastAPI dependency), when there is no session left to reload them.
+    with Session(engine, expire_on_commit=False) as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise

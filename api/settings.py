@@ -1,0 +1,70 @@
+"""The one settings object, read from the environment (prefix KCC_) once at start-up."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Self
+
+from pydantic import AliasChoices, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_SECRET = "change-me-this-dev-secret-is-not-for-production"
+PLACEHOLDER_AUTH_TOKEN = "dev-auth-token"
+DEFAULT_FLOW = Path(__file__).resolve().parent.parent / "flows" / "kcc.yaml"
+
+
+class Environment(StrEnum):
+    DEV = "dev"
+    PRODUCTION = "production"
+
+
+class InsecureSettings(ValueError):
+    """Production was asked to start with a setting that is only fit for a laptop."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KCC_", extra="ignore")
+
+    env: Environment = Environment.DEV
+    public_url: str = "http://127.0.0.1:8000"
+    redis_url: str | None = None  # None: an embedded in-process store (one worker only)
+    database_url: str = "sqlite:///var/kcc.sqlite3"
+    secret_key: str = PLACEHOLDER_SECRET
+    flow: Path = DEFAULT_FLOW
+    now: datetime | None = None  # pins the clock (demos, dry runs)
+    twilio_account_sid: str = Field(
+        default="AC00000000000000000000000000000000",
+        validation_alias=AliasChoices("TWILIO_ACCOUNT_SID", "KCC_TWILIO_ACCOUNT_SID"),
+    )
+    twilio_auth_token: str = Field(
+        default=PLACEHOLDER_AUTH_TOKEN,
+        validation_alias=AliasChoices("TWILIO_AUTH_TOKEN", "KCC_TWILIO_AUTH_TOKEN"),
+    )
+    session_ttl_seconds: int = 4 * 3600
+    token_ttl_seconds: int = 8 * 3600
+    log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _production_is_safe(self) -> Self:
+        if self.env is not Environment.PRODUCTION:
+            return self
+        problems = []
+        if self.secret_key == PLACEHOLDER_SECRET or len(self.secret_key) < 32:
+            problems.append("KCC_SECRET_KEY is a placeholder or shorter than 32 characters")
+        if self.twilio_auth_token == PLACEHOLDER_AUTH_TOKEN:
+            problems.append("TWILIO_AUTH_TOKEN is a placeholder")
+        if self.redis_url is None:
+            problems.append("KCC_REDIS_URL is unset (the embedded store is for one process only)")
+        if self.now is not None:
+            problems.append("KCC_NOW pins the clock")
+        if not self.public_url.startswith("https://"):
+            problems.append("KCC_PUBLIC_URL must be https")
+        if problems:
+            raise InsecureSettings("refusing to start in production: " + "; ".join(problems))
+        return self
+
+    @property
+    def public_base(self) -> str:
+        return self.public_url.rstrip("/")

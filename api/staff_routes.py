@@ -1,0 +1,53 @@
+"""JSON API: opening hours (public) and the waiting calls (supervisors)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, Request, status
+from pydantic import BaseModel
+
+from api.auth import SupervisorUser
+from api.services import Services
+from routing.entry import QueueEntry
+
+router = APIRouter(prefix="/api", tags=["api"])
+
+
+class HoursAnswer(BaseModel):
+    open: bool
+    reason: str | None
+    next_open: datetime
+    closes_at: datetime | None
+    announcement: str | None
+
+
+@router.get("/hours")
+async def hours(
+    request: Request,
+    at: Annotated[datetime | None, Query(description="ISO-8601 instant with offset")] = None,
+    lang: Annotated[str | None, Query(max_length=8)] = None,
+) -> HoursAnswer:
+    services: Services = request.app.state.services
+    moment = at or services.clock.now()
+    if moment.tzinfo is None:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            "'at' needs a UTC offset, e.g. 2026-12-24T16:30+01:00",
+        )
+    language = lang if lang in services.flow.languages else services.flow.default_language
+    state = services.hours.status(moment)
+    return HoursAnswer(
+        open=state.open,
+        reason=state.reason.get(language) if state.reason else None,
+        next_open=state.next_open,
+        closes_at=state.closes_at,
+        announcement=state.announcement.get(language) if state.announcement else None,
+    )
+
+
+@router.get("/queue")
+async def waiting_calls(request: Request, _: SupervisorUser) -> list[QueueEntry]:
+    services: Services = request.app.state.services
+    return await services.queue.waiting()

@@ -1,0 +1,115 @@
+"""`kcc call`: a phone in the terminal, against a running server or the app in-process."""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+
+from api.phone import Phone, PhoneTurn
+
+SILENCE = "-"
+
+
+@asynccontextmanager
+async def _client(
+    url: str | None, at: datetime | None, flow: Path | None
+) -> AsyncIterator[tuple[httpx.AsyncClient, str, str]]:
+    """(client, public URL, auth token): a real server, or the app in-process on embedded stores."""
+    from api.settings import Settings
+
+    settings = Settings()
+    if url is not None:
+        async with httpx.AsyncClient(base_url=url, timeout=20) as client:
+            yield client, url, settings.twilio_auth_token
+        return
+    from api.app import create_app
+
+    with tempfile.TemporaryDirectory(prefix="kcc-call-") as tmp:
+        local = settings.model_copy(
+            update={
+                "redis_url": None,
+                "database_url": f"sqlite:///{tmp}/call.sqlite3",
+                "now": at,
+                "flow": flow or settings.flow,
+            }
+        )
+        app = create_app(local)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url=local.public_base) as client:
+            try:
+                yield client, local.public_base, local.twilio_auth_token
+            finally:
+                await app.state.services.close()
+
+
+def _show(turn: PhoneTurn) -> None:
+    for heard in turn.heard:
+        print(f"  [{heard.language or '?'}] {heard.text}")
+
+
+def _keys(scripted: str | None) -> Iterator[str | None]:
+    """Keys to press: from --keys, else from the terminal. None: hang up."""
+    if scripted is not None:
+        yield from scripted.split()
+        return
+    while True:
+        try:
+            line = input("keys (Enter: silence, q: hang up)> ").strip()
+        except EOFError:
+            return
+        if line.lower() == "q":
+            return
+        yield line or SILENCE
+
+
+async def run_call(
+    *, caller: str, at: datetime | None, url: str | None, flow: Path | None, scripted: str | None
+) -> int:
+    from flows.errors import FlowInvalid
+
+    try:
+        async with _client(url, at, flow) as (client, public_url, token):
+            phone = Phone(client, public_url=public_url, auth_token=token, caller=caller)
+            return await _walk(phone, _keys(scripted))
+    except FlowInvalid as exc:
+        print("error: the flow is invalid:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 1
+    except httpx.HTTPError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+async def _walk(phone: Phone, keys: Iterator[str | None]) -> int:
+    print(f"calling from {phone.caller} (call {phone.call_sid})")
+    turn = await phone.dial()
+    while True:
+        _show(turn)
+        if turn.hung_up:
+            print("-- the line goes dead (hung up by the flow)")
+            await phone.hang_up()
+            return 0
+        if turn.queue is not None:
+            print(f"-- waiting in queue {turn.queue}")
+            _show(await phone.hold())
+            await phone.hang_up()
+            print("-- you hang up")
+            return 0
+        if not turn.waiting_for_keys:
+            print("-- the answer asked for nothing more")
+            await phone.hang_up()
+            return 0
+        pressed = next(keys, None)
+        if pressed is None:
+            await phone.hang_up()
+            print("-- you hang up")
+            return 0
+        print(f"> {pressed}")
+        turn = await (phone.stay_silent() if pressed == SILENCE else phone.press(pressed))

@@ -1,0 +1,122 @@
+"""Staff accounts (supervisors and advisers) and their passwords."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from enum import StrEnum
+from functools import cache
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import DateTime
+from sqlalchemy import Enum as SAEnum
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Field, Session, SQLModel, select
+
+NAME_PATTERN = re.compile(r"[a-z][a-z0-9._-]{1,63}")
+MIN_PASSWORD_LENGTH = 8
+
+_hasher = PasswordHasher()
+
+
+class Role(StrEnum):
+    SUPERVISOR = "supervisor"
+    ADVISER = "adviser"
+
+
+class UserError(Exception):
+    """A user could not be created or changed."""
+
+
+class UserExists(UserError):
+    """The name is already taken."""
+
+
+class InvalidUser(UserError):
+    """The name or password does not meet the rules."""
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UserBase(SQLModel):
+    name: str = Field(unique=True, index=True, max_length=64)
+    # Stored as the plain value ("adviser") in a VARCHAR, not a PostgreSQL ENUM type, so a new
+    # role needs no ALTER TYPE.
+    role: Role = Field(
+        sa_type=SAEnum(
+            Role,
+            native_enum=False,
+            length=32,
+            values_callable=lambda roles: [role.value for role in roles],
+        )
+    )
+
+
+class User(UserBase, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    password_hash: str
+    # SQLite hands timestamps back naive; they are still UTC.
+    created_at: datetime = Field(default_factory=_utcnow, sa_type=DateTime(timezone=True))
+    active: bool = True
+
+
+class UserPublic(UserBase):
+    """What the API shows of a user: never the password hash."""
+
+    id: int
+
+
+@cache
+def _dummy_hash() -> str:
+    """A hash to verify against when the name is unknown, so that costs as much as a real check."""
+    return _hasher.hash("not the password of anyone")
+
+
+def _validate(name: str, password: str) -> None:
+    if not NAME_PATTERN.fullmatch(name):
+        raise InvalidUser(
+            f"invalid user name {name!r}: 2-64 characters, a lowercase letter first, "
+            "then lowercase letters, digits, '.', '_' or '-'"
+        )
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise InvalidUser(f"password too short: at least {MIN_PASSWORD_LENGTH} characters")
+
+
+def get_user(session: Session, name: str) -> User | None:
+    return session.exec(select(User).where(User.name == name)).first()
+
+
+def create_user(session: Session, *, name: str, role: Role, password: str) -> User:
+    """Add a user (flushed, so it has an id); the caller commits."""
+    _validate(name, password)
+    if get_user(session, name) is not None:
+        raise UserExists(f"user {name!r} already exists")
+    user = User(name=name, role=role, password_hash=_hasher.hash(password))
+    session.add(user)
+    try:
+        session.flush()
+    except IntegrityError as exc:
+        # Another transaction took the name between the check and the insert.
+        session.rollback()
+        raise UserExists(f"user {name!r} already exists") from exc
+    return user
+
+
+def authenticate(session: Session, *, name: str, password: str) -> User | None:
+    """The active user with this name and password, else None (whichever part was wrong)."""
+    user = get_user(session, name)
+    try:
+        _hasher.verify(user.password_hash if user else _dummy_hash(), password)
+    except (VerificationError, InvalidHashError):
+        return None
+    if user is None or not user.active:
+        return None
+    if _hasher.check_needs_rehash(user.password_hash):
+        # The hashing parameters were raised since this hash was made; upgrade it now that we
+        # have the password. The caller's commit stores it.
+        user.password_hash = _hasher.hash(password)
+        session.add(user)
+    return user

@@ -1,0 +1,276 @@
+"""Typed model of a call flow document (flows/*.yaml).
+
+The YAML loader (flows/loader.py) turns a document into these models; the checks that span
+several nodes (targets, reachability, loops, translations) live in flows/validator.py.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from datetime import time
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+NodeId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
+PromptId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
+Key = Annotated[str, Field(pattern=r"^[0-9*#]$")]
+
+# Prompts the engine itself speaks (queue announcements, apologies); every flow must define them.
+SYSTEM_PROMPTS: tuple[str, ...] = (
+    "queue_position",  # {position}: the caller's place in the line
+    "queue_hold",  # said between hold music/pauses, may be empty
+    "error_apology",  # something failed; the caller is put through to the general queue
+    "error_call_back",  # something failed while closed or the queue is unreachable
+    "queue_full",  # Twilio refused the caller a place in the queue
+)
+
+_HOURS_RANGE = re.compile(r"^(\d{2}):(\d{2})-(\d{2}):(\d{2})$")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Weekday(StrEnum):
+    MONDAY = "monday"
+    TUESDAY = "tuesday"
+    WEDNESDAY = "wednesday"
+    THURSDAY = "thursday"
+    FRIDAY = "friday"
+    SATURDAY = "saturday"
+    SUNDAY = "sunday"
+
+
+class OpeningRange(Strict):
+    """Opening hours of one day, from `opens` up to but not including `closes` (local time)."""
+
+    opens: time
+    closes: time
+
+    @classmethod
+    def parse(cls, text: str) -> OpeningRange:
+        match = _HOURS_RANGE.match(text.strip())
+        if not match:
+            raise ValueError(f"hours must look like '09:00-17:00', not {text!r}")
+        h1, m1, h2, m2 = (int(g) for g in match.groups())
+        if h1 > 23 or h2 > 24 or m1 > 59 or m2 > 59 or (h2 == 24 and m2 != 0):
+            raise ValueError(f"{text!r} is not a valid time range")
+        closes = time(23, 59, 59, 999999) if h2 == 24 else time(h2, m2)
+        if closes <= time(h1, m1):
+            raise ValueError(f"{text!r} closes before it opens")
+        return cls(opens=time(h1, m1), closes=closes)
+
+
+def _parse_range(value: object) -> object:
+    return OpeningRange.parse(value) if isinstance(value, str) else value
+
+
+class PublicHolidays(Strict):
+    country: str = "NL"
+    # Names as the `holidays` package gives them in English ("King's Day", "Ascension Day" ...).
+    observe: list[str]
+    # Said to callers on such a day; "{holiday}" is replaced by the holiday's name.
+    announcement: dict[str, str]
+
+
+class CalendarException(Strict):
+    """A closure (no `hours`) or a shortened/extended day, for one date or a range of dates."""
+
+    date: dt.date
+    until: dt.date | None = None
+    hours: OpeningRange | None = None
+    announcement: dict[str, str]
+
+    _split_hours = field_validator("hours", mode="before")(_parse_range)
+
+    @model_validator(mode="after")
+    def _until_after_date(self) -> CalendarException:
+        if self.until is not None and self.until < self.date:
+            raise ValueError("'until' lies before 'date'")
+        return self
+
+    def covers(self, day: dt.date) -> bool:
+        return self.date <= day <= (self.until or self.date)
+
+
+class Calendar(Strict):
+    timezone: str = "Europe/Amsterdam"
+    weekly: dict[Weekday, OpeningRange]
+    public_holidays: PublicHolidays | None = None
+    exceptions: list[CalendarException] = []
+
+    @field_validator("weekly", mode="before")
+    @classmethod
+    def _parse_weekly(cls, value: object) -> object:
+        if isinstance(value, dict):
+            return {day: _parse_range(text) for day, text in value.items()}
+        return value
+
+
+class Voice(Strict):
+    language: str  # Twilio <Say language>, e.g. nl-NL
+    voice: str  # Twilio <Say voice>, e.g. Polly.Lotte
+
+
+class QueueSettings(Strict):
+    hold_music: str | None = None  # URL of an audio file; None: silence between announcements
+    announce_every: int = Field(default=60, ge=10, le=600)  # seconds between announcements
+    general_product: str = "general"  # where failed menus and errors send a call
+    general_theme: str = "general"
+
+
+class SayNode(Strict):
+    kind: Literal["say"]
+    prompt: PromptId
+    next: NodeId
+
+
+class MenuOption(Strict):
+    next: NodeId
+    language: str | None = None  # switch the rest of the call to this language
+
+
+class MenuNode(Strict):
+    kind: Literal["menu"]
+    prompt: PromptId
+    options: dict[Key, NodeId | MenuOption]
+    repeat: Key | None = None  # key that says the menu again
+    retries: int = Field(default=3, ge=1, le=9)
+    timeout: int = Field(default=5, ge=1, le=60)
+    no_input: PromptId  # said when the caller pressed nothing
+    invalid: PromptId  # said after a key that is not an option
+    on_fail: NodeId  # where the call goes when the retries are used up
+
+    def option(self, key: str) -> MenuOption | None:
+        target = self.options.get(key)
+        if target is None or isinstance(target, MenuOption):
+            return target
+        return MenuOption(next=target)
+
+
+class GatherNode(Strict):
+    kind: Literal["gather"]
+    prompt: PromptId
+    store: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]  # session variable for the digits
+    min_digits: int = Field(default=1, ge=1, le=40)
+    max_digits: int = Field(default=20, ge=1, le=40)
+    finish_on_key: Literal["#", "*", ""] = "#"
+    pattern: str | None = None  # full-match regular expression the digits must satisfy
+    timeout: int = Field(default=5, ge=1, le=60)
+    retries: int = Field(default=3, ge=1, le=9)
+    no_input: PromptId
+    invalid: PromptId
+    next: NodeId
+    on_fail: NodeId
+
+    @model_validator(mode="after")
+    def _check(self) -> GatherNode:
+        if self.max_digits < self.min_digits:
+            raise ValueError("max_digits is smaller than min_digits")
+        if self.pattern is not None:
+            try:
+                re.compile(self.pattern)
+            except re.error as exc:
+                raise ValueError(f"pattern is not a valid regular expression: {exc}") from exc
+        return self
+
+
+class VerifyNode(Strict):
+    """Identity check by application number and date of birth (filled in by the verify issue)."""
+
+    kind: Literal["verify"]
+    required: bool = False
+    next: NodeId
+
+
+class HoursNode(Strict):
+    kind: Literal["hours"]
+    open: NodeId
+    closed: NodeId
+
+
+class QueueNode(Strict):
+    kind: Literal["queue"]
+    product: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
+    theme: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
+    priority: int = Field(default=0, ge=0, le=9)
+    prompt: PromptId | None = None  # said before the caller joins the queue
+    closed: NodeId | None = None  # where a call goes that reaches the queue after closing time
+
+
+class HangupNode(Strict):
+    kind: Literal["hangup"]
+    prompt: PromptId | None = None
+
+
+class GotoNode(Strict):
+    kind: Literal["goto"]
+    next: NodeId
+
+
+Node = SayNode | MenuNode | GatherNode | VerifyNode | HoursNode | QueueNode | HangupNode | GotoNode
+
+NODE_KINDS: dict[str, type[BaseModel]] = {
+    "say": SayNode,
+    "menu": MenuNode,
+    "gather": GatherNode,
+    "verify": VerifyNode,
+    "hours": HoursNode,
+    "queue": QueueNode,
+    "hangup": HangupNode,
+    "goto": GotoNode,
+}
+
+# Nodes that wait for the caller; every loop in a flow must pass through one of them.
+WAITING_KINDS = frozenset({"menu", "gather", "verify"})
+# Nodes where a call leaves the flow.
+END_KINDS = frozenset({"queue", "hangup"})
+
+
+class Flow(Strict):
+    name: str
+    languages: list[str] = Field(min_length=1)  # the first is the language a call starts in
+    voices: dict[str, Voice]
+    prompts: dict[PromptId, dict[str, str]]
+    calendar: Calendar
+    queue: QueueSettings = QueueSettings()
+    start: NodeId
+    nodes: dict[NodeId, Annotated[Node, Field(discriminator="kind")]]
+
+    @property
+    def default_language(self) -> str:
+        return self.languages[0]
+
+    def node(self, node_id: str) -> Node:
+        return self.nodes[node_id]
+
+    def text(self, prompt: str, language: str) -> str:
+        return self.prompts[prompt][language]
+
+
+def targets(node: Node) -> list[tuple[str, str]]:
+    """(field, node id) for every node this node can lead to."""
+    match node:
+        case SayNode() | GotoNode() | VerifyNode():
+            return [("next", node.next)]
+        case MenuNode():
+            found = [(f"options.{key}", node.option(key).next) for key in node.options]  # type: ignore[union-attr]
+            return [*found, ("on_fail", node.on_fail)]
+        case GatherNode():
+            return [("next", node.next), ("on_fail", node.on_fail)]
+        case HoursNode():
+            return [("open", node.open), ("closed", node.closed)]
+        case QueueNode():
+            return [("closed", node.closed)] if node.closed else []
+        case HangupNode():
+            return []
+    raise TypeError(f"unknown node {node!r}")
+
+
+def prompts_used(node: Node) -> list[tuple[str, str]]:
+    """(field, prompt id) for every prompt a node speaks."""
+    fields = ("prompt", "no_input", "invalid")
+    return [(f, getattr(node, f)) for f in fields if getattr(node, f, None)]

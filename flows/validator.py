@@ -1,0 +1,253 @@
+"""Checks that span a whole flow: targets, prompts, translations, reachability and loops.
+
+Each check yields (document path, message); the loader turns the path into a line number.
+"""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Iterator
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from flows.holiday_names import known_holiday_names, unknown_holiday_names
+from flows.model import (
+    END_KINDS,
+    SYSTEM_PROMPTS,
+    WAITING_KINDS,
+    Flow,
+    MenuNode,
+    MenuOption,
+    prompts_used,
+    targets,
+)
+
+Path = tuple[str, ...]
+Finding = tuple[Path, str]
+
+
+def _path(*parts: str) -> Path:
+    return parts
+
+
+def validate_flow(flow: Flow) -> list[Finding]:
+    checks = (
+        _languages,
+        _prompts,
+        _nodes,
+        _reachability,
+        _exits,
+        _loops_without_input,
+        _calendar,
+    )
+    return [finding for check in checks for finding in check(flow)]
+
+
+def _languages(flow: Flow) -> Iterator[Finding]:
+    if len(set(flow.languages)) != len(flow.languages):
+        yield ("languages",), "languages: a language is listed twice"
+    for language in flow.languages:
+        if language not in flow.voices:
+            yield ("voices",), f"voices: no voice for language {language!r}"
+    for language in flow.voices:
+        if language not in flow.languages:
+            yield ("voices", language), f"voices.{language}: {language!r} is not in languages"
+
+
+def _prompts(flow: Flow) -> Iterator[Finding]:
+    for prompt_id, texts in flow.prompts.items():
+        for language in flow.languages:
+            if not texts.get(language, "").strip() and prompt_id != "queue_hold":
+                yield (
+                    ("prompts", prompt_id),
+                    f"prompts.{prompt_id}: missing translation for {language!r}",
+                )
+        for language in texts:
+            if language not in flow.languages:
+                path = _path("prompts", prompt_id, language)
+                yield path, f"prompts.{prompt_id}.{language}: {language!r} is not in languages"
+        for language, text in texts.items():
+            if not _placeholders_ok(text, {"position"} if prompt_id == "queue_position" else set()):
+                path = _path("prompts", prompt_id, language)
+                yield path, f"prompts.{prompt_id}.{language}: unknown {{placeholder}} in the text"
+    for prompt_id in SYSTEM_PROMPTS:
+        if prompt_id not in flow.prompts:
+            yield ("prompts",), f"prompts: missing prompt {prompt_id!r} (the engine says it)"
+
+
+def _placeholders_ok(text: str, allowed: set[str]) -> bool:
+    try:
+        names = {name for _, name, _, _ in string.Formatter().parse(text) if name is not None}
+    except ValueError:
+        return False
+    return names <= allowed
+
+
+def _nodes(flow: Flow) -> Iterator[Finding]:
+    if flow.start not in flow.nodes:
+        yield ("start",), f"start: unknown target {flow.start!r}"
+    for node_id, node in flow.nodes.items():
+        for field, target in targets(node):
+            if target not in flow.nodes:
+                path = _path("nodes", node_id, *field.split("."))
+                yield path, f"nodes.{node_id}.{field}: unknown target {target!r}"
+        for field, prompt in prompts_used(node):
+            if prompt not in flow.prompts:
+                yield (
+                    ("nodes", node_id, field),
+                    f"nodes.{node_id}.{field}: unknown prompt {prompt!r}",
+                )
+        if isinstance(node, MenuNode):
+            yield from _menu(flow, node_id, node)
+
+
+def _menu(flow: Flow, node_id: str, node: MenuNode) -> Iterator[Finding]:
+    if node.repeat is not None and node.repeat in node.options:
+        path = _path("nodes", node_id, "repeat")
+        yield path, f"nodes.{node_id}.repeat: key {node.repeat!r} is also an option"
+    for key, option in node.options.items():
+        if isinstance(option, MenuOption) and option.language not in (None, *flow.languages):
+            path = _path("nodes", node_id, "options", key, "language")
+            yield path, f"nodes.{node_id}.options.{key}: unknown language {option.language!r}"
+
+
+def _graph(flow: Flow) -> dict[str, list[str]]:
+    return {
+        node_id: [t for _, t in targets(node) if t in flow.nodes]
+        for node_id, node in flow.nodes.items()
+    }
+
+
+def _reachable(graph: dict[str, list[str]], start: str) -> set[str]:
+    seen: set[str] = set()
+    todo = [start] if start in graph else []
+    while todo:
+        node_id = todo.pop()
+        if node_id not in seen:
+            seen.add(node_id)
+            todo.extend(graph[node_id])
+    return seen
+
+
+def _reachability(flow: Flow) -> Iterator[Finding]:
+    reachable = _reachable(_graph(flow), flow.start)
+    if flow.start not in flow.nodes:
+        return
+    for node_id in flow.nodes:
+        if node_id not in reachable:
+            yield ("nodes", node_id), f"nodes.{node_id}: unreachable from start {flow.start!r}"
+
+
+def _exits(flow: Flow) -> Iterator[Finding]:
+    """Every reachable node must be able to reach a queue or a hang-up."""
+    graph = _graph(flow)
+    reverse: dict[str, list[str]] = {node_id: [] for node_id in graph}
+    for node_id, outs in graph.items():
+        for target in outs:
+            reverse[target].append(node_id)
+    ends = [n for n, node in flow.nodes.items() if node.kind in END_KINDS]
+    can_exit: set[str] = set()
+    for end in ends:
+        can_exit |= _reachable(reverse, end)
+    for node_id in sorted(_reachable(graph, flow.start) - can_exit):
+        yield (
+            ("nodes", node_id),
+            f"nodes.{node_id}: loop without an exit (never reaches a queue or hangup)",
+        )
+
+
+def _loops_without_input(flow: Flow) -> Iterator[Finding]:
+    """A cycle that never waits for a key would spin for ever (or until Twilio gives up)."""
+    automatic = {
+        node_id: [t for t in outs if flow.nodes[t].kind not in WAITING_KINDS]
+        for node_id, outs in _graph(flow).items()
+        if flow.nodes[node_id].kind not in WAITING_KINDS
+    }
+    for component in _strongly_connected(automatic):
+        looping = len(component) > 1 or component[0] in automatic[component[0]]
+        if looping:
+            first = sorted(component)[0]
+            names = " -> ".join(sorted(component))
+            yield (
+                ("nodes", first),
+                f"nodes.{first}: loop without input ({names}) never waits for the caller",
+            )
+
+
+def _strongly_connected(graph: dict[str, list[str]]) -> list[list[str]]:
+    """Tarjan's algorithm, iterative so that a long flow cannot overflow the stack."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    on_stack: set[str] = set()
+    stack: list[str] = []
+    result: list[list[str]] = []
+    counter = 0
+    for root in graph:
+        if root in index:
+            continue
+        work = [(root, iter(graph[root]))]
+        index[root] = low[root] = counter
+        counter += 1
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = counter
+                    counter += 1
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(graph[child])))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                component = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member == node:
+                        break
+                result.append(component)
+    return result
+
+
+def _calendar(flow: Flow) -> Iterator[Finding]:
+    calendar = flow.calendar
+    try:
+        ZoneInfo(calendar.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        yield (
+            ("calendar", "timezone"),
+            f"calendar.timezone: unknown time zone {calendar.timezone!r}",
+        )
+    if calendar.public_holidays is not None:
+        country = calendar.public_holidays.country
+        if not known_holiday_names(country):
+            path = _path("calendar", "public_holidays", "country")
+            yield path, f"calendar.public_holidays.country: no holidays known for {country!r}"
+        for number, name in enumerate(calendar.public_holidays.observe):
+            if name in unknown_holiday_names(country, [name]) and known_holiday_names(country):
+                known = ", ".join(sorted(known_holiday_names(country)))
+                path = _path("calendar", "public_holidays", "observe", str(number))
+                yield (
+                    path,
+                    f"calendar.public_holidays.observe: unknown holiday {name!r} (known: {known})",
+                )
+        for language in flow.languages:
+            if language not in calendar.public_holidays.announcement:
+                path = _path("calendar", "public_holidays", "announcement")
+                yield (
+                    path,
+                    f"calendar.public_holidays.announcement: missing translation for {language!r}",
+                )
+    for number, exception in enumerate(calendar.exceptions):
+        for language in flow.languages:
+            if language not in exception.announcement:
+                path = _path("calendar", "exceptions", str(number), "announcement")
+                yield path, f"calendar.exceptions[{number}]: missing translation for {language!r}"

@@ -1,0 +1,97 @@
+"""Read YAML safely into plain data plus the line of every key, for messages with line numbers.
+
+Only true/false are booleans (not on/off/yes/no), times like 17:00 stay text (YAML 1.1 would
+read them as base-60 numbers), and a key that appears twice in one mapping is an error instead
+of silently winning.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+Path = tuple[str, ...]
+
+
+class _FlowLoader(yaml.SafeLoader):
+    pass
+
+
+_FlowLoader.yaml_implicit_resolvers = {}
+for _tag, _pattern, _first in (
+    ("tag:yaml.org,2002:bool", r"^(?:true|false)$", "tf"),
+    ("tag:yaml.org,2002:int", r"^[-+]?[0-9]+$", "-+0123456789"),
+    ("tag:yaml.org,2002:float", r"^[-+]?[0-9]*\.[0-9]+$", "-+.0123456789"),
+    ("tag:yaml.org,2002:null", r"^(?:~|null|)$", ["~", "n", ""]),
+):
+    _FlowLoader.add_implicit_resolver(_tag, re.compile(_pattern), list(_first))
+
+
+@dataclass
+class YamlSource:
+    data: Any
+    lines: dict[Path, int] = field(default_factory=dict)
+    duplicates: list[tuple[int, str]] = field(default_factory=list)  # (line, message)
+
+    def line_of(self, path: Path) -> int:
+        """The line of the deepest part of `path` that exists in the document (1-based)."""
+        for end in range(len(path), -1, -1):
+            if path[:end] in self.lines:
+                return self.lines[path[:end]]
+        return 1
+
+
+class YamlSyntaxError(Exception):
+    def __init__(self, line: int, message: str) -> None:
+        self.line = line
+        super().__init__(message)
+
+
+def read_yaml(text: str) -> YamlSource:
+    loader = _FlowLoader(text)
+    try:
+        root = loader.get_single_node()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else 1
+        raise YamlSyntaxError(line, f"YAML syntax: {exc.problem or exc}") from exc
+    except yaml.YAMLError as exc:
+        raise YamlSyntaxError(1, f"YAML syntax: {exc}") from exc
+    finally:
+        loader.dispose()
+    source = YamlSource(data=None)
+    if root is not None:
+        source.lines[()] = root.start_mark.line + 1
+        source.data = _convert(root, (), loader, source)
+    return source
+
+
+def _convert(node: yaml.Node, path: Path, loader: _FlowLoader, source: YamlSource) -> Any:
+    if isinstance(node, yaml.MappingNode):
+        result: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                source.duplicates.append((key_node.start_mark.line + 1, "keys must be plain text"))
+                continue
+            key = str(loader.construct_object(key_node, deep=True))
+            line = key_node.start_mark.line + 1
+            if key in result:
+                first = source.lines[(*path, key)]
+                where = ".".join((*path, key))
+                source.duplicates.append(
+                    (line, f"{where}: duplicate key {key!r} (first on line {first})")
+                )
+                continue
+            source.lines[(*path, key)] = line
+            result[key] = _convert(value_node, (*path, key), loader, source)
+        return result
+    if isinstance(node, yaml.SequenceNode):
+        items = []
+        for index, item in enumerate(node.value):
+            source.lines[(*path, str(index))] = item.start_mark.line + 1
+            items.append(_convert(item, (*path, str(index)), loader, source))
+        return items
+    return loader.construct_object(node, deep=True)

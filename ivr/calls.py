@@ -1,0 +1,188 @@
+"""Handles each Twilio webhook of a call: load the session, run the engine, commit, answer TwiML.
+
+This is the I/O edge of the call engine. It is given its collaborators (Redis-backed stores, a
+clock, a call recorder) and knows nothing of HTTP: the API layer parses the request, checks the
+signature and turns any exception into an apology (ivr/fallback.py).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from ivr.clock import Clock
+from ivr.engine import Engine
+from ivr.records import CallRecord
+from ivr.session import CallPhase, CallSession, Verification
+from ivr.store import NEW_CALL, SessionStore
+from ivr.turn import JoinQueue, Turn
+from ivr.twiml import CallUrls, empty, hold, render, speak_and_hang_up
+from routing.entry import QueueEntry
+from routing.queue import CallQueue
+
+log = logging.getLogger(__name__)
+
+FINAL_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
+
+RecordCall = Callable[[CallRecord], Awaitable[None]]
+
+
+class CallNotFound(Exception):
+    """A step arrived for a call we hold no session for (expired, or Redis lost it)."""
+
+
+@dataclass
+class CallHandler:
+    engine: Engine
+    store: SessionStore
+    queue: CallQueue
+    clock: Clock
+    base_url: str
+    flow_version: str
+    record_call: RecordCall | None = None
+
+    # -- webhooks ----------------------------------------------------------------------------
+
+    async def incoming(self, call_sid: str, caller: str) -> str:
+        existing = await self.store.load(call_sid)
+        if existing is not None:  # Twilio retried the first webhook
+            return await self._earlier_reply(existing, 0)
+        if await self.store.has_ended(call_sid):
+            return speak_and_hang_up([])
+        now = self.clock.now()
+        session = CallSession(
+            call_sid=call_sid,
+            caller=caller,
+            flow=self.engine.flow.name,
+            flow_version=self.flow_version,
+            language=self.engine.flow.default_language,
+            started_at=now,
+        )
+        turn = self.engine.start(session, now)
+        return await self._commit(session, NEW_CALL, turn)
+
+    async def step(self, call_sid: str, seq: int, digits: str | None, timed_out: bool) -> str:
+        session = await self.store.load(call_sid)
+        if session is None:
+            raise CallNotFound(call_sid)
+        if seq != session.seq:  # a retry of a step that was answered already
+            return await self._earlier_reply(session, seq)
+        turn = self.engine.answer(session, None if timed_out else digits, self.clock.now())
+        return await self._commit(session, seq, turn)
+
+    async def wait(self, call_sid: str, language: str, twilio_position: int | None) -> str:
+        """The Enqueue waitUrl: the caller's position, then music or silence."""
+        flow = self.engine.flow
+        lang = language if language in flow.languages else flow.default_language
+        entry = await self.queue.get(call_sid)
+        if entry is None and not await self.store.has_ended(call_sid):
+            entry = await self._adopt(call_sid, lang)  # queued by the fallback; make it routable
+        position = await self.queue.position(call_sid, entry.product) if entry else None
+        position = position or twilio_position
+        says = [self.engine.say("queue_position", lang, position=position)] if position else []
+        if flow.prompts.get("queue_hold", {}).get(lang, "").strip():
+            says.append(self.engine.say("queue_hold", lang))
+        return hold(says, music_url=flow.queue.hold_music, seconds=flow.queue.announce_every)
+
+    async def queue_result(self, call_sid: str, language: str, result: str) -> str:
+        """The Enqueue action: the caller left the queue (answered and done, hung up, full...)."""
+        flow = self.engine.flow
+        lang = language if language in flow.languages else flow.default_language
+        if result in ("hangup", "bridged", "redirected"):
+            await self.queue.remove(call_sid)
+            return empty() if result != "bridged" else speak_and_hang_up([])
+        if result == "queue-full":
+            await self.queue.remove(call_sid)
+            return speak_and_hang_up([self.engine.say("queue_full", lang)])
+        await self.queue.remove(call_sid)
+        return speak_and_hang_up([self.engine.say("error_call_back", lang)])
+
+    async def status(self, call_sid: str, call_status: str) -> None:
+        """The number's status callback: a finished call leaves the queue and is forgotten."""
+        if call_status not in FINAL_STATUSES:
+            return
+        was_waiting = await self.queue.remove(call_sid)
+        session = await self.store.end(call_sid)
+        if session is not None and self.record_call is not None:
+            await self.record_call(self._record(session, call_status, was_waiting))
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    async def _commit(self, session: CallSession, answered_seq: int, turn: Turn) -> str:
+        session.seq = max(answered_seq, 0) + 1
+        reply = render(turn, CallUrls(self.base_url, session.language, session.seq))
+        if not await self.store.commit(session, answered_seq=answered_seq, reply=reply):
+            current = await self.store.load(session.call_sid)  # another delivery won
+            if current is None:
+                raise CallNotFound(session.call_sid)
+            return await self._earlier_reply(current, max(answered_seq, 0))
+        if isinstance(turn.ending, JoinQueue):
+            await self.queue.enqueue(self._entry(session))
+        return reply
+
+    async def _earlier_reply(self, session: CallSession, seq: int) -> str:
+        stored = await self.store.reply(session.call_sid, seq)
+        if stored is not None:
+            return stored
+        # Too old to be kept: say the current question again.
+        return render(
+            self.engine.replay(session), CallUrls(self.base_url, session.language, session.seq)
+        )
+
+    async def _adopt(self, call_sid: str, language: str) -> QueueEntry | None:
+        """Register a call that is in Twilio's queue but not in ours (queued by the fallback)."""
+        flow = self.engine.flow
+        session = await self.store.load(call_sid)
+        now = self.clock.now()
+        entry = QueueEntry(
+            call_sid=call_sid,
+            caller=session.caller if session else "unknown",
+            language=language,
+            product=flow.queue.general_product,
+            theme=flow.queue.general_theme,
+            verification=Verification.UNVERIFIED,
+            path=[*(session.path if session else []), "fallback"],
+            queued_at=now,
+        )
+        await self.queue.enqueue(entry)
+        log.warning("adopted a call queued by the fallback", extra={"call_sid": call_sid})
+        return entry
+
+    def _entry(self, session: CallSession) -> QueueEntry:
+        assert session.product and session.theme and session.queued_at
+        verified = session.verification is Verification.VERIFIED
+        return QueueEntry(
+            call_sid=session.call_sid,
+            caller=session.caller,
+            language=session.language,
+            product=session.product,
+            theme=session.theme,
+            priority=session.priority,
+            verification=session.verification,
+            application_number=session.application_number if verified else None,
+            path=list(session.path),
+            queued_at=session.queued_at,
+        )
+
+    def _record(self, session: CallSession, call_status: str, was_waiting: bool) -> CallRecord:
+        outcome = {
+            CallPhase.MENU: "abandoned_in_menu",
+            CallPhase.ENDED: "ended_by_flow",
+            CallPhase.QUEUED: "abandoned_in_queue" if was_waiting else "left_queue",
+        }[session.phase]
+        return CallRecord(
+            call_sid=session.call_sid,
+            started_at=session.started_at,
+            ended_at=self.clock.now(),
+            flow=session.flow,
+            flow_version=session.flow_version,
+            language=session.language,
+            product=session.product,
+            theme=session.theme,
+            path=list(session.path),
+            verification=session.verification,
+            outcome=outcome,
+            call_status=call_status,
+            queued_at=session.queued_at,
+        )

@@ -1,0 +1,40 @@
+"""What a caller hears when something failed: never Twilio's "application error".
+
+Needs no Redis and no database: only the flow and the calendar, which are in memory.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from twilio.twiml.voice_response import VoiceResponse
+
+from ivr.engine import Engine
+from ivr.twiml import CallUrls, speak_and_enqueue, speak_and_hang_up
+
+# Said if even the flow's own apology cannot be rendered.
+LAST_RESORT = (
+    "Excuses, er is een storing. Probeer het later opnieuw of kijk op justis.nl. "
+    "Sorry, we have a technical problem. Please call again later or visit justis.nl."
+)
+
+
+def apology(engine: Engine, *, language: str | None, now: datetime, base_url: str) -> str:
+    """Apologise; put the caller in the general queue when open, else ask them to call back."""
+    try:
+        flow = engine.flow
+        lang = language if language in flow.languages else flow.default_language
+        if engine.hours.is_open(now):
+            says = [engine.say("error_apology", lang)]
+            urls = CallUrls(base=base_url, language=lang)
+            return speak_and_enqueue(says, flow.queue.general_product, urls)
+        return speak_and_hang_up([engine.say("error_call_back", lang)])
+    except Exception:  # the apology itself must not fail
+        return last_resort()
+
+
+def last_resort() -> str:
+    response = VoiceResponse()
+    response.say(LAST_RESORT, language="nl-NL")
+    response.hangup()
+    return str(response)

@@ -1,0 +1,106 @@
+"""Write the engine's decisions as TwiML, with absolute URLs under the public base URL."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import urlencode
+
+from twilio.twiml.voice_response import Gather, VoiceResponse
+
+from ivr.turn import AskKeys, HangUp, JoinQueue, Say, Turn
+
+
+@dataclass(frozen=True)
+class CallUrls:
+    """The URLs Twilio is sent to next. `seq` lets a retried webhook be recognised."""
+
+    base: str  # KCC_PUBLIC_URL without a trailing slash
+    language: str
+    seq: int = 0
+
+    def _url(self, path: str, **query: str | int) -> str:
+        return f"{self.base}{path}?{urlencode(query)}"
+
+    def step(self) -> str:
+        return self._url("/twilio/step", seq=self.seq, lang=self.language)
+
+    def no_input(self) -> str:
+        return self._url("/twilio/step", seq=self.seq, lang=self.language, event="timeout")
+
+    def wait(self) -> str:
+        return self._url("/twilio/wait", lang=self.language)
+
+    def queue_result(self) -> str:
+        return self._url("/twilio/queue-result", lang=self.language)
+
+
+def queue_name(product: str) -> str:
+    return f"kcc-{product}"
+
+
+def _say(parent: VoiceResponse | Gather, say: Say) -> None:
+    parent.say(say.text, language=say.language, voice=say.voice)
+
+
+def render(turn: Turn, urls: CallUrls) -> str:
+    response = VoiceResponse()
+    for say in turn.says:
+        _say(response, say)
+    ending = turn.ending
+    match ending:
+        case AskKeys():
+            options: dict[str, object] = {
+                "input": "dtmf",
+                "action": urls.step(),
+                "method": "POST",
+                "timeout": ending.timeout,
+                "finish_on_key": ending.finish_on_key,
+            }
+            if ending.num_digits is not None:
+                options["num_digits"] = ending.num_digits
+            if ending.action_on_empty:
+                options["action_on_empty_result"] = True
+            gather = response.gather(**options)
+            for say in ending.prompt:
+                _say(gather, say)
+            # Twilio runs the next verb when nothing was pressed: that is the no-input branch.
+            response.redirect(urls.no_input(), method="POST")
+        case JoinQueue():
+            response.enqueue(
+                queue_name(ending.product),
+                wait_url=urls.wait(),
+                wait_url_method="POST",
+                action=urls.queue_result(),
+                method="POST",
+            )
+        case HangUp():
+            response.hangup()
+    return str(response)
+
+
+def hold(says: list[Say], *, music_url: str | None, seconds: int) -> str:
+    """A waitUrl document: announcements, then music or silence; Twilio fetches it again after."""
+    response = VoiceResponse()
+    for say in says:
+        _say(response, say)
+    if music_url:
+        response.play(music_url)
+    else:
+        response.pause(length=seconds)
+    return str(response)
+
+
+def speak_and_hang_up(says: list[Say]) -> str:
+    response = VoiceResponse()
+    for say in says:
+        _say(response, say)
+    response.hangup()
+    return str(response)
+
+
+def speak_and_enqueue(says: list[Say], product: str, urls: CallUrls) -> str:
+    return render(Turn(says=says, ending=JoinQueue(product=product, theme="", priority=0)), urls)
+
+
+def empty() -> str:
+    return str(VoiceResponse())

@@ -1,0 +1,42 @@
+"""Every Redis key name and time-to-live of kcc-ivr, in one place.
+
+All keys start with `{kcc}:`: the braces are a Redis Cluster hash tag, so every key lands in one
+slot and the multi-key Lua scripts and transactions stay valid on a cluster. Every key gets a
+TTL: a crashed instance or a lost status callback can never leave state behind for ever.
+"""
+
+from __future__ import annotations
+
+PREFIX = "{kcc}:"
+
+SESSION_TTL = 4 * 3600  # a call's webhook state; longer than any call
+REPLY_TTL = 15 * 60  # the TwiML answered for one step, for Twilio's retries of that step
+QUEUE_TTL = 24 * 3600  # queue sorted sets and entries; refreshed on every enqueue
+ENDED_TTL = 3600  # remembers a call has ended, so a late webhook does not queue it again
+
+
+def session(call_sid: str) -> str:
+    return f"{PREFIX}call:{call_sid}"
+
+
+def reply(call_sid: str, seq: int) -> str:
+    return f"{PREFIX}call:{call_sid}:reply:{seq}"
+
+
+def ended(call_sid: str) -> str:
+    return f"{PREFIX}call:{call_sid}:ended"
+
+
+def queue(product: str) -> str:
+    """Sorted set of waiting CallSids, scored by priority and arrival."""
+    return f"{PREFIX}queue:{product}"
+
+
+def queue_index() -> str:
+    """Set of products that have (or had) a queue."""
+    return f"{PREFIX}queues"
+
+
+def queue_entry(call_sid: str) -> str:
+    """JSON context of a waiting call (what the adviser will see)."""
+    return f"{PREFIX}queue-entry:{call_sid}"

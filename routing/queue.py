@@ -1,0 +1,92 @@
+"""Waiting calls per product, in Redis so that every app instance sees the same line.
+
+A queue is a sorted set of CallSids; the score orders by priority first (higher first), then by
+arrival. The entry itself (the context for the adviser) is a JSON string beside it. Enqueueing
+is one Lua script, so a retried webhook or two instances racing can never queue a call twice.
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from redis.asyncio import Redis
+
+from routing import keys
+from routing.entry import QueueEntry
+
+PRIORITY_STEP = 10**13  # larger than any millisecond timestamp until the year 2286
+
+_ENQUEUE = """
+-- KEYS: entry, queue, index   ARGV: entry json, score, call sid, product, ttl
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[5])
+redis.call('ZADD', KEYS[2], 'NX', ARGV[2], ARGV[3])
+redis.call('EXPIRE', KEYS[2], ARGV[5])
+redis.call('SADD', KEYS[3], ARGV[4])
+redis.call('EXPIRE', KEYS[3], ARGV[5])
+return 1
+"""
+
+
+def score(entry: QueueEntry) -> int:
+    arrival_ms = int(entry.queued_at.timestamp() * 1000)
+    return (9 - entry.priority) * PRIORITY_STEP + arrival_ms
+
+
+class CallQueue:
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+        self._enqueue = redis.register_script(_ENQUEUE)
+
+    async def enqueue(self, entry: QueueEntry) -> bool:
+        """Add a waiting call; False when it was already queued (a retried webhook)."""
+        added = await self._enqueue(
+            keys=[keys.queue_entry(entry.call_sid), keys.queue(entry.product), keys.queue_index()],
+            args=[
+                entry.model_dump_json(),
+                score(entry),
+                entry.call_sid,
+                entry.product,
+                keys.QUEUE_TTL,
+            ],
+        )
+        return bool(added)
+
+    async def remove(self, call_sid: str) -> bool:
+        """Take a call out of its queue (hung up, answered); False when it was not waiting."""
+        entry = await self.get(call_sid)
+        if entry is None:
+            return False
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.zrem(keys.queue(entry.product), call_sid)
+            pipe.delete(keys.queue_entry(call_sid))
+            _, deleted = await pipe.execute()
+        return bool(deleted)
+
+    async def get(self, call_sid: str) -> QueueEntry | None:
+        raw = await self._redis.get(keys.queue_entry(call_sid))
+        return QueueEntry.model_validate_json(raw) if raw else None
+
+    async def position(self, call_sid: str, product: str) -> int | None:
+        """1 for the next call to be answered in that product's line; None if not waiting."""
+        rank: int | None = await self._redis.zrank(keys.queue(product), call_sid)  # type: ignore[assignment]
+        return None if rank is None else rank + 1
+
+    async def waiting(self) -> list[QueueEntry]:
+        """Every waiting call, oldest (and most urgent) first across all products."""
+        products = sorted(cast(set[str], await self._redis.smembers(keys.queue_index())))
+        scored: list[tuple[float, str]] = []
+        for product in products:
+            queue_key = keys.queue(product)
+            members = cast(
+                list[tuple[str, float]], await self._redis.zrange(queue_key, 0, -1, withscores=True)
+            )
+            scored.extend((float(s), str(m)) for m, s in members)
+        scored.sort()
+        if not scored:
+            return []
+        raws: list[Any] = await self._redis.mget([keys.queue_entry(sid) for _, sid in scored])
+        entries = [QueueEntry.model_validate_json(raw) for raw in raws if raw]
+        return sorted(entries, key=lambda e: (9 - e.priority, e.queued_at))

@@ -67,6 +67,7 @@ def _problem(filename: str, source: YamlSource, error: ErrorDetails) -> Problem:
     elif kind == "union_tag_not_found":
         message = f"{where}: missing key 'kind' (one of: {', '.join(NODE_KINDS)})"
     elif kind == "union_tag_invalid":
+        loc = (*loc, "kind")
         message = f"{where}: unknown node kind {_tag(error)!r} (one of: {', '.join(NODE_KINDS)})"
     else:
         message = f"{where}: {_clean(error['msg'])}"

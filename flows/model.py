@@ -12,7 +12,7 @@ from datetime import time
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 NodeId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
 PromptId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
@@ -50,22 +50,24 @@ class OpeningRange(Strict):
     opens: time
     closes: time
 
+    @model_validator(mode="before")
     @classmethod
-    def parse(cls, text: str) -> OpeningRange:
-        match = _HOURS_RANGE.match(text.strip())
-        if not match:
-            raise ValueError(f"hours must look like '09:00-17:00', not {text!r}")
-        h1, m1, h2, m2 = (int(g) for g in match.groups())
-        if h1 > 23 or h2 > 24 or m1 > 59 or m2 > 59 or (h2 == 24 and m2 != 0):
-            raise ValueError(f"{text!r} is not a valid time range")
-        closes = time(23, 59, 59, 999999) if h2 == 24 else time(h2, m2)
-        if closes <= time(h1, m1):
-            raise ValueError(f"{text!r} closes before it opens")
-        return cls(opens=time(h1, m1), closes=closes)
+    def _from_text(cls, value: object) -> object:
+        return _range_fields(value) if isinstance(value, str) else value
 
 
-def _parse_range(value: object) -> object:
-    return OpeningRange.parse(value) if isinstance(value, str) else value
+def _range_fields(text: str) -> dict[str, time]:
+    """'09:00-17:00' -> opens/closes; '24:00' closes at midnight."""
+    match = _HOURS_RANGE.match(text.strip())
+    if not match:
+        raise ValueError(f"hours must look like '09:00-17:00', not {text!r}")
+    h1, m1, h2, m2 = (int(g) for g in match.groups())
+    if h1 > 23 or h2 > 24 or m1 > 59 or m2 > 59 or (h2 == 24 and m2 != 0):
+        raise ValueError(f"{text!r} is not a valid time range")
+    closes = time(23, 59, 59, 999999) if h2 == 24 else time(h2, m2)
+    if closes <= time(h1, m1):
+        raise ValueError(f"{text!r} closes before it opens")
+    return {"opens": time(h1, m1), "closes": closes}
 
 
 class PublicHolidays(Strict):
@@ -84,8 +86,6 @@ class CalendarException(Strict):
     hours: OpeningRange | None = None
     announcement: dict[str, str]
 
-    _split_hours = field_validator("hours", mode="before")(_parse_range)
-
     @model_validator(mode="after")
     def _until_after_date(self) -> CalendarException:
         if self.until is not None and self.until < self.date:
@@ -101,13 +101,6 @@ class Calendar(Strict):
     weekly: dict[Weekday, OpeningRange]
     public_holidays: PublicHolidays | None = None
     exceptions: list[CalendarException] = []
-
-    @field_validator("weekly", mode="before")
-    @classmethod
-    def _parse_weekly(cls, value: object) -> object:
-        if isinstance(value, dict):
-            return {day: _parse_range(text) for day, text in value.items()}
-        return value
 
 
 class Voice(Strict):

@@ -57,7 +57,10 @@ def read_yaml(text: str) -> YamlSource:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 1
-        raise YamlSyntaxError(line, f"YAML syntax: {exc.problem or exc}") from exc
+        message = f"YAML syntax: {exc.problem or exc}"
+        if exc.context_mark is not None and exc.context_mark.line + 1 != line:
+            message += f" ({exc.context} on line {exc.context_mark.line + 1})"
+        raise YamlSyntaxError(line, message) from exc
     except yaml.YAMLError as exc:
         raise YamlSyntaxError(1, f"YAML syntax: {exc}") from exc
     finally:

@@ -40,3 +40,8 @@ def queue_index() -> str:
 def queue_entry(call_sid: str) -> str:
     """JSON context of a waiting call (what the adviser will see)."""
     return f"{PREFIX}queue-entry:{call_sid}"
+
+
+def queue_arrivals() -> str:
+    """Counter that numbers arrivals, so the line keeps its order within a millisecond."""
+    return f"{PREFIX}queue-arrivals"

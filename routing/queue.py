@@ -1,8 +1,10 @@
 """Waiting calls per product, in Redis so that every app instance sees the same line.
 
 A queue is a sorted set of CallSids; the score orders by priority first (higher first), then by
-arrival. The entry itself (the context for the adviser) is a JSON string beside it. Enqueueing
-is one Lua script, so a retried webhook or two instances racing can never queue a call twice.
+arrival. Arrival is a Redis counter, not a clock reading: two calls in the same millisecond (or
+under a pinned demo clock) still keep the order in which they came. The entry itself (the
+context for the adviser) is a JSON string beside it. Enqueueing is one Lua script, so a retried
+webhook or two instances racing can never queue a call twice.
 """
 
 from __future__ import annotations
@@ -14,15 +16,17 @@ from redis.asyncio import Redis
 from routing import keys
 from routing.entry import QueueEntry
 
-PRIORITY_STEP = 10**13  # larger than any millisecond timestamp until the year 2286
+PRIORITY_STEP = 10**13  # room for 10^13 arrivals per priority; scores stay exact in a double
 
 _ENQUEUE = """
--- KEYS: entry, queue, index   ARGV: entry json, score, call sid, product, ttl
+-- KEYS: entry, queue, index, arrivals   ARGV: entry json, priority base, call sid, product, ttl
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return 0
 end
+local arrival = redis.call('INCR', KEYS[4])
+redis.call('EXPIRE', KEYS[4], ARGV[5])
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[5])
-redis.call('ZADD', KEYS[2], 'NX', ARGV[2], ARGV[3])
+redis.call('ZADD', KEYS[2], 'NX', tonumber(ARGV[2]) + arrival, ARGV[3])
 redis.call('EXPIRE', KEYS[2], ARGV[5])
 redis.call('SADD', KEYS[3], ARGV[4])
 redis.call('EXPIRE', KEYS[3], ARGV[5])
@@ -30,9 +34,8 @@ return 1
 """
 
 
-def score(entry: QueueEntry) -> int:
-    arrival_ms = int(entry.queued_at.timestamp() * 1000)
-    return (9 - entry.priority) * PRIORITY_STEP + arrival_ms
+def priority_base(priority: int) -> int:
+    return (9 - priority) * PRIORITY_STEP
 
 
 class CallQueue:
@@ -43,10 +46,15 @@ class CallQueue:
     async def enqueue(self, entry: QueueEntry) -> bool:
         """Add a waiting call; False when it was already queued (a retried webhook)."""
         added = await self._enqueue(
-            keys=[keys.queue_entry(entry.call_sid), keys.queue(entry.product), keys.queue_index()],
+            keys=[
+                keys.queue_entry(entry.call_sid),
+                keys.queue(entry.product),
+                keys.queue_index(),
+                keys.queue_arrivals(),
+            ],
             args=[
                 entry.model_dump_json(),
-                score(entry),
+                priority_base(entry.priority),
                 entry.call_sid,
                 entry.product,
                 keys.QUEUE_TTL,
@@ -88,5 +96,4 @@ class CallQueue:
         if not scored:
             return []
         raws: list[Any] = await self._redis.mget([keys.queue_entry(sid) for _, sid in scored])
-        entries = [QueueEntry.model_validate_json(raw) for raw in raws if raw]
-        return sorted(entries, key=lambda e: (9 - e.priority, e.queued_at))
+        return [QueueEntry.model_validate_json(raw) for raw in raws if raw]

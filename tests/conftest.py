@@ -4,13 +4,24 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
 
+import httpx
 import pytest
 import redis.asyncio as aioredis
 from fakeredis import FakeAsyncRedis
+from fastapi import FastAPI
 from sqlalchemy import Engine
 from sqlmodel import SQLModel, create_engine
+
+from api.app import create_app
+from api.phone import Phone
+from api.settings import DEFAULT_FLOW, Settings
+from ivr.clock import FixedClock
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 REDIS_URL = os.environ.get("KCC_TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
@@ -82,3 +93,70 @@ def sqlite_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
     engine = _engine_for("sqlite", tmp_path_factory)
     yield engine
     engine.dispose()
+
+
+# -- the app, with a pinned clock, the real Redis and a SQLite file ---------------------------
+
+AMSTERDAM = ZoneInfo("Europe/Amsterdam")
+PUBLIC_URL = "https://ivr.example.nl"
+AUTH_TOKEN = "test-auth-token-0123456789abcdef"
+SECRET_KEY = "test-secret-key-0123456789abcdef0123456789"
+TUESDAY_MORNING = datetime(2026, 12, 1, 10, 0, tzinfo=AMSTERDAM)
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    """Tuesday 1 December 2026, 10:00 in Amsterdam: the contact centre is open."""
+    return FixedClock(TUESDAY_MORNING)
+
+
+def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "redis_url": REDIS_URL if REDIS_UP else None,
+        "database_url": f"sqlite:///{tmp_path}/kcc.sqlite3",
+        "public_url": PUBLIC_URL,
+        "secret_key": SECRET_KEY,
+        "twilio_auth_token": AUTH_TOKEN,
+        "flow": DEFAULT_FLOW,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture
+async def make_app(
+    redis_client: aioredis.Redis, tmp_path: Path, clock: FixedClock
+) -> AsyncIterator[Callable[..., FastAPI]]:
+    """Builds apps on the same Redis database (several apps = several instances)."""
+    apps: list[FastAPI] = []
+
+    def factory(**overrides: Any) -> FastAPI:
+        app = create_app(make_settings(tmp_path, **overrides), clock=clock)
+        apps.append(app)
+        return app
+
+    yield factory
+    for app in apps:
+        await app.state.services.close()
+
+
+@pytest.fixture
+async def app(make_app: Callable[..., FastAPI]) -> FastAPI:
+    return make_app()
+
+
+@pytest.fixture
+async def http(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url=PUBLIC_URL) as client:
+        yield client
+
+
+@pytest.fixture
+def phone(http: httpx.AsyncClient) -> Callable[..., Phone]:
+    """A new call each time it is called: `phone(caller="+31...")`."""
+
+    def factory(**kwargs: Any) -> Phone:
+        return Phone(http, public_url=PUBLIC_URL, auth_token=AUTH_TOKEN, **kwargs)
+
+    return factory

@@ -1,0 +1,126 @@
+"""The JSON API: opening hours for anyone, the waiting calls for supervisors only."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlmodel import Session
+
+from api.phone import Phone
+from api.users import Role, create_user
+
+
+@pytest.fixture
+def staff(app: FastAPI) -> None:
+    with Session(app.state.services.db_engine) as db:
+        create_user(db, name="sanne", role=Role.SUPERVISOR, password="supervisor-pass")
+        create_user(db, name="ahmed", role=Role.ADVISER, password="adviser-pass")
+        db.commit()
+
+
+async def token(http: httpx.AsyncClient, name: str, password: str) -> dict[str, str]:
+    response = await http.post("/api/token", data={"username": name, "password": password})
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+@pytest.mark.parametrize(
+    ("at", "is_open", "reason", "next_open"),
+    [
+        ("2026-12-01T08:59:00+01:00", False, None, "2026-12-01T09:00:00+01:00"),
+        ("2026-12-01T09:00:00+01:00", True, None, "2026-12-01T09:00:00+01:00"),
+        ("2026-12-01T16:59:00+01:00", True, None, "2026-12-01T16:59:00+01:00"),
+        ("2026-12-01T17:00:00+01:00", False, None, "2026-12-02T09:00:00+01:00"),
+        ("2026-12-05T12:00:00+01:00", False, None, "2026-12-07T09:00:00+01:00"),
+        ("2026-04-27T10:00:00+02:00", False, "Koningsdag", "2026-04-28T09:00:00+02:00"),
+        ("2026-05-14T10:00:00+02:00", False, "Hemelvaartsdag", "2026-05-15T09:00:00+02:00"),
+        ("2026-12-25T10:00:00+01:00", False, "Eerste kerstdag", "2026-12-28T09:00:00+01:00"),
+        ("2026-10-26T07:59:00+00:00", False, None, "2026-10-26T09:00:00+01:00"),
+        ("2026-03-30T07:00:00+00:00", True, None, "2026-03-30T09:00:00+02:00"),
+    ],
+)
+async def test_hours_answers_open_reason_and_next_open(
+    http: httpx.AsyncClient, at: str, is_open: bool, reason: str | None, next_open: str
+) -> None:
+    response = await http.get("/api/hours", params={"at": at})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["open"] is is_open
+    assert body["reason"] == reason
+    assert body["next_open"] == next_open
+
+
+async def test_hours_in_english(http: httpx.AsyncClient) -> None:
+    body = (
+        await http.get("/api/hours", params={"at": "2026-04-27T10:00:00+02:00", "lang": "en"})
+    ).json()
+    assert body["reason"] == "King's Day"
+    assert body["announcement"] == "Today is King's Day. The contact centre is closed today."
+
+
+async def test_hours_without_a_utc_offset_is_refused(http: httpx.AsyncClient) -> None:
+    response = await http.get("/api/hours", params={"at": "2026-12-01T10:00:00"})
+    assert response.status_code == 422
+    assert "UTC offset" in response.text
+
+
+async def test_hours_without_at_uses_the_clock(http: httpx.AsyncClient) -> None:
+    body = (await http.get("/api/hours")).json()
+    assert body["open"] is True  # the test clock stands on a Tuesday at 10:00
+
+
+async def test_queue_needs_a_signed_in_user(http: httpx.AsyncClient) -> None:
+    response = await http.get("/api/queue")
+    assert response.status_code == 401
+
+
+@pytest.mark.usefixtures("staff")
+async def test_queue_is_for_supervisors_only(http: httpx.AsyncClient) -> None:
+    response = await http.get("/api/queue", headers=await token(http, "ahmed", "adviser-pass"))
+    assert response.status_code == 403
+    assert response.json()["detail"] == "requires role supervisor"
+
+
+@pytest.mark.usefixtures("staff")
+async def test_queue_lists_waiting_calls_in_order_with_their_context(
+    http: httpx.AsyncClient, phone: Callable[..., Phone]
+) -> None:
+    first, second = phone(caller="+31611111111"), phone(caller="+31622222222")
+    await first.dial()
+    await first.press("1")
+    await first.press("3")
+    await second.dial()
+    await second.press("9")
+    await second.press("5")
+    response = await http.get("/api/queue", headers=await token(http, "sanne", "supervisor-pass"))
+    assert response.status_code == 200
+    waiting = response.json()
+    assert [w["call_sid"] for w in waiting] == [first.call_sid, second.call_sid]
+    assert waiting[0] == {
+        "call_sid": first.call_sid,
+        "caller": "+31611111111",
+        "language": "nl",
+        "product": "vog_np",
+        "theme": "objection",
+        "priority": 0,
+        "verification": "unverified",
+        "application_number": None,
+        "path": ["main_menu=1", "vog_np_menu=3"],
+        "queued_at": "2026-12-01T09:00:00Z",
+    }
+    assert waiting[1]["language"] == "en" and waiting[1]["product"] == "pardon"
+
+
+@pytest.mark.usefixtures("staff")
+async def test_call_that_hung_up_is_no_longer_listed(
+    http: httpx.AsyncClient, phone: Callable[..., Phone]
+) -> None:
+    caller = phone()
+    await caller.dial()
+    await caller.press("2")
+    await caller.hang_up()
+    response = await http.get("/api/queue", headers=await token(http, "sanne", "supervisor-pass"))
+    assert response.json() == []

@@ -1,0 +1,192 @@
+"""Flow documents: the shipped flow loads; every kind of mistake is reported at its line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from flows.errors import FlowInvalid
+from flows.loader import check_flow_text, load_flow, parse_flow
+from flows.model import MenuNode, MenuOption
+from flows.yaml_source import read_yaml
+
+SHIPPED = Path(__file__).resolve().parent.parent / "flows" / "kcc.yaml"
+TEXT = SHIPPED.read_text(encoding="utf-8")
+
+
+def _line_of(text: str, fragment: str, occurrence: int = 1) -> int:
+    """1-based line of the n-th line containing `fragment`."""
+    found = [n for n, line in enumerate(text.splitlines(), 1) if fragment in line]
+    return found[occurrence - 1]
+
+
+def _edit(old: str, new: str, count: int = 1) -> str:
+    assert old in TEXT, old
+    return TEXT.replace(old, new, count)
+
+
+def test_shipped_flow_is_valid() -> None:
+    flow = load_flow(SHIPPED)
+    assert flow.start == "welcome"
+    assert flow.languages == ["nl", "en"]
+    main = flow.nodes["main_menu"]
+    assert isinstance(main, MenuNode)
+    assert set(main.options) == {"1", "2", "3", "4", "5", "6", "9"}
+    assert main.repeat == "0"
+    assert main.option("9") == MenuOption(next="main_menu", language="en")
+
+
+def test_every_prompt_has_dutch_and_english() -> None:
+    flow = load_flow(SHIPPED)
+    for prompt_id, texts in flow.prompts.items():
+        assert set(texts) == {"nl", "en"}, prompt_id
+
+
+# (edited text, fragment on the line the problem must point to, message fragment)
+BROKEN = {
+    "unknown target": (
+        _edit('"2": queue_vog_rp', '"2": queue_vog_rpp'),
+        '"2": queue_vog_rpp',
+        "nodes.main_menu.options.2: unknown target 'queue_vog_rpp'",
+    ),
+    "unknown key lists the allowed ones": (
+        _edit("    prompt: welcome\n", "    prompt: welcome\n    promtp: welcome\n"),
+        "promtp: welcome",
+        "nodes.welcome.promtp: unknown key (allowed: kind, prompt, next)",
+    ),
+    "missing translation": (
+        _edit('    en: "Welcome to Justis, the screening authority."\n', ""),
+        'nl: "Welkom bij Justis',  # the problem is on the line before: the prompt's key
+        "prompts.welcome: missing translation for 'en'",
+    ),
+    "duplicate digit": (
+        _edit('      "3": queue_gva\n', '      "3": queue_gva\n      "3": queue_pardon\n'),
+        '"3": queue_pardon',
+        "nodes.main_menu.options.3: duplicate key '3'",
+    ),
+    "repeat key is also an option": (
+        _edit('      "6": other_menu\n', '      "6": other_menu\n      "0": other_menu\n'),
+        'repeat: "0"',
+        "nodes.main_menu.repeat: key '0' is also an option",
+    ),
+    "unknown prompt": (
+        _edit("    prompt: connecting_general", "    prompt: connecting_generall"),
+        "prompt: connecting_generall",
+        "nodes.queue_general.prompt: unknown prompt 'connecting_generall'",
+    ),
+    "unknown node kind": (
+        _edit("    kind: hangup", "    kind: hang_up"),
+        "kind: hang_up",
+        "unknown node kind 'hang_up'",
+    ),
+    "bad opening hours": (
+        _edit('monday: "09:00-17:00"', 'monday: "17:00-09:00"'),
+        'monday: "17:00-09:00"',
+        "closes before it opens",
+    ),
+    "unknown holiday": (
+        _edit("      - King's Day\n", "      - Kings Day\n"),
+        "- Kings Day",
+        "unknown holiday 'Kings Day'",
+    ),
+    "unknown language in a menu": (
+        _edit("{next: main_menu, language: en}", "{next: main_menu, language: de}"),
+        "language: de}",
+        "unknown language 'de'",
+    ),
+    "unknown placeholder": (
+        _edit("U bent nummer {position} in de wachtrij.", "U bent nummer {positie}."),
+        "U bent nummer {positie}.",
+        "unknown {placeholder}",
+    ),
+    "missing system prompt": (
+        TEXT[: TEXT.index("  queue_full:\n")] + TEXT[TEXT.index("  error_apology:\n") :],
+        "prompts:",
+        "missing prompt 'queue_full'",
+    ),
+    "yaml syntax": (
+        _edit("  welcome:\n    kind: say", "  welcome:\n    kind: [say"),
+        "kind: [say",
+        "YAML syntax",
+    ),
+}
+
+
+# A missing translation is reported at the prompt's key, the line before its Dutch text.
+# A YAML syntax error is found where the parser gives up: the line after the open bracket.
+LINE_OFFSET = {"prompts.welcome: missing translation for 'en'": -1, "YAML syntax": 1}
+
+
+@pytest.mark.parametrize("case", BROKEN.values(), ids=BROKEN.keys())
+def test_broken_flow_is_reported_at_its_line(case: tuple[str, str, str]) -> None:
+    text, fragment, message = case
+    flow, problems = check_flow_text(text, "draft.yaml")
+    assert flow is None
+    matching = [p for p in problems if message in p.message]
+    assert matching, [str(p) for p in problems]
+    problem = matching[0]
+    assert problem.file == "draft.yaml"
+    assert problem.line == _line_of(text, fragment) + LINE_OFFSET.get(message, 0)
+    assert str(problem).startswith(f"draft.yaml:{problem.line}: ")
+
+
+def test_unreachable_node_is_reported() -> None:
+    text = _edit("  queue_general:\n", "  orphan:\n    kind: hangup\n\n  queue_general:\n")
+    _, problems = check_flow_text(text, "draft.yaml")
+    assert [str(p) for p in problems] == [
+        f"draft.yaml:{_line_of(text, 'orphan:')}: nodes.orphan: unreachable from start 'welcome'"
+    ]
+
+
+def test_loop_without_exit_is_reported() -> None:
+    text = _edit(
+        "  queue_general:\n",
+        '  trap_a:\n    kind: menu\n    prompt: main_menu\n    options: {"1": trap_b}\n'
+        "    no_input: no_input\n    invalid: invalid_key\n    on_fail: trap_a\n\n"
+        "  trap_b:\n    kind: goto\n    next: trap_a\n\n  queue_general:\n",
+    ).replace('"6": other_menu', '"6": other_menu\n      "7": trap_a')
+    _, problems = check_flow_text(text, "draft.yaml")
+    messages = [p.message for p in problems]
+    assert "nodes.trap_a: loop without an exit (never reaches a queue or hangup)" in messages
+    assert "nodes.trap_b: loop without an exit (never reaches a queue or hangup)" in messages
+
+
+def test_loop_that_never_waits_for_a_key_is_reported() -> None:
+    text = _edit(
+        "  welcome:\n    kind: say\n    prompt: welcome\n    next: opening_hours",
+        "  welcome:\n    kind: say\n    prompt: welcome\n    next: again\n\n"
+        "  again:\n    kind: hours\n    open: welcome\n    closed: closed",
+    ).replace("open: main_menu", "open: main_menu\n    # unused")
+    _, problems = check_flow_text(text, "draft.yaml")
+    assert any("loop without input (again -> welcome)" in p.message for p in problems), problems
+
+
+def test_all_problems_are_reported_at_once() -> None:
+    text = _edit('"2": queue_vog_rp', '"2": nowhere').replace(
+        '    en: "Welcome to Justis, the screening authority."\n', ""
+    )
+    _, problems = check_flow_text(text, "draft.yaml")
+    assert len(problems) >= 2
+
+
+def test_parse_flow_raises_with_every_problem() -> None:
+    with pytest.raises(FlowInvalid) as raised:
+        parse_flow(_edit('"2": queue_vog_rp', '"2": nowhere'), "draft.yaml")
+    assert "draft.yaml:" in str(raised.value)
+    assert "unknown target 'nowhere'" in str(raised.value)
+
+
+def test_unreadable_file_is_a_flow_error(tmp_path: Path) -> None:
+    with pytest.raises(FlowInvalid, match="cannot read the flow"):
+        load_flow(tmp_path / "missing.yaml")
+
+
+def test_yaml_words_on_off_yes_no_and_times_stay_text() -> None:
+    source = read_yaml("a: on\nb: off\nc: yes\nd: 17:00\ne: true\nf: 09:30\n")
+    assert source.data == {"a": "on", "b": "off", "c": "yes", "d": "17:00", "e": True, "f": "09:30"}
+
+
+def test_document_that_is_not_a_mapping_is_refused() -> None:
+    _, problems = check_flow_text("- just\n- a list\n", "draft.yaml")
+    assert [p.message for p in problems] == ["a flow must be a mapping of keys"]

@@ -1,0 +1,334 @@
+"""The Twilio contract over HTTP: signatures, retries, state in Redis, and no application error."""
+
+from __future__ import annotations
+
+import asyncio
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from datetime import datetime
+
+import httpx
+import pytest
+import redis.asyncio as aioredis
+from fastapi import FastAPI
+from sqlmodel import Session, select
+from twilio.request_validator import RequestValidator
+
+from api.phone import Phone, parse_twiml
+from api.twilio_signature import signed_url
+from ivr.clock import FixedClock
+from ivr.records import CallRecord
+from routing import keys
+from tests.conftest import AMSTERDAM, AUTH_TOKEN, PUBLIC_URL, REDIS_UP
+
+PhoneFactory = Callable[..., Phone]
+needs_shared_redis = pytest.mark.skipif(
+    not REDIS_UP, reason="several app instances need the real Redis (always there in CI)"
+)
+
+
+def test_twilio_published_signature_vector() -> None:
+    validator = RequestValidator("12345")
+    params = {
+        "CallSid": "CA1234567890ABCDE",
+        "Caller": "+12349013030",
+        "Digits": "1234",
+        "From": "+12349013030",
+        "To": "+18005551212",
+    }
+    url = "https://mycompany.com/myapp.php?foo=1&bar=2"
+    assert validator.compute_signature(url, params) == "0/KCTR6DLpKmkAf8muzZqo1nDgQ="
+    assert validator.validate(url, params, "0/KCTR6DLpKmkAf8muzZqo1nDgQ=")
+
+
+def test_signed_url_comes_from_the_public_url_not_the_host_header() -> None:
+    from starlette.requests import Request
+
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/twilio/step",
+        "query_string": b"seq=2&lang=nl",
+        "headers": [(b"host", b"10.0.0.7:8000"), (b"x-forwarded-host", b"evil.example")],
+        "scheme": "http",
+        "server": ("10.0.0.7", 8000),
+    }
+    assert (
+        signed_url("https://ivr.justis.nl", Request(scope))
+        == "https://ivr.justis.nl/twilio/step?seq=2&lang=nl"
+    )
+
+
+async def test_a_call_walks_the_menu_into_the_queue(
+    phone: PhoneFactory, redis_client: aioredis.Redis
+) -> None:
+    caller = phone()
+    turn = await caller.dial()
+    assert "Welkom bij Justis" in turn.text
+    assert turn.gather_url is not None and turn.gather_url.startswith(
+        f"{PUBLIC_URL}/twilio/step?seq=1"
+    )
+    assert turn.no_input_url is not None and "event=timeout" in turn.no_input_url
+    turn = await caller.press("1")
+    assert "status van uw aanvraag" in turn.text
+    turn = await caller.press("4")
+    assert turn.queue == "kcc-vog_np"
+    assert turn.wait_url == f"{PUBLIC_URL}/twilio/wait?lang=nl"
+    hold = await caller.hold()
+    assert "U bent nummer 1 in de wachtrij." in hold.text
+    assert await redis_client.zrank(keys.queue("vog_np"), caller.call_sid) == 0
+    assert await redis_client.ttl(keys.session(caller.call_sid)) > 0
+
+
+async def test_every_webhook_answer_is_twiml(phone: PhoneFactory) -> None:
+    caller = phone()
+    for answer in [await caller.dial(), await caller.stay_silent(), await caller.press("2")]:
+        assert ET.fromstring(answer.twiml).tag == "Response"
+
+
+async def test_wrong_signature_is_refused_and_changes_nothing(
+    http: httpx.AsyncClient, redis_client: aioredis.Redis
+) -> None:
+    params = {"CallSid": "CA" + "f" * 32, "From": "+31612345678"}
+    forged = RequestValidator("not-the-token").compute_signature(
+        f"{PUBLIC_URL}/twilio/voice", params
+    )
+    response = await http.post("/twilio/voice", data=params, headers={"X-Twilio-Signature": forged})
+    assert response.status_code == 403
+    assert await redis_client.exists(keys.session("CA" + "f" * 32)) == 0
+
+
+async def test_missing_signature_is_refused(
+    http: httpx.AsyncClient, redis_client: aioredis.Redis
+) -> None:
+    response = await http.post("/twilio/voice", data={"CallSid": "CA" + "e" * 32})
+    assert response.status_code == 403
+    assert await redis_client.keys("*") == []
+
+
+async def test_signature_over_other_parameters_is_refused(phone: PhoneFactory) -> None:
+    caller = phone()
+    await caller.dial()
+    url = caller.last.gather_url  # type: ignore[union-attr]
+    params = caller._params({"Digits": "1"})
+    signature = caller.validator.compute_signature(url, params)
+    params["Digits"] = "2"  # tampered after signing
+    response = await caller.client.post(
+        url.removeprefix(PUBLIC_URL), data=params, headers={"X-Twilio-Signature": signature}
+    )
+    assert response.status_code == 403
+
+
+async def test_status_callback_needs_a_signature_too(http: httpx.AsyncClient) -> None:
+    response = await http.post("/twilio/status", data={"CallSid": "CA1", "CallStatus": "completed"})
+    assert response.status_code == 403
+
+
+async def test_repeated_step_gets_the_same_answer_and_advances_once(phone: PhoneFactory) -> None:
+    caller = phone()
+    await caller.dial()
+    url = caller.last.gather_url  # type: ignore[union-attr]
+    first = await caller.post(url, {"Digits": "1"})
+    second = await caller.post(url, {"Digits": "1"})  # Twilio retried
+    assert first.text == second.text
+    # The call is in the VOG submenu once: key 2 there is "procedure", not the main menu's VOG RP.
+    caller.last = parse_twiml(second.text)
+    turn = await caller.press("2")
+    assert turn.queue == "kcc-vog_np"
+
+
+async def test_repeated_first_webhook_starts_one_call(
+    phone: PhoneFactory, redis_client: aioredis.Redis
+) -> None:
+    caller = phone()
+    first = await caller.dial()
+    second = await caller.dial()
+    assert first.twiml == second.twiml
+    assert await redis_client.hget(keys.session(caller.call_sid), "seq") == "1"
+
+
+async def test_repeated_queue_step_queues_the_call_once(
+    phone: PhoneFactory, redis_client: aioredis.Redis
+) -> None:
+    caller = phone()
+    await caller.dial()
+    url = caller.last.gather_url  # type: ignore[union-attr]
+    answers = await asyncio.gather(*(caller.post(url, {"Digits": "2"}) for _ in range(5)))
+    assert len({a.text for a in answers}) == 1
+    assert await redis_client.zcard(keys.queue("vog_rp")) == 1
+
+
+@needs_shared_redis
+async def test_two_instances_share_the_call(make_app: Callable[..., FastAPI]) -> None:
+    """Any app instance can serve any step: Twilio's requests may land on different ones."""
+    first, second = make_app(), make_app()
+    async with (
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=first), base_url=PUBLIC_URL) as one,
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=second), base_url=PUBLIC_URL) as two,
+    ):
+        on_one = Phone(one, public_url=PUBLIC_URL, auth_token=AUTH_TOKEN)
+        await on_one.dial()
+        on_two = Phone(two, public_url=PUBLIC_URL, auth_token=AUTH_TOKEN, call_sid=on_one.call_sid)
+        on_two.last = on_one.last
+        turn = await on_two.press("5")
+        assert turn.queue == "kcc-pardon"
+
+
+async def test_status_callback_ends_the_call_and_leaves_the_queue(
+    phone: PhoneFactory, redis_client: aioredis.Redis, app: FastAPI
+) -> None:
+    caller = phone()
+    await caller.dial()
+    await caller.press("3")
+    assert await redis_client.zcard(keys.queue("gva")) == 1
+    response = await caller.hang_up("completed")
+    assert response.status_code == 200
+    assert await redis_client.zcard(keys.queue("gva")) == 0
+    assert (
+        await redis_client.exists(keys.session(caller.call_sid), keys.queue_entry(caller.call_sid))
+        == 0
+    )
+    with Session(app.state.services.db_engine) as db:
+        record = db.exec(select(CallRecord)).one()
+    assert record.call_sid == caller.call_sid
+    assert (record.product, record.theme, record.outcome) == (
+        "gva",
+        "general",
+        "abandoned_in_queue",
+    )
+    assert record.path == ["main_menu=3"]
+
+
+@pytest.mark.parametrize("status", ["busy", "failed", "no-answer", "canceled"])
+async def test_every_final_status_leaves_the_queue(
+    phone: PhoneFactory, redis_client: aioredis.Redis, status: str
+) -> None:
+    caller = phone()
+    await caller.dial()
+    await caller.press("2")
+    await caller.hang_up(status)
+    assert await redis_client.zcard(keys.queue("vog_rp")) == 0
+
+
+async def test_ringing_status_changes_nothing(
+    phone: PhoneFactory, redis_client: aioredis.Redis
+) -> None:
+    caller = phone()
+    await caller.dial()
+    await caller.press("2")
+    await caller.hang_up("in-progress")
+    assert await redis_client.zcard(keys.queue("vog_rp")) == 1
+
+
+async def test_hang_up_in_the_menu_is_recorded_without_personal_data(
+    phone: PhoneFactory, app: FastAPI
+) -> None:
+    caller = phone(caller="+31687654321")
+    await caller.dial()
+    await caller.hang_up()
+    await caller.hang_up()  # Twilio may deliver it twice
+    with Session(app.state.services.db_engine) as db:
+        [record] = db.exec(select(CallRecord)).all()
+    assert record.outcome == "abandoned_in_menu"
+    assert "87654321" not in record.model_dump_json()
+
+
+async def test_step_for_an_unknown_call_gets_an_apology_and_the_general_queue(
+    phone: PhoneFactory,
+) -> None:
+    caller = phone()
+    response = await caller.post(f"{PUBLIC_URL}/twilio/step?seq=3&lang=en", {"Digits": "1"})
+    assert response.status_code == 200
+    turn = parse_twiml(response.text)
+    assert turn.heard[0].text.startswith("We are sorry, something went wrong.")
+    assert turn.queue == "kcc-general"
+
+
+async def test_redis_down_mid_call_still_answers_twiml(
+    make_app: Callable[..., FastAPI], phone: PhoneFactory
+) -> None:
+    caller = phone()
+    await caller.dial()
+    await caller.press("9")  # the caller chose English
+    broken = make_app(redis_url="redis://127.0.0.1:1/0")  # nothing listens there
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=broken), base_url=PUBLIC_URL
+    ) as client:
+        caller.client = client
+        turn = await caller.press("1")
+    assert (
+        turn.heard[0].text
+        == "We are sorry, something went wrong. We are putting you through to an adviser."
+    )
+    assert turn.heard[0].language == "en-GB"
+    assert turn.queue == "kcc-general"
+
+
+async def test_redis_down_after_hours_asks_to_call_back(
+    make_app: Callable[..., FastAPI], phone: PhoneFactory, clock: FixedClock
+) -> None:
+    broken = make_app(redis_url="redis://127.0.0.1:1/0")
+    clock.set(datetime(2026, 12, 1, 19, 0, tzinfo=AMSTERDAM))
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=broken), base_url=PUBLIC_URL
+    ) as client:
+        turn = await Phone(client, public_url=PUBLIC_URL, auth_token=AUTH_TOKEN).dial()
+    assert turn.heard[0].text.startswith("Excuses, er ging iets mis. Belt u later opnieuw")
+    assert turn.hung_up
+
+
+async def test_call_queued_by_the_apology_is_adopted_into_the_general_queue(
+    phone: PhoneFactory, redis_client: aioredis.Redis
+) -> None:
+    caller = phone()
+    response = await caller.post(f"{PUBLIC_URL}/twilio/step?seq=1&lang=nl", {"Digits": "1"})
+    caller.last = parse_twiml(response.text)
+    hold = await caller.hold(position=4)
+    assert "U bent nummer 1 in de wachtrij." in hold.text
+    entry = await redis_client.get(keys.queue_entry(caller.call_sid))
+    assert entry is not None and '"product":"general"' in entry
+
+
+async def test_queue_result_after_a_bridged_call_hangs_up(phone: PhoneFactory) -> None:
+    caller = phone()
+    await caller.dial()
+    turn = await caller.press("2")
+    response = await caller.post(turn.queue_result_url or "", {"QueueResult": "bridged"})
+    assert parse_twiml(response.text).hung_up
+
+
+async def test_queue_full_is_told_and_ends_politely(
+    phone: PhoneFactory, redis_client: aioredis.Redis
+) -> None:
+    caller = phone()
+    await caller.dial()
+    turn = await caller.press("2")
+    response = await caller.post(turn.queue_result_url or "", {"QueueResult": "queue-full"})
+    answer = parse_twiml(response.text)
+    assert "erg druk" in answer.text and answer.hung_up
+    assert await redis_client.zcard(keys.queue("vog_rp")) == 0
+
+
+async def test_no_input_path_is_a_redirect_after_the_gather(phone: PhoneFactory) -> None:
+    caller = phone()
+    turn = await caller.dial()
+    root = ET.fromstring(turn.twiml)
+    assert [child.tag for child in root][-2:] == ["Gather", "Redirect"]
+    turn = await caller.stay_silent()
+    assert turn.heard[0].text == "U heeft geen keuze gemaakt."
+
+
+async def test_every_key_in_redis_has_a_ttl(
+    phone: PhoneFactory, redis_client: aioredis.Redis
+) -> None:
+    for key in ("1", "2", "3"):
+        caller = phone()
+        await caller.dial()
+        await caller.press(key)
+    ended = phone()
+    await ended.dial()
+    await ended.hang_up()
+    names = await redis_client.keys("*")
+    assert names
+    for name in names:
+        assert await redis_client.ttl(name) > 0, name

@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from api.settings import DEFAULT_FLOW
+from api.settings import DEFAULT_FLOW, Settings
 
 app = typer.Typer(
     help="kcc-ivr: IVR and call routing for the Justis contact centre.", no_args_is_help=True
@@ -27,6 +27,21 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _settings() -> Settings:
+    """The settings from the environment, or a clear message naming the bad variable."""
+    from pydantic import ValidationError
+
+    from api.settings import Settings
+
+    try:
+        return Settings()
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field = ".".join(str(part) for part in error["loc"])
+        message = str(error["msg"]).removeprefix("Value error, ")
+        raise _fail(f"KCC_{field.upper()}: {message}" if field else message) from exc
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
@@ -38,16 +53,14 @@ def serve(
 ) -> None:
     """Run the service with uvicorn."""
     import uvicorn
-    from pydantic import ValidationError
 
     from api.demo import seed_demo
-    from api.settings import Settings
     from flows.errors import FlowInvalid
 
-    try:
-        settings = Settings()
-    except ValidationError as exc:
-        raise _fail(str(exc.errors()[0]["msg"]).removeprefix("Value error, ")) from exc
+    if "KCC_PUBLIC_URL" not in os.environ:
+        # Unset: the URL this server is reached at (a tunnel or proxy must set it explicitly).
+        os.environ["KCC_PUBLIC_URL"] = f"http://{host}:{port}"
+    settings = _settings()
     if workers > 1 and settings.redis_url is None:
         raise _fail(
             "--workers > 1 needs a shared Redis: set KCC_REDIS_URL "
@@ -62,6 +75,11 @@ def serve(
         for problem in exc.problems:
             typer.echo(f"  {problem}", err=True)
         raise typer.Exit(1) from exc
+    from api.db import create_tables, make_engine
+
+    engine = make_engine(settings.database_url)
+    create_tables(engine)  # once here, not racing in every worker
+    engine.dispose()
     if demo:
         if settings.env != "dev":
             raise _fail("--demo is for development only")
@@ -88,6 +106,8 @@ def flows_check(
         text = file.read_text(encoding="utf-8")
     except OSError as exc:
         raise _fail(f"{file}: cannot read: {exc.strerror}", 2) from exc
+    except UnicodeDecodeError as exc:
+        raise _fail(f"{file}: not UTF-8 text ({exc.reason})", 2) from exc
     flow, problems = check_flow_text(text, str(file))
     for problem in problems:
         typer.echo(str(problem))
@@ -104,7 +124,6 @@ def users_add(
 ) -> None:
     """Add a staff account. The password comes from KCC_PASSWORD or a prompt."""
     from api.db import create_tables, make_engine, session_scope
-    from api.settings import Settings
     from api.users import Role, UserError, create_user
 
     try:
@@ -116,7 +135,7 @@ def users_add(
         if not sys.stdin.isatty():
             raise _fail("no password: set KCC_PASSWORD or run in a terminal", 2)
         password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
-    engine = make_engine(Settings().database_url)
+    engine = make_engine(_settings().database_url)
     create_tables(engine)
     try:
         with session_scope(engine) as session:
@@ -150,6 +169,7 @@ def call(
         raise _fail("--at and --flow work in-process only (leave out --url)", 2)
     if at is not None and at.tzinfo is None:
         raise _fail("--at needs a UTC offset, e.g. 2026-12-24T16:30+01:00", 2)
+    _settings()  # a bad KCC_ variable is reported before the call starts
     code = asyncio.run(run_call(caller=caller, at=at, url=url, flow=flow, scripted=keys))
     raise typer.Exit(code)
 

@@ -10,7 +10,11 @@ from typing import Any
 
 from ivr.privacy import mask_text
 
-_STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
+_STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
+    "message",
+    "asctime",
+    "color_message",  # uvicorn's copy of the message with terminal colours
+}
 
 
 class MaskingFilter(logging.Filter):
@@ -41,7 +45,11 @@ class JsonFormatter(logging.Formatter):
                 entry[key] = value
         if record.exc_text:
             entry["exception"] = record.exc_text
-        return mask_text(json.dumps(entry, default=str, ensure_ascii=False))
+        # The filter masked message and fields already; mask once more in case a non-string
+        # field (a dict, a number) carried a number. The timestamp is ours and stays readable.
+        time = entry.pop("time")
+        body = mask_text(json.dumps(entry, default=str, ensure_ascii=False))
+        return f'{{"time": "{time}", {body[1:]}'
 
 
 def configure_logging(level: str = "INFO") -> None:

@@ -14,7 +14,7 @@ from twilio.request_validator import RequestValidator
 
 from api.db import create_tables, make_engine
 from api.settings import Settings
-from flows.loader import parse_flow
+from flows.loader import parse_flow, read_flow_text
 from flows.model import Flow
 from ivr.calls import CallHandler
 from ivr.clock import Clock, FixedClock, SystemClock
@@ -65,7 +65,7 @@ def flow_version(text: str) -> str:
 
 def load_flow_file(path: Path) -> tuple[Flow, str]:
     """The flow and its version; raises flows.errors.FlowInvalid with every problem."""
-    text = path.read_text(encoding="utf-8")
+    text = read_flow_text(path)
     return parse_flow(text, str(path)), flow_version(text)
 
 

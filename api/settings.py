@@ -25,7 +25,9 @@ class InsecureSettings(ValueError):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="KCC_", extra="ignore", populate_by_name=True)
+    model_config = SettingsConfigDict(
+        env_prefix="KCC_", extra="ignore", populate_by_name=True, env_ignore_empty=True
+    )
 
     env: Environment = Environment.DEV
     public_url: str = "http://127.0.0.1:8000"

@@ -35,7 +35,7 @@ async def _client(
             update={
                 "redis_url": None,
                 "database_url": f"sqlite:///{tmp}/call.sqlite3",
-                "now": at,
+                "now": at or settings.now,
                 "flow": flow or settings.flow,
             }
         )
@@ -82,8 +82,18 @@ async def run_call(
         for problem in exc.problems:
             print(f"  {problem}", file=sys.stderr)
         return 1
+    except httpx.HTTPStatusError as exc:
+        if exc.response.status_code == 403:
+            print(
+                "error: the server refused the signature (403): --url must be the server's "
+                "KCC_PUBLIC_URL and TWILIO_AUTH_TOKEN must be the server's token",
+                file=sys.stderr,
+            )
+        else:
+            print(f"error: {exc}", file=sys.stderr)
+        return 1
     except httpx.HTTPError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: cannot reach the server: {exc}", file=sys.stderr)
         return 1
 
 

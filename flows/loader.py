@@ -18,12 +18,17 @@ from flows.yaml_source import YamlSource, YamlSyntaxError, read_yaml
 
 def load_flow(path: str | Path) -> Flow:
     """Read and check a flow file; raises `FlowInvalid` listing every problem."""
-    path = Path(path)
+    return parse_flow(read_flow_text(path), str(path))
+
+
+def read_flow_text(path: str | Path) -> str:
+    """The text of a flow file; unreadable or not UTF-8 is a `FlowInvalid` too."""
     try:
-        text = path.read_text(encoding="utf-8")
+        return Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise FlowInvalid([Problem(str(path), 0, f"cannot read the flow: {exc.strerror}")]) from exc
-    return parse_flow(text, str(path))
+    except UnicodeDecodeError as exc:
+        raise FlowInvalid([Problem(str(path), 0, f"not UTF-8 text: {exc.reason}")]) from exc
 
 
 def parse_flow(text: str, filename: str = "<flow>") -> Flow:

@@ -1,4 +1,5 @@
-"""The `kcc` command: serve, check flows, manage users, and a phone in the terminal."""
+"""The `kcc` command: serve, check flows, manage users and applications, and a phone in the
+terminal."""
 
 from __future__ import annotations
 
@@ -18,8 +19,12 @@ app = typer.Typer(
 )
 flows_app = typer.Typer(help="Check the YAML call flows.", no_args_is_help=True)
 users_app = typer.Typer(help="Manage staff accounts.", no_args_is_help=True)
+applications_app = typer.Typer(
+    help="Manage the applications callers can ask about.", no_args_is_help=True
+)
 app.add_typer(flows_app, name="flows")
 app.add_typer(users_app, name="users")
+app.add_typer(applications_app, name="applications")
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
@@ -145,6 +150,59 @@ def users_add(
         raise _fail(str(exc)) from exc
     finally:
         engine.dispose()
+
+
+@applications_app.command("import")
+def applications_import(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="CSV with header application_number,date_of_birth,product,status,status_date."
+        ),
+    ],
+) -> None:
+    """Add or update applications from a CSV file; prints file:line: reason per rejected row."""
+    from datetime import UTC
+    from zoneinfo import ZoneInfo
+
+    from api.db import create_tables, make_engine
+    from flows.errors import FlowInvalid
+    from flows.loader import load_flow
+    from ivr.application_import import import_applications
+    from ivr.applications import DateOfBirthHasher
+
+    settings = _settings()
+    try:
+        flow = load_flow(settings.flow)
+    except FlowInvalid as exc:
+        typer.echo(
+            f"error: the flow {settings.flow} is invalid; it lists the known products:", err=True
+        )
+        for problem in exc.problems:
+            typer.echo(f"  {problem}", err=True)
+        raise typer.Exit(2) from exc
+    today = datetime.now(UTC).astimezone(ZoneInfo(flow.calendar.timezone)).date()
+    engine = make_engine(settings.database_url)
+    try:
+        create_tables(engine)
+        report = import_applications(
+            file,
+            engine=engine,
+            hasher=DateOfBirthHasher(settings.secret_key),
+            products=flow.products.keys(),
+            today=today,
+        )
+    except OSError as exc:
+        raise _fail(f"{file}: cannot read: {exc.strerror}", 2) from exc
+    except UnicodeDecodeError as exc:
+        raise _fail(f"{file}: not UTF-8 text ({exc.reason})", 2) from exc
+    finally:
+        engine.dispose()
+    for row in report.rejected:
+        typer.echo(f"{file}:{row.line}: {row.reason}", err=True)
+    typer.echo(f"{report.added} added, {report.updated} updated, {len(report.rejected)} rejected")
+    if report.rejected:
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -11,10 +11,10 @@ from sqlalchemy import Engine, make_url
 from sqlmodel import Session, SQLModel, create_engine
 
 from api import users
-from ivr import records
+from ivr import applications, records
 
 # Importing a table module registers its tables on SQLModel.metadata; create_tables needs them all.
-TABLE_MODULES = (users, records)
+TABLE_MODULES = (users, records, applications)
 
 _IN_MEMORY = {"", ":memory:"}
 

@@ -1,19 +1,31 @@
-"""Demo data for the embedded set-up (`kcc serve --demo`): accounts to try the API with."""
+"""Demo data for the embedded set-up (`kcc serve --demo`): accounts to try the API with, and
+applications to check a caller against (documented in the README)."""
 
 from __future__ import annotations
+
+import csv
+from datetime import UTC, date, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from api.db import create_tables, make_engine, session_scope
 from api.settings import Settings
 from api.users import Role, create_user, get_user
+from flows.loader import load_flow
+from ivr.application_import import import_applications
+from ivr.applications import DateOfBirthHasher
 
 DEMO_USERS = (
     ("supervisor", Role.SUPERVISOR, "supervisor-demo"),
     ("adviser", Role.ADVISER, "adviser-demo"),
 )
+# Made-up applications; the README lists them with the dates of birth to type.
+DEMO_APPLICATIONS = Path(__file__).resolve().parent / "demo_applications.csv"
 
 
 def seed_demo(settings: Settings) -> list[str]:
-    """Create the demo accounts that are missing; returns lines to show the user."""
+    """Create the demo accounts that are missing and add (or refresh) the demo applications;
+    returns lines to show the user."""
     engine = make_engine(settings.database_url)
     create_tables(engine)
     lines = []
@@ -23,6 +35,26 @@ def seed_demo(settings: Settings) -> list[str]:
                 if get_user(session, name) is None:
                     create_user(session, name=name, role=role, password=password)
                 lines.append(f"demo account: {name} / {password} ({role.value})")
+        flow = load_flow(settings.flow)
+        report = import_applications(
+            DEMO_APPLICATIONS,
+            engine=engine,
+            hasher=DateOfBirthHasher(settings.secret_key),
+            products=flow.products.keys(),
+            today=datetime.now(UTC).astimezone(ZoneInfo(flow.calendar.timezone)).date(),
+        )
     finally:
         engine.dispose()
+    rejected = {row.line: row.reason for row in report.rejected}
+    with DEMO_APPLICATIONS.open(encoding="utf-8-sig", newline="") as file:
+        for line, row in enumerate(csv.DictReader(file), start=2):
+            if line in rejected:
+                lines.append(f"demo application on line {line} not added: {rejected[line]}")
+                continue
+            # Fake people: showing their dates of birth is the point of the demo.
+            born = date.fromisoformat(row["date_of_birth"]).strftime("%d-%m-%Y")
+            lines.append(
+                f"demo application {row['application_number']}, born {born}: "
+                f"{row['product']} {row['status']}"
+            )
     return lines

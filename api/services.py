@@ -16,12 +16,15 @@ from api.db import create_tables, make_engine
 from api.settings import Settings
 from flows.loader import parse_flow, read_flow_text
 from flows.model import Flow
+from ivr.applications import DateOfBirthHasher, SqlApplicationDirectory
 from ivr.calls import CallHandler
 from ivr.clock import Clock, FixedClock, SystemClock
 from ivr.engine import Engine as CallEngine
 from ivr.hours import OpeningHours
 from ivr.records import CallRecord, SqlCallRecorder
+from ivr.sealing import Pseudonymizer, Sealer
 from ivr.store import SessionStore
+from ivr.verification import GuardPolicy, IdentityVerifier
 from routing.queue import CallQueue
 
 
@@ -78,19 +81,33 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
     if clock is None:
         clock = FixedClock(settings.now) if settings.now else SystemClock()
     call_engine = CallEngine(flow, hours)
-    queue = CallQueue(redis)
+    sealer = Sealer(settings.secret_key)
+    queue = CallQueue(redis, sealer)
     recorder = SqlCallRecorder(db_engine)
+    verifier = IdentityVerifier(
+        redis=redis,
+        directory=SqlApplicationDirectory(db_engine, DateOfBirthHasher(settings.secret_key)),
+        pseudonymize=Pseudonymizer(settings.secret_key),
+        run_sync=anyio.to_thread.run_sync,
+        policy=GuardPolicy(
+            number_failures=settings.verify_number_failures,
+            number_lock_seconds=settings.verify_lock_hours * 3600,
+            caller_failures=settings.verify_caller_failures,
+            min_seconds=settings.verify_min_seconds,
+        ),
+    )
 
     async def record_call(record: CallRecord) -> None:
         await anyio.to_thread.run_sync(recorder.record, record)
 
     calls = CallHandler(
         engine=call_engine,
-        store=SessionStore(redis, ttl=settings.session_ttl_seconds),
+        store=SessionStore(redis, sealer, ttl=settings.session_ttl_seconds),
         queue=queue,
         clock=clock,
         base_url=settings.public_base,
         flow_version=version,
+        verifier=verifier,
         record_call=record_call,
     )
     return Services(

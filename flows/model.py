@@ -27,6 +27,32 @@ SYSTEM_PROMPTS: tuple[str, ...] = (
     "queue_full",  # Twilio refused the caller a place in the queue
 )
 
+# Prompts of identity verification; every flow with a verify node must define them.
+VERIFY_PROMPTS: tuple[str, ...] = (
+    "verify_number_required",  # ask for the application number (the question needs it)
+    "verify_number_optional",  # offer it: # alone skips
+    "verify_number_invalid",  # not the right number of digits
+    "verify_date_of_birth",  # ask for DDMMYYYY
+    "verify_date_invalid",  # not a real date, in the future or before 1900
+    "verify_mismatch",  # unknown number, wrong date or locked: always the same words
+    "verify_failed",  # tries used up; the call goes on unverified
+    "verify_skipped",  # no number; the call goes on unverified
+    "verify_ok",  # verified
+    "verify_no_input",  # nothing pressed
+)
+
+# Prompts of the self-service status; every flow with a status node must define them.
+STATUS_PROMPTS: tuple[str, ...] = (
+    "status_received",
+    "status_in_progress",
+    "status_waiting_for_information",
+    "status_issued",
+    "status_refused",
+    "status_objection_in_progress",
+    "status_options_open",  # 1: an adviser, 2: again
+    "status_options_closed",  # 2: again
+)
+
 _HOURS_RANGE = re.compile(r"^(\d{2}):(\d{2})-(\d{2}):(\d{2})$")
 
 
@@ -131,10 +157,10 @@ class MenuNode(Strict):
     prompt: PromptId
     options: dict[Key, NodeId | MenuOption]
     repeat: Key | None = None  # key that says the menu again
-    retries: int = Field(default=3, ge=1, le=9)
+    retries: int = Field(default=3, ge=0, le=9)
     timeout: int = Field(default=5, ge=1, le=60)
-    no_input: PromptId  # said when the caller pressed nothing
-    invalid: PromptId  # said after a key that is not an option
+    no_input: PromptId | None = None  # said when the caller pressed nothing
+    invalid: PromptId | None = None  # said after a key that is not an option
     on_fail: NodeId  # where the call goes when the retries are used up
 
     def option(self, key: str) -> MenuOption | None:
@@ -172,11 +198,37 @@ class GatherNode(Strict):
 
 
 class VerifyNode(Strict):
-    """Identity check by application number and date of birth (filled in by the verify issue)."""
+    """Identity check: application number (ended with #) and date of birth (DDMMYYYY).
+
+    `required` only changes the words: a caller without a number can always press # alone and
+    go on unverified; nobody is trapped.
+    """
 
     kind: Literal["verify"]
     required: bool = False
-    next: NodeId
+    tries: int = Field(default=3, ge=1, le=5)  # wrong number/date combinations per call
+    retries: int = Field(default=2, ge=0, le=5)  # re-asks for silence or malformed input
+    number_min_digits: int = Field(default=6, ge=1, le=20)
+    number_max_digits: int = Field(default=12, ge=1, le=20)
+    timeout: int = Field(default=10, ge=3, le=60)
+    verified: NodeId
+    unverified: NodeId  # failed, locked or skipped
+
+    @model_validator(mode="after")
+    def _check(self) -> VerifyNode:
+        if self.number_max_digits < self.number_min_digits:
+            raise ValueError("number_max_digits is smaller than number_min_digits")
+        return self
+
+
+class StatusNode(Strict):
+    """Self-service: tells a verified caller the status of their application."""
+
+    kind: Literal["status"]
+    adviser: NodeId  # 1: speak to an adviser (offered only while open)
+    goodbye: NodeId  # after the retries, or when the caller is not verified and it is closed
+    retries: int = Field(default=2, ge=0, le=5)
+    timeout: int = Field(default=6, ge=1, le=60)
 
 
 class HoursNode(Strict):
@@ -204,13 +256,24 @@ class GotoNode(Strict):
     next: NodeId
 
 
-Node = SayNode | MenuNode | GatherNode | VerifyNode | HoursNode | QueueNode | HangupNode | GotoNode
+Node = (
+    SayNode
+    | MenuNode
+    | GatherNode
+    | VerifyNode
+    | StatusNode
+    | HoursNode
+    | QueueNode
+    | HangupNode
+    | GotoNode
+)
 
 NODE_KINDS: dict[str, type[BaseModel]] = {
     "say": SayNode,
     "menu": MenuNode,
     "gather": GatherNode,
     "verify": VerifyNode,
+    "status": StatusNode,
     "hours": HoursNode,
     "queue": QueueNode,
     "hangup": HangupNode,
@@ -218,15 +281,20 @@ NODE_KINDS: dict[str, type[BaseModel]] = {
 }
 
 # Nodes that wait for the caller; every loop in a flow must pass through one of them.
-WAITING_KINDS = frozenset({"menu", "gather", "verify"})
+WAITING_KINDS = frozenset({"menu", "gather", "verify", "status"})
 # Nodes where a call leaves the flow.
 END_KINDS = frozenset({"queue", "hangup"})
+
+
+ProductId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
 
 
 class Flow(Strict):
     name: str
     languages: list[str] = Field(min_length=1)  # the first is the language a call starts in
     voices: dict[str, Voice]
+    # Every product a call can be queued for, with its spoken name per language.
+    products: dict[ProductId, dict[str, str]]
     prompts: dict[PromptId, dict[str, str]]
     calendar: Calendar
     queue: QueueSettings = QueueSettings()
@@ -247,8 +315,12 @@ class Flow(Strict):
 def targets(node: Node) -> list[tuple[str, str]]:
     """(field, node id) for every node this node can lead to."""
     match node:
-        case SayNode() | GotoNode() | VerifyNode():
+        case SayNode() | GotoNode():
             return [("next", node.next)]
+        case VerifyNode():
+            return [("verified", node.verified), ("unverified", node.unverified)]
+        case StatusNode():
+            return [("adviser", node.adviser), ("goodbye", node.goodbye)]
         case MenuNode():
             found = [(f"options.{key}", node.option(key).next) for key in node.options]  # type: ignore[union-attr]
             return [*found, ("on_fail", node.on_fail)]

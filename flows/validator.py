@@ -12,11 +12,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from flows.holiday_names import known_holiday_names, unknown_holiday_names
 from flows.model import (
     END_KINDS,
+    STATUS_PROMPTS,
     SYSTEM_PROMPTS,
+    VERIFY_PROMPTS,
     WAITING_KINDS,
     Flow,
     MenuNode,
     MenuOption,
+    QueueNode,
     prompts_used,
     targets,
 )
@@ -33,6 +36,7 @@ def validate_flow(flow: Flow) -> list[Finding]:
     checks = (
         _languages,
         _prompts,
+        _products,
         _nodes,
         _reachability,
         _exits,
@@ -66,12 +70,24 @@ def _prompts(flow: Flow) -> Iterator[Finding]:
                 path = _path("prompts", prompt_id, language)
                 yield path, f"prompts.{prompt_id}.{language}: {language!r} is not in languages"
         for language, text in texts.items():
-            if not _placeholders_ok(text, {"position"} if prompt_id == "queue_position" else set()):
+            if not _placeholders_ok(text, PLACEHOLDERS.get(prompt_id, set())):
                 path = _path("prompts", prompt_id, language)
                 yield path, f"prompts.{prompt_id}.{language}: unknown {{placeholder}} in the text"
-    for prompt_id in SYSTEM_PROMPTS:
+    kinds = {node.kind for node in flow.nodes.values()}
+    needed = [
+        *SYSTEM_PROMPTS,
+        *(VERIFY_PROMPTS if "verify" in kinds else ()),
+        *(STATUS_PROMPTS if "status" in kinds else ()),
+    ]
+    for prompt_id in needed:
         if prompt_id not in flow.prompts:
             yield ("prompts",), f"prompts: missing prompt {prompt_id!r} (the engine says it)"
+
+
+PLACEHOLDERS = {
+    "queue_position": {"position"},
+    **{prompt: {"product", "date"} for prompt in STATUS_PROMPTS if prompt.startswith("status_")},
+}
 
 
 def _placeholders_ok(text: str, allowed: set[str]) -> bool:
@@ -80,6 +96,20 @@ def _placeholders_ok(text: str, allowed: set[str]) -> bool:
     except ValueError:
         return False
     return names <= allowed
+
+
+def _products(flow: Flow) -> Iterator[Finding]:
+    for product, names in flow.products.items():
+        for language in flow.languages:
+            if not names.get(language, "").strip():
+                yield ("products", product), f"products.{product}: missing name for {language!r}"
+    if flow.queue.general_product not in flow.products:
+        path = _path("queue", "general_product")
+        yield path, f"queue.general_product: unknown product {flow.queue.general_product!r}"
+    for node_id, node in flow.nodes.items():
+        if isinstance(node, QueueNode) and node.product not in flow.products:
+            path = _path("nodes", node_id, "product")
+            yield path, f"nodes.{node_id}.product: unknown product {node.product!r}"
 
 
 def _nodes(flow: Flow) -> Iterator[Finding]:

@@ -13,11 +13,13 @@ from dataclasses import dataclass
 
 from ivr.clock import Clock
 from ivr.engine import Engine
+from ivr.identity import CheckOutcome
 from ivr.records import CallRecord
 from ivr.session import CallPhase, CallSession, Verification
 from ivr.store import NEW_CALL, SessionStore
 from ivr.turn import JoinQueue, Turn
 from ivr.twiml import CallUrls, empty, hold, render, speak_and_hang_up
+from ivr.verification import IdentityVerifier
 from routing.entry import QueueEntry
 from routing.queue import CallQueue
 
@@ -40,6 +42,7 @@ class CallHandler:
     clock: Clock
     base_url: str
     flow_version: str
+    verifier: IdentityVerifier | None = None
     record_call: RecordCall | None = None
 
     # -- webhooks ----------------------------------------------------------------------------
@@ -68,7 +71,22 @@ class CallHandler:
             raise CallNotFound(call_sid)
         if seq != session.seq:  # a retry of a step that was answered already
             return await self._earlier_reply(session, seq)
-        turn = self.engine.answer(session, None if timed_out else digits, self.clock.now())
+        now = self.clock.now()
+        keys_pressed = None if timed_out else digits
+        check: CheckOutcome | None = None
+        request = self.engine.identity_check(session, keys_pressed, now)
+        if request is not None:
+            if self.verifier is None:
+                raise RuntimeError("the flow verifies identity but no verifier is configured")
+            check = await self.verifier.check(
+                request,
+                caller=session.caller,
+                call_sid=call_sid,
+                seq=seq,
+                now_ms=int(now.timestamp() * 1000),
+            )
+            del request  # the date of birth goes no further than this request
+        turn = self.engine.answer(session, keys_pressed, now, check)
         return await self._commit(session, seq, turn)
 
     async def wait(self, call_sid: str, language: str, twilio_position: int | None) -> str:
@@ -126,9 +144,8 @@ class CallHandler:
         if stored is not None:
             return stored
         # Too old to be kept: say the current question again.
-        return render(
-            self.engine.replay(session), CallUrls(self.base_url, session.language, session.seq)
-        )
+        turn = self.engine.replay(session, self.clock.now())
+        return render(turn, CallUrls(self.base_url, session.language, session.seq))
 
     async def _adopt(self, call_sid: str, language: str) -> QueueEntry | None:
         """Register a call that is in Twilio's queue but not in ours (queued by the fallback)."""
@@ -161,6 +178,9 @@ class CallHandler:
             priority=session.priority,
             verification=session.verification,
             application_number=session.application_number if verified else None,
+            application_product=session.application_product if verified else None,
+            application_status=session.application_status if verified else None,
+            application_status_date=session.application_status_date if verified else None,
             path=list(session.path),
             queued_at=session.queued_at,
         )
@@ -171,6 +191,7 @@ class CallHandler:
             CallPhase.ENDED: "ended_by_flow",
             CallPhase.QUEUED: "abandoned_in_queue" if was_waiting else "left_queue",
         }[session.phase]
+        helped_by_machine = session.self_service and session.phase is not CallPhase.QUEUED
         return CallRecord(
             call_sid=session.call_sid,
             started_at=session.started_at,
@@ -183,6 +204,7 @@ class CallHandler:
             path=list(session.path),
             verification=session.verification,
             outcome=outcome,
+            self_service=helped_by_machine,
             call_status=call_status,
             queued_at=session.queued_at,
         )

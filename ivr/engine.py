@@ -8,7 +8,7 @@ given is changed in place; the caller persists it.
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import date, datetime
 
 from flows.model import (
     Flow,
@@ -20,10 +20,13 @@ from flows.model import (
     Node,
     QueueNode,
     SayNode,
+    StatusNode,
     VerifyNode,
 )
 from ivr.hours import OpeningHours
-from ivr.session import CallPhase, CallSession, Verification
+from ivr.identity import CheckOutcome, CheckResult, IdentityCheck
+from ivr.keyed_dates import keyed_date_of_birth, spoken_date
+from ivr.session import CallPhase, CallSession, Verification, VerifyStage
 from ivr.turn import AskKeys, HangUp, JoinQueue, Say, Turn
 
 MAX_AUTOMATIC_STEPS = 200  # the validator forbids loops without input; this is a second guard
@@ -41,8 +44,17 @@ class Engine:
     def start(self, session: CallSession, now: datetime) -> Turn:
         return self._run(session, self.flow.start, now, Turn())
 
-    def answer(self, session: CallSession, digits: str | None, now: datetime) -> Turn:
-        """The caller pressed `digits` (None: nothing before the timeout) at the waiting node."""
+    def answer(
+        self,
+        session: CallSession,
+        digits: str | None,
+        now: datetime,
+        check: CheckOutcome | None = None,
+    ) -> Turn:
+        """The caller pressed `digits` (None: nothing before the timeout) at the waiting node.
+
+        `check` is the outcome of the identity check that `identity_check` asked for.
+        """
         if session.node is None or session.phase is not CallPhase.MENU:
             raise EngineError(f"call is not waiting for keys (phase {session.phase})")
         node = self.flow.node(session.node)
@@ -51,14 +63,31 @@ class Engine:
                 return self._menu_answer(session, node, digits or None, now)
             case GatherNode():
                 return self._gather_answer(session, node, digits or None, now)
+            case VerifyNode():
+                return self._verify_answer(session, node, digits, now, check)
+            case StatusNode():
+                return self._status_answer(session, node, digits or None, now)
             case _:
                 raise EngineError(f"node {session.node!r} does not take keys")
 
-    def replay(self, session: CallSession) -> Turn:
+    def identity_check(
+        self, session: CallSession, digits: str | None, now: datetime
+    ) -> IdentityCheck | None:
+        """The check to run before `answer`, when these keys complete a number and birth date."""
+        if session.node is None or session.verify_stage is not VerifyStage.DATE_OF_BIRTH:
+            return None
+        if not isinstance(self.flow.node(session.node), VerifyNode):
+            return None
+        born = keyed_date_of_birth(digits or "", today=self._local_date(now))
+        if born is None or session.pending_number is None:
+            return None
+        return IdentityCheck(application_number=session.pending_number, born=born)
+
+    def replay(self, session: CallSession, now: datetime) -> Turn:
         """Ask again at the waiting node (a late or stale webhook)."""
         if session.node is None:
             return Turn(says=[], ending=HangUp())
-        return Turn(ending=self._ask(session, self.flow.node(session.node)))
+        return Turn(ending=self._ask(session, self.flow.node(session.node), now))
 
     def say(self, prompt: str, language: str, **values: object) -> Say:
         voice = self.flow.voices[language]
@@ -86,14 +115,30 @@ class Engine:
                     if status.announcement and language in status.announcement:
                         turn.says.append(self._plain(status.announcement[language], language))
                     node_id = node.open if status.open else node.closed
+                case VerifyNode() if session.verification is Verification.VERIFIED:
+                    node_id = node.verified  # verified once in this call is enough
                 case VerifyNode():
-                    # Placeholder until identity verification lands: the call goes on unverified.
-                    session.verification = Verification.UNVERIFIED
-                    node_id = node.next
+                    session.verify_stage = VerifyStage.NUMBER
+                    session.verify_failures = 0
+                    session.pending_number = None
+                    session.node = node_id
+                    session.attempts = 0
+                    turn.ending = self._ask(session, node, now)
+                    return turn
+                case StatusNode():
+                    if session.verification is not Verification.VERIFIED:
+                        node_id = node.adviser if self.hours.is_open(now) else node.goodbye
+                        continue
+                    session.node = node_id
+                    session.attempts = 0
+                    session.self_service = True
+                    turn.says.append(self._status_say(session, now))
+                    turn.ending = self._ask(session, node, now)
+                    return turn
                 case MenuNode() | GatherNode():
                     session.node = node_id
                     session.attempts = 0
-                    turn.ending = self._ask(session, node)
+                    turn.ending = self._ask(session, node, now)
                     return turn
                 case QueueNode():
                     if node.closed is not None and not self.hours.is_open(now):
@@ -120,8 +165,34 @@ class Engine:
         turn.ending = JoinQueue(product=node.product, theme=node.theme, priority=node.priority)
         return turn
 
-    def _ask(self, session: CallSession, node: Node) -> AskKeys:
+    def _ask(self, session: CallSession, node: Node, now: datetime) -> AskKeys:
+        language = session.language
         match node:
+            case VerifyNode() if session.verify_stage is VerifyStage.DATE_OF_BIRTH:
+                return AskKeys(
+                    prompt=[self.say("verify_date_of_birth", language)],
+                    timeout=node.timeout,
+                    num_digits=8,
+                    finish_on_key="#",
+                )
+            case VerifyNode():
+                prompt = "verify_number_required" if node.required else "verify_number_optional"
+                return AskKeys(
+                    prompt=[self.say(prompt, language)],
+                    timeout=node.timeout,
+                    num_digits=None,
+                    finish_on_key="#",
+                )
+            case StatusNode():
+                options = (
+                    "status_options_open" if self.hours.is_open(now) else "status_options_closed"
+                )
+                return AskKeys(
+                    prompt=[self.say(options, language)],
+                    timeout=node.timeout,
+                    num_digits=1,
+                    finish_on_key="",
+                )
             case MenuNode():
                 return AskKeys(
                     prompt=[self.say(node.prompt, session.language)],
@@ -146,7 +217,7 @@ class Engine:
         node_id = session.node
         assert node_id is not None
         if key is not None and key == node.repeat:
-            return Turn(ending=self._ask(session, node))
+            return Turn(ending=self._ask(session, node, now))
         option = node.option(key) if key is not None else None
         if option is not None:
             session.path.append(f"{node_id}={key}")
@@ -175,21 +246,145 @@ class Engine:
     def _retry(
         self,
         session: CallSession,
-        node: MenuNode | GatherNode,
-        complaint: str,
+        node: MenuNode | GatherNode | StatusNode,
+        complaint: str | None,
         retries: int,
         on_fail: str,
         now: datetime,
     ) -> Turn:
         """Say what went wrong; ask again up to `retries` times, then go to `on_fail`."""
         session.attempts += 1
-        turn = Turn(says=[self.say(complaint, session.language)])
+        turn = Turn(says=[self.say(complaint, session.language)] if complaint else [])
         if session.attempts > retries:
             session.path.append(f"{session.node}=failed")
             session.node = None
             return self._run(session, on_fail, now, turn)
-        turn.ending = self._ask(session, node)
+        turn.ending = self._ask(session, node, now)
         return turn
+
+    # -- identity verification -------------------------------------------------------------
+
+    def _verify_answer(
+        self,
+        session: CallSession,
+        node: VerifyNode,
+        digits: str | None,
+        now: datetime,
+        check: CheckOutcome | None,
+    ) -> Turn:
+        language = session.language
+        if session.verify_stage is VerifyStage.DATE_OF_BIRTH:
+            if check is not None:
+                return self._verify_checked(session, node, check, now)
+            complaint = "verify_no_input" if digits is None else "verify_date_invalid"
+            return self._verify_retry(session, node, complaint, Verification.FAILED, now)
+        if digits is None:
+            return self._verify_retry(session, node, "verify_no_input", Verification.SKIPPED, now)
+        number = digits.rstrip("#")
+        if not number:  # "#" alone: the caller has no application number
+            turn = Turn(says=[self.say("verify_skipped", language)])
+            return self._verify_done(session, node, Verification.SKIPPED, now, turn)
+        fits = node.number_min_digits <= len(number) <= node.number_max_digits
+        if not number.isdigit() or not fits:
+            return self._verify_retry(
+                session, node, "verify_number_invalid", Verification.SKIPPED, now
+            )
+        session.pending_number = number
+        session.verify_stage = VerifyStage.DATE_OF_BIRTH
+        session.attempts = 0
+        return Turn(ending=self._ask(session, node, now))
+
+    def _verify_checked(
+        self, session: CallSession, node: VerifyNode, check: CheckOutcome, now: datetime
+    ) -> Turn:
+        language = session.language
+        number, session.pending_number = session.pending_number, None
+        session.attempts = 0
+        if check.result is CheckResult.VERIFIED:
+            session.application_number = number
+            session.application_product = check.product
+            session.application_status = check.status
+            session.application_status_date = check.status_date
+            turn = Turn(says=[self.say("verify_ok", language)])
+            return self._verify_done(session, node, Verification.VERIFIED, now, turn)
+        # Unknown number, wrong date and a lock all sound the same.
+        session.verify_failures += 1
+        session.verify_locked = session.verify_locked or check.result is CheckResult.LOCKED
+        turn = Turn(says=[self.say("verify_mismatch", language)])
+        if session.verify_failures >= node.tries:
+            turn.says.append(self.say("verify_failed", language))
+            outcome = Verification.LOCKED if session.verify_locked else Verification.FAILED
+            return self._verify_done(session, node, outcome, now, turn)
+        session.verify_stage = VerifyStage.NUMBER
+        turn.ending = self._ask(session, node, now)
+        return turn
+
+    def _verify_retry(
+        self,
+        session: CallSession,
+        node: VerifyNode,
+        complaint: str,
+        gives_up_as: Verification,
+        now: datetime,
+    ) -> Turn:
+        """Silence or malformed input: ask again (not a failed verification), then give up."""
+        session.attempts += 1
+        turn = Turn(says=[self.say(complaint, session.language)])
+        if session.attempts > node.retries:
+            ending = "verify_skipped" if gives_up_as is Verification.SKIPPED else "verify_failed"
+            turn.says.append(self.say(ending, session.language))
+            return self._verify_done(session, node, gives_up_as, now, turn)
+        turn.ending = self._ask(session, node, now)
+        return turn
+
+    def _verify_done(
+        self,
+        session: CallSession,
+        node: VerifyNode,
+        outcome: Verification,
+        now: datetime,
+        turn: Turn,
+    ) -> Turn:
+        node_id = session.node
+        session.verification = outcome
+        session.verify_stage = None
+        session.pending_number = None
+        session.path.append(f"{node_id}={outcome.value}")
+        session.node = None
+        target = node.verified if outcome is Verification.VERIFIED else node.unverified
+        return self._run(session, target, now, turn)
+
+    # -- self-service status ---------------------------------------------------------------
+
+    def _status_say(self, session: CallSession, now: datetime) -> Say:
+        language = session.language
+        product = session.application_product or ""
+        names = self.flow.products.get(product, {})
+        status_date = session.application_status_date
+        spoken = (
+            spoken_date(status_date, language, today=self._local_date(now)) if status_date else ""
+        )
+        return self.say(
+            f"status_{session.application_status}",
+            language,
+            product=names.get(language, product),
+            date=spoken,
+        )
+
+    def _status_answer(
+        self, session: CallSession, node: StatusNode, key: str | None, now: datetime
+    ) -> Turn:
+        node_id = session.node
+        if key == "1" and self.hours.is_open(now):
+            session.path.append(f"{node_id}=adviser")
+            session.node = None
+            return self._run(session, node.adviser, now, Turn())
+        if key == "2":
+            return Turn(says=[self._status_say(session, now)], ending=self._ask(session, node, now))
+        return self._retry(session, node, None, node.retries, node.goodbye, now)
+
+    def _local_date(self, now: datetime) -> date:
+        return now.astimezone(self.hours.timezone).date()
 
     def _plain(self, text: str, language: str) -> Say:
         voice = self.flow.voices[language]

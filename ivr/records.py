@@ -25,6 +25,7 @@ class CallRecord(SQLModel, table=True):
     path: list[str] = Field(default_factory=list, sa_column=Column(JSON))
     verification: str
     outcome: str  # abandoned_in_menu, ended_by_flow, abandoned_in_queue, answered, ...
+    self_service: bool = False  # heard their application's status and needed no adviser
     call_status: str  # Twilio's final CallStatus
     queued_at: datetime | None = None
 

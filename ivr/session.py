@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 
 from pydantic import BaseModel, Field
@@ -22,6 +22,11 @@ class CallPhase(StrEnum):
     ENDED = "ended"  # hung up by the flow
 
 
+class VerifyStage(StrEnum):
+    NUMBER = "number"  # waiting for the application number
+    DATE_OF_BIRTH = "date_of_birth"  # waiting for the date of birth (never stored)
+
+
 class CallSession(BaseModel):
     call_sid: str
     caller: str
@@ -35,7 +40,15 @@ class CallSession(BaseModel):
     path: list[str] = Field(default_factory=list)  # "node=key" for every choice made
     values: dict[str, str] = Field(default_factory=dict)  # gathered digits by variable name
     verification: Verification = Verification.UNVERIFIED
+    verify_stage: VerifyStage | None = None
+    verify_failures: int = 0  # wrong combinations in this call
+    verify_locked: bool = False  # a try hit a locked number or a limited caller
+    pending_number: str | None = None  # typed, not yet verified; cleared after the check
     application_number: str | None = None  # only once verified
+    application_product: str | None = None
+    application_status: str | None = None
+    application_status_date: date | None = None
+    self_service: bool = False  # heard their status from the machine
     phase: CallPhase = CallPhase.MENU
     product: str | None = None
     theme: str | None = None

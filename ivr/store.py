@@ -1,6 +1,7 @@
 """Call sessions in Redis: one hash per CallSid (seq + JSON), written compare-and-set.
 
-A step is committed only if the session is still at the seq the request was answered from, in
+The session JSON is sealed (ivr/sealing.py): it holds the caller's number. A step is committed
+only if the session is still at the seq the request was answered from, in
 one Lua script that also keeps the TwiML reply for that seq. So when Twilio retries a webhook,
 or two instances get the same request, exactly one advances the call and the other answers with
 the stored reply.
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 from redis.asyncio import Redis
 
+from ivr.sealing import Sealer
 from ivr.session import CallSession
 from routing import keys
 
@@ -32,14 +34,15 @@ return 1
 
 
 class SessionStore:
-    def __init__(self, redis: Redis, *, ttl: int = keys.SESSION_TTL) -> None:
+    def __init__(self, redis: Redis, sealer: Sealer, *, ttl: int = keys.SESSION_TTL) -> None:
         self._redis = redis
+        self._sealer = sealer
         self._ttl = ttl
         self._commit = redis.register_script(_COMMIT)
 
     async def load(self, call_sid: str) -> CallSession | None:
         data = await self._redis.hget(keys.session(call_sid), "data")
-        return CallSession.model_validate_json(data) if data else None
+        return CallSession.model_validate_json(self._sealer.open(str(data))) if data else None
 
     async def commit(self, session: CallSession, *, answered_seq: int, reply: str) -> bool:
         """Save `session` (already at its next seq) if nobody else answered `answered_seq`."""
@@ -51,7 +54,7 @@ class SessionStore:
             args=[
                 answered_seq,
                 session.seq,
-                session.model_dump_json(),
+                self._sealer.seal(session.model_dump_json()),
                 self._ttl,
                 reply,
                 keys.REPLY_TTL,

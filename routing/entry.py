@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from pydantic import BaseModel
 
@@ -15,6 +15,10 @@ class QueueEntry(BaseModel):
     theme: str
     priority: int = 0
     verification: str
-    application_number: str | None = None  # only when verification == "verified"
+    # Only when verification == "verified":
+    application_number: str | None = None
+    application_product: str | None = None
+    application_status: str | None = None
+    application_status_date: date | None = None
     path: list[str]
     queued_at: datetime

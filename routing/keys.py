@@ -45,3 +45,25 @@ def queue_entry(call_sid: str) -> str:
 def queue_arrivals() -> str:
     """Counter that numbers arrivals, so the line keeps its order within a millisecond."""
     return f"{PREFIX}queue-arrivals"
+
+
+VERIFY_ATTEMPT_TTL = 3600  # one identity check per call step, even when Twilio retries it
+
+
+def verify_failures_by_number(pseudonym: str) -> str:
+    """Sorted set of failure times for one application number (keyed hash, never the number)."""
+    return f"{PREFIX}verify:fail:number:{pseudonym}"
+
+
+def verify_lock_by_number(pseudonym: str) -> str:
+    return f"{PREFIX}verify:lock:number:{pseudonym}"
+
+
+def verify_failures_by_caller(pseudonym: str) -> str:
+    """Sorted set of failure times from one caller number (keyed hash)."""
+    return f"{PREFIX}verify:fail:caller:{pseudonym}"
+
+
+def verify_attempt(call_sid: str, seq: int) -> str:
+    """Marks that the check of this step was counted (Twilio may deliver the step twice)."""
+    return f"{PREFIX}verify:attempt:{call_sid}:{seq}"

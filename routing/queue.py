@@ -9,12 +9,21 @@ webhook or two instances racing can never queue a call twice.
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from redis.asyncio import Redis
 
 from routing import keys
 from routing.entry import QueueEntry
+
+
+class Sealing(Protocol):
+    """Encrypts entries at rest (they hold caller and application numbers)."""
+
+    def seal(self, text: str) -> str: ...
+
+    def open(self, sealed: str) -> str: ...
+
 
 PRIORITY_STEP = 10**13  # room for 10^13 arrivals per priority; scores stay exact in a double
 
@@ -39,8 +48,9 @@ def priority_base(priority: int) -> int:
 
 
 class CallQueue:
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, sealer: Sealing) -> None:
         self._redis = redis
+        self._sealer = sealer
         self._enqueue = redis.register_script(_ENQUEUE)
 
     async def enqueue(self, entry: QueueEntry) -> bool:
@@ -53,7 +63,7 @@ class CallQueue:
                 keys.queue_arrivals(),
             ],
             args=[
-                entry.model_dump_json(),
+                self._sealer.seal(entry.model_dump_json()),
                 priority_base(entry.priority),
                 entry.call_sid,
                 entry.product,
@@ -75,7 +85,10 @@ class CallQueue:
 
     async def get(self, call_sid: str) -> QueueEntry | None:
         raw = await self._redis.get(keys.queue_entry(call_sid))
-        return QueueEntry.model_validate_json(raw) if raw else None
+        return self._open(str(raw)) if raw else None
+
+    def _open(self, raw: str) -> QueueEntry:
+        return QueueEntry.model_validate_json(self._sealer.open(raw))
 
     async def position(self, call_sid: str, product: str) -> int | None:
         """1 for the next call to be answered in that product's line; None if not waiting."""
@@ -96,4 +109,4 @@ class CallQueue:
         if not scored:
             return []
         raws: list[Any] = await self._redis.mget([keys.queue_entry(sid) for _, sid in scored])
-        return [QueueEntry.model_validate_json(raw) for raw in raws if raw]
+        return [self._open(raw) for raw in raws if raw]

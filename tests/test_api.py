@@ -92,9 +92,11 @@ async def test_queue_lists_waiting_calls_in_order_with_their_context(
     await first.dial()
     await first.press("1")
     await first.press("3")
+    await first.press("#")
     await second.dial()
     await second.press("9")
     await second.press("5")
+    await second.press("#")
     response = await http.get("/api/queue", headers=await token(http, "sanne", "supervisor-pass"))
     assert response.status_code == 200
     waiting = response.json()
@@ -106,9 +108,12 @@ async def test_queue_lists_waiting_calls_in_order_with_their_context(
         "product": "vog_np",
         "theme": "objection",
         "priority": 0,
-        "verification": "unverified",
+        "verification": "skipped",
         "application_number": None,
-        "path": ["main_menu=1", "vog_np_menu=3"],
+        "application_product": None,
+        "application_status": None,
+        "application_status_date": None,
+        "path": ["main_menu=1", "vog_np_menu=3", "verify_vog_np_objection=skipped"],
         "queued_at": "2026-12-01T09:00:00Z",
     }
     assert waiting[1]["language"] == "en" and waiting[1]["product"] == "pardon"
@@ -121,6 +126,7 @@ async def test_call_that_hung_up_is_no_longer_listed(
     caller = phone()
     await caller.dial()
     await caller.press("2")
+    await caller.press("#")
     await caller.hang_up()
     response = await http.get("/api/queue", headers=await token(http, "sanne", "supervisor-pass"))
     assert response.json() == []

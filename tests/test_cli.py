@@ -118,9 +118,9 @@ BREAKAGES = {
         fragments=("prompts.welcome", "'en'"),
     ),
     "duplicate digit in a menu": Breakage(
-        old='      "5": queue_vog_np_other\n',
-        new='      "5": queue_vog_np_other\n      "5": queue_vog_np_childcare\n',
-        marker='      "5": queue_vog_np_childcare',
+        old='      "5": verify_vog_np_other\n',
+        new='      "5": verify_vog_np_other\n      "5": verify_vog_np_childcare\n',
+        marker='      "5": verify_vog_np_childcare',
         after=None,
         fragments=("vog_np_menu", "duplicate", "'5'"),
     ),
@@ -214,7 +214,7 @@ def test_flows_check_duplicate_key_also_names_the_line_of_the_first(tmp_path: Pa
     text = break_flow("duplicate digit in a menu")
     path = tmp_path / "BAD.yaml"
     path.write_text(text, encoding="utf-8")
-    first = line_of(text, '      "5": queue_vog_np_other')
+    first = line_of(text, '      "5": verify_vog_np_other')
 
     result = kcc("flows", "check", str(path), tmp_path=tmp_path)
 
@@ -319,8 +319,8 @@ def test_users_add_without_password_and_without_a_terminal_exits_2(tmp_path: Pat
 # -- kcc call, in-process ----------------------------------------------------------------------
 
 
-def test_call_to_vog_status_hears_welcome_submenu_and_queue_position(tmp_path: Path) -> None:
-    result = kcc("call", "--keys", "1 2", "--at", OPEN_TUESDAY, tmp_path=tmp_path)
+def test_call_to_vog_procedure_hears_welcome_submenu_and_queue_position(tmp_path: Path) -> None:
+    result = kcc("call", "--keys", "1 2 #", "--at", OPEN_TUESDAY, tmp_path=tmp_path)
 
     assert result.exit_code == 0, result.output
     out = result.stdout
@@ -335,21 +335,21 @@ def test_call_to_vog_status_hears_welcome_submenu_and_queue_position(tmp_path: P
     assert out.index("> 2") < out.index("U bent nummer 1")
 
 
-def test_call_on_kings_day_hears_the_holiday_and_is_hung_up_on(tmp_path: Path) -> None:
-    result = kcc("call", "--keys", "1", "--at", KINGS_DAY, tmp_path=tmp_path)
+def test_call_on_kings_day_hears_the_holiday_and_only_the_status_offer(tmp_path: Path) -> None:
+    result = kcc("call", "--keys", "-", "--at", KINGS_DAY, tmp_path=tmp_path)
 
     assert result.exit_code == 0, result.output
     out = result.stdout
     assert "Koningsdag" in out
     assert PROMPTS["closed"]["nl"] in out
+    assert PROMPTS["goodbye"]["nl"] in out
     assert "hung up by the flow" in out
     assert PROMPTS["main_menu"]["nl"] not in out
-    assert "> 1" not in out  # no menu to press keys in
     assert "waiting in queue" not in out
 
 
 def test_call_pressing_9_switches_the_prompts_to_english(tmp_path: Path) -> None:
-    result = kcc("call", "--keys", "9 1 2", "--at", OPEN_TUESDAY, tmp_path=tmp_path)
+    result = kcc("call", "--keys", "9 1 2 #", "--at", OPEN_TUESDAY, tmp_path=tmp_path)
 
     assert result.exit_code == 0, result.output
     out = result.stdout
@@ -481,7 +481,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 def test_call_over_http_to_a_running_server_queues_for_vog_rp(server: Server) -> None:
     env = clean_env(TWILIO_AUTH_TOKEN=SERVER_TOKEN)
 
-    done = run_kcc("call", "--url", server.url, "--keys", "2", env=env)
+    done = run_kcc("call", "--url", server.url, "--keys", "2 #", env=env)
 
     assert done.returncode == 0, done.stderr
     assert PROMPTS["welcome"]["nl"] in done.stdout

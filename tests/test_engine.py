@@ -92,7 +92,8 @@ BRANCHES = {
 def test_every_menu_branch_reaches_its_queue(
     engine: Engine, keys: tuple[str, ...], queue: tuple[str, str]
 ) -> None:
-    session, turns = walk(engine, list(keys))
+    session, turns = walk(engine, [*keys, "#"])  # "#": no application number at hand
+    assert "aanvraagnummer" in spoken(turns[-2])
     assert turns[-1].ending == JoinQueue(product=queue[0], theme=queue[1], priority=0)
     assert session.phase is CallPhase.QUEUED
     assert (session.product, session.theme) == queue
@@ -101,27 +102,27 @@ def test_every_menu_branch_reaches_its_queue(
 
 
 def test_nine_switches_the_rest_of_the_call_to_english(engine: Engine) -> None:
-    session, turns = walk(engine, ["9", "1", "2"])
+    session, turns = walk(engine, ["9", "1", "2", "#"])
     assert "For a question about a certificate of conduct" in spoken(turns[1])
     assert turns[1].ending.prompt[0].language == "en-GB"  # type: ignore[union-attr]
     assert turns[1].ending.prompt[0].voice == "Polly.Amy"  # type: ignore[union-attr]
     assert "To hear the status of your application" in spoken(turns[2])
     assert session.language == "en"
-    assert turns[3].ending == JoinQueue(product="vog_np", theme="procedure", priority=0)
-    assert "putting you through" in spoken(turns[3])
+    assert turns[4].ending == JoinQueue(product="vog_np", theme="procedure", priority=0)
+    assert "putting you through" in spoken(turns[4])
 
 
 def test_zero_repeats_the_menu_without_counting_as_a_mistake(engine: Engine) -> None:
-    session, turns = walk(engine, ["0", "0", "0", "0", "0", "2"])
+    session, turns = walk(engine, ["0", "0", "0", "0", "0", "2", "#"])
     assert all("toets 1" in spoken(t) for t in turns[1:6])
     assert session.attempts == 0
     assert turns[-1].ending == JoinQueue(product="vog_rp", theme="general", priority=0)
 
 
 def test_star_goes_back_to_the_main_menu(engine: Engine) -> None:
-    _, turns = walk(engine, ["1", "*", "3"])
+    _, turns = walk(engine, ["1", "*", "3", "#"])
     assert "Gedragsverklaring aanbesteden" in spoken(turns[2])
-    assert turns[3].ending == JoinQueue(product="gva", theme="general", priority=0)
+    assert turns[4].ending == JoinQueue(product="gva", theme="general", priority=0)
 
 
 @pytest.mark.parametrize(
@@ -149,16 +150,18 @@ def test_mistakes_in_a_submenu_also_end_in_the_general_queue(engine: Engine) -> 
 
 
 def test_a_good_key_after_mistakes_still_counts(engine: Engine) -> None:
-    _, turns = walk(engine, ["7", SILENCE, "8", "2"])
+    _, turns = walk(engine, ["7", SILENCE, "8", "2", "#"])
     assert turns[-1].ending == JoinQueue(product="vog_rp", theme="general", priority=0)
 
 
-def test_closed_in_the_evening_says_hours_and_hangs_up(engine: Engine) -> None:
-    session, [turn] = walk(engine, [], at=EVENING)
+def test_closed_in_the_evening_says_hours_offers_status_then_goodbye(engine: Engine) -> None:
+    session, [turn, last] = walk(engine, [SILENCE], at=EVENING)
     text = spoken(turn)
     assert "van maandag tot en met vrijdag" in text and "justis.nl" in text
+    assert "status van uw aanvraag horen? Toets dan 1." in text
     assert "Koningsdag" not in text
-    assert isinstance(turn.ending, HangUp)
+    assert spoken(last) == "Bedankt voor uw telefoontje. Tot ziens."
+    assert isinstance(last.ending, HangUp)
     assert session.phase is CallPhase.ENDED
 
 
@@ -168,7 +171,7 @@ def test_closed_on_kings_day_says_why(engine: Engine) -> None:
         turn.says[1].text
         == "Vandaag is het Koningsdag. Het klantcontactcentrum is vandaag gesloten."
     )
-    assert isinstance(turn.ending, HangUp)
+    assert "van 9 tot 17 uur" in spoken(turn)
 
 
 def test_shortened_day_is_announced_while_open(engine: Engine) -> None:
@@ -180,21 +183,22 @@ def test_shortened_day_is_announced_while_open(engine: Engine) -> None:
 def test_call_reaching_the_queue_after_closing_time_is_not_queued(engine: Engine) -> None:
     session = new_session(engine.flow)
     engine.start(session, datetime(2026, 12, 1, 16, 59, 30, tzinfo=AMS))
-    turn = engine.answer(session, "2", datetime(2026, 12, 1, 17, 0, 5, tzinfo=AMS))
-    assert isinstance(turn.ending, HangUp)
+    engine.answer(session, "2", datetime(2026, 12, 1, 16, 59, 40, tzinfo=AMS))
+    turn = engine.answer(session, "#", datetime(2026, 12, 1, 17, 0, 5, tzinfo=AMS))
     assert "van 9 tot 17 uur" in spoken(turn)
-    assert session.path == ["main_menu=2", "queue_vog_rp=closed"]
+    assert session.phase is CallPhase.MENU and session.node == "closed_menu"
+    assert session.path == ["main_menu=2", "verify_vog_rp=skipped", "queue_vog_rp=closed"]
 
 
 def test_answer_when_not_waiting_for_keys_is_an_engine_error(engine: Engine) -> None:
-    session, _ = walk(engine, ["2"])
+    session, _ = walk(engine, ["2", "#"])
     with pytest.raises(EngineError):
         engine.answer(session, "1", OPEN)
 
 
 def test_replay_asks_the_waiting_question_again(engine: Engine) -> None:
     session, _ = walk(engine, ["1"])
-    turn = engine.replay(session)
+    turn = engine.replay(session, OPEN)
     assert "status van uw aanvraag" in spoken(turn)
 
 
@@ -206,6 +210,9 @@ languages: [nl, en]
 voices:
   nl: {language: nl-NL, voice: Polly.Lotte}
   en: {language: en-GB, voice: Polly.Amy}
+products:
+  test: {nl: test, en: test}
+  general: {nl: vraag, en: question}
 calendar:
   weekly: {monday: "00:00-24:00", tuesday: "00:00-24:00", wednesday: "00:00-24:00",
            thursday: "00:00-24:00", friday: "00:00-24:00", saturday: "00:00-24:00",
@@ -226,7 +233,7 @@ nodes:
     invalid: wrong
     next: check
     on_fail: bye
-  check: {kind: verify, next: line}
+  check: {kind: verify, verified: line, unverified: line}
   line: {kind: queue, product: test, theme: general, priority: 5}
   bye: {kind: hangup, prompt: goodbye}
 prompts:
@@ -240,6 +247,16 @@ prompts:
   error_apology: {nl: Excuses, en: Sorry}
   error_call_back: {nl: Bel later, en: Call later}
   queue_full: {nl: Vol, en: Full}
+  verify_number_required: {nl: Uw nummer, en: Your number}
+  verify_number_optional: {nl: Uw nummer of hekje, en: Your number or hash}
+  verify_number_invalid: {nl: Fout nummer, en: Bad number}
+  verify_date_of_birth: {nl: Geboortedatum, en: Date of birth}
+  verify_date_invalid: {nl: Ongeldige datum, en: Invalid date}
+  verify_no_input: {nl: Geen invoer, en: No input}
+  verify_mismatch: {nl: Niet bevestigd, en: Not confirmed}
+  verify_failed: {nl: Mislukt, en: Failed}
+  verify_skipped: {nl: Overgeslagen, en: Skipped}
+  verify_ok: {nl: Gecontroleerd, en: Checked}
 """
 
 
@@ -258,9 +275,9 @@ def test_say_and_goto_lead_to_the_gather(small: Engine) -> None:
 
 
 def test_gather_keeps_valid_digits_but_not_in_the_path(small: Engine) -> None:
-    session, turns = walk(small, ["48213#"])
+    session, turns = walk(small, ["48213#", "#"])
     assert session.values == {"reference": "48213"}
-    assert session.path == ["number=entered"]
+    assert session.path == ["number=entered", "check=skipped"]
     assert "48213" not in " ".join(session.path)
     assert turns[-1].ending == JoinQueue(product="test", theme="general", priority=5)
 

@@ -46,9 +46,9 @@ def test_every_prompt_has_dutch_and_english() -> None:
 # (edited text, fragment on the line the problem must point to, message fragment)
 BROKEN = {
     "unknown target": (
-        _edit('"2": queue_vog_rp', '"2": queue_vog_rpp'),
-        '"2": queue_vog_rpp',
-        "nodes.main_menu.options.2: unknown target 'queue_vog_rpp'",
+        _edit('"2": verify_vog_rp', '"2": verify_vog_rpp'),
+        '"2": verify_vog_rpp',
+        "nodes.main_menu.options.2: unknown target 'verify_vog_rpp'",
     ),
     "unknown key lists the allowed ones": (
         _edit("    prompt: welcome\n", "    prompt: welcome\n    promtp: welcome\n"),
@@ -61,8 +61,8 @@ BROKEN = {
         "prompts.welcome: missing translation for 'en'",
     ),
     "duplicate digit": (
-        _edit('      "3": queue_gva\n', '      "3": queue_gva\n      "3": queue_pardon\n'),
-        '"3": queue_pardon',
+        _edit('      "3": verify_gva\n', '      "3": verify_gva\n      "3": verify_pardon\n'),
+        '"3": verify_pardon',
         "nodes.main_menu.options.3: duplicate key '3'",
     ),
     "repeat key is also an option": (
@@ -76,7 +76,7 @@ BROKEN = {
         "nodes.queue_general.prompt: unknown prompt 'connecting_generall'",
     ),
     "unknown node kind": (
-        _edit("    kind: hangup", "    kind: hang_up"),
+        _edit("    kind: hangup", "    kind: hang_up"),  # the goodbye node
         "kind: hang_up",
         "unknown node kind 'hang_up'",
     ),
@@ -163,7 +163,7 @@ def test_loop_that_never_waits_for_a_key_is_reported() -> None:
 
 
 def test_all_problems_are_reported_at_once() -> None:
-    text = _edit('"2": queue_vog_rp', '"2": nowhere').replace(
+    text = _edit('"2": verify_vog_rp', '"2": nowhere').replace(
         '    en: "Welcome to Justis, the screening authority."\n', ""
     )
     _, problems = check_flow_text(text, "draft.yaml")
@@ -172,7 +172,7 @@ def test_all_problems_are_reported_at_once() -> None:
 
 def test_parse_flow_raises_with_every_problem() -> None:
     with pytest.raises(FlowInvalid) as raised:
-        parse_flow(_edit('"2": queue_vog_rp', '"2": nowhere'), "draft.yaml")
+        parse_flow(_edit('"2": verify_vog_rp', '"2": nowhere'), "draft.yaml")
     assert "draft.yaml:" in str(raised.value)
     assert "unknown target 'nowhere'" in str(raised.value)
 

@@ -18,8 +18,10 @@ from api.phone import Phone, parse_twiml
 from api.twilio_signature import signed_url
 from ivr.clock import FixedClock
 from ivr.records import CallRecord
+from ivr.sealing import Sealer
 from routing import keys
-from tests.conftest import AMSTERDAM, AUTH_TOKEN, PUBLIC_URL, REDIS_UP
+from routing.queue import CallQueue
+from tests.conftest import AMSTERDAM, AUTH_TOKEN, PUBLIC_URL, REDIS_UP, SECRET_KEY
 
 PhoneFactory = Callable[..., Phone]
 needs_shared_redis = pytest.mark.skipif(
@@ -72,6 +74,8 @@ async def test_a_call_walks_the_menu_into_the_queue(
     turn = await caller.press("1")
     assert "status van uw aanvraag" in turn.text
     turn = await caller.press("4")
+    assert "Heeft u een aanvraagnummer?" in turn.text
+    turn = await caller.press("#")
     assert turn.queue == "kcc-vog_np"
     assert turn.wait_url == f"{PUBLIC_URL}/twilio/wait?lang=nl"
     hold = await caller.hold()
@@ -133,7 +137,8 @@ async def test_repeated_step_gets_the_same_answer_and_advances_once(phone: Phone
     assert first.text == second.text
     # The call is in the VOG submenu once: key 2 there is "procedure", not the main menu's VOG RP.
     caller.last = parse_twiml(second.text)
-    turn = await caller.press("2")
+    await caller.press("2")
+    turn = await caller.press("#")
     assert turn.queue == "kcc-vog_np"
 
 
@@ -152,8 +157,9 @@ async def test_repeated_queue_step_queues_the_call_once(
 ) -> None:
     caller = phone()
     await caller.dial()
+    await caller.press("2")
     url = caller.last.gather_url  # type: ignore[union-attr]
-    answers = await asyncio.gather(*(caller.post(url, {"Digits": "2"}) for _ in range(5)))
+    answers = await asyncio.gather(*(caller.post(url, {"Digits": "#"}) for _ in range(5)))
     assert len({a.text for a in answers}) == 1
     assert await redis_client.zcard(keys.queue("vog_rp")) == 1
 
@@ -170,7 +176,8 @@ async def test_two_instances_share_the_call(make_app: Callable[..., FastAPI]) ->
         await on_one.dial()
         on_two = Phone(two, public_url=PUBLIC_URL, auth_token=AUTH_TOKEN, call_sid=on_one.call_sid)
         on_two.last = on_one.last
-        turn = await on_two.press("5")
+        on_one.last = await on_two.press("5")
+        turn = await on_one.press("#")  # and back to the first instance
         assert turn.queue == "kcc-pardon"
 
 
@@ -180,6 +187,7 @@ async def test_status_callback_ends_the_call_and_leaves_the_queue(
     caller = phone()
     await caller.dial()
     await caller.press("3")
+    await caller.press("#")
     assert await redis_client.zcard(keys.queue("gva")) == 1
     response = await caller.hang_up("completed")
     assert response.status_code == 200
@@ -196,7 +204,7 @@ async def test_status_callback_ends_the_call_and_leaves_the_queue(
         "general",
         "abandoned_in_queue",
     )
-    assert record.path == ["main_menu=3"]
+    assert record.path == ["main_menu=3", "verify_gva=skipped"]
 
 
 @pytest.mark.parametrize("status", ["busy", "failed", "no-answer", "canceled"])
@@ -206,6 +214,7 @@ async def test_every_final_status_leaves_the_queue(
     caller = phone()
     await caller.dial()
     await caller.press("2")
+    await caller.press("#")
     await caller.hang_up(status)
     assert await redis_client.zcard(keys.queue("vog_rp")) == 0
 
@@ -216,6 +225,7 @@ async def test_ringing_status_changes_nothing(
     caller = phone()
     await caller.dial()
     await caller.press("2")
+    await caller.press("#")
     await caller.hang_up("in-progress")
     assert await redis_client.zcard(keys.queue("vog_rp")) == 1
 
@@ -285,14 +295,16 @@ async def test_call_queued_by_the_apology_is_adopted_into_the_general_queue(
     caller.last = parse_twiml(response.text)
     hold = await caller.hold(position=4)
     assert "U bent nummer 1 in de wachtrij." in hold.text
-    entry = await redis_client.get(keys.queue_entry(caller.call_sid))
-    assert entry is not None and '"product":"general"' in entry
+    entry = await CallQueue(redis_client, Sealer(SECRET_KEY)).get(caller.call_sid)
+    assert entry is not None and entry.product == "general"
+    assert entry.path == ["fallback"]
 
 
 async def test_queue_result_after_a_bridged_call_hangs_up(phone: PhoneFactory) -> None:
     caller = phone()
     await caller.dial()
-    turn = await caller.press("2")
+    await caller.press("2")
+    turn = await caller.press("#")
     response = await caller.post(turn.queue_result_url or "", {"QueueResult": "bridged"})
     assert parse_twiml(response.text).hung_up
 
@@ -302,7 +314,8 @@ async def test_queue_full_is_told_and_ends_politely(
 ) -> None:
     caller = phone()
     await caller.dial()
-    turn = await caller.press("2")
+    await caller.press("2")
+    turn = await caller.press("#")
     response = await caller.post(turn.queue_result_url or "", {"QueueResult": "queue-full"})
     answer = parse_twiml(response.text)
     assert "erg druk" in answer.text and answer.hung_up

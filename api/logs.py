@@ -33,23 +33,30 @@ class MaskingFilter(logging.Filter):
 
 
 class JsonFormatter(logging.Formatter):
+    """One JSON object per line. Text fields are masked here too, so the formatter is safe even
+    without the filter; numbers (durations, counts) stay as they are."""
+
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": mask_text(record.getMessage()),
         }
         for key, value in record.__dict__.items():
             if key not in _STANDARD and not key.startswith("_"):
-                entry[key] = value
+                entry[key] = _masked(value)
         if record.exc_text:
-            entry["exception"] = record.exc_text
-        # The filter masked message and fields already; mask once more in case a non-string
-        # field (a dict, a number) carried a number. The timestamp is ours and stays readable.
-        time = entry.pop("time")
-        body = mask_text(json.dumps(entry, default=str, ensure_ascii=False))
-        return f'{{"time": "{time}", {body[1:]}'
+            entry["exception"] = mask_text(record.exc_text)
+        return json.dumps(entry, default=str, ensure_ascii=False)
+
+
+def _masked(value: Any) -> Any:
+    if isinstance(value, bool | int | float) or value is None:
+        return value
+    if isinstance(value, str):
+        return mask_text(value)
+    return mask_text(json.dumps(value, default=str, ensure_ascii=False))
 
 
 def configure_logging(level: str = "INFO") -> None:

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import re
 
-# Runs of 5 or more digits, optionally with a leading + and single spaces, dots or dashes inside.
+# Runs of 5 or more digits, optionally with a leading + and single spaces or dashes inside.
 # Not inside identifiers such as a CallSid (CA + hex), which logs need to correlate a call.
-_NUMBER = re.compile(r"(?<![A-Za-z0-9])\+?\d(?:[ .\-]?\d){4,}(?![A-Za-z0-9])")
-# Dates written with separators: 03-11-1985, 1985-11-03, 3/11/1985.
-_DATE = re.compile(r"\b\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}\b")
+_NUMBER = re.compile(r"(?<![A-Za-z0-9])\+?\d(?:[ \-]?\d){4,}(?![A-Za-z0-9])")
+# Dates written with separators: 03-11-1985, 1985-11-03, 3/11/1985, 3.11.1985.
+_DATE = re.compile(
+    r"(?<![\d.])(?:\d{1,2}([-/.])\d{1,2}\1\d{4}|\d{4}([-/.])\d{1,2}\2\d{1,2})(?![\d.])"
+)
 
 
 def mask_number(number: str) -> str:

@@ -29,6 +29,7 @@ async def _client(
             yield client, url, settings.twilio_auth_token
         return
     from api.app import create_app
+    from api.demo import seed_demo
 
     with tempfile.TemporaryDirectory(prefix="kcc-call-") as tmp:
         local = settings.model_copy(
@@ -39,6 +40,7 @@ async def _client(
                 "flow": flow or settings.flow,
             }
         )
+        seed_demo(local)  # the demo applications, so the identity check can be tried
         app = create_app(local)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url=local.public_base) as client:

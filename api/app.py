@@ -2,21 +2,36 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import PlainTextResponse, Response
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from api import auth, staff_routes, twilio_routes
+from api import adviser_routes, auth, pages, staff_routes, twilio_routes
 from api.services import Services, build_services
 from api.settings import Settings
 from ivr.clock import Clock
 from ivr.fallback import last_resort
 
 log = logging.getLogger(__name__)
+TICK_SECONDS = 1.0  # the routing safety net: wrap-ups over, offers unanswered, idle advisers
+
+
+async def _tick_forever(services: Services) -> None:
+    while True:
+        await asyncio.sleep(TICK_SECONDS)
+        try:
+            await services.router.tick()
+        except Exception:  # Redis away for a moment: try again next tick
+            log.exception("routing tick failed")
 
 
 def create_app(
@@ -35,7 +50,11 @@ def create_app(
             "kcc-ivr ready",
             extra={"flow": services.flow.name, "flow_version": services.flow_version},
         )
+        ticker = asyncio.create_task(_tick_forever(services))
         yield
+        ticker.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await ticker
         await services.close()
 
     app = FastAPI(title="kcc-ivr", version="0.1.0", lifespan=lifespan)
@@ -43,6 +62,16 @@ def create_app(
     app.include_router(twilio_routes.router)
     app.include_router(auth.router)
     app.include_router(staff_routes.router)
+    app.include_router(adviser_routes.router)
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=pages.STATIC), name="static")
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
+        if request.url.path.startswith("/twilio/"):  # Twilio must always get TwiML
+            log.warning("malformed Twilio request", extra={"path": request.url.path})
+            return Response(last_resort(), media_type="application/xml")
+        return await request_validation_exception_handler(request, exc)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:

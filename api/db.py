@@ -11,10 +11,10 @@ from sqlalchemy import Engine, make_url
 from sqlmodel import Session, SQLModel, create_engine
 
 from api import users
-from ivr import applications, records
+from ivr import adviser_log, applications, records
 
 # Importing a table module registers its tables on SQLModel.metadata; create_tables needs them all.
-TABLE_MODULES = (users, records, applications)
+TABLE_MODULES = (users, records, applications, adviser_log)
 
 _IN_MEMORY = {"", ":memory:"}
 

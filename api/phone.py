@@ -29,7 +29,9 @@ class PhoneTurn:
     twiml: str
     heard: list[Heard] = field(default_factory=list)
     gather_url: str | None = None  # where keys go
-    no_input_url: str | None = None  # where silence goes
+    finish_on_key: str = "#"
+    action_on_empty: bool = False  # silence (or the finish key alone) is posted to gather_url
+    no_input_url: str | None = None  # where silence goes otherwise
     queue: str | None = None  # <Enqueue> queue name
     wait_url: str | None = None
     queue_result_url: str | None = None
@@ -54,6 +56,8 @@ def parse_twiml(twiml: str) -> PhoneTurn:
             turn.heard.append(Heard(verb.text or "", verb.get("language", "")))
         elif verb.tag == "Gather":
             turn.gather_url = verb.get("action")
+            turn.finish_on_key = verb.get("finishOnKey", "#")
+            turn.action_on_empty = verb.get("actionOnEmptyResult") == "true"
             turn.heard.extend(Heard(s.text or "", s.get("language", "")) for s in verb.iter("Say"))
         elif verb.tag == "Redirect":
             turn.no_input_url = verb.text
@@ -122,14 +126,23 @@ class Phone:
         return await self._turn(f"{self.public_url}/twilio/voice", {"CallStatus": "ringing"})
 
     async def press(self, digits: str) -> PhoneTurn:
-        if self.last is None or self.last.gather_url is None:
+        """Type keys. As Twilio does, the finish key ends the input and is not sent."""
+        last = self.last
+        if last is None or last.gather_url is None:
             raise RuntimeError("the call is not waiting for keys")
-        return await self._turn(self.last.gather_url, {"Digits": digits})
+        if last.finish_on_key and last.finish_on_key in digits:
+            digits = digits[: digits.index(last.finish_on_key)]
+        if not digits and not last.action_on_empty:
+            return await self.stay_silent()  # an empty result runs the next verb instead
+        return await self._turn(last.gather_url, {"Digits": digits})
 
     async def stay_silent(self) -> PhoneTurn:
-        if self.last is None or self.last.no_input_url is None:
+        last = self.last
+        if last is not None and last.gather_url is not None and last.action_on_empty:
+            return await self._turn(last.gather_url, {"Digits": ""})
+        if last is None or last.no_input_url is None:
             raise RuntimeError("the call is not waiting for keys")
-        return await self._turn(self.last.no_input_url)
+        return await self._turn(last.no_input_url)
 
     async def hold(self, position: int = 1) -> PhoneTurn:
         """Fetch the waitUrl once, as Twilio does while the caller waits."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import anyio.to_thread
@@ -16,6 +17,7 @@ from api.db import create_tables, make_engine
 from api.settings import Settings
 from flows.loader import parse_flow, read_flow_text
 from flows.model import Flow
+from ivr.adviser_log import SqlAdviserLog
 from ivr.applications import DateOfBirthHasher, SqlApplicationDirectory
 from ivr.calls import CallHandler
 from ivr.clock import Clock, FixedClock, SystemClock
@@ -24,8 +26,13 @@ from ivr.hours import OpeningHours
 from ivr.records import CallRecord, SqlCallRecorder
 from ivr.sealing import Pseudonymizer, Sealer
 from ivr.store import SessionStore
+from ivr.twiml import RoutingUrls
 from ivr.verification import GuardPolicy, IdentityVerifier
+from routing.board import AdviserBoard
+from routing.events import EventBus
 from routing.queue import CallQueue
+from routing.router import Router
+from routing.telephony import RecordingTelephony, Telephony, TwilioTelephony
 
 
 @dataclass
@@ -41,10 +48,17 @@ class Services:
     queue: CallQueue
     clock: Clock
     validator: RequestValidator
+    router: Router
+    telephony: Telephony
+    adviser_log: SqlAdviserLog
+    simulated_telephony: bool
 
     async def close(self) -> None:
         await self.redis.aclose()
         self.db_engine.dispose()
+        close = getattr(self.telephony, "close", None)
+        if close is not None:
+            close()
 
 
 def make_redis(url: str | None) -> aioredis.Redis:
@@ -100,6 +114,32 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
     async def record_call(record: CallRecord) -> None:
         await anyio.to_thread.run_sync(recorder.record, record)
 
+    telephony: Telephony
+    if settings.simulated_telephony:
+        telephony = RecordingTelephony()
+    else:
+        telephony = TwilioTelephony(
+            account_sid=settings.twilio_account_sid,
+            auth_token=settings.twilio_auth_token,
+            api_base=settings.twilio_api_base,
+        )
+    adviser_log = SqlAdviserLog(db_engine)
+
+    async def state_changed(adviser: str, state: str, at_ms: int, call_sid: str | None) -> None:
+        at = datetime.fromtimestamp(at_ms / 1000, UTC)
+        await anyio.to_thread.run_sync(adviser_log.state_changed, adviser, state, at, call_sid)
+
+    router = Router(
+        board=AdviserBoard(redis, offer_seconds=settings.offer_seconds),
+        queue=queue,
+        telephony=telephony,
+        events=EventBus(redis),
+        urls=RoutingUrls(settings.public_base),
+        now_ms=lambda: int(clock.now().timestamp() * 1000),
+        products=list(flow.products),
+        wrap_up_seconds=settings.wrap_up_seconds,
+        on_state_change=state_changed,
+    )
     calls = CallHandler(
         engine=call_engine,
         store=SessionStore(redis, sealer, ttl=settings.session_ttl_seconds),
@@ -108,6 +148,7 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
         base_url=settings.public_base,
         flow_version=version,
         verifier=verifier,
+        router=router,
         record_call=record_call,
     )
     return Services(
@@ -122,4 +163,8 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
         queue=queue,
         clock=clock,
         validator=RequestValidator(settings.twilio_auth_token),
+        router=router,
+        telephony=telephony,
+        adviser_log=adviser_log,
+        simulated_telephony=settings.simulated_telephony,
     )

@@ -44,6 +44,10 @@ class Settings(BaseSettings):
         default=PLACEHOLDER_AUTH_TOKEN,
         validation_alias=AliasChoices("TWILIO_AUTH_TOKEN", "KCC_TWILIO_AUTH_TOKEN"),
     )
+    twilio_api_base: str | None = None  # a Twilio-compatible stub for tests and demos
+    caller_id: str | None = None  # the KCC number, shown when calling back and to advisers' phones
+    offer_seconds: int = 20  # how long an adviser's phone rings
+    wrap_up_seconds: int = 30  # after-call work before the adviser is available again
     session_ttl_seconds: int = 4 * 3600
     token_ttl_seconds: int = 8 * 3600
     log_level: str = "INFO"
@@ -71,6 +75,11 @@ class Settings(BaseSettings):
         if problems:
             raise InsecureSettings("refusing to start in production: " + "; ".join(problems))
         return self
+
+    @property
+    def simulated_telephony(self) -> bool:
+        """No Twilio account and no stub: the demo simulates the phone on the desk page."""
+        return self.twilio_api_base is None and self.twilio_auth_token == PLACEHOLDER_AUTH_TOKEN
 
     @property
     def public_base(self) -> str:

@@ -58,6 +58,10 @@ class UserBase(SQLModel):
 class User(UserBase, table=True):
     id: int | None = Field(default=None, primary_key=True)
     password_hash: str
+    # Advisers: the products they handle (comma separated; empty: all) and what rings when a
+    # call is offered: "client:NAME" (browser softphone) or a phone number.
+    skills: str = Field(default="", max_length=512)
+    device: str = Field(default="", max_length=64)
     # SQLite hands timestamps back naive; they are still UTC.
     created_at: datetime = Field(default_factory=_utcnow, sa_type=DateTime(timezone=True))
     active: bool = True
@@ -89,12 +93,34 @@ def get_user(session: Session, name: str) -> User | None:
     return session.exec(select(User).where(User.name == name)).first()
 
 
-def create_user(session: Session, *, name: str, role: Role, password: str) -> User:
+DEVICE = re.compile(r"^(client:[A-Za-z0-9._-]{1,64}|\+[1-9][0-9]{6,14})$")
+
+
+def create_user(
+    session: Session,
+    *,
+    name: str,
+    role: Role,
+    password: str,
+    skills: list[str] | None = None,
+    device: str | None = None,
+) -> User:
     """Add a user (flushed, so it has an id); the caller commits."""
     _validate(name, password)
     if get_user(session, name) is not None:
         raise UserExists(f"user {name!r} already exists")
-    user = User(name=name, role=role, password_hash=_hasher.hash(password))
+    device = device or (f"client:{name}" if role is Role.ADVISER else "")
+    if device and not DEVICE.match(device):
+        raise InvalidUser(
+            f"device must be client:NAME or a phone number like +31612345678, not {device!r}"
+        )
+    user = User(
+        name=name,
+        role=role,
+        password_hash=_hasher.hash(password),
+        skills=",".join(skills or []),
+        device=device,
+    )
     session.add(user)
     try:
         session.flush()

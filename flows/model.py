@@ -25,6 +25,8 @@ SYSTEM_PROMPTS: tuple[str, ...] = (
     "error_apology",  # something failed; the caller is put through to the general queue
     "error_call_back",  # something failed while closed or the queue is unreachable
     "queue_full",  # Twilio refused the caller a place in the queue
+    "queue_return",  # the adviser did not answer; the caller stays at the head of the line
+    "call_end",  # after the conversation, when the adviser hung up first
 )
 
 # Prompts of identity verification; every flow with a verify node must define them.
@@ -135,7 +137,8 @@ class Voice(Strict):
 
 
 class QueueSettings(Strict):
-    hold_music: str | None = None  # URL of an audio file; None: silence between announcements
+    # URL of an audio file; None: silence between announcements
+    hold_music: Annotated[str, Field(pattern=r"^https?://\S+$")] | None = None
     announce_every: int = Field(default=60, ge=10, le=600)  # seconds between announcements
     general_product: str = "general"  # where failed menus and errors send a call
     general_theme: str = "general"
@@ -194,6 +197,10 @@ class GatherNode(Strict):
                 re.compile(self.pattern)
             except re.error as exc:
                 raise ValueError(f"pattern is not a valid regular expression: {exc}") from exc
+            # A quantified group inside a quantifier can take exponential time on a long input,
+            # stalling every call on the instance; digit patterns never need one.
+            if re.search(r"\)[*+?{]", self.pattern):
+                raise ValueError("pattern must not repeat a group, e.g. (1+)+; use [0-9]{6,12}")
         return self
 
 
@@ -239,7 +246,7 @@ class HoursNode(Strict):
 
 class QueueNode(Strict):
     kind: Literal["queue"]
-    product: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
+    product: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=40)]
     theme: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
     priority: int = Field(default=0, ge=0, le=9)
     prompt: PromptId | None = None  # said before the caller joins the queue
@@ -286,7 +293,8 @@ WAITING_KINDS = frozenset({"menu", "gather", "verify", "status"})
 END_KINDS = frozenset({"queue", "hangup"})
 
 
-ProductId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
+# Twilio queue names are "kcc-<product>" and may be 64 characters at most.
+ProductId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=40)]
 
 
 class Flow(Strict):

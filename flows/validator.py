@@ -5,6 +5,7 @@ Each check yields (document path, message); the loader turns the path into a lin
 
 from __future__ import annotations
 
+import re
 import string
 from collections.abc import Iterator
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -15,11 +16,14 @@ from flows.model import (
     STATUS_PROMPTS,
     SYSTEM_PROMPTS,
     VERIFY_PROMPTS,
-    WAITING_KINDS,
     Flow,
+    GatherNode,
     MenuNode,
     MenuOption,
+    Node,
     QueueNode,
+    StatusNode,
+    VerifyNode,
     prompts_used,
     targets,
 )
@@ -50,6 +54,9 @@ def _languages(flow: Flow) -> Iterator[Finding]:
     if len(set(flow.languages)) != len(flow.languages):
         yield ("languages",), "languages: a language is listed twice"
     for language in flow.languages:
+        if not LANGUAGE.match(language):
+            yield ("languages",), f"languages: {language!r} is not a language code like nl or en"
+    for language in flow.languages:
         if language not in flow.voices:
             yield ("voices",), f"voices: no voice for language {language!r}"
     for language in flow.voices:
@@ -70,9 +77,18 @@ def _prompts(flow: Flow) -> Iterator[Finding]:
                 path = _path("prompts", prompt_id, language)
                 yield path, f"prompts.{prompt_id}.{language}: {language!r} is not in languages"
         for language, text in texts.items():
-            if not _placeholders_ok(text, PLACEHOLDERS.get(prompt_id, set())):
+            if not _formats(text, PLACEHOLDERS.get(prompt_id, set())):
                 path = _path("prompts", prompt_id, language)
-                yield path, f"prompts.{prompt_id}.{language}: unknown {{placeholder}} in the text"
+                allowed = ", ".join(
+                    f"{{{name}}}" for name in sorted(PLACEHOLDERS.get(prompt_id, ()))
+                )
+                yield (
+                    path,
+                    (
+                        f"prompts.{prompt_id}.{language}: unknown {{placeholder}} in the text "
+                        f"(allowed here: {allowed or 'none'}; write {{{{ and }}}} for braces)"
+                    ),
+                )
     kinds = {node.kind for node in flow.nodes.values()}
     needed = [
         *SYSTEM_PROMPTS,
@@ -90,12 +106,20 @@ PLACEHOLDERS = {
 }
 
 
-def _placeholders_ok(text: str, allowed: set[str]) -> bool:
+LANGUAGE = re.compile(r"^[a-z]{2}$")
+SAMPLES: dict[str, object] = {"position": 3, "product": "een VOG", "date": "3 november"}
+
+
+def _formats(text: str, allowed: set[str]) -> bool:
+    """The text formats with the engine's values, exactly as it will be said."""
     try:
         names = {name for _, name, _, _ in string.Formatter().parse(text) if name is not None}
-    except ValueError:
+        if not names <= allowed:
+            return False
+        text.format(**{name: SAMPLES[name] for name in allowed})
+    except (ValueError, KeyError, IndexError, AttributeError):
         return False
-    return names <= allowed
+    return True
 
 
 def _products(flow: Flow) -> Iterator[Finding]:
@@ -185,12 +209,23 @@ def _exits(flow: Flow) -> Iterator[Finding]:
         )
 
 
+def _passes_without_input(node: Node) -> list[str]:
+    """The targets a node can go to without waiting for the caller."""
+    match node:
+        case VerifyNode():
+            return [node.verified, node.unverified]  # already verified, or out of tries
+        case StatusNode():
+            return [node.adviser, node.goodbye]  # not verified
+        case MenuNode() | GatherNode():
+            return []
+    return [target for _, target in targets(node)]
+
+
 def _loops_without_input(flow: Flow) -> Iterator[Finding]:
     """A cycle that never waits for a key would spin for ever (or until Twilio gives up)."""
     automatic = {
-        node_id: [t for t in outs if flow.nodes[t].kind not in WAITING_KINDS]
-        for node_id, outs in _graph(flow).items()
-        if flow.nodes[node_id].kind not in WAITING_KINDS
+        node_id: [t for t in _passes_without_input(node) if t in flow.nodes]
+        for node_id, node in flow.nodes.items()
     }
     for component in _strongly_connected(automatic):
         looping = len(component) > 1 or component[0] in automatic[component[0]]

@@ -18,10 +18,19 @@ from ivr.records import CallRecord
 from ivr.session import CallPhase, CallSession, Verification
 from ivr.store import NEW_CALL, SessionStore
 from ivr.turn import JoinQueue, Turn
-from ivr.twiml import CallUrls, empty, hold, render, speak_and_hang_up
+from ivr.twiml import (
+    CallUrls,
+    dial_adviser,
+    empty,
+    hold,
+    render,
+    speak_and_enqueue,
+    speak_and_hang_up,
+)
 from ivr.verification import IdentityVerifier
 from routing.entry import QueueEntry
 from routing.queue import CallQueue
+from routing.router import Router
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +52,7 @@ class CallHandler:
     base_url: str
     flow_version: str
     verifier: IdentityVerifier | None = None
+    router: Router | None = None
     record_call: RecordCall | None = None
 
     # -- webhooks ----------------------------------------------------------------------------
@@ -113,6 +123,12 @@ class CallHandler:
         if result == "queue-full":
             await self.queue.remove(call_sid)
             return speak_and_hang_up([self.engine.say("queue_full", lang)])
+        # error, system-error, leave: Twilio took the caller out of its queue. While open they
+        # go back in (their place in our line is kept); when closed, they are asked to call back.
+        entry = await self.queue.get(call_sid)
+        if entry is not None and self.engine.hours.is_open(self.clock.now()):
+            urls = CallUrls(self.base_url, lang)
+            return speak_and_enqueue([self.engine.say("queue_return", lang)], entry.product, urls)
         await self.queue.remove(call_sid)
         return speak_and_hang_up([self.engine.say("error_call_back", lang)])
 
@@ -120,10 +136,52 @@ class CallHandler:
         """The number's status callback: a finished call leaves the queue and is forgotten."""
         if call_status not in FINAL_STATUSES:
             return
-        was_waiting = await self.queue.remove(call_sid)
-        session = await self.store.end(call_sid)
+        session = await self.store.end(call_sid)  # first: the ended marker stops a late enqueue
+        answered = False
+        if self.router is not None:
+            answered = await self.router.caller_gone(call_sid)
+        was_waiting = await self.queue.remove(call_sid) and not answered
         if session is not None and self.record_call is not None:
-            await self.record_call(self._record(session, call_status, was_waiting))
+            await self.record_call(self._record(session, call_status, was_waiting, answered))
+
+    async def connect(self, call_sid: str, offer_id: str) -> str:
+        """Routing moved the call here: ring the chosen adviser, or back to the queue."""
+        language = await self._language(call_sid)
+        urls = CallUrls(self.base_url, language)
+        router = self.router
+        offer = await router.board.offer(offer_id) if router else {}
+        entry = await self.queue.get(call_sid)
+        if router and offer.get("call_sid") == call_sid and offer.get("state") == "offered":
+            adviser = await router.board.view(offer["adviser"])
+            if adviser is not None and adviser.device:
+                return dial_adviser(
+                    adviser.device, offer_id, urls, timeout=router.board.offer_seconds
+                )
+        # The offer was withdrawn meanwhile: the caller keeps waiting in line.
+        product = entry.product if entry else self.engine.flow.queue.general_product
+        return speak_and_enqueue([], product, urls)
+
+    async def offer_answered(self, offer_id: str) -> None:
+        if self.router is not None:
+            await self.router.answered(offer_id)
+
+    async def dial_result(self, call_sid: str, offer_id: str, dial_status: str) -> str:
+        """The adviser's leg ended: after a conversation say goodbye; else back in line."""
+        language = await self._language(call_sid)
+        urls = CallUrls(self.base_url, language)
+        settled = await self.router.dial_finished(offer_id, dial_status) if self.router else None
+        entry = await self.queue.get(call_sid)
+        if settled is not None and settled.previous == "connected":
+            return speak_and_hang_up([self.engine.say("call_end", language)])
+        product = entry.product if entry else self.engine.flow.queue.general_product
+        return speak_and_enqueue([self.engine.say("queue_return", language)], product, urls)
+
+    async def _language(self, call_sid: str) -> str:
+        entry = await self.queue.get(call_sid)
+        if entry is not None:
+            return entry.language
+        session = await self.store.load(call_sid)
+        return session.language if session else self.engine.flow.default_language
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -137,6 +195,8 @@ class CallHandler:
             return await self._earlier_reply(current, max(answered_seq, 0))
         if isinstance(turn.ending, JoinQueue):
             await self.queue.enqueue(self._entry(session))
+            if self.router is not None:
+                await self.router.call_waiting(turn.ending.product)
         return reply
 
     async def _earlier_reply(self, session: CallSession, seq: int) -> str:
@@ -185,12 +245,16 @@ class CallHandler:
             queued_at=session.queued_at,
         )
 
-    def _record(self, session: CallSession, call_status: str, was_waiting: bool) -> CallRecord:
+    def _record(
+        self, session: CallSession, call_status: str, was_waiting: bool, answered: bool
+    ) -> CallRecord:
         outcome = {
             CallPhase.MENU: "abandoned_in_menu",
             CallPhase.ENDED: "ended_by_flow",
             CallPhase.QUEUED: "abandoned_in_queue" if was_waiting else "left_queue",
         }[session.phase]
+        if answered:
+            outcome = "answered"
         helped_by_machine = session.self_service and session.phase is not CallPhase.QUEUED
         return CallRecord(
             call_sid=session.call_sid,

@@ -111,15 +111,17 @@ class Engine:
                 case GotoNode():
                     node_id = node.next
                 case HoursNode():
-                    status = self.hours.status(now)
-                    if status.announcement and language in status.announcement:
-                        turn.says.append(self._plain(status.announcement[language], language))
-                    node_id = node.open if status.open else node.closed
+                    # day_plan and is_open never need to search for the next opening.
+                    plan = self.hours.day_plan(self._local_date(now))
+                    if plan.announcement and language in plan.announcement:
+                        turn.says.append(self._plain(plan.announcement[language], language))
+                    node_id = node.open if self.hours.is_open(now) else node.closed
                 case VerifyNode() if session.verification is Verification.VERIFIED:
                     node_id = node.verified  # verified once in this call is enough
+                case VerifyNode() if session.verify_failures >= node.tries:
+                    node_id = node.unverified  # the tries are per call, not per verify node
                 case VerifyNode():
                     session.verify_stage = VerifyStage.NUMBER
-                    session.verify_failures = 0
                     session.pending_number = None
                     session.node = node_id
                     session.attempts = 0
@@ -177,11 +179,14 @@ class Engine:
                 )
             case VerifyNode():
                 prompt = "verify_number_required" if node.required else "verify_number_optional"
+                # Twilio leaves the finish key out of Digits: "#" alone is an empty result, which
+                # it only posts to the action with actionOnEmptyResult (else it runs the Redirect).
                 return AskKeys(
                     prompt=[self.say(prompt, language)],
                     timeout=node.timeout,
                     num_digits=None,
                     finish_on_key="#",
+                    action_on_empty=True,
                 )
             case StatusNode():
                 options = (
@@ -278,10 +283,10 @@ class Engine:
                 return self._verify_checked(session, node, check, now)
             complaint = "verify_no_input" if digits is None else "verify_date_invalid"
             return self._verify_retry(session, node, complaint, Verification.FAILED, now)
-        if digits is None:
-            return self._verify_retry(session, node, "verify_no_input", Verification.SKIPPED, now)
-        number = digits.rstrip("#")
-        if not number:  # "#" alone: the caller has no application number
+        number = (digits or "").rstrip("#")
+        if not number:
+            # "#" alone (or silence: with actionOnEmptyResult Twilio cannot tell them apart):
+            # the caller has no application number at hand.
             turn = Turn(says=[self.say("verify_skipped", language)])
             return self._verify_done(session, node, Verification.SKIPPED, now, turn)
         fits = node.number_min_digits <= len(number) <= node.number_max_digits
@@ -311,7 +316,7 @@ class Engine:
         session.verify_failures += 1
         session.verify_locked = session.verify_locked or check.result is CheckResult.LOCKED
         turn = Turn(says=[self.say("verify_mismatch", language)])
-        if session.verify_failures >= node.tries:
+        if session.verify_failures >= node.tries:  # a lock sounds and counts like a mismatch
             turn.says.append(self.say("verify_failed", language))
             outcome = Verification.LOCKED if session.verify_locked else Verification.FAILED
             return self._verify_done(session, node, outcome, now, turn)

@@ -10,7 +10,7 @@ from datetime import datetime
 from twilio.twiml.voice_response import VoiceResponse
 
 from ivr.engine import Engine
-from ivr.twiml import CallUrls, speak_and_enqueue, speak_and_hang_up
+from ivr.twiml import CallUrls, empty, hold, speak_and_enqueue, speak_and_hang_up
 
 # Said if even the flow's own apology cannot be rendered.
 LAST_RESORT = (
@@ -38,3 +38,26 @@ def last_resort() -> str:
     response.say(LAST_RESORT, language="nl-NL")
     response.hangup()
     return str(response)
+
+
+def hold_on(engine: Engine, *, twilio_position: int | None, language: str | None) -> str:
+    """The waitUrl when something failed: the caller is in Twilio's queue and stays there.
+
+    Only Play, Say, Pause, Hangup, Redirect, Leave and Gather are allowed in a waitUrl.
+    """
+    try:
+        flow = engine.flow
+        lang = language if language in flow.languages else flow.default_language
+        says = (
+            [engine.say("queue_position", lang, position=twilio_position)]
+            if twilio_position
+            else []
+        )
+        return hold(says, music_url=flow.queue.hold_music, seconds=flow.queue.announce_every)
+    except Exception:
+        return hold([], music_url=None, seconds=30)
+
+
+def after_queue(result: str) -> str:
+    """The Enqueue action when something failed: after a conversation or a hang-up, just end."""
+    return empty() if result in ("hangup", "redirected") else speak_and_hang_up([])

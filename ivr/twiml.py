@@ -33,6 +33,22 @@ class CallUrls:
     def queue_result(self) -> str:
         return self._url("/twilio/queue-result", lang=self.language)
 
+    def dial_result(self, offer_id: str) -> str:
+        return self._url("/twilio/dial-result", offer=offer_id, lang=self.language)
+
+    def offer_answered(self, offer_id: str) -> str:
+        return self._url("/twilio/offer-answered", offer=offer_id)
+
+
+@dataclass(frozen=True)
+class RoutingUrls:
+    """Where routing moves a call (REST redirect) once an adviser is chosen."""
+
+    base: str
+
+    def connect(self, offer_id: str) -> str:
+        return f"{self.base}/twilio/connect?{urlencode({'offer': offer_id})}"
+
 
 def queue_name(product: str) -> str:
     return f"kcc-{product}"
@@ -100,6 +116,29 @@ def speak_and_hang_up(says: list[Say]) -> str:
 
 def speak_and_enqueue(says: list[Say], product: str, urls: CallUrls) -> str:
     return render(Turn(says=says, ending=JoinQueue(product=product, theme="", priority=0)), urls)
+
+
+def dial_adviser(
+    device: str, offer_id: str, urls: CallUrls, *, timeout: int, caller_id: str | None = None
+) -> str:
+    """Ring the adviser: a browser softphone (client:NAME) or a phone number."""
+    response = VoiceResponse()
+    dial = response.dial(
+        timeout=timeout,
+        action=urls.dial_result(offer_id),
+        method="POST",
+        caller_id=caller_id,
+    )
+    events = {
+        "status_callback_event": "answered",
+        "status_callback": urls.offer_answered(offer_id),
+        "status_callback_method": "POST",
+    }
+    if device.startswith("client:"):
+        dial.client(device.removeprefix("client:"), **events)
+    else:
+        dial.number(device, **events)
+    return str(response)
 
 
 def empty() -> str:

@@ -44,13 +44,26 @@ class GuardPolicy:
 
 RunSync = Callable[[Callable[[], ApplicationInfo | None]], Awaitable[ApplicationInfo | None]]
 
-# Adds a failure to a sliding window; returns the number of failures in it.
-_RECORD = """
--- KEYS: failures   ARGV: now (ms), window (ms), member, ttl (s)
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', tonumber(ARGV[1]) - tonumber(ARGV[2]))
-redis.call('ZADD', KEYS[1], ARGV[1], ARGV[3])
-redis.call('EXPIRE', KEYS[1], ARGV[4])
-return redis.call('ZCARD', KEYS[1])
+# Checks the guard and reserves the attempt in one step: the attempt counts as a failure until
+# the directory says otherwise, so tries made at the same moment cannot all slip under the limit.
+# Returns 1 (go ahead), 0 (the number is locked) or -1 (the caller is limited).
+_RESERVE = """
+-- KEYS: number lock, number failures, caller failures, attempt marker
+-- ARGV: now (ms), member, number window (ms), number limit, number ttl (s),
+--       caller window (ms), caller limit, caller ttl (s), attempt ttl (s)
+local now = tonumber(ARGV[1])
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - tonumber(ARGV[3]))
+if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[4]) then return 0 end
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now - tonumber(ARGV[6]))
+if redis.call('ZCARD', KEYS[3]) > tonumber(ARGV[7]) then return -1 end
+if redis.call('SET', KEYS[4], '1', 'NX', 'EX', ARGV[9]) then
+  redis.call('ZADD', KEYS[2], now, ARGV[2])
+  redis.call('EXPIRE', KEYS[2], ARGV[5])
+  redis.call('ZADD', KEYS[3], now, ARGV[2])
+  redis.call('EXPIRE', KEYS[3], ARGV[8])
+end
+return 1
 """
 
 
@@ -73,7 +86,7 @@ class IdentityVerifier:
         self.policy = policy or GuardPolicy()
         self._sleep = sleep
         self._monotonic = monotonic
-        self._record = redis.register_script(_RECORD)
+        self._reserve = redis.register_script(_RESERVE)
 
     async def check(
         self, request: IdentityCheck, *, caller: str, call_sid: str, seq: int, now_ms: int
@@ -81,13 +94,38 @@ class IdentityVerifier:
         started = self._monotonic()
         number_key = self._pseudonymize(request.application_number)
         caller_key = self._pseudonymize(caller or "anonymous")
-        blocked = await self._blocked(number_key, caller_key, now_ms)
+        member = f"{call_sid}:{seq}"
+        policy = self.policy
+        allowed = int(
+            await self._reserve(
+                keys=[
+                    keys.verify_lock_by_number(number_key),
+                    keys.verify_failures_by_number(number_key),
+                    keys.verify_failures_by_caller(caller_key),
+                    keys.verify_attempt(call_sid, seq),
+                ],
+                args=[
+                    now_ms,
+                    member,
+                    policy.number_window_seconds * 1000,
+                    policy.number_failures,
+                    policy.number_window_seconds,
+                    policy.caller_window_seconds * 1000,
+                    policy.caller_failures,
+                    policy.caller_window_seconds,
+                    keys.VERIFY_ATTEMPT_TTL,
+                ],
+            )
+        )
+        # Always ask the directory: a locked number must cost the same as any other try.
         directory = self._directory
         found = await self._run_sync(
             lambda: directory.check(request.application_number, request.born)
         )
-        if blocked:
+        if allowed != 1:
             outcome = CheckOutcome(CheckResult.LOCKED)
+            if allowed == 0:
+                await self._lock(request, number_key)
         elif found is not None:
             outcome = CheckOutcome(
                 CheckResult.VERIFIED,
@@ -95,71 +133,43 @@ class IdentityVerifier:
                 status=str(found.status),
                 status_date=found.status_date,
             )
+            await self._release(number_key, caller_key, member)
         else:
             outcome = CheckOutcome(CheckResult.MISMATCH)
-        if outcome.result is not CheckResult.VERIFIED:
-            await self._count_failure(
-                request, number_key, caller_key, caller, call_sid, seq, now_ms
-            )
+            await self._after_failure(request, number_key, caller_key, caller)
         CHECKS.labels(result=outcome.result.value).inc()
-        remaining = self.policy.min_seconds - (self._monotonic() - started)
+        remaining = policy.min_seconds - (self._monotonic() - started)
         if remaining > 0:
             await self._sleep(remaining)
         return outcome
 
-    async def _blocked(self, number_key: str, caller_key: str, now_ms: int) -> bool:
+    async def _release(self, number_key: str, caller_key: str, member: str) -> None:
+        """A try that verified is not a failure."""
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.zrem(keys.verify_failures_by_number(number_key), member)
+            pipe.zrem(keys.verify_failures_by_caller(caller_key), member)
+            await pipe.execute()
+
+    async def _after_failure(
+        self, request: IdentityCheck, number_key: str, caller_key: str, caller: str
+    ) -> None:
         policy = self.policy
         async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.exists(keys.verify_lock_by_number(number_key))
-            pipe.zcount(
-                keys.verify_failures_by_caller(caller_key),
-                now_ms - policy.caller_window_seconds * 1000,
-                "+inf",
+            pipe.zcard(keys.verify_failures_by_number(number_key))
+            pipe.zcard(keys.verify_failures_by_caller(caller_key))
+            by_number, by_caller = await pipe.execute()
+        if int(by_number) >= policy.number_failures:
+            await self._lock(request, number_key)
+        if int(by_caller) == policy.caller_failures + 1:
+            LOCKOUTS.labels(kind="caller").inc()
+            log.warning(
+                "caller limited after repeated failed identity checks",
+                extra={"caller": mask_number(caller), "failures": int(by_caller)},
             )
-            locked, caller_failures = await pipe.execute()
-        return bool(locked) or int(caller_failures) > policy.caller_failures
 
-    async def _count_failure(
-        self,
-        request: IdentityCheck,
-        number_key: str,
-        caller_key: str,
-        caller: str,
-        call_sid: str,
-        seq: int,
-        now_ms: int,
-    ) -> None:
-        # Twilio may deliver the same step twice: count its failure once.
-        first = await self._redis.set(
-            keys.verify_attempt(call_sid, seq), "1", nx=True, ex=keys.VERIFY_ATTEMPT_TTL
-        )
-        if not first:
-            return
+    async def _lock(self, request: IdentityCheck, number_key: str) -> None:
         policy = self.policy
-        member = f"{call_sid}:{seq}"
-        by_number = int(
-            await self._record(
-                keys=[keys.verify_failures_by_number(number_key)],
-                args=[
-                    now_ms,
-                    policy.number_window_seconds * 1000,
-                    member,
-                    policy.number_window_seconds,
-                ],
-            )
-        )
-        by_caller = int(
-            await self._record(
-                keys=[keys.verify_failures_by_caller(caller_key)],
-                args=[
-                    now_ms,
-                    policy.caller_window_seconds * 1000,
-                    member,
-                    policy.caller_window_seconds,
-                ],
-            )
-        )
-        locked_now = by_number >= policy.number_failures and await self._redis.set(
+        locked_now = await self._redis.set(
             keys.verify_lock_by_number(number_key), "1", nx=True, ex=policy.number_lock_seconds
         )
         if locked_now:
@@ -168,13 +178,6 @@ class IdentityVerifier:
                 "application number locked after repeated failed identity checks",
                 extra={
                     "application_number": mask_number(request.application_number),
-                    "failures": by_number,
                     "lock_seconds": policy.number_lock_seconds,
                 },
-            )
-        if by_caller == policy.caller_failures + 1:
-            LOCKOUTS.labels(kind="caller").inc()
-            log.warning(
-                "caller limited after repeated failed identity checks",
-                extra={"caller": mask_number(caller), "failures": by_caller},
             )

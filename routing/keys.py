@@ -67,3 +67,62 @@ def verify_failures_by_caller(pseudonym: str) -> str:
 def verify_attempt(call_sid: str, seq: int) -> str:
     """Marks that the check of this step was counted (Twilio may deliver the step twice)."""
     return f"{PREFIX}verify:attempt:{call_sid}:{seq}"
+
+
+ADVISER_TTL = 7 * 24 * 3600  # an adviser's live state; refreshed on every change
+OFFER_TTL = 3600
+HANDLE_TIMES_TTL = 7 * 24 * 3600
+
+
+def adviser(name: str) -> str:
+    """Hash: state, since, skills, device, call_sid, offer_id, wrap_until."""
+    return f"{PREFIX}adviser:{name}"
+
+
+def advisers() -> str:
+    """Set of adviser names known to routing."""
+    return f"{PREFIX}advisers"
+
+
+def available(product: str) -> str:
+    """Sorted set of available advisers with that skill, scored by when they became idle."""
+    return f"{PREFIX}available:{product}"
+
+
+def offer(offer_id: str) -> str:
+    """Hash: call_sid, adviser, product, score (the call's place in line), kind, state."""
+    return f"{PREFIX}offer:{offer_id}"
+
+
+def offer_sequence() -> str:
+    return f"{PREFIX}offer-seq"
+
+
+def offer_deadlines() -> str:
+    """Sorted set of open offer ids by the time they must have been answered."""
+    return f"{PREFIX}offer-deadlines"
+
+
+def wrap_up_ends() -> str:
+    """Sorted set of advisers in wrap-up by the time it ends."""
+    return f"{PREFIX}wrap-up-ends"
+
+
+def call_offer(call_sid: str) -> str:
+    """The offer a call is in (set while offered or connected)."""
+    return f"{PREFIX}call:{call_sid}:offer"
+
+
+def call_answered(call_sid: str) -> str:
+    """An adviser answered this call (for the call record when the caller hangs up)."""
+    return f"{PREFIX}call:{call_sid}:answered"
+
+
+def adviser_events(name: str) -> str:
+    """Pub/sub channel of one adviser's desk events (offer, connected, ended, state)."""
+    return f"{PREFIX}events:{name}"
+
+
+def handle_times(product: str) -> str:
+    """List of recent handling times (seconds) for wait estimates."""
+    return f"{PREFIX}handle-times:{product}"

@@ -28,8 +28,9 @@ class Sealing(Protocol):
 PRIORITY_STEP = 10**13  # room for 10^13 arrivals per priority; scores stay exact in a double
 
 _ENQUEUE = """
--- KEYS: entry, queue, index, arrivals   ARGV: entry json, priority base, call sid, product, ttl
-if redis.call('EXISTS', KEYS[1]) == 1 then
+-- KEYS: entry, queue, index, arrivals, ended marker
+-- ARGV: entry json, priority base, call sid, product, ttl
+if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[5]) == 1 then
   return 0
 end
 local arrival = redis.call('INCR', KEYS[4])
@@ -61,6 +62,7 @@ class CallQueue:
                 keys.queue(entry.product),
                 keys.queue_index(),
                 keys.queue_arrivals(),
+                keys.ended(entry.call_sid),  # a status callback that came first: never queue
             ],
             args=[
                 self._sealer.seal(entry.model_dump_json()),
@@ -110,3 +112,16 @@ class CallQueue:
             return []
         raws: list[Any] = await self._redis.mget([keys.queue_entry(sid) for _, sid in scored])
         return [self._open(raw) for raw in raws if raw]
+
+    async def record_handle_time(self, product: str, seconds: float) -> None:
+        """Keep the last 50 handling times per product, for wait estimates."""
+        key = keys.handle_times(product)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.lpush(key, f"{seconds:.1f}")
+            pipe.ltrim(key, 0, 49)
+            pipe.expire(key, keys.HANDLE_TIMES_TTL)
+            await pipe.execute()
+
+    async def handle_times(self, product: str) -> list[float]:
+        values = await self._redis.lrange(keys.handle_times(product), 0, -1)
+        return [float(v) for v in values]

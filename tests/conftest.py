@@ -22,6 +22,7 @@ from api.app import create_app
 from api.phone import Phone
 from api.settings import DEFAULT_FLOW, Settings
 from ivr.clock import FixedClock
+from tests.support.twilio_stub import TwilioStub
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 REDIS_URL = os.environ.get("KCC_TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
@@ -100,6 +101,7 @@ def sqlite_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 PUBLIC_URL = "https://ivr.example.nl"
 AUTH_TOKEN = "test-auth-token-0123456789abcdef"
+ACCOUNT_SID = "AC" + "0" * 32
 SECRET_KEY = "test-secret-key-0123456789abcdef0123456789"
 TUESDAY_MORNING = datetime(2026, 12, 1, 10, 0, tzinfo=AMSTERDAM)
 
@@ -110,8 +112,16 @@ def clock() -> FixedClock:
     return FixedClock(TUESDAY_MORNING)
 
 
+@pytest.fixture(scope="session")
+def twilio_stub() -> Iterator[TwilioStub]:
+    """A local Twilio REST API: the app's real twilio SDK talks to it, never to Twilio."""
+    with TwilioStub(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN) as stub:
+        yield stub
+
+
 def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
+        "twilio_account_sid": ACCOUNT_SID,
         "redis_url": REDIS_URL if REDIS_UP else None,
         "database_url": f"sqlite:///{tmp_path}/kcc.sqlite3",
         "public_url": PUBLIC_URL,
@@ -125,12 +135,14 @@ def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
 
 @pytest.fixture
 async def make_app(
-    redis_client: aioredis.Redis, tmp_path: Path, clock: FixedClock
+    redis_client: aioredis.Redis, tmp_path: Path, clock: FixedClock, twilio_stub: TwilioStub
 ) -> AsyncIterator[Callable[..., FastAPI]]:
     """Builds apps on the same Redis database (several apps = several instances)."""
     apps: list[FastAPI] = []
+    twilio_stub.reset()
 
     def factory(**overrides: Any) -> FastAPI:
+        overrides.setdefault("twilio_api_base", twilio_stub.base_url)
         app = create_app(make_settings(tmp_path, **overrides), clock=clock)
         apps.append(app)
         return app

@@ -247,6 +247,8 @@ prompts:
   error_apology: {nl: Excuses, en: Sorry}
   error_call_back: {nl: Bel later, en: Call later}
   queue_full: {nl: Vol, en: Full}
+  queue_return: {nl: Terug, en: Back}
+  call_end: {nl: Dag, en: Bye}
   verify_number_required: {nl: Uw nummer, en: Your number}
   verify_number_optional: {nl: Uw nummer of hekje, en: Your number or hash}
   verify_number_invalid: {nl: Fout nummer, en: Bad number}

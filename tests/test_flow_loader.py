@@ -190,3 +190,49 @@ def test_yaml_words_on_off_yes_no_and_times_stay_text() -> None:
 def test_document_that_is_not_a_mapping_is_refused() -> None:
     _, problems = check_flow_text("- just\n- a list\n", "draft.yaml")
     assert [p.message for p in problems] == ["a flow must be a mapping of keys"]
+
+
+def test_a_loop_through_a_status_node_that_does_not_wait_is_reported() -> None:
+    """An unverified caller passes a status node without a key: the loop would never end."""
+    text = _edit("    adviser: queue_vog_np_status\n", "    adviser: back_to_status\n").replace(
+        "  queue_general:\n",
+        "  back_to_status:\n    kind: goto\n    next: status_self_service\n\n  queue_general:\n",
+    )
+    _, problems = check_flow_text(text, "draft.yaml")
+    assert any(
+        "loop without input (back_to_status -> status_self_service)" in p.message for p in problems
+    ), problems
+
+
+def test_a_format_spec_in_a_prompt_is_refused() -> None:
+    text = _edit("U bent nummer {position} in de wachtrij.", "U bent nummer {position:s}.")
+    _, problems = check_flow_text(text, "draft.yaml")
+    assert [p.message for p in problems if "queue_position" in p.message] == [
+        "prompts.queue_position.nl: unknown {placeholder} in the text "
+        "(allowed here: {position}; write {{ and }} for braces)"
+    ]
+
+
+def test_a_language_code_that_is_not_two_letters_is_refused() -> None:
+    text = _edit("languages: [nl, en]", "languages: [nl, en_GB_oed]")
+    _, problems = check_flow_text(text, "draft.yaml")
+    assert any("'en_GB_oed' is not a language code" in p.message for p in problems)
+
+
+def test_a_gather_pattern_that_can_backtrack_for_ever_is_refused() -> None:
+    _, problems = check_flow_text(
+        _small_gather('pattern: "(1+)+2"'),
+        "draft.yaml",
+    )
+    assert any("must not repeat a group" in p.message for p in problems), problems
+
+
+def _small_gather(extra: str) -> str:
+    return _edit(
+        '      "6": other_menu\n', '      "6": other_menu\n      "7": reference\n'
+    ).replace(
+        "  queue_general:\n",
+        "  reference:\n    kind: gather\n    prompt: welcome\n    store: ref\n"
+        f"    {extra}\n    no_input: no_input\n    invalid: invalid_key\n"
+        "    next: queue_general\n    on_fail: queue_general\n\n  queue_general:\n",
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from datetime import date
@@ -245,3 +246,25 @@ async def test_redis_keys_hold_no_numbers(
     for name in names:
         assert "1234567" not in name and "612345678" not in name
         assert await redis_client.ttl(name) > 0
+
+
+async def test_tries_at_the_same_moment_cannot_slip_past_the_limit(
+    verifier: Callable[..., IdentityVerifier],
+) -> None:
+    v = verifier()
+    results = await asyncio.gather(
+        *(
+            v.check(
+                WRONG_DATE,
+                caller=f"+316{n:08d}",
+                call_sid=f"CA{n}",
+                seq=1,
+                now_ms=1_795_000_000_000,
+            )
+            for n in range(20)
+        )
+    )
+    outcomes = [r.result for r in results]
+    assert outcomes.count(CheckResult.MISMATCH) == 5  # only five tries were ever checked
+    assert outcomes.count(CheckResult.LOCKED) == 15
+    assert await check(v, RIGHT, caller="+31699999999") is CheckResult.LOCKED

@@ -227,12 +227,24 @@ def test_wrong_length_number_is_asked_again_then_skipped(engine: Engine) -> None
     assert call.session.verification is Verification.SKIPPED
 
 
-def test_silence_at_the_number_is_asked_again_then_skipped(engine: Engine) -> None:
+def test_silence_at_the_number_counts_as_having_no_number(engine: Engine) -> None:
+    """With actionOnEmptyResult Twilio posts "#" alone and silence alike: both skip."""
     call = to_status_verification(engine)
-    assert call.press(None).says[0].text == "Wij hebben geen invoer ontvangen."
-    call.press(None)
-    assert isinstance(call.press(None).ending, JoinQueue)
+    assert call.turn.ending.action_on_empty is True  # type: ignore[union-attr]
+    turn = call.press(None)
+    assert turn.says[0].text == "Geen probleem."
     assert call.session.verification is Verification.SKIPPED
+
+
+def test_verify_tries_are_per_call_not_per_verify_node(engine: Engine) -> None:
+    call = to_status_verification(engine)
+    for _ in range(3):
+        call.press(f"{NUMBER}#")
+        call.press(BORN, MISMATCH)
+    assert call.session.verification is Verification.FAILED
+    call.session.phase = CallPhase.MENU  # as if the flow led to another verify node
+    turn = call.engine._run(call.session, "verify_vog_rp", OPEN, Turn())
+    assert turn.ending == JoinQueue(product="vog_rp", theme="general", priority=0)
 
 
 def test_optional_verification_is_offered_for_other_products(engine: Engine) -> None:

@@ -345,3 +345,66 @@ async def test_every_key_in_redis_has_a_ttl(
     assert names
     for name in names:
         assert await redis_client.ttl(name) > 0, name
+
+
+async def test_wait_url_with_redis_down_keeps_the_caller_on_hold_with_valid_wait_twiml(
+    make_app: Callable[..., FastAPI], phone: PhoneFactory
+) -> None:
+    broken = make_app(redis_url="redis://127.0.0.1:1/0")
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=broken), base_url=PUBLIC_URL
+    ) as client:
+        caller = Phone(client, public_url=PUBLIC_URL, auth_token=AUTH_TOKEN)
+        response = await caller.post(f"{PUBLIC_URL}/twilio/wait?lang=nl", {"QueuePosition": "4"})
+    root = ET.fromstring(response.text)
+    allowed_in_wait_url = {"Play", "Say", "Pause", "Hangup", "Redirect", "Leave", "Gather"}
+    assert {verb.tag for verb in root} <= allowed_in_wait_url
+    assert "U bent nummer 4 in de wachtrij." in response.text
+
+
+async def test_queue_result_after_a_conversation_with_redis_down_just_ends(
+    make_app: Callable[..., FastAPI],
+) -> None:
+    broken = make_app(redis_url="redis://127.0.0.1:1/0")
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=broken), base_url=PUBLIC_URL
+    ) as client:
+        caller = Phone(client, public_url=PUBLIC_URL, auth_token=AUTH_TOKEN)
+        response = await caller.post(
+            f"{PUBLIC_URL}/twilio/queue-result?lang=nl", {"QueueResult": "bridged"}
+        )
+    assert "Enqueue" not in response.text and "Excuses" not in response.text
+
+
+async def test_malformed_query_still_gets_twiml(phone: PhoneFactory) -> None:
+    caller = phone()
+    await caller.dial()
+    response = await caller.post(
+        f"{PUBLIC_URL}/twilio/step?seq=banana&lang=xx-very-long-code", {"Digits": "1"}
+    )
+    assert response.status_code == 200
+    assert ET.fromstring(response.text).tag == "Response"
+
+
+async def test_status_callback_before_the_queue_step_never_leaves_a_ghost_in_the_queue(
+    phone: PhoneFactory, redis_client: aioredis.Redis, app: FastAPI
+) -> None:
+    caller = phone()
+    await caller.dial()
+    await caller.press("2")
+    url = caller.last.gather_url  # type: ignore[union-attr]
+    await caller.hang_up()  # Twilio's status callback overtakes the last step
+    await caller.post(url, {"Digits": ""})
+    assert await app.state.services.queue.waiting() == []
+
+
+async def test_twilio_error_leaving_the_queue_while_open_puts_the_caller_back(
+    phone: PhoneFactory,
+) -> None:
+    caller = phone()
+    await caller.dial()
+    await caller.press("2")
+    turn = await caller.press("#")
+    response = await caller.post(turn.queue_result_url or "", {"QueueResult": "error"})
+    back = parse_twiml(response.text)
+    assert back.queue == "kcc-vog_rp"

@@ -1,0 +1,175 @@
+"""Advisers: their state, the desk's event stream, wrap-up, and the simulated phone of the demo."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+import anyio.to_thread
+from fastapi import APIRouter, Depends, HTTPException, Request, status
+from pydantic import BaseModel, Field
+from sse_starlette import EventSourceResponse, ServerSentEvent
+
+from api.auth import SupervisorUser, require_role
+from api.services import Services
+from api.users import Role, User
+from ivr.adviser_log import WrapUp
+from routing.board import AdviserView, Command, InvalidTransition
+from routing.entry import QueueEntry
+
+router = APIRouter(prefix="/api", tags=["advisers"])
+
+
+def _services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+class AdviserOut(BaseModel):
+    name: str
+    status: str
+    since: datetime | None
+    skills: list[str]
+    device: str
+    call: QueueEntry | None = None
+    wrap_until: datetime | None = None
+
+
+class StatusIn(BaseModel):
+    status: Literal["available", "break", "offline", "ready"]
+
+
+class WrapUpIn(BaseModel):
+    category: str = Field(min_length=1, max_length=64)
+    note: str = Field(default="", max_length=2000)
+
+
+def _when(ms: int | None) -> datetime | None:
+    return datetime.fromtimestamp(ms / 1000, UTC) if ms else None
+
+
+async def _out(services: Services, view: AdviserView) -> AdviserOut:
+    call = await services.queue.get(view.call_sid) if view.call_sid else None
+    return AdviserOut(
+        name=view.name,
+        status=view.state.value,
+        since=_when(view.since_ms),
+        skills=view.skills,
+        device=view.device,
+        call=call,
+        wrap_until=_when(view.wrap_until_ms),
+    )
+
+
+async def _registered(services: Services, user: User) -> AdviserView:
+    """The adviser's live state, registering them (skills and device from the database)."""
+    skills = [s for s in user.skills.split(",") if s] or list(services.flow.products)
+    await services.router.board.register(
+        user.name, skills=skills, device=user.device or f"client:{user.name}"
+    )
+    view = await services.router.board.view(user.name)
+    assert view is not None
+    return view
+
+
+AdviserDep = Annotated[User, Depends(require_role(Role.ADVISER))]
+
+
+@router.get("/advisers/me")
+async def me(request: Request, user: AdviserDep) -> AdviserOut:
+    services = _services(request)
+    return await _out(services, await _registered(services, user))
+
+
+@router.post("/advisers/me/status")
+async def set_status(request: Request, user: AdviserDep, body: StatusIn) -> AdviserOut:
+    services = _services(request)
+    await _registered(services, user)
+    try:
+        await services.router.adviser_command(user.name, Command(body.status))
+    except InvalidTransition as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+    view = await services.router.board.view(user.name)
+    assert view is not None
+    return await _out(services, view)
+
+
+@router.get("/advisers")
+async def advisers(request: Request, _: SupervisorUser) -> list[AdviserOut]:
+    services = _services(request)
+    return [await _out(services, view) for view in await services.router.board.views()]
+
+
+@router.post("/advisers/me/wrap-up", status_code=status.HTTP_204_NO_CONTENT)
+async def wrap_up(request: Request, user: AdviserDep, body: WrapUpIn) -> None:
+    services = _services(request)
+    view = await _registered(services, user)
+    if view.call_sid is None:
+        raise HTTPException(status.HTTP_409_CONFLICT, "there is no call to wrap up")
+    record = WrapUp(
+        adviser=user.name,
+        call_sid=view.call_sid,
+        category=body.category,
+        note=body.note,
+        at=datetime.now(UTC),
+    )
+    await anyio.to_thread.run_sync(services.adviser_log.wrap_up, record)
+
+
+@router.get("/advisers/me/events")
+async def events(request: Request, user: AdviserDep) -> EventSourceResponse:
+    """Server-sent events for this adviser only: offer, connected, ended (call context), state."""
+    services = _services(request)
+    await _registered(services, user)
+
+    async def stream() -> AsyncIterator[ServerSentEvent]:
+        view = await services.router.board.view(user.name)
+        if view is not None:
+            yield ServerSentEvent(event="state", data=json.dumps({"status": view.state.value}))
+        async for event, data in services.router.events.listen(user.name):
+            if await request.is_disconnected():
+                break
+            if event:
+                yield ServerSentEvent(event=event, data=json.dumps(data, default=str))
+
+    return EventSourceResponse(stream(), ping=15)
+
+
+# -- the simulated phone of the embedded demo (no Twilio account) ------------------------------
+
+
+def _simulated(services: Services) -> None:
+    if not services.simulated_telephony:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "only in the demo without Twilio")
+
+
+@router.post("/advisers/me/answer", status_code=status.HTTP_204_NO_CONTENT)
+async def answer(request: Request, user: AdviserDep) -> None:
+    services = _services(request)
+    _simulated(services)
+    view = await _registered(services, user)
+    if view.offer_id is None:
+        raise HTTPException(status.HTTP_409_CONFLICT, "no call is ringing")
+    await services.router.answered(view.offer_id)
+
+
+@router.post("/advisers/me/hang-up", status_code=status.HTTP_204_NO_CONTENT)
+async def hang_up(request: Request, user: AdviserDep) -> None:
+    services = _services(request)
+    _simulated(services)
+    view = await _registered(services, user)
+    if view.offer_id is None:
+        raise HTTPException(status.HTTP_409_CONFLICT, "there is no call")
+    await services.router.dial_finished(view.offer_id, "completed")
+
+
+@router.get("/config")
+async def config(request: Request) -> dict[str, object]:
+    """What the desk page needs to know about this installation."""
+    services = _services(request)
+    return {
+        "simulated_telephony": services.simulated_telephony,
+        "languages": services.flow.languages,
+    }

@@ -1,0 +1,46 @@
+"""Every adviser state change, timestamped, for reports of time per state."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Engine
+from sqlmodel import DateTime, Field, Session, SQLModel
+
+
+class AdviserStateChange(SQLModel, table=True):
+    __tablename__ = "adviser_state_changes"
+
+    id: int | None = Field(default=None, primary_key=True)
+    adviser: str = Field(index=True, max_length=64)
+    state: str = Field(max_length=16)
+    at: datetime = Field(sa_type=DateTime(timezone=True), index=True)
+    call_sid: str | None = Field(default=None, max_length=64)
+
+
+class WrapUp(SQLModel, table=True):
+    """What the adviser noted after a call: the question's category (for reports) and a note."""
+
+    __tablename__ = "wrap_ups"
+
+    id: int | None = Field(default=None, primary_key=True)
+    adviser: str = Field(index=True, max_length=64)
+    call_sid: str = Field(index=True, max_length=64)
+    category: str = Field(max_length=64)
+    note: str = Field(default="", max_length=2000)
+    at: datetime = Field(sa_type=DateTime(timezone=True))
+
+
+class SqlAdviserLog:
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def state_changed(self, adviser: str, state: str, at: datetime, call_sid: str | None) -> None:
+        with Session(self._engine) as session:
+            session.add(AdviserStateChange(adviser=adviser, state=state, at=at, call_sid=call_sid))
+            session.commit()
+
+    def wrap_up(self, record: WrapUp) -> None:
+        with Session(self._engine) as session:
+            session.add(record)
+            session.commit()

@@ -1,0 +1,171 @@
+"""Routing: offers waiting calls to advisers and follows each offer to its end.
+
+Triggers: a call joins a queue, an adviser becomes available, an offer is answered, missed or
+abandoned, and a timer (`tick`) that also catches anything a lost event left behind: wrap-ups
+that are over, offers nobody answered, and calls waiting while a suitable adviser is idle.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from routing.board import AdviserBoard, AdviserState, Command, Offer, Settle, Settled
+from routing.entry import QueueEntry
+from routing.events import EventBus
+from routing.queue import CallQueue
+from routing.telephony import Telephony, TelephonyError
+
+log = logging.getLogger(__name__)
+
+
+class ConnectUrls(Protocol):
+    def connect(self, offer_id: str) -> str: ...
+
+
+StateChange = Callable[[str, str, int, str | None], Awaitable[None]]  # adviser, state, ms, call
+
+
+@dataclass
+class Router:
+    board: AdviserBoard
+    queue: CallQueue
+    telephony: Telephony
+    events: EventBus
+    urls: ConnectUrls
+    now_ms: Callable[[], int]
+    products: list[str]
+    wrap_up_seconds: int = 30
+    on_state_change: StateChange | None = None
+
+    # -- triggers --------------------------------------------------------------------------
+
+    async def call_waiting(self, product: str) -> None:
+        await self._deliver(await self.board.match([product], self.now_ms()))
+
+    async def adviser_command(self, name: str, command: Command) -> AdviserState:
+        state = await self.board.command(name, command, self.now_ms())
+        await self._state_changed(name, state.value, None)
+        if state is AdviserState.AVAILABLE:
+            view = await self.board.view(name)
+            await self._deliver(await self.board.match(view.skills if view else [], self.now_ms()))
+        return state
+
+    async def answered(self, offer_id: str) -> None:
+        settled = await self.board.settle(offer_id, Settle.ANSWERED, self.now_ms())
+        if settled is not None and settled.previous == "offered":
+            await self._tell(settled, "connected")
+            await self._state_changed(settled.adviser, AdviserState.ON_CALL.value, settled.call_sid)
+
+    async def dial_finished(self, offer_id: str, dial_status: str) -> Settled | None:
+        """The adviser's leg ended: a conversation (wrap-up) or no answer (the call goes back)."""
+        offer = await self.board.offer(offer_id)
+        if not offer:
+            return None
+        talked = offer.get("state") == "connected"
+        outcome = Settle.FINISHED if talked else Settle.MISSED
+        settled = await self.board.settle(
+            offer_id, outcome, self.now_ms(), wrap_up_seconds=self.wrap_up_seconds
+        )
+        if settled is None:
+            return None
+        await self._tell(settled, "ended", reason="completed" if talked else dial_status)
+        await self._state_changed(settled.adviser, settled.adviser_state, settled.call_sid)
+        if talked:
+            await self._record_handle_time(settled.product, offer)
+        else:
+            log.info(
+                "offer not answered; the call goes back to the head of its queue",
+                extra={
+                    "call_sid": settled.call_sid,
+                    "adviser": settled.adviser,
+                    "dial_status": dial_status,
+                },
+            )
+            await self.call_waiting(settled.product)
+        return settled
+
+    async def caller_gone(self, call_sid: str) -> bool:
+        """The caller hung up: withdraw an open offer, end a conversation. True if they talked."""
+        answered = await self.board.was_answered(call_sid)
+        offer_id = await self.board.offer_of_call(call_sid)
+        if offer_id is None:
+            return answered
+        settled = await self.board.settle(
+            offer_id, Settle.ABANDONED, self.now_ms(), wrap_up_seconds=self.wrap_up_seconds
+        )
+        if settled is not None:
+            await self._tell(settled, "ended", reason="caller hung up")
+            await self._state_changed(settled.adviser, settled.adviser_state, call_sid)
+            if settled.adviser_state == AdviserState.AVAILABLE.value:
+                view = await self.board.view(settled.adviser)
+                await self._deliver(
+                    await self.board.match(view.skills if view else [], self.now_ms())
+                )
+        return answered
+
+    async def tick(self) -> None:
+        """Periodic safety net; safe to run on every instance at once."""
+        now = self.now_ms()
+        for name in await self.board.due_wrap_ups(now):
+            try:
+                await self.adviser_command(name, Command.READY)
+            except Exception:  # already moved on (break, offline): nothing to do
+                log.debug("wrap-up already ended", extra={"adviser": name})
+        for offer_id in await self.board.stale_offers(now):
+            log.warning("offer expired without an answer", extra={"offer_id": offer_id})
+            await self.dial_finished(offer_id, "no-answer")
+        await self._deliver(await self.board.match(self.products, self.now_ms()))
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    async def _deliver(self, offers: list[Offer]) -> None:
+        for offer in offers:
+            await self._deliver_one(offer)
+
+    async def _deliver_one(self, offer: Offer) -> None:
+        entry = await self.queue.get(offer.call_sid)
+        try:
+            await self.telephony.redirect(offer.call_sid, self.urls.connect(offer.offer_id))
+        except TelephonyError as exc:
+            # Permanent: the call is gone (hung up). Otherwise: back to its place; try later.
+            outcome = Settle.ABANDONED if exc.permanent else Settle.WITHDRAWN
+            log.warning(
+                "could not move the call to its adviser",
+                extra={"call_sid": offer.call_sid, "permanent": exc.permanent},
+            )
+            settled = await self.board.settle(offer.offer_id, outcome, self.now_ms())
+            if exc.permanent:
+                await self.queue.remove(offer.call_sid)
+            if settled is not None:
+                await self._state_changed(settled.adviser, settled.adviser_state, None)
+            return
+        await self.events.publish(offer.adviser, "offer", self._card(offer.offer_id, entry))
+        await self._state_changed(offer.adviser, AdviserState.OFFERED.value, offer.call_sid)
+
+    async def _tell(self, settled: Settled, event: str, **extra: Any) -> None:
+        entry = await self.queue.get(settled.call_sid)
+        await self.events.publish(
+            settled.adviser, event, {**self._card("", entry), **extra, "call_sid": settled.call_sid}
+        )
+
+    def _card(self, offer_id: str, entry: QueueEntry | None) -> dict[str, Any]:
+        card: dict[str, Any] = entry.model_dump(mode="json") if entry else {}
+        if entry is not None:
+            card["waited_seconds"] = max(
+                0, (self.now_ms() - int(entry.queued_at.timestamp() * 1000)) // 1000
+            )
+        card["offer_id"] = offer_id
+        return card
+
+    async def _state_changed(self, adviser: str, state: str, call_sid: str | None) -> None:
+        await self.events.publish(adviser, "state", {"status": state})
+        if self.on_state_change is not None:
+            await self.on_state_change(adviser, state, self.now_ms(), call_sid)
+
+    async def _record_handle_time(self, product: str, offer: dict[str, str]) -> None:
+        connected = offer.get("connected")
+        if connected:
+            await self.queue.record_handle_time(product, (self.now_ms() - int(connected)) / 1000)

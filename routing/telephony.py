@@ -1,0 +1,242 @@
+"""Moving live calls with Twilio's REST API: redirect a waiting caller, dial out a callback.
+
+Routing decides *who* gets a call; this module does the one thing that needs the phone network.
+A failure here must never lose a caller: transient errors (timeouts, connection errors, HTTP 5xx
+and 429) are retried with back-off, and when the attempts run out a `TelephonyError` with
+`permanent=False` tells the caller to put the call back in the queue. A 4xx other than 429
+(e.g. Twilio 21220, "call is not in-progress": the caller already hung up) cannot get better by
+asking again, so it is raised at once with `permanent=True`.
+
+`TwilioTelephony` drives the real twilio SDK; `api_base` points it at a Twilio-compatible stub
+for tests and demos. `RecordingTelephony` is the simulated telephony of the embedded demo when
+there is no Twilio account.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
+from twilio.http.http_client import TwilioHttpClient
+from twilio.rest import Client
+
+from ivr.privacy import mask_number, mask_text
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+Sleep = Callable[[float], Awaitable[object]]
+
+# Twilio's "Call is not in-progress. Cannot redirect." - the caller has gone.
+CALL_NOT_IN_PROGRESS = 21220
+
+
+class TelephonyError(Exception):
+    """A Twilio request failed for good (`permanent`) or after all retries (put the call back)."""
+
+    def __init__(
+        self, message: str, *, permanent: bool, status: int | None = None, code: int | None = None
+    ) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+        self.status = status  # HTTP status; None when no answer came (timeout, connection)
+        self.code = code  # Twilio error code, e.g. 21220
+
+
+class Telephony(Protocol):
+    async def redirect(self, call_sid: str, url: str) -> None:
+        """Make Twilio fetch new TwiML for a live call from `url` (POST)."""
+        ...
+
+    async def dial_out(self, *, to: str, from_: str, url: str, status_callback: str) -> str:
+        """Place a call; Twilio fetches TwiML from `url` when answered. Returns the CallSid."""
+        ...
+
+    async def hang_up(self, call_sid: str) -> None: ...
+
+
+def _transient_status(status: int) -> bool:
+    # 429: rate limited; 5xx: Twilio's side. Both may well succeed on a later attempt.
+    return status == 429 or status >= 500
+
+
+def _int_or_none(value: Any) -> int | None:
+    return value if isinstance(value, int) else None
+
+
+def _detail(exc: Any) -> str:
+    # TwilioRestException has `msg`; the RFC 9457 TwilioServiceException has `title`/`detail`.
+    text = getattr(exc, "msg", None) or getattr(exc, "detail", None) or getattr(exc, "title", "")
+    return mask_text(str(text))
+
+
+class TwilioTelephony:
+    """The real twilio SDK, run in worker threads (it is synchronous), with retries."""
+
+    def __init__(
+        self,
+        *,
+        account_sid: str,
+        auth_token: str,
+        api_base: str | None = None,
+        timeout: float = 3.0,
+        backoff: Sequence[float] = (0.2, 0.5, 1.0, 2.0),
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        if timeout <= 0:
+            raise ValueError("timeout must be positive")
+        # The SDK has no timeout of its own: without this a hung request blocks a worker thread
+        # (and the call it is meant to move) for as long as the TCP stack lets it.
+        self._http = TwilioHttpClient(timeout=timeout)
+        self._client: Any = Client(account_sid, auth_token, http_client=self._http)
+        if api_base is not None:
+            # Every REST path used here lives on the `api` domain; overriding its base URL is
+            # how the SDK is pointed at a stub (region/edge rewriting only applies when set).
+            self._client.api.base_url = api_base.rstrip("/")
+        self._backoff = tuple(backoff)
+        self._sleep = sleep
+
+    async def redirect(self, call_sid: str, url: str) -> None:
+        await self._call(
+            f"redirect {call_sid}",
+            lambda: self._client.calls(call_sid).update(url=url, method="POST"),
+        )
+
+    async def dial_out(self, *, to: str, from_: str, url: str, status_callback: str) -> str:
+        # A read timeout is ambiguous: Twilio may have placed the call and a retry can then ring
+        # the person twice. Accepted: a second ring beats a callback that never comes.
+        call = await self._call(
+            f"dial out to {mask_number(to)}",
+            lambda: self._client.calls.create(
+                to=to,
+                from_=from_,
+                url=url,
+                method="POST",
+                status_callback=status_callback,
+                status_callback_method="POST",
+            ),
+        )
+        sid = getattr(call, "sid", None)
+        if not isinstance(sid, str):
+            raise TelephonyError("Twilio created a call without a sid", permanent=True)
+        return sid
+
+    async def hang_up(self, call_sid: str) -> None:
+        await self._call(
+            f"hang up {call_sid}",
+            lambda: self._client.calls(call_sid).update(status="completed"),
+        )
+
+    def close(self) -> None:
+        """Close the pooled HTTP connections (otherwise their sockets leak until GC)."""
+        if self._http.session is not None:
+            self._http.session.close()
+
+    async def _call(self, what: str, request: Callable[[], T]) -> T:
+        attempts = len(self._backoff) + 1
+        for attempt in range(1, attempts + 1):
+            try:
+                return await asyncio.to_thread(request)
+            except (TwilioRestException, TwilioServiceException) as exc:
+                status = _int_or_none(exc.status)
+                code = _int_or_none(exc.code)
+                if status is None or not _transient_status(status):
+                    # Twilio's message can quote the number dialled: masked, and the SDK's
+                    # exception is not chained, so a logged traceback cannot leak it either.
+                    raise TelephonyError(
+                        f"{what}: Twilio answered {status} (code {code}): {_detail(exc)}",
+                        permanent=True,
+                        status=status,
+                        code=code,
+                    ) from None
+                error: TelephonyError = TelephonyError(
+                    f"{what}: Twilio answered {status} (code {code}) {attempts} times",
+                    permanent=False,
+                    status=status,
+                    code=code,
+                )
+                reason = f"HTTP {status}"
+            except ValueError as exc:
+                # requests' MissingSchema/InvalidURL and a body that is not JSON are ValueErrors
+                # (and OSErrors): a wrong KCC_TWILIO_API_BASE does not fix itself.
+                raise TelephonyError(f"{what}: {mask_text(str(exc))}", permanent=True) from None
+            except OSError as exc:
+                # Timeouts and connection errors (requests' exceptions are OSErrors).
+                error = TelephonyError(
+                    f"{what}: {type(exc).__name__} {attempts} times", permanent=False
+                )
+                reason = type(exc).__name__
+            except TwilioException as exc:
+                # The SDK refusing before sending (e.g. no credentials): configuration.
+                raise TelephonyError(f"{what}: {mask_text(str(exc))}", permanent=True) from None
+            if attempt == attempts:
+                log.warning(
+                    "twilio %s failed (%s); giving up after %d attempts", what, reason, attempt
+                )
+                raise error
+            delay = self._backoff[attempt - 1]
+            log.warning(
+                "twilio %s failed (%s); retry %d/%d in %.1fs",
+                what,
+                reason,
+                attempt,
+                attempts - 1,
+                delay,
+            )
+            await self._sleep(delay)
+        raise AssertionError("unreachable")  # the loop returns or raises
+
+
+@dataclass(frozen=True)
+class DialOut:
+    to: str
+    from_: str
+    url: str
+    status_callback: str
+    call_sid: str
+
+
+class RecordingTelephony:
+    """Simulated telephony for the embedded demo: remembers what it was asked, moves nothing.
+
+    `gone` holds CallSids whose caller has hung up; asking to move one fails like Twilio does
+    (permanent, 400, code 21220), so the demo can show a caller who leaves while being connected.
+    """
+
+    def __init__(self) -> None:
+        self.redirects: list[tuple[str, str]] = []  # (call_sid, url)
+        self.dial_outs: list[DialOut] = []
+        self.hang_ups: list[str] = []
+        self.gone: set[str] = set()
+
+    async def redirect(self, call_sid: str, url: str) -> None:
+        self._check_live(call_sid)
+        self.redirects.append((call_sid, url))
+
+    async def dial_out(self, *, to: str, from_: str, url: str, status_callback: str) -> str:
+        call_sid = "CA" + secrets.token_hex(16)
+        self.dial_outs.append(DialOut(to, from_, url, status_callback, call_sid))
+        return call_sid
+
+    async def hang_up(self, call_sid: str) -> None:
+        self._check_live(call_sid)
+        self.hang_ups.append(call_sid)
+        self.gone.add(call_sid)
+
+    def close(self) -> None:
+        """Nothing to release; here so both implementations can be closed alike."""
+
+    def _check_live(self, call_sid: str) -> None:
+        if call_sid in self.gone:
+            raise TelephonyError(
+                f"{call_sid} is not in progress",
+                permanent=True,
+                status=400,
+                code=CALL_NOT_IN_PROGRESS,
+            )

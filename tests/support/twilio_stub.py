@@ -1,0 +1,498 @@
+"""A Twilio-compatible REST stub: the Calls endpoints the app uses, with scriptable failures.
+
+The app talks to it through the real twilio SDK (`KCC_TWILIO_API_BASE` = `stub.base_url`), so the
+tests exercise the SDK's own request building, auth and error parsing rather than a mock.
+
+    with TwilioStub() as stub:
+        telephony = TwilioTelephony(account_sid=stub.account_sid, auth_token=stub.auth_token,
+                                    api_base=stub.base_url)
+        stub.fail_next(2, status=500)             # the next two requests answer 500
+        stub.fail_next(1, delay=5.0)              # the next one answers only after 5 s
+        stub.hang_up_caller("CA...")              # that call is gone: updates answer 400/21220
+        ...
+        stub.updates_for("CA...")                 # what the SDK sent for that call
+
+Endpoints (Twilio's paths, form-encoded bodies, HTTP basic auth with account SID and token):
+    POST /2010-04-01/Accounts/{AccountSid}/Calls.json             create a call (201)
+    POST /2010-04-01/Accounts/{AccountSid}/Calls/{CallSid}.json   update: Url/Method, Status
+    GET  /2010-04-01/Accounts/{AccountSid}/Calls/{CallSid}.json   fetch
+A CallSid the stub has not seen is taken to be a live inbound call (the tests' calls come from
+the software phone, which never tells the stub about them).
+
+Run as a process for multi-process tests and benchmarks; it prints the base URL when ready:
+    python -m tests.support.twilio_stub --port 0 --account-sid AC... --auth-token ...
+Control endpoints for another process (no auth; loopback only): GET /_stub/requests,
+POST /_stub/fail_next (JSON: n, status, delay, call_sid, code,
+message), POST /_stub/hang_up/{CallSid},
+POST /_stub/reset.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import binascii
+import secrets
+import signal
+import socket
+import sys
+import threading
+import time
+from collections import deque
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
+from email.utils import format_datetime
+from types import FrameType
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+API = "/2010-04-01"
+CALL_NOT_IN_PROGRESS = 21220
+
+
+@dataclass(frozen=True)
+class StubRequest:
+    """One request as the stub saw it, and what it answered."""
+
+    method: str
+    path: str
+    form: dict[str, str]
+    auth: tuple[str, str] | None  # (username, password) of HTTP basic auth
+    at: float  # time.monotonic() on arrival
+    call_sid: str | None  # the call a Calls/{CallSid}.json request was about
+    status: int = 0  # the HTTP status answered (0 until answered)
+
+
+@dataclass
+class _Failure:
+    status: int | None  # None: answer normally, only late
+    delay: float
+    code: int | None
+    call_sid: str | None
+    message: str | None = None
+
+
+@dataclass
+class _Call:
+    sid: str
+    to: str
+    from_: str
+    status: str
+    direction: str
+    created: datetime = field(default_factory=lambda: datetime.now(UTC))
+    updated: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+_MESSAGES = {
+    400: "Bad request",
+    401: "Authenticate",
+    404: "The requested resource was not found",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+}
+_CODES = {401: 20003, 404: 20404, 429: 20429, 500: 20500, 503: 20503}
+
+
+def _error(status: int, code: int | None = None, message: str | None = None) -> JSONResponse:
+    """Twilio's error body: the SDK reads `code` and `message` from it."""
+    code = code if code is not None else _CODES.get(status, status)
+    body = {
+        "code": code,
+        "message": message or _MESSAGES.get(status, "Error"),
+        "more_info": f"https://www.twilio.com/docs/errors/{code}",
+        "status": status,
+    }
+    headers = {"WWW-Authenticate": 'Basic realm="Twilio API"'} if status == 401 else None
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _rfc2822(at: datetime) -> str:
+    return format_datetime(at.astimezone(UTC), usegmt=False)
+
+
+def _basic_auth(request: Request) -> tuple[str, str] | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        user, sep, password = base64.b64decode(value, validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return (user, password) if sep else None
+
+
+class TwilioStub:
+    """The stub app plus a uvicorn server for it on a free loopback port, in a thread."""
+
+    def __init__(
+        self,
+        *,
+        account_sid: str | None = None,
+        auth_token: str | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        self.account_sid = account_sid or "AC" + secrets.token_hex(16)
+        self.auth_token = auth_token or secrets.token_hex(16)
+        self.host = host
+        self.port = port
+        self._lock = threading.Lock()  # handlers run in the server thread, tests read in theirs
+        self._requests: list[StubRequest] = []
+        self._calls: dict[str, _Call] = {}
+        self._failures: deque[_Failure] = deque()
+        self._generation = 0  # bumped by reset(): requests still in flight then are forgotten
+        self._stopping = threading.Event()
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self._socket: socket.socket | None = None
+        self.app = self._build_app()
+
+    # -- scripting and inspection ---------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        """What to give the SDK as its API base (`KCC_TWILIO_API_BASE`)."""
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def requests(self) -> list[StubRequest]:
+        with self._lock:
+            return list(self._requests)
+
+    def updates_for(self, call_sid: str) -> list[StubRequest]:
+        """Every POST to Calls/{call_sid}.json, failed attempts included, in arrival order."""
+        return [r for r in self.requests if r.call_sid == call_sid and r.method == "POST"]
+
+    def creates(self) -> list[StubRequest]:
+        """Every POST to Calls.json (dial-outs), failed attempts included."""
+        return [r for r in self.requests if r.path.endswith("/Calls.json") and r.method == "POST"]
+
+    def fail_next(
+        self,
+        n: int = 1,
+        *,
+        status: int | None = None,
+        delay: float = 0.0,
+        code: int | None = None,
+        call_sid: str | None = None,
+        message: str | None = None,
+    ) -> None:
+        """Make the next `n` requests (for `call_sid` only, if given) fail.
+
+        `status` is the error answered (default 500); with a `delay` and no `status` the request
+        is answered normally but only after `delay` seconds (a client timeout, then success on a
+        retry). `code` and `message` override the Twilio error code and message in the body.
+        """
+        if status is None and delay <= 0:
+            status = 500
+        with self._lock:
+            for _ in range(n):
+                self._failures.append(_Failure(status, delay, code, call_sid, message))
+
+    def hang_up_caller(self, call_sid: str) -> None:
+        """The caller has gone: updates to that call answer Twilio's 400, code 21220."""
+        with self._lock:
+            call = self._calls.get(call_sid) or self._inbound(call_sid)
+            call.status = "completed"
+            call.updated = datetime.now(UTC)
+
+    def call_status(self, call_sid: str) -> str | None:
+        with self._lock:
+            call = self._calls.get(call_sid)
+            return call.status if call else None
+
+    def reset(self) -> None:
+        """Forget requests, calls and scripted failures (a shared stub between tests)."""
+        with self._lock:
+            self._generation += 1
+            self._requests.clear()
+            self._calls.clear()
+            self._failures.clear()
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def start(self) -> TwilioStub:
+        if self._thread is not None:
+            raise RuntimeError("the stub is already running")
+        self._stopping.clear()
+        # Bind here, not in uvicorn, so port 0 gives a known free port before the thread runs.
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.host, self.port))
+        self.port = sock.getsockname()[1]
+        self._socket = sock
+        self._server = uvicorn.Server(self._config())
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [sock]}, name="twilio-stub", daemon=True
+        )
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("the Twilio stub did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()  # cuts scripted delays short, so shutdown does not wait them out
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            if self._thread.is_alive():
+                raise RuntimeError("the Twilio stub did not stop")
+        if self._socket is not None:
+            self._socket.close()
+        self._server = self._thread = self._socket = None
+
+    def __enter__(self) -> TwilioStub:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _config(self) -> uvicorn.Config:
+        return uvicorn.Config(
+            self.app,
+            loop="asyncio",
+            http="h11",
+            ws="none",  # no websockets import (and none of its deprecation warnings)
+            lifespan="off",
+            log_level="warning",
+            access_log=False,
+            timeout_graceful_shutdown=5,
+        )
+
+    # -- the app --------------------------------------------------------------------------
+
+    def _build_app(self) -> Starlette:
+        calls = f"{API}/Accounts/{{account_sid}}/Calls"
+        return Starlette(
+            routes=[
+                Route(f"{calls}.json", self._create, methods=["POST"]),
+                Route(f"{calls}/{{call_sid}}.json", self._update, methods=["POST"]),
+                Route(f"{calls}/{{call_sid}}.json", self._fetch, methods=["GET"]),
+                Route("/_stub/requests", self._control_requests, methods=["GET"]),
+                Route("/_stub/fail_next", self._control_fail_next, methods=["POST"]),
+                Route("/_stub/hang_up/{call_sid}", self._control_hang_up, methods=["POST"]),
+                Route("/_stub/reset", self._control_reset, methods=["POST"]),
+            ]
+        )
+
+    async def _create(self, request: Request) -> Response:
+        return await self._handle(request, None, self._do_create)
+
+    async def _update(self, request: Request) -> Response:
+        return await self._handle(request, request.path_params["call_sid"], self._do_update)
+
+    async def _fetch(self, request: Request) -> Response:
+        return await self._handle(request, request.path_params["call_sid"], self._do_fetch)
+
+    async def _handle(self, request: Request, call_sid: str | None, action: Any) -> Response:
+        form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+        auth = _basic_auth(request)
+        with self._lock:
+            generation, index = self._generation, len(self._requests)
+            self._requests.append(
+                StubRequest(
+                    request.method, request.url.path, form, auth, time.monotonic(), call_sid
+                )
+            )
+            failure = self._take_failure(call_sid)
+        response = await self._answer(request, call_sid, form, auth, failure, action, generation)
+        with self._lock:
+            if generation == self._generation:
+                self._requests[index] = replace(self._requests[index], status=response.status_code)
+        return response
+
+    async def _answer(
+        self,
+        request: Request,
+        call_sid: str | None,
+        form: dict[str, str],
+        auth: tuple[str, str] | None,
+        failure: _Failure | None,
+        action: Any,
+        generation: int,
+    ) -> Response:
+        if failure is not None and failure.delay > 0:
+            await self._wait(failure.delay, generation)
+        if auth != (self.account_sid, self.auth_token):
+            return _error(401, message="Authenticate")
+        if request.path_params["account_sid"] != self.account_sid:
+            return _error(404)
+        if failure is not None and failure.status is not None:
+            return _error(failure.status, failure.code, failure.message)
+        with self._lock:
+            response: Response = action(call_sid, form)
+        return response
+
+    def _take_failure(self, call_sid: str | None) -> _Failure | None:
+        # The first scripted failure that applies to this request: for this call, or for any.
+        for failure in self._failures:
+            if failure.call_sid is None or failure.call_sid == call_sid:
+                self._failures.remove(failure)
+                return failure
+        return None
+
+    async def _wait(self, seconds: float, generation: int) -> None:
+        # Polled, not one long sleep: stop() and reset() cut a scripted delay short.
+        deadline = time.monotonic() + seconds
+        while (
+            not self._stopping.is_set()
+            and generation == self._generation
+            and time.monotonic() < deadline
+        ):
+            await asyncio.sleep(min(0.02, max(0.0, deadline - time.monotonic())))
+
+    def _inbound(self, call_sid: str) -> _Call:
+        call = _Call(call_sid, "+31000000000", "+31600000000", "in-progress", "inbound")
+        self._calls[call_sid] = call
+        return call
+
+    def _do_create(self, _: str | None, form: dict[str, str]) -> Response:
+        if not form.get("To"):
+            return _error(400, 21201, "No 'To' number is specified")
+        if not form.get("From"):
+            return _error(400, 21603, "A 'From' phone number is required")
+        if not (form.get("Url") or form.get("Twiml") or form.get("ApplicationSid")):
+            return _error(400, 21205, "Url parameter is required")
+        call = _Call(
+            "CA" + secrets.token_hex(16), form["To"], form["From"], "queued", "outbound-api"
+        )
+        self._calls[call.sid] = call
+        return JSONResponse(self._resource(call), status_code=201)
+
+    def _do_update(self, call_sid: str | None, form: dict[str, str]) -> Response:
+        assert call_sid is not None
+        call = self._calls.get(call_sid) or self._inbound(call_sid)
+        if call.status in ("completed", "canceled", "failed", "busy", "no-answer"):
+            return _error(400, CALL_NOT_IN_PROGRESS, "Call is not in-progress. Cannot redirect.")
+        status = form.get("Status")
+        if status is not None:
+            if status not in ("completed", "canceled"):
+                return _error(400, 21218, f"Invalid Status: {status}")
+            call.status = status
+        elif not (form.get("Url") or form.get("Twiml")):
+            return _error(400, 21205, "Url parameter is required")
+        call.updated = datetime.now(UTC)
+        return JSONResponse(self._resource(call))
+
+    def _do_fetch(self, call_sid: str | None, _: dict[str, str]) -> Response:
+        assert call_sid is not None
+        call = self._calls.get(call_sid) or self._inbound(call_sid)
+        return JSONResponse(self._resource(call))
+
+    def _resource(self, call: _Call) -> dict[str, Any]:
+        uri = f"{API}/Accounts/{self.account_sid}/Calls/{call.sid}"
+        return {
+            "sid": call.sid,
+            "account_sid": self.account_sid,
+            "parent_call_sid": None,
+            "date_created": _rfc2822(call.created),
+            "date_updated": _rfc2822(call.updated),
+            "to": call.to,
+            "to_formatted": call.to,
+            "from": call.from_,
+            "from_formatted": call.from_,
+            "phone_number_sid": None,
+            "status": call.status,
+            "start_time": None,
+            "end_time": None,
+            "duration": None,
+            "price": None,
+            "price_unit": "EUR",
+            "direction": call.direction,
+            "answered_by": None,
+            "api_version": "2010-04-01",
+            "forwarded_from": None,
+            "group_sid": None,
+            "caller_name": None,
+            "queue_time": "0",
+            "trunk_sid": None,
+            "annotation": None,
+            "uri": f"{uri}.json",
+            "subresource_uris": {
+                "notifications": f"{uri}/Notifications.json",
+                "recordings": f"{uri}/Recordings.json",
+                "payments": f"{uri}/Payments.json",
+                "events": f"{uri}/Events.json",
+                "siprec": f"{uri}/Siprec.json",
+                "streams": f"{uri}/Streams.json",
+                "user_defined_message_subscriptions": (
+                    f"{uri}/UserDefinedMessageSubscriptions.json"
+                ),
+                "user_defined_messages": f"{uri}/UserDefinedMessages.json",
+            },
+        }
+
+    # -- control endpoints (for a stub in another process) ---------------------------------
+
+    async def _control_requests(self, _: Request) -> Response:
+        return JSONResponse([asdict(r) for r in self.requests])
+
+    async def _control_fail_next(self, request: Request) -> Response:
+        body = await request.json()
+        self.fail_next(
+            int(body.get("n", 1)),
+            status=body.get("status"),
+            delay=float(body.get("delay", 0.0)),
+            code=body.get("code"),
+            call_sid=body.get("call_sid"),
+            message=body.get("message"),
+        )
+        return JSONResponse({"ok": True})
+
+    async def _control_hang_up(self, request: Request) -> Response:
+        self.hang_up_caller(request.path_params["call_sid"])
+        return JSONResponse({"ok": True})
+
+    async def _control_reset(self, _: Request) -> Response:
+        self.reset()
+        return JSONResponse({"ok": True})
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="A Twilio-compatible REST stub (Calls API).")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0: a free port (printed)")
+    parser.add_argument("--account-sid", default=None)
+    parser.add_argument("--auth-token", default=None)
+    args = parser.parse_args(argv)
+    # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal to the handler
+    # it found: make that an ordinary exit (status 0) instead of death by signal.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _exit_quietly)
+    stub = TwilioStub(
+        account_sid=args.account_sid, auth_token=args.auth_token, host=args.host, port=args.port
+    )
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((stub.host, stub.port))
+    stub.port = sock.getsockname()[1]
+    sock.listen(2048)  # connections made right after the line below wait in the backlog
+    # One line a parent process can wait for; the credentials so it can use a generated pair.
+    print(f"twilio stub ready {stub.base_url} {stub.account_sid} {stub.auth_token}", flush=True)
+    # In the main thread uvicorn handles SIGINT/SIGTERM itself and shuts down cleanly.
+    try:
+        uvicorn.Server(stub._config()).run(sockets=[sock])
+    finally:
+        sock.close()
+
+
+def _exit_quietly(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,211 @@
+"""The adviser's side over HTTP: states, the REST redirect through the real twilio SDK to the
+local stub, the connect and dial webhooks, wrap-up."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlmodel import Session, select
+
+from api.phone import Phone, parse_twiml
+from api.users import Role, create_user
+from ivr.adviser_log import AdviserStateChange, WrapUp
+from tests.conftest import PUBLIC_URL
+from tests.support.twilio_stub import TwilioStub
+
+
+@pytest.fixture
+def staff(app: FastAPI) -> None:
+    with Session(app.state.services.db_engine) as db:
+        create_user(db, name="sanne", role=Role.SUPERVISOR, password="supervisor-pass")
+        create_user(
+            db, name="ann", role=Role.ADVISER, password="adviser-pass", skills=["vog_rp", "vog_np"]
+        )
+        create_user(
+            db,
+            name="bob",
+            role=Role.ADVISER,
+            password="adviser-pass",
+            skills=["gva"],
+            device="+31201234567",
+        )
+        db.commit()
+
+
+async def login(
+    http: httpx.AsyncClient, name: str, password: str = "adviser-pass"
+) -> dict[str, str]:
+    response = await http.post("/api/token", data={"username": name, "password": password})
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+async def set_status(
+    http: httpx.AsyncClient, headers: dict[str, str], status: str
+) -> httpx.Response:
+    return await http.post("/api/advisers/me/status", json={"status": status}, headers=headers)
+
+
+async def queued_vog_rp(phone: Callable[..., Phone]) -> Phone:
+    caller = phone()
+    await caller.dial()
+    await caller.press("2")
+    turn = await caller.press("#")
+    assert turn.queue == "kcc-vog_rp"
+    return caller
+
+
+@pytest.mark.usefixtures("staff")
+async def test_call_is_redirected_to_the_adviser_and_rings_their_softphone(
+    http: httpx.AsyncClient, phone: Callable[..., Phone], twilio_stub: TwilioStub
+) -> None:
+    ann = await login(http, "ann")
+    assert (await set_status(http, ann, "available")).json()["status"] == "available"
+    caller = await queued_vog_rp(phone)
+    [update] = twilio_stub.updates_for(caller.call_sid)
+    assert update.form["Url"] == f"{PUBLIC_URL}/twilio/connect?offer=1"
+    assert update.form["Method"] == "POST"
+    me = (await http.get("/api/advisers/me", headers=ann)).json()
+    assert me["status"] == "offered"
+    assert me["call"]["call_sid"] == caller.call_sid and me["call"]["product"] == "vog_rp"
+    # Twilio follows the redirect:
+    connect = parse_twiml((await caller.post(update.form["Url"])).text)
+    assert "<Client" in connect.twiml and ">ann</Client>" in connect.twiml
+    assert 'timeout="20"' in connect.twiml
+
+
+@pytest.mark.usefixtures("staff")
+async def test_conversation_then_wrap_up_then_ready(
+    http: httpx.AsyncClient, phone: Callable[..., Phone], app: FastAPI
+) -> None:
+    ann = await login(http, "ann")
+    await set_status(http, ann, "available")
+    caller = await queued_vog_rp(phone)
+    await caller.post(f"{PUBLIC_URL}/twilio/offer-answered?offer=1", {"CallStatus": "in-progress"})
+    assert (await http.get("/api/advisers/me", headers=ann)).json()["status"] == "on_call"
+    done = await caller.post(
+        f"{PUBLIC_URL}/twilio/dial-result?offer=1&lang=nl", {"DialCallStatus": "completed"}
+    )
+    after = parse_twiml(done.text)
+    assert after.hung_up and "Bedankt voor uw telefoontje" in after.text
+    me = (await http.get("/api/advisers/me", headers=ann)).json()
+    assert me["status"] == "wrap_up" and me["wrap_until"] is not None
+    response = await http.post(
+        "/api/advisers/me/wrap-up",
+        json={"category": "procedure", "note": "uitleg gegeven"},
+        headers=ann,
+    )
+    assert response.status_code == 204
+    assert (await set_status(http, ann, "ready")).json()["status"] == "available"
+    with Session(app.state.services.db_engine) as db:
+        [wrap] = db.exec(select(WrapUp)).all()
+        states = [
+            c.state
+            for c in db.exec(select(AdviserStateChange).order_by(AdviserStateChange.id)).all()
+        ]  # type: ignore[arg-type]
+    assert (wrap.call_sid, wrap.category) == (caller.call_sid, "procedure")
+    assert states == ["available", "offered", "on_call", "wrap_up", "available"]
+
+
+@pytest.mark.usefixtures("staff")
+async def test_unanswered_offer_puts_the_caller_back_in_line_and_parks_the_adviser(
+    http: httpx.AsyncClient, phone: Callable[..., Phone]
+) -> None:
+    ann = await login(http, "ann")
+    await set_status(http, ann, "available")
+    caller = await queued_vog_rp(phone)
+    back = parse_twiml(
+        (
+            await caller.post(
+                f"{PUBLIC_URL}/twilio/dial-result?offer=1&lang=nl", {"DialCallStatus": "no-answer"}
+            )
+        ).text
+    )
+    assert back.queue == "kcc-vog_rp"
+    assert "U blijft vooraan in de wachtrij" in back.text
+    me = (await http.get("/api/advisers/me", headers=ann)).json()
+    assert me["status"] == "missed"
+    supervisor = await login(http, "sanne", "supervisor-pass")
+    [waiting] = (await http.get("/api/queue", headers=supervisor)).json()
+    assert waiting["call_sid"] == caller.call_sid
+
+
+@pytest.mark.usefixtures("staff")
+async def test_caller_hanging_up_while_ringing_frees_the_adviser(
+    http: httpx.AsyncClient, phone: Callable[..., Phone]
+) -> None:
+    ann = await login(http, "ann")
+    await set_status(http, ann, "available")
+    caller = await queued_vog_rp(phone)
+    await caller.hang_up()
+    me = (await http.get("/api/advisers/me", headers=ann)).json()
+    assert me["status"] == "available" and me["call"] is None
+
+
+@pytest.mark.usefixtures("staff")
+async def test_adviser_with_a_phone_number_is_dialled_on_it(
+    http: httpx.AsyncClient, phone: Callable[..., Phone], twilio_stub: TwilioStub
+) -> None:
+    bob = await login(http, "bob")
+    await set_status(http, bob, "available")
+    caller = phone()
+    await caller.dial()
+    await caller.press("3")
+    await caller.press("#")
+    [update] = twilio_stub.updates_for(caller.call_sid)
+    connect = parse_twiml((await caller.post(update.form["Url"])).text)
+    assert "<Number" in connect.twiml and "+31201234567</Number>" in connect.twiml
+
+
+@pytest.mark.usefixtures("staff")
+async def test_withdrawn_offer_sends_a_late_redirect_back_to_the_queue(
+    http: httpx.AsyncClient, phone: Callable[..., Phone]
+) -> None:
+    caller = await queued_vog_rp(phone)
+    late = parse_twiml((await caller.post(f"{PUBLIC_URL}/twilio/connect?offer=99")).text)
+    assert late.queue == "kcc-vog_rp"
+
+
+@pytest.mark.usefixtures("staff")
+async def test_invalid_transition_is_409_with_the_reason(http: httpx.AsyncClient) -> None:
+    ann = await login(http, "ann")
+    response = await set_status(http, ann, "break")
+    assert response.status_code == 409
+    assert response.json()["detail"] == "sign in (available) before taking a break"
+    response = await http.post("/api/advisers/me/status", json={"status": "dancing"}, headers=ann)
+    assert response.status_code == 422
+
+
+@pytest.mark.usefixtures("staff")
+async def test_supervisors_see_all_advisers_and_advisers_cannot(http: httpx.AsyncClient) -> None:
+    ann = await login(http, "ann")
+    await set_status(http, ann, "available")
+    assert (await http.get("/api/advisers", headers=ann)).status_code == 403
+    supervisor = await login(http, "sanne", "supervisor-pass")
+    advisers = (await http.get("/api/advisers", headers=supervisor)).json()
+    assert [(a["name"], a["status"]) for a in advisers] == [("ann", "available")]
+    assert advisers[0]["since"] is not None
+
+
+@pytest.mark.usefixtures("staff")
+async def test_supervisor_has_no_desk_api(http: httpx.AsyncClient) -> None:
+    supervisor = await login(http, "sanne", "supervisor-pass")
+    assert (await http.get("/api/advisers/me", headers=supervisor)).status_code == 403
+
+
+@pytest.mark.usefixtures("staff")
+async def test_redirect_failures_are_retried_then_the_call_waits_again(
+    http: httpx.AsyncClient, phone: Callable[..., Phone], twilio_stub: TwilioStub, app: FastAPI
+) -> None:
+    app.state.services.telephony._backoff = (0, 0)  # no real waiting between the retries here
+    twilio_stub.fail_next(3, status=503)
+    ann = await login(http, "ann")
+    await set_status(http, ann, "available")
+    caller = await queued_vog_rp(phone)
+    assert len(twilio_stub.updates_for(caller.call_sid)) == 3  # tried three times, all 503
+    me = (await http.get("/api/advisers/me", headers=ann)).json()
+    assert me["status"] == "available"
+    await app.state.services.router.tick()  # the safety net tries again: now it works
+    assert (await http.get("/api/advisers/me", headers=ann)).json()["status"] == "offered"

@@ -1,0 +1,369 @@
+"""Telephony: the real twilio SDK against a Twilio-compatible stub server, retries and all."""
+
+from __future__ import annotations
+
+import logging
+import re
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from routing.telephony import (
+    CALL_NOT_IN_PROGRESS,
+    RecordingTelephony,
+    Telephony,
+    TelephonyError,
+    TwilioTelephony,
+)
+from tests.support.twilio_stub import TwilioStub
+
+CALLER = "CA" + "1" * 32
+CONNECT_URL = "https://kcc.example/twilio/connect?adviser=a1"
+CALLBACK_NUMBER = "+31612345678"
+KCC_NUMBER = "+31881234567"
+
+
+class FakeSleep:
+    """Records the back-off delays instead of waiting them."""
+
+    def __init__(self) -> None:
+        self.delays: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.delays.append(seconds)
+
+
+@pytest.fixture(scope="module")
+def running_stub() -> Iterator[TwilioStub]:
+    with TwilioStub() as stub:
+        yield stub
+
+
+@pytest.fixture
+def stub(running_stub: TwilioStub) -> TwilioStub:
+    running_stub.reset()  # one server for the module (start/stop costs ~0.3 s), fresh state
+    return running_stub
+
+
+@pytest.fixture
+def sleep() -> FakeSleep:
+    return FakeSleep()
+
+
+def make_telephony(
+    stub: TwilioStub,
+    sleep: FakeSleep,
+    *,
+    auth_token: str | None = None,
+    timeout: float = 3.0,
+    backoff: tuple[float, ...] = (0.2, 0.5, 1.0, 2.0),
+) -> TwilioTelephony:
+    return TwilioTelephony(
+        account_sid=stub.account_sid,
+        auth_token=auth_token or stub.auth_token,
+        api_base=stub.base_url,
+        timeout=timeout,
+        backoff=backoff,
+        sleep=sleep,
+    )
+
+
+@pytest.fixture
+def telephony(stub: TwilioStub, sleep: FakeSleep) -> Iterator[TwilioTelephony]:
+    telephony = make_telephony(stub, sleep)
+    yield telephony
+    telephony.close()
+
+
+async def test_redirect_posts_url_and_method_to_twilio_with_basic_auth(
+    stub: TwilioStub, telephony: TwilioTelephony, sleep: FakeSleep
+) -> None:
+    await telephony.redirect(CALLER, CONNECT_URL)
+
+    [update] = stub.updates_for(CALLER)
+    assert update.path == f"/2010-04-01/Accounts/{stub.account_sid}/Calls/{CALLER}.json"
+    assert update.form == {"Url": CONNECT_URL, "Method": "POST"}
+    assert update.auth == (stub.account_sid, stub.auth_token)
+    assert update.status == 200
+    assert sleep.delays == []
+
+
+async def test_redirect_succeeds_after_two_500s_with_backoff(
+    stub: TwilioStub, telephony: TwilioTelephony, sleep: FakeSleep
+) -> None:
+    stub.fail_next(2, status=500)
+
+    await telephony.redirect(CALLER, CONNECT_URL)
+
+    assert [u.status for u in stub.updates_for(CALLER)] == [500, 500, 200]
+    assert sleep.delays == [0.2, 0.5]
+
+
+async def test_rate_limited_redirect_is_retried(
+    stub: TwilioStub, telephony: TwilioTelephony, sleep: FakeSleep
+) -> None:
+    stub.fail_next(1, status=429)
+
+    await telephony.redirect(CALLER, CONNECT_URL)
+
+    assert [u.status for u in stub.updates_for(CALLER)] == [429, 200]
+    assert sleep.delays == [0.2]
+
+
+async def test_redirect_gives_up_after_all_attempts_with_a_transient_error(
+    stub: TwilioStub, telephony: TwilioTelephony, sleep: FakeSleep
+) -> None:
+    stub.fail_next(10, status=503)
+
+    with pytest.raises(TelephonyError) as caught:
+        await telephony.redirect(CALLER, CONNECT_URL)
+
+    assert caught.value.permanent is False  # the call goes back in the queue
+    assert caught.value.status == 503
+    assert len(stub.updates_for(CALLER)) == 5  # len(backoff) + 1
+    assert sleep.delays == [0.2, 0.5, 1.0, 2.0]
+
+
+async def test_slow_twilio_times_out_and_the_retry_succeeds(
+    stub: TwilioStub, sleep: FakeSleep
+) -> None:
+    stub.fail_next(1, delay=5.0)  # answered normally, but long after the client gave up
+    telephony = make_telephony(stub, sleep, timeout=0.5)
+    try:
+        await telephony.redirect(CALLER, CONNECT_URL)
+    finally:
+        telephony.close()
+
+    assert len(stub.updates_for(CALLER)) == 2
+    assert sleep.delays == [0.2]
+
+
+async def test_twilio_hanging_on_every_attempt_raises_transient_error_after_all_attempts(
+    stub: TwilioStub, sleep: FakeSleep
+) -> None:
+    stub.fail_next(3, delay=5.0)
+    telephony = make_telephony(stub, sleep, timeout=0.2, backoff=(0.1, 0.4))
+    try:
+        with pytest.raises(TelephonyError) as caught:
+            await telephony.redirect(CALLER, CONNECT_URL)
+    finally:
+        telephony.close()
+
+    assert caught.value.permanent is False
+    assert caught.value.status is None  # no answer came
+    assert len(stub.updates_for(CALLER)) == 3
+    assert sleep.delays == [0.1, 0.4]
+
+
+async def test_unreachable_twilio_is_retried_then_transient(sleep: FakeSleep) -> None:
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    telephony = TwilioTelephony(
+        account_sid="AC" + "0" * 32,
+        auth_token="secret",
+        api_base=f"http://127.0.0.1:{port}",
+        sleep=sleep,
+    )
+    try:
+        with pytest.raises(TelephonyError) as caught:
+            await telephony.redirect(CALLER, CONNECT_URL)
+    finally:
+        telephony.close()
+
+    assert caught.value.permanent is False
+    assert sleep.delays == [0.2, 0.5, 1.0, 2.0]
+
+
+async def test_caller_who_hung_up_is_a_permanent_error_without_retries(
+    stub: TwilioStub, telephony: TwilioTelephony, sleep: FakeSleep
+) -> None:
+    stub.hang_up_caller(CALLER)
+
+    with pytest.raises(TelephonyError) as caught:
+        await telephony.redirect(CALLER, CONNECT_URL)
+
+    assert caught.value.permanent is True
+    assert (caught.value.status, caught.value.code) == (400, CALL_NOT_IN_PROGRESS)
+    assert len(stub.updates_for(CALLER)) == 1
+    assert sleep.delays == []
+
+
+async def test_not_found_is_a_permanent_error_without_retries(
+    stub: TwilioStub, telephony: TwilioTelephony, sleep: FakeSleep
+) -> None:
+    stub.fail_next(1, status=404, call_sid=CALLER)
+
+    with pytest.raises(TelephonyError) as caught:
+        await telephony.redirect(CALLER, CONNECT_URL)
+
+    assert caught.value.permanent is True
+    assert (caught.value.status, caught.value.code) == (404, 20404)
+    assert sleep.delays == []
+
+
+async def test_failure_scripted_for_one_call_leaves_other_calls_alone(
+    stub: TwilioStub, telephony: TwilioTelephony, sleep: FakeSleep
+) -> None:
+    other = "CA" + "2" * 32
+    stub.fail_next(1, status=500, call_sid=CALLER)
+
+    await telephony.redirect(other, CONNECT_URL)
+    await telephony.redirect(CALLER, CONNECT_URL)
+
+    assert [u.status for u in stub.updates_for(other)] == [200]
+    assert [u.status for u in stub.updates_for(CALLER)] == [500, 200]
+
+
+async def test_wrong_auth_token_is_a_permanent_401(stub: TwilioStub, sleep: FakeSleep) -> None:
+    telephony = make_telephony(stub, sleep, auth_token="not-the-token")
+    try:
+        with pytest.raises(TelephonyError) as caught:
+            await telephony.redirect(CALLER, CONNECT_URL)
+    finally:
+        telephony.close()
+
+    assert caught.value.permanent is True
+    assert (caught.value.status, caught.value.code) == (401, 20003)
+    assert sleep.delays == []
+
+
+async def test_dial_out_returns_the_new_call_sid_and_sends_to_from_url_and_callback(
+    stub: TwilioStub, telephony: TwilioTelephony
+) -> None:
+    callback = "https://kcc.example/twilio/callback-status"
+
+    sid = await telephony.dial_out(
+        to=CALLBACK_NUMBER, from_=KCC_NUMBER, url=CONNECT_URL, status_callback=callback
+    )
+
+    assert re.fullmatch(r"CA[0-9a-f]{32}", sid)
+    [create] = stub.creates()
+    assert create.path == f"/2010-04-01/Accounts/{stub.account_sid}/Calls.json"
+    assert create.status == 201
+    assert create.form == {
+        "To": CALLBACK_NUMBER,
+        "From": KCC_NUMBER,
+        "Url": CONNECT_URL,
+        "Method": "POST",
+        "StatusCallback": callback,
+        "StatusCallbackMethod": "POST",
+    }
+    assert stub.call_status(sid) == "queued"
+
+
+async def test_dial_out_is_retried_and_retries_are_logged_without_the_number(
+    stub: TwilioStub,
+    telephony: TwilioTelephony,
+    sleep: FakeSleep,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    stub.fail_next(1, status=502)
+
+    with caplog.at_level(logging.WARNING, logger="routing.telephony"):
+        sid = await telephony.dial_out(
+            to=CALLBACK_NUMBER, from_=KCC_NUMBER, url=CONNECT_URL, status_callback=CONNECT_URL
+        )
+
+    assert sid.startswith("CA")
+    assert [c.status for c in stub.creates()] == [502, 201]
+    assert sleep.delays == [0.2]
+    assert "retry 1/4" in caplog.text
+    assert "******78" in caplog.text
+    assert "612345678" not in caplog.text
+
+
+async def test_rejected_dial_out_is_permanent_and_its_error_does_not_carry_the_number(
+    stub: TwilioStub, telephony: TwilioTelephony, sleep: FakeSleep
+) -> None:
+    stub.fail_next(
+        1,
+        status=400,
+        code=21211,
+        message=f"The 'To' number {CALLBACK_NUMBER} is not a valid phone number.",
+    )
+
+    with pytest.raises(TelephonyError) as caught:
+        await telephony.dial_out(
+            to=CALLBACK_NUMBER, from_=KCC_NUMBER, url=CONNECT_URL, status_callback=CONNECT_URL
+        )
+
+    assert caught.value.permanent is True
+    assert (caught.value.status, caught.value.code) == (400, 21211)
+    assert "not a valid phone number" in str(caught.value)
+    assert "612345678" not in str(caught.value)
+    assert caught.value.__cause__ is None and caught.value.__suppress_context__
+    assert sleep.delays == []
+
+
+async def test_hang_up_sends_status_completed_and_the_call_can_no_longer_be_moved(
+    stub: TwilioStub, telephony: TwilioTelephony
+) -> None:
+    await telephony.hang_up(CALLER)
+
+    assert [u.form for u in stub.updates_for(CALLER)] == [{"Status": "completed"}]
+    assert stub.call_status(CALLER) == "completed"
+    with pytest.raises(TelephonyError) as caught:
+        await telephony.redirect(CALLER, CONNECT_URL)
+    assert caught.value.permanent is True
+
+
+async def test_recording_telephony_records_what_it_was_asked_and_moves_nothing() -> None:
+    recording = RecordingTelephony()
+    telephony: Telephony = recording  # the demo's stand-in satisfies the same protocol
+
+    await telephony.redirect(CALLER, CONNECT_URL)
+    sid = await telephony.dial_out(
+        to=CALLBACK_NUMBER, from_=KCC_NUMBER, url=CONNECT_URL, status_callback=CONNECT_URL
+    )
+    await telephony.hang_up(CALLER)
+
+    assert recording.redirects == [(CALLER, CONNECT_URL)]
+    assert re.fullmatch(r"CA[0-9a-f]{32}", sid)
+    [dial] = recording.dial_outs
+    assert (dial.to, dial.from_, dial.url, dial.call_sid) == (
+        CALLBACK_NUMBER,
+        KCC_NUMBER,
+        CONNECT_URL,
+        sid,
+    )
+    assert recording.hang_ups == [CALLER]
+
+
+async def test_recording_telephony_refuses_to_move_a_caller_who_has_gone() -> None:
+    recording = RecordingTelephony()
+    recording.gone.add(CALLER)
+
+    with pytest.raises(TelephonyError) as caught:
+        await recording.redirect(CALLER, CONNECT_URL)
+
+    assert caught.value.permanent is True
+    assert caught.value.code == CALL_NOT_IN_PROGRESS
+    assert recording.redirects == []
+
+
+def test_stub_runs_as_a_process_and_can_be_scripted_over_http() -> None:
+    account_sid, token = "AC" + "3" * 32, "process-token"
+    command = [sys.executable, "-m", "tests.support.twilio_stub", "--port", "0"]
+    command += ["--account-sid", account_sid, "--auth-token", token]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as process:
+        try:
+            assert process.stdout is not None
+            ready = process.stdout.readline().split()
+            assert ready[:3] == ["twilio", "stub", "ready"]
+            with httpx.Client(base_url=ready[3]) as client:
+                client.post("/_stub/fail_next", json={"n": 1, "status": 503}).raise_for_status()
+                url = f"/2010-04-01/Accounts/{account_sid}/Calls/{CALLER}.json"
+                first = client.post(url, data={"Url": CONNECT_URL}, auth=(account_sid, token))
+                second = client.post(url, data={"Url": CONNECT_URL}, auth=(account_sid, token))
+                seen = client.get("/_stub/requests").json()
+        finally:
+            process.terminate()
+        assert process.wait(timeout=10) == 0  # a clean shutdown on SIGTERM
+    assert (first.status_code, second.status_code) == (503, 200)
+    assert second.json()["sid"] == CALLER
+    assert [r["status"] for r in seen] == [503, 200]

@@ -18,6 +18,7 @@ from api.users import Role, User
 from ivr.adviser_log import WrapUp
 from routing.board import AdviserView, Command, InvalidTransition
 from routing.entry import QueueEntry
+from routing.telephony import TelephonyError
 
 router = APIRouter(prefix="/api", tags=["advisers"])
 
@@ -135,6 +136,31 @@ async def events(request: Request, user: AdviserDep) -> EventSourceResponse:
                 yield ServerSentEvent(event=event, data=json.dumps(data, default=str))
 
     return EventSourceResponse(stream(), ping=15)
+
+
+@router.post("/advisers/me/callback", status_code=status.HTTP_202_ACCEPTED)
+async def call_back(request: Request, user: AdviserDep) -> dict[str, str]:
+    """Call back the caller of the callback offered to this adviser."""
+    services = _services(request)
+    view = await _registered(services, user)
+    if view.offer_id is None:
+        raise HTTPException(status.HTTP_409_CONFLICT, "there is no callback to make")
+    settings = services.settings
+    if not settings.caller_id and not services.simulated_telephony:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT, "no KCC number to call from: set KCC_CALLER_ID"
+        )
+    try:
+        dialled = await services.router.call_back(
+            view.offer_id,
+            caller_id=settings.caller_id or "",
+            status_callback=f"{settings.public_base}/twilio/status",
+        )
+    except ValueError as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+    except TelephonyError as exc:
+        raise HTTPException(status.HTTP_502_BAD_GATEWAY, "Twilio could not place the call") from exc
+    return {"call_sid": dialled}
 
 
 # -- the simulated phone of the embedded demo (no Twilio account) ------------------------------

@@ -126,15 +126,37 @@ def flows_check(
 def users_add(
     name: Annotated[str, typer.Argument(help="Login name, e.g. j.devries.")],
     role: Annotated[str, typer.Option(help="supervisor or adviser.")] = "adviser",
+    skills: Annotated[
+        str | None,
+        typer.Option(help="Advisers: products they handle, e.g. vog_np,pardon (default: all)."),
+    ] = None,
+    device: Annotated[
+        str | None,
+        typer.Option(help="Advisers: client:NAME (browser softphone, default) or +31... ."),
+    ] = None,
 ) -> None:
     """Add a staff account. The password comes from KCC_PASSWORD or a prompt."""
     from api.db import create_tables, make_engine, session_scope
     from api.users import Role, UserError, create_user
+    from flows.errors import FlowInvalid
+    from flows.loader import load_flow
 
     try:
         chosen = Role(role)
     except ValueError as exc:
         raise _fail(f"unknown role {role!r} (supervisor or adviser)", 2) from exc
+    if chosen is not Role.ADVISER and (skills or device):
+        raise _fail("--skills and --device are for advisers", 2)
+    skill_list = [s.strip() for s in (skills or "").split(",") if s.strip()]
+    if skill_list:
+        try:
+            products = load_flow(_settings().flow).products
+        except FlowInvalid as exc:
+            raise _fail(f"the flow is invalid, cannot check the skills: {exc}", 2) from exc
+        unknown = [s for s in skill_list if s not in products]
+        if unknown:
+            known = ", ".join(products)
+            raise _fail(f"unknown skill(s) {', '.join(unknown)} (products: {known})", 2)
     password = os.environ.get("KCC_PASSWORD")
     if password is None:
         if not sys.stdin.isatty():
@@ -144,8 +166,18 @@ def users_add(
     create_tables(engine)
     try:
         with session_scope(engine) as session:
-            user = create_user(session, name=name, role=chosen, password=password)
-            typer.echo(f"added {user.role.value} {user.name}")
+            user = create_user(
+                session,
+                name=name,
+                role=chosen,
+                password=password,
+                skills=skill_list,
+                device=device,
+            )
+            extra = ""
+            if user.role is Role.ADVISER:
+                extra = f" (skills: {user.skills or 'all'}; device: {user.device})"
+            typer.echo(f"added {user.role.value} {user.name}{extra}")
     except UserError as exc:
         raise _fail(str(exc)) from exc
     finally:

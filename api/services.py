@@ -20,7 +20,7 @@ from flows.model import Flow
 from ivr.adviser_log import SqlAdviserLog
 from ivr.applications import DateOfBirthHasher, SqlApplicationDirectory
 from ivr.calls import CallHandler
-from ivr.clock import Clock, FixedClock, SystemClock
+from ivr.clock import Clock, ShiftedClock, SystemClock
 from ivr.engine import Engine as CallEngine
 from ivr.hours import OpeningHours
 from ivr.records import CallRecord, SqlCallRecorder
@@ -93,7 +93,7 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
     db_engine = make_engine(settings.database_url)
     create_tables(db_engine)
     if clock is None:
-        clock = FixedClock(settings.now) if settings.now else SystemClock()
+        clock = ShiftedClock(settings.now) if settings.now else SystemClock()
     call_engine = CallEngine(flow, hours)
     sealer = Sealer(settings.secret_key)
     queue = CallQueue(redis, sealer)

@@ -35,7 +35,7 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///var/kcc.sqlite3"
     secret_key: str = PLACEHOLDER_SECRET
     flow: Path = DEFAULT_FLOW
-    now: datetime | None = None  # pins the clock (demos, dry runs)
+    now: datetime | None = None  # starts the clock at this instant (demos, dry runs)
     twilio_account_sid: str = Field(
         default="AC00000000000000000000000000000000",
         validation_alias=AliasChoices("TWILIO_ACCOUNT_SID", "KCC_TWILIO_ACCOUNT_SID"),

@@ -156,3 +156,12 @@ async def dial_result(
     calls = _services(request).calls
     work = calls.dial_result(form.get("CallSid", ""), offer, form.get("DialCallStatus", ""))
     return await _answer(request, "dial-result", lang, work)
+
+
+@router.post("/callback-choice")
+async def callback_choice(request: Request, form: TwilioForm, lang: str | None = None) -> Response:
+    """The caller's key in the waitUrl's callback offer."""
+    calls = _services(request).calls
+    wait_url = f"{_services(request).settings.public_base}/twilio/wait?lang={lang or ''}"
+    work = calls.callback_choice(form.get("CallSid", ""), lang or "", form.get("Digits"))
+    return await _answer(request, "callback-choice", lang, work, lambda: fallback.to_wait(wait_url))

@@ -27,6 +27,10 @@ SYSTEM_PROMPTS: tuple[str, ...] = (
     "queue_full",  # Twilio refused the caller a place in the queue
     "queue_return",  # the adviser did not answer; the caller stays at the head of the line
     "call_end",  # after the conversation, when the adviser hung up first
+    "queue_wait",  # {minutes}: the estimated wait, said only when there is enough data
+    "callback_offer",  # after a long wait: press 1 to be called back, keeping your place
+    "callback_confirmed",  # you will be called back; you can hang up now
+    "callback_greeting",  # said to the caller when Justis calls back, before the adviser
 )
 
 # Prompts of identity verification; every flow with a verify node must define them.
@@ -140,6 +144,7 @@ class QueueSettings(Strict):
     # URL of an audio file; None: silence between announcements
     hold_music: Annotated[str, Field(pattern=r"^https?://\S+$")] | None = None
     announce_every: int = Field(default=60, ge=10, le=600)  # seconds between announcements
+    callback_after: int = Field(default=600, ge=60, le=7200)  # seconds before a callback is offered
     general_product: str = "general"  # where failed menus and errors send a call
     general_theme: str = "general"
 

@@ -102,12 +102,18 @@ def _prompts(flow: Flow) -> Iterator[Finding]:
 
 PLACEHOLDERS = {
     "queue_position": {"position"},
+    "queue_wait": {"minutes"},
     **{prompt: {"product", "date"} for prompt in STATUS_PROMPTS if prompt.startswith("status_")},
 }
 
 
 LANGUAGE = re.compile(r"^[a-z]{2}$")
-SAMPLES: dict[str, object] = {"position": 3, "product": "een VOG", "date": "3 november"}
+SAMPLES: dict[str, object] = {
+    "position": 3,
+    "minutes": 5,
+    "product": "een VOG",
+    "date": "3 november",
+}
 
 
 def _formats(text: str, allowed: set[str]) -> bool:

@@ -20,9 +20,11 @@ from ivr.store import NEW_CALL, SessionStore
 from ivr.turn import JoinQueue, Turn
 from ivr.twiml import (
     CallUrls,
+    back_to_hold,
     dial_adviser,
     empty,
     hold,
+    leave_queue,
     render,
     speak_and_enqueue,
     speak_and_hang_up,
@@ -34,6 +36,7 @@ from routing.router import Router
 
 log = logging.getLogger(__name__)
 
+MIN_HANDLE_TIMES = 5  # fewer recent calls than this: say nothing about the expected wait
 FINAL_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
 
 RecordCall = Callable[[CallRecord], Awaitable[None]]
@@ -100,7 +103,8 @@ class CallHandler:
         return await self._commit(session, seq, turn)
 
     async def wait(self, call_sid: str, language: str, twilio_position: int | None) -> str:
-        """The Enqueue waitUrl: the caller's position, then music or silence."""
+        """The Enqueue waitUrl: position and expected wait, then music or silence. After a long
+        wait, a callback is offered."""
         flow = self.engine.flow
         lang = language if language in flow.languages else flow.default_language
         entry = await self.queue.get(call_sid)
@@ -109,34 +113,85 @@ class CallHandler:
         position = await self.queue.position(call_sid, entry.product) if entry else None
         position = position or twilio_position
         says = [self.engine.say("queue_position", lang, position=position)] if position else []
+        minutes = await self._expected_wait(entry.product, position) if entry and position else None
+        if minutes is not None:
+            says.append(self.engine.say("queue_wait", lang, minutes=minutes))
         if flow.prompts.get("queue_hold", {}).get(lang, "").strip():
             says.append(self.engine.say("queue_hold", lang))
-        return hold(says, music_url=flow.queue.hold_music, seconds=flow.queue.announce_every)
+        offer = None
+        waited = (self.clock.now() - entry.queued_at).total_seconds() if entry else 0
+        if entry is not None and not entry.callback and waited >= flow.queue.callback_after:
+            offer = self.engine.say("callback_offer", lang)
+        return hold(
+            says,
+            music_url=flow.queue.hold_music,
+            seconds=flow.queue.announce_every,
+            offer=offer,
+            offer_url=CallUrls(self.base_url, lang).callback_choice(),
+        )
+
+    async def callback_choice(self, call_sid: str, language: str, digits: str | None) -> str:
+        """1 in the waitUrl's callback offer: keep the place, hang up, be called back."""
+        lang = (
+            language
+            if language in self.engine.flow.languages
+            else self.engine.flow.default_language
+        )
+        urls = CallUrls(self.base_url, lang)
+        if digits != "1":
+            return back_to_hold(urls)
+        entry = await self.queue.ask_callback(call_sid)
+        if entry is None:
+            return back_to_hold(urls)
+        log.info("callback requested", extra={"call_sid": call_sid, "product": entry.product})
+        return leave_queue([self.engine.say("callback_confirmed", lang)])
 
     async def queue_result(self, call_sid: str, language: str, result: str) -> str:
-        """The Enqueue action: the caller left the queue (answered and done, hung up, full...)."""
+        """The Enqueue action: the caller left Twilio's queue (talked, hung up, left, moved...)."""
         flow = self.engine.flow
         lang = language if language in flow.languages else flow.default_language
-        if result in ("hangup", "bridged", "redirected"):
+        if result == "redirected":
+            return empty()  # routing moved the call to its adviser: the entry stays for the card
+        entry = await self.queue.get(call_sid)
+        if entry is not None and entry.callback:
+            return speak_and_hang_up([])  # they chose a callback: the entry keeps its place
+        if result in ("hangup", "bridged"):
             await self.queue.remove(call_sid)
-            return empty() if result != "bridged" else speak_and_hang_up([])
+            return empty() if result == "hangup" else speak_and_hang_up([])
         if result == "queue-full":
             await self.queue.remove(call_sid)
             return speak_and_hang_up([self.engine.say("queue_full", lang)])
         # error, system-error, leave: Twilio took the caller out of its queue. While open they
         # go back in (their place in our line is kept); when closed, they are asked to call back.
-        entry = await self.queue.get(call_sid)
         if entry is not None and self.engine.hours.is_open(self.clock.now()):
             urls = CallUrls(self.base_url, lang)
             return speak_and_enqueue([self.engine.say("queue_return", lang)], entry.product, urls)
         await self.queue.remove(call_sid)
         return speak_and_hang_up([self.engine.say("error_call_back", lang)])
 
+    async def _expected_wait(self, product: str, position: int) -> int | None:
+        """Minutes, from recent handling times and the advisers working the product; None when
+        there is too little data to be honest about it."""
+        times = await self.queue.handle_times(product)
+        if len(times) < MIN_HANDLE_TIMES or self.router is None:
+            return None
+        working = await self.router.board.working(product)
+        if working == 0:
+            return None
+        average = sum(times) / len(times)
+        rounds = -(-position // working)  # ceil: callers ahead share the advisers
+        return max(1, round(rounds * average / 60))
+
     async def status(self, call_sid: str, call_status: str) -> None:
         """The number's status callback: a finished call leaves the queue and is forgotten."""
         if call_status not in FINAL_STATUSES:
             return
         session = await self.store.end(call_sid)  # first: the ended marker stops a late enqueue
+        entry = await self.queue.get(call_sid)
+        if entry is not None and entry.callback:
+            if session is not None and self.record_call is not None:
+                await self.record_call(self._record(session, call_status, False, False, "callback"))
+            return  # hung up to be called back: the entry keeps its place in line
         answered = False
         if self.router is not None:
             answered = await self.router.caller_gone(call_sid)
@@ -145,19 +200,30 @@ class CallHandler:
             await self.record_call(self._record(session, call_status, was_waiting, answered))
 
     async def connect(self, call_sid: str, offer_id: str) -> str:
-        """Routing moved the call here: ring the chosen adviser, or back to the queue."""
-        language = await self._language(call_sid)
-        urls = CallUrls(self.base_url, language)
+        """Routing moved the call here: ring the chosen adviser, or back to the queue.
+
+        For a callback, `call_sid` is Justis' call to the caller, answered by them.
+        """
         router = self.router
         offer = await router.board.offer(offer_id) if router else {}
-        entry = await self.queue.get(call_sid)
-        if router and offer.get("call_sid") == call_sid and offer.get("state") == "offered":
+        callback = bool(offer.get("dialled")) and call_sid == offer.get("dialled")
+        waiting_sid = offer.get("call_sid", call_sid) if callback else call_sid
+        language = await self._language(waiting_sid)
+        urls = CallUrls(self.base_url, language)
+        mine = callback or offer.get("call_sid") == call_sid
+        if router and mine and offer.get("state") == "offered":
             adviser = await router.board.view(offer["adviser"])
             if adviser is not None and adviser.device:
+                greeting = [self.engine.say("callback_greeting", language)] if callback else []
                 return dial_adviser(
-                    adviser.device, offer_id, urls, timeout=router.board.offer_seconds
+                    adviser.device,
+                    offer_id,
+                    urls,
+                    timeout=router.board.offer_seconds,
+                    says=greeting,
                 )
         # The offer was withdrawn meanwhile: the caller keeps waiting in line.
+        entry = await self.queue.get(call_sid)
         product = entry.product if entry else self.engine.flow.queue.general_product
         return speak_and_enqueue([], product, urls)
 
@@ -246,7 +312,12 @@ class CallHandler:
         )
 
     def _record(
-        self, session: CallSession, call_status: str, was_waiting: bool, answered: bool
+        self,
+        session: CallSession,
+        call_status: str,
+        was_waiting: bool,
+        answered: bool,
+        special: str | None = None,
     ) -> CallRecord:
         outcome = {
             CallPhase.MENU: "abandoned_in_menu",
@@ -255,6 +326,8 @@ class CallHandler:
         }[session.phase]
         if answered:
             outcome = "answered"
+        if special is not None:
+            outcome = special
         helped_by_machine = session.self_service and session.phase is not CallPhase.QUEUED
         return CallRecord(
             call_sid=session.call_sid,

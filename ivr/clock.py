@@ -28,3 +28,16 @@ class FixedClock:
 
     def set(self, at: datetime) -> None:
         self._at = at.astimezone(UTC)
+
+
+class ShiftedClock:
+    """Starts at a chosen instant and then runs on (KCC_NOW): the calendar sees the chosen day,
+    while timers (wrap-up, offers) still see time pass."""
+
+    def __init__(self, start: datetime) -> None:
+        if start.tzinfo is None:
+            raise ValueError("a pinned time needs a UTC offset, e.g. 2026-12-24T16:30+01:00")
+        self._offset = start.astimezone(UTC) - datetime.now(UTC)
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self._offset

@@ -33,6 +33,9 @@ class CallUrls:
     def queue_result(self) -> str:
         return self._url("/twilio/queue-result", lang=self.language)
 
+    def callback_choice(self) -> str:
+        return self._url("/twilio/callback-choice", lang=self.language)
+
     def dial_result(self, offer_id: str) -> str:
         return self._url("/twilio/dial-result", offer=offer_id, lang=self.language)
 
@@ -94,11 +97,26 @@ def render(turn: Turn, urls: CallUrls) -> str:
     return str(response)
 
 
-def hold(says: list[Say], *, music_url: str | None, seconds: int) -> str:
-    """A waitUrl document: announcements, then music or silence; Twilio fetches it again after."""
+def hold(
+    says: list[Say],
+    *,
+    music_url: str | None,
+    seconds: int,
+    offer: Say | None = None,
+    offer_url: str | None = None,
+) -> str:
+    """A waitUrl document: announcements, then music or silence; Twilio fetches it again after.
+
+    `offer` (with `offer_url`) asks for one key, e.g. 1 for a callback; Gather is allowed there.
+    """
     response = VoiceResponse()
     for say in says:
         _say(response, say)
+    if offer is not None and offer_url is not None:
+        gather = response.gather(
+            input="dtmf", num_digits=1, timeout=5, action=offer_url, method="POST"
+        )
+        _say(gather, offer)
     if music_url:
         response.play(music_url)
     else:
@@ -119,10 +137,18 @@ def speak_and_enqueue(says: list[Say], product: str, urls: CallUrls) -> str:
 
 
 def dial_adviser(
-    device: str, offer_id: str, urls: CallUrls, *, timeout: int, caller_id: str | None = None
+    device: str,
+    offer_id: str,
+    urls: CallUrls,
+    *,
+    timeout: int,
+    caller_id: str | None = None,
+    says: list[Say] | None = None,
 ) -> str:
     """Ring the adviser: a browser softphone (client:NAME) or a phone number."""
     response = VoiceResponse()
+    for say in says or []:
+        _say(response, say)
     dial = response.dial(
         timeout=timeout,
         action=urls.dial_result(offer_id),
@@ -138,6 +164,21 @@ def dial_adviser(
         dial.client(device.removeprefix("client:"), **events)
     else:
         dial.number(device, **events)
+    return str(response)
+
+
+def leave_queue(says: list[Say]) -> str:
+    """Confirm, then take the caller out of Twilio's queue (the Enqueue action follows)."""
+    response = VoiceResponse()
+    for say in says:
+        _say(response, say)
+    response.leave()
+    return str(response)
+
+
+def back_to_hold(urls: CallUrls) -> str:
+    response = VoiceResponse()
+    response.redirect(urls.wait(), method="POST")
     return str(response)
 
 

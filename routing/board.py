@@ -144,6 +144,30 @@ class AdviserBoard:
         call, adviser, product, previous, state = (str(v) if v else "" for v in result)
         return Settled(call, adviser, product, previous, state)
 
+    async def working(self, product: str) -> int:
+        """Advisers with this skill who are at work (not offline, not on a break)."""
+        names = sorted(cast(set[str], await self._redis.smembers(keys.advisers())))
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for name in names:
+                pipe.hmget(keys.adviser(name), ["state", "skills"])
+            found = await pipe.execute()
+        away = {AdviserState.OFFLINE.value, AdviserState.BREAK.value, None}
+        return sum(
+            1
+            for state, skills in found
+            if state not in away and product in str(skills or "").split(",")
+        )
+
+    async def mark_callback(self, offer_id: str, deadline_ms: int) -> None:
+        """A callback offer waits for the adviser to dial, so it gets longer than a ring."""
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(keys.offer(offer_id), "kind", "callback")
+            pipe.zadd(keys.offer_deadlines(), {offer_id: deadline_ms})
+            await pipe.execute()
+
+    async def set_dialled(self, offer_id: str, call_sid: str) -> None:
+        await self._redis.hset(keys.offer(offer_id), "dialled", call_sid)
+
     async def was_answered(self, call_sid: str) -> bool:
         return bool(await self._redis.exists(keys.call_answered(call_sid)))
 

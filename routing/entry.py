@@ -22,3 +22,4 @@ class QueueEntry(BaseModel):
     application_status_date: date | None = None
     path: list[str]
     queued_at: datetime
+    callback: bool = False  # the caller hung up to be called back; the entry keeps its place

@@ -11,7 +11,8 @@ PREFIX = "{kcc}:"
 
 SESSION_TTL = 4 * 3600  # a call's webhook state; longer than any call
 REPLY_TTL = 15 * 60  # the TwiML answered for one step, for Twilio's retries of that step
-QUEUE_TTL = 24 * 3600  # queue sorted sets and entries; refreshed on every enqueue
+QUEUE_TTL = 24 * 3600  # queue entries; refreshed on every enqueue
+CALLBACK_TTL = 5 * 24 * 3600  # a callback waits over a long weekend for the next open day
 ENDED_TTL = 3600  # remembers a call has ended, so a late webhook does not queue it again
 
 

@@ -37,9 +37,9 @@ local arrival = redis.call('INCR', KEYS[4])
 redis.call('EXPIRE', KEYS[4], ARGV[5])
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[5])
 redis.call('ZADD', KEYS[2], 'NX', tonumber(ARGV[2]) + arrival, ARGV[3])
-redis.call('EXPIRE', KEYS[2], ARGV[5])
+redis.call('EXPIRE', KEYS[2], ARGV[6])
 redis.call('SADD', KEYS[3], ARGV[4])
-redis.call('EXPIRE', KEYS[3], ARGV[5])
+redis.call('EXPIRE', KEYS[3], ARGV[6])
 return 1
 """
 
@@ -70,6 +70,7 @@ class CallQueue:
                 entry.call_sid,
                 entry.product,
                 keys.QUEUE_TTL,
+                keys.CALLBACK_TTL,  # the line itself outlives any callback waiting in it
             ],
         )
         return bool(added)
@@ -84,6 +85,21 @@ class CallQueue:
             pipe.delete(keys.queue_entry(call_sid))
             _, deleted = await pipe.execute()
         return bool(deleted)
+
+    async def ask_callback(self, call_sid: str) -> QueueEntry | None:
+        """The caller will hang up and be called back: the entry keeps its place and lives on."""
+        entry = await self.get(call_sid)
+        if entry is None:
+            return None
+        entry = entry.model_copy(update={"callback": True})
+        await self._redis.set(
+            keys.queue_entry(call_sid),
+            self._sealer.seal(entry.model_dump_json()),
+            ex=keys.CALLBACK_TTL,
+            xx=True,
+        )
+        await self._redis.expire(keys.queue(entry.product), keys.CALLBACK_TTL)
+        return entry
 
     async def get(self, call_sid: str) -> QueueEntry | None:
         raw = await self._redis.get(keys.queue_entry(call_sid))

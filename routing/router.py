@@ -19,6 +19,7 @@ from routing.queue import CallQueue
 from routing.telephony import Telephony, TelephonyError
 
 log = logging.getLogger(__name__)
+CALLBACK_OFFER_MS = 5 * 60 * 1000  # an adviser has 5 minutes to start a callback
 
 
 class ConnectUrls(Protocol):
@@ -73,6 +74,10 @@ class Router:
             return None
         await self._tell(settled, "ended", reason="completed" if talked else dial_status)
         await self._state_changed(settled.adviser, settled.adviser_state, settled.call_sid)
+        if offer.get("kind") == "callback" and offer.get("dialled"):
+            # Called back: done when they talked; not reached, the request ends (the adviser
+            # sees it on the card). Either way the caller's place in line is released.
+            await self.queue.remove(settled.call_sid)
         if talked:
             await self._record_handle_time(settled.product, offer)
         else:
@@ -127,6 +132,13 @@ class Router:
 
     async def _deliver_one(self, offer: Offer) -> None:
         entry = await self.queue.get(offer.call_sid)
+        if entry is not None and entry.callback:
+            # The caller is not on the line: the adviser calls them back from the desk.
+            await self.board.mark_callback(offer.offer_id, self.now_ms() + CALLBACK_OFFER_MS)
+            card = {**self._card(offer.offer_id, entry), "kind": "callback"}
+            await self.events.publish(offer.adviser, "offer", card)
+            await self._state_changed(offer.adviser, AdviserState.OFFERED.value, offer.call_sid)
+            return
         try:
             await self.telephony.redirect(offer.call_sid, self.urls.connect(offer.offer_id))
         except TelephonyError as exc:
@@ -142,8 +154,24 @@ class Router:
             if settled is not None:
                 await self._state_changed(settled.adviser, settled.adviser_state, None)
             return
-        await self.events.publish(offer.adviser, "offer", self._card(offer.offer_id, entry))
+        card = {**self._card(offer.offer_id, entry), "kind": "call"}
+        await self.events.publish(offer.adviser, "offer", card)
         await self._state_changed(offer.adviser, AdviserState.OFFERED.value, offer.call_sid)
+
+    async def call_back(self, offer_id: str, *, caller_id: str, status_callback: str) -> str:
+        """The adviser presses "call back": Justis calls the caller, who is then put through."""
+        offer = await self.board.offer(offer_id)
+        entry = await self.queue.get(offer.get("call_sid", ""))
+        if offer.get("kind") != "callback" or entry is None:
+            raise ValueError("this offer is not a callback")
+        dialled = await self.telephony.dial_out(
+            to=entry.caller,
+            from_=caller_id,
+            url=self.urls.connect(offer_id),
+            status_callback=status_callback,
+        )
+        await self.board.set_dialled(offer_id, dialled)
+        return dialled
 
     async def _tell(self, settled: Settled, event: str, **extra: Any) -> None:
         entry = await self.queue.get(settled.call_sid)

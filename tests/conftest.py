@@ -122,6 +122,7 @@ def twilio_stub() -> Iterator[TwilioStub]:
 def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "twilio_account_sid": ACCOUNT_SID,
+        "caller_id": "+31703704900",
         "redis_url": REDIS_URL if REDIS_UP else None,
         "database_url": f"sqlite:///{tmp_path}/kcc.sqlite3",
         "public_url": PUBLIC_URL,

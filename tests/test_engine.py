@@ -249,6 +249,10 @@ prompts:
   queue_full: {nl: Vol, en: Full}
   queue_return: {nl: Terug, en: Back}
   call_end: {nl: Dag, en: Bye}
+  queue_wait: {nl: "{minutes} min", en: "{minutes} min"}
+  callback_offer: {nl: Terugbellen, en: Call back}
+  callback_confirmed: {nl: Wij bellen, en: We call}
+  callback_greeting: {nl: Justis belt, en: Justis calling}
   verify_number_required: {nl: Uw nummer, en: Your number}
   verify_number_optional: {nl: Uw nummer of hekje, en: Your number or hash}
   verify_number_invalid: {nl: Fout nummer, en: Bad number}

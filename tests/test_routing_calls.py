@@ -4,6 +4,7 @@ local stub, the connect and dial webhooks, wrap-up."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 
 import httpx
 import pytest
@@ -13,7 +14,8 @@ from sqlmodel import Session, select
 from api.phone import Phone, parse_twiml
 from api.users import Role, create_user
 from ivr.adviser_log import AdviserStateChange, WrapUp
-from tests.conftest import PUBLIC_URL
+from ivr.clock import FixedClock
+from tests.conftest import AUTH_TOKEN, PUBLIC_URL
 from tests.support.twilio_stub import TwilioStub
 
 
@@ -209,3 +211,74 @@ async def test_redirect_failures_are_retried_then_the_call_waits_again(
     assert me["status"] == "available"
     await app.state.services.router.tick()  # the safety net tries again: now it works
     assert (await http.get("/api/advisers/me", headers=ann)).json()["status"] == "offered"
+
+
+@pytest.mark.usefixtures("staff")
+async def test_expected_wait_is_said_only_with_enough_data(
+    http: httpx.AsyncClient, phone: Callable[..., Phone], app: FastAPI
+) -> None:
+    queue = app.state.services.queue
+    first, second = await queued_vog_rp(phone), await queued_vog_rp(phone)
+    hold = await second.hold()
+    assert "U bent nummer 2 in de wachtrij." in hold.text
+    assert "verwachte wachttijd" not in hold.text  # no handling times yet
+    ann = await login(http, "ann")
+    await set_status(http, ann, "available")  # takes the first call
+    for _ in range(5):
+        await queue.record_handle_time("vog_rp", 240.0)
+    hold = await second.hold()
+    assert "U bent nummer 1 in de wachtrij." in hold.text
+    assert "De verwachte wachttijd is ongeveer 4 minuten." in hold.text
+    assert first.call_sid != second.call_sid
+
+
+@pytest.mark.usefixtures("staff")
+async def test_callback_after_a_long_wait_keeps_the_place_and_is_made_from_the_desk(
+    http: httpx.AsyncClient,
+    phone: Callable[..., Phone],
+    clock: FixedClock,
+    twilio_stub: TwilioStub,
+    app: FastAPI,
+) -> None:
+    caller = await queued_vog_rp(phone)
+    assert "Toets dan 1" not in (await caller.hold()).text
+    clock.set(clock.now() + timedelta(minutes=10))
+    hold = await caller.hold()
+    assert "Wilt u liever teruggebeld worden? Toets dan 1." in hold.text
+    assert "/twilio/callback-choice" in hold.twiml
+    chosen = await caller.post(f"{PUBLIC_URL}/twilio/callback-choice?lang=nl", {"Digits": "1"})
+    assert "<Leave" in chosen.text and "Wij bellen u terug" in chosen.text
+    left = await caller.post(f"{PUBLIC_URL}/twilio/queue-result?lang=nl", {"QueueResult": "leave"})
+    assert parse_twiml(left.text).hung_up
+    await caller.hang_up()
+    supervisor = await login(http, "sanne", "supervisor-pass")
+    [waiting] = (await http.get("/api/queue", headers=supervisor)).json()
+    assert waiting["call_sid"] == caller.call_sid and waiting["callback"] is True
+    # an adviser becomes available: a callback offer, no redirect of a call that is gone
+    ann = await login(http, "ann")
+    me = (await set_status(http, ann, "available")).json()
+    assert me["status"] == "offered" and me["call"]["callback"] is True
+    assert twilio_stub.updates_for(caller.call_sid) == []
+    response = await http.post("/api/advisers/me/callback", headers=ann)
+    assert response.status_code == 202
+    [create] = twilio_stub.creates()
+    assert create.form["To"] == caller.caller
+    assert create.form["Url"] == f"{PUBLIC_URL}/twilio/connect?offer=1"
+    # the caller answers Justis' call: greeted, then put through to ann
+    callback = Phone(
+        caller.client,
+        public_url=PUBLIC_URL,
+        auth_token=AUTH_TOKEN,
+        call_sid=response.json()["call_sid"],
+    )
+    connect = parse_twiml((await callback.post(create.form["Url"])).text)
+    assert connect.heard[0].text.startswith("U wordt teruggebeld door Justis.")
+    assert ">ann</Client>" in connect.twiml
+    await callback.post(
+        f"{PUBLIC_URL}/twilio/offer-answered?offer=1", {"CallStatus": "in-progress"}
+    )
+    await callback.post(
+        f"{PUBLIC_URL}/twilio/dial-result?offer=1&lang=nl", {"DialCallStatus": "completed"}
+    )
+    assert (await http.get("/api/queue", headers=supervisor)).json() == []
+    assert (await http.get("/api/advisers/me", headers=ann)).json()["status"] == "wrap_up"

@@ -247,6 +247,9 @@ def call(
         str | None, typer.Option(help="Base URL of a running server; default: in-process.")
     ] = None,
     flow: Annotated[Path | None, typer.Option(help="Flow file to walk (in-process only).")] = None,
+    hold: Annotated[
+        int, typer.Option(min=0, help="Seconds to stay in the queue (try the desk meanwhile).")
+    ] = 0,
     keys: Annotated[
         str | None,
         typer.Option(help="Keys to press, space separated; '-' is silence. Default: ask."),
@@ -260,7 +263,9 @@ def call(
     if at is not None and at.tzinfo is None:
         raise _fail("--at needs a UTC offset, e.g. 2026-12-24T16:30+01:00", 2)
     _settings()  # a bad KCC_ variable is reported before the call starts
-    code = asyncio.run(run_call(caller=caller, at=at, url=url, flow=flow, scripted=keys))
+    code = asyncio.run(
+        run_call(caller=caller, at=at, url=url, flow=flow, scripted=keys, hold_seconds=hold)
+    )
     raise typer.Exit(code)
 
 

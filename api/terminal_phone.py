@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import tempfile
 from collections.abc import AsyncIterator, Iterator
@@ -14,6 +15,7 @@ import httpx
 from api.phone import Phone, PhoneTurn
 
 SILENCE = "-"
+HOLD_REFRESH_SECONDS = 10
 
 
 @asynccontextmanager
@@ -71,14 +73,20 @@ def _keys(scripted: str | None) -> Iterator[str | None]:
 
 
 async def run_call(
-    *, caller: str, at: datetime | None, url: str | None, flow: Path | None, scripted: str | None
+    *,
+    caller: str,
+    at: datetime | None,
+    url: str | None,
+    flow: Path | None,
+    scripted: str | None,
+    hold_seconds: int = 0,
 ) -> int:
     from flows.errors import FlowInvalid
 
     try:
         async with _client(url, at, flow) as (client, public_url, token):
             phone = Phone(client, public_url=public_url, auth_token=token, caller=caller)
-            return await _walk(phone, _keys(scripted))
+            return await _walk(phone, _keys(scripted), hold_seconds)
     except FlowInvalid as exc:
         print("error: the flow is invalid:", file=sys.stderr)
         for problem in exc.problems:
@@ -99,7 +107,7 @@ async def run_call(
         return 1
 
 
-async def _walk(phone: Phone, keys: Iterator[str | None]) -> int:
+async def _walk(phone: Phone, keys: Iterator[str | None], hold_seconds: int = 0) -> int:
     print(f"calling from {phone.caller} (call {phone.call_sid})")
     turn = await phone.dial()
     while True:
@@ -111,6 +119,13 @@ async def _walk(phone: Phone, keys: Iterator[str | None]) -> int:
         if turn.queue is not None:
             print(f"-- waiting in queue {turn.queue}")
             _show(await phone.hold())
+            waited = 0
+            while waited < hold_seconds:  # the demo: an adviser can take the call at the desk
+                pause = min(HOLD_REFRESH_SECONDS, hold_seconds - waited)
+                await asyncio.sleep(pause)
+                waited += pause
+                print(f"-- still waiting ({waited} s)")
+                _show(await phone.hold())
             await phone.hang_up()
             print("-- you hang up")
             return 0

@@ -555,3 +555,56 @@ def test_serve_in_production_refuses_placeholder_secrets(tmp_path: Path) -> None
     assert "refusing to start in production" in result.stderr
     assert "KCC_SECRET_KEY" in result.stderr
     assert "TWILIO_AUTH_TOKEN" in result.stderr
+
+
+def test_users_add_adviser_with_skills_and_a_phone(tmp_path: Path) -> None:
+    result = kcc(
+        "users", "add", "piet", "--role", "adviser", "--skills", "vog_np,pardon",
+        "--device", "+31201234567", env={"KCC_PASSWORD": GOOD_PASSWORD}, tmp_path=tmp_path,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert (
+        result.stdout.strip() == "added adviser piet (skills: vog_np,pardon; device: +31201234567)"
+    )
+    engine = make_engine(db_url(tmp_path))
+    try:
+        with Session(engine) as session:
+            user = get_user(session, "piet")
+            assert user is not None and (user.skills, user.device) == (
+                "vog_np,pardon",
+                "+31201234567",
+            )
+    finally:
+        engine.dispose()
+
+
+def test_users_add_adviser_defaults_to_all_skills_and_a_softphone(tmp_path: Path) -> None:
+    result = kcc("users", "add", "anna", env={"KCC_PASSWORD": GOOD_PASSWORD}, tmp_path=tmp_path)
+    assert result.stdout.strip() == "added adviser anna (skills: all; device: client:anna)"
+
+
+def test_users_add_refuses_an_unknown_skill_listing_the_products(tmp_path: Path) -> None:
+    result = kcc(
+        "users", "add", "piet", "--skills", "vog_np,gratie",
+        env={"KCC_PASSWORD": GOOD_PASSWORD}, tmp_path=tmp_path,
+    )  # fmt: skip
+    assert result.exit_code == 2
+    assert "unknown skill(s) gratie" in result.stderr and "pardon" in result.stderr
+
+
+def test_users_add_refuses_skills_for_a_supervisor(tmp_path: Path) -> None:
+    result = kcc(
+        "users", "add", "sanne", "--role", "supervisor", "--skills", "vog_np",
+        env={"KCC_PASSWORD": GOOD_PASSWORD}, tmp_path=tmp_path,
+    )  # fmt: skip
+    assert result.exit_code == 2
+    assert "for advisers" in result.stderr
+
+
+def test_users_add_refuses_a_device_that_is_not_a_client_or_number(tmp_path: Path) -> None:
+    result = kcc(
+        "users", "add", "piet", "--device", "0612345678",
+        env={"KCC_PASSWORD": GOOD_PASSWORD}, tmp_path=tmp_path,
+    )  # fmt: skip
+    assert result.exit_code == 1
+    assert "device must be client:NAME or a phone number" in result.stderr

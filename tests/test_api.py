@@ -114,6 +114,7 @@ async def test_queue_lists_waiting_calls_in_order_with_their_context(
         "application_status": None,
         "application_status_date": None,
         "path": ["main_menu=1", "vog_np_menu=3", "verify_vog_np_objection=skipped"],
+        "callback": False,
         "queued_at": "2026-12-01T09:00:00Z",
     }
     assert waiting[1]["language"] == "en" and waiting[1]["product"] == "pardon"

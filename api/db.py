@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, make_url
+from sqlalchemy import Engine, event, make_url
 from sqlmodel import Session, SQLModel, create_engine
 
 from api import users
@@ -32,7 +32,19 @@ def make_engine(url: str) -> Engine:
     elif parsed.drivername in {"postgresql", "postgres"}:
         # Plain postgresql:// means psycopg2 to SQLAlchemy; we ship psycopg 3.
         parsed = parsed.set(drivername="postgresql+psycopg")
-    return create_engine(parsed, connect_args=connect_args, pool_pre_ping=True)
+    engine = create_engine(parsed, connect_args=connect_args, pool_pre_ping=True)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in _IN_MEMORY:
+        event.listen(engine, "connect", _sqlite_wal)
+    return engine
+
+
+def _sqlite_wal(connection: Any, _: Any) -> None:
+    """Readers do not wait for the writer, and commits need no full sync (a crash may lose the
+    last records, never corrupt the file)."""
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
 
 
 def create_tables(engine: Engine) -> None:

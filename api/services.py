@@ -23,7 +23,7 @@ from ivr.calls import CallHandler
 from ivr.clock import Clock, ShiftedClock, SystemClock
 from ivr.engine import Engine as CallEngine
 from ivr.hours import OpeningHours
-from ivr.records import CallRecord, SqlCallRecorder
+from ivr.records import CallRecord, RecordWriter, SqlCallRecorder
 from ivr.sealing import Pseudonymizer, Sealer
 from ivr.store import SessionStore
 from ivr.twiml import RoutingUrls
@@ -52,8 +52,10 @@ class Services:
     telephony: Telephony
     adviser_log: SqlAdviserLog
     simulated_telephony: bool
+    records: RecordWriter
 
     async def close(self) -> None:
+        await self.records.flush()
         await self.redis.aclose()
         self.db_engine.dispose()
         close = getattr(self.telephony, "close", None)
@@ -97,7 +99,7 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
     call_engine = CallEngine(flow, hours)
     sealer = Sealer(settings.secret_key)
     queue = CallQueue(redis, sealer)
-    recorder = SqlCallRecorder(db_engine)
+    records = RecordWriter(SqlCallRecorder(db_engine), anyio.to_thread.run_sync)
     verifier = IdentityVerifier(
         redis=redis,
         directory=SqlApplicationDirectory(db_engine, DateOfBirthHasher(settings.secret_key)),
@@ -112,7 +114,7 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
     )
 
     async def record_call(record: CallRecord) -> None:
-        await anyio.to_thread.run_sync(recorder.record, record)
+        records.submit(record)
 
     telephony: Telephony
     if settings.simulated_telephony:
@@ -167,4 +169,5 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
         telephony=telephony,
         adviser_log=adviser_log,
         simulated_telephony=settings.simulated_telephony,
+        records=records,
     )

@@ -42,7 +42,8 @@ async def _answer(
     services = _services(request)
     started = time.perf_counter()
     try:
-        twiml = await asyncio.wait_for(work, timeout=WEBHOOK_BUDGET_SECONDS)
+        async with asyncio.timeout(WEBHOOK_BUDGET_SECONDS):
+            twiml = await work
         outcome = "ok"
     except Exception as exc:
         log.exception("webhook failed; answering with the fallback", extra={"route": route})

@@ -61,11 +61,8 @@ class CallHandler:
     # -- webhooks ----------------------------------------------------------------------------
 
     async def incoming(self, call_sid: str, caller: str) -> str:
-        existing = await self.store.load(call_sid)
-        if existing is not None:  # Twilio retried the first webhook
-            return await self._earlier_reply(existing, 0)
-        if await self.store.has_ended(call_sid):
-            return speak_and_hang_up([])
+        # No read first: the commit itself refuses a call that exists (a retried first webhook,
+        # answered from the stored reply) or has ended.
         now = self.clock.now()
         session = CallSession(
             call_sid=call_sid,
@@ -257,6 +254,8 @@ class CallHandler:
         if not await self.store.commit(session, answered_seq=answered_seq, reply=reply):
             current = await self.store.load(session.call_sid)  # another delivery won
             if current is None:
+                if answered_seq == NEW_CALL:  # the call has ended already
+                    return speak_and_hang_up([])
                 raise CallNotFound(session.call_sid)
             return await self._earlier_reply(current, max(answered_seq, 0))
         if isinstance(turn.ending, JoinQueue):

@@ -3,11 +3,17 @@ no caller number, no application number, no date of birth."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
 from datetime import datetime
+from functools import partial
 from typing import Protocol
 
 from sqlalchemy import Engine
-from sqlmodel import JSON, Column, Field, Session, SQLModel, select
+from sqlmodel import JSON, Column, Field, Session, SQLModel, col, select
+
+log = logging.getLogger(__name__)
 
 
 class CallRecord(SQLModel, table=True):
@@ -31,17 +37,55 @@ class CallRecord(SQLModel, table=True):
 
 
 class CallRecorder(Protocol):
-    def record(self, record: CallRecord) -> None: ...
+    def record_many(self, records: list[CallRecord]) -> None: ...
 
 
 class SqlCallRecorder:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
 
-    def record(self, record: CallRecord) -> None:
+    def record_many(self, records: list[CallRecord]) -> None:
+        """Write new records; a call recorded before (a repeated status callback) is skipped."""
+        unique = {record.call_sid: record for record in records}
         with Session(self._engine) as session:
-            query = select(CallRecord).where(CallRecord.call_sid == record.call_sid)
-            exists = session.exec(query).first()
-            if exists is None:  # a repeated status callback records nothing new
-                session.add(record)
-                session.commit()
+            query = select(CallRecord.call_sid).where(col(CallRecord.call_sid).in_(unique))
+            for known in session.exec(query).all():
+                unique.pop(known, None)
+            session.add_all(unique.values())
+            session.commit()
+
+
+RunSync = Callable[[Callable[[], None]], Awaitable[None]]  # runs blocking work in a thread
+
+
+class RecordWriter:
+    """Writes call records in the background, in batches, one writer per process.
+
+    The status callback hands its record over and answers at once: a database write (and a
+    SQLite write lock) never sits on a webhook's path.
+    """
+
+    def __init__(self, recorder: CallRecorder, run_sync: RunSync, *, batch: int = 200) -> None:
+        self._recorder = recorder
+        self._run_sync = run_sync
+        self._batch = batch
+        self._pending: list[CallRecord] = []
+        self._task: asyncio.Task[None] | None = None
+
+    def submit(self, record: CallRecord) -> None:
+        self._pending.append(record)
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._drain())
+
+    async def flush(self) -> None:
+        """Wait until everything submitted so far is written."""
+        while self._task is not None and not self._task.done():
+            await self._task
+
+    async def _drain(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending[: self._batch], self._pending[self._batch :]
+            try:
+                await self._run_sync(partial(self._recorder.record_many, batch))
+            except Exception:  # the database is away: reports lose these calls, callers nothing
+                log.exception("could not write call records", extra={"records": len(batch)})

@@ -18,11 +18,12 @@ from routing import keys
 NEW_CALL = -1
 
 _COMMIT = """
--- KEYS: session, reply   ARGV: expected seq (-1: new call), new seq, data, ttl, reply, reply ttl
+-- KEYS: session, reply, ended marker
+-- ARGV: expected seq (-1: new call), new seq, data, ttl, reply, reply ttl
 local current = redis.call('HGET', KEYS[1], 'seq')
 local expected = tonumber(ARGV[1])
 if expected < 0 then
-  if current then return 0 end
+  if current or redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
 elseif (not current) or tonumber(current) ~= expected then
   return 0
 end
@@ -50,6 +51,7 @@ class SessionStore:
             keys=[
                 keys.session(session.call_sid),
                 keys.reply(session.call_sid, max(answered_seq, 0)),
+                keys.ended(session.call_sid),
             ],
             args=[
                 answered_seq,

@@ -182,5 +182,8 @@ def back_to_hold(urls: CallUrls) -> str:
     return str(response)
 
 
+_EMPTY = str(VoiceResponse())
+
+
 def empty() -> str:
-    return str(VoiceResponse())
+    return _EMPTY

@@ -133,6 +133,7 @@ async def test_closed_caller_gets_self_service_and_it_is_recorded(
     assert "Uw aanvraag voor een VOG is op 20 november ontvangen." in turn.text
     assert "adviseur" not in turn.text
     await caller.hang_up()
+    await app.state.services.records.flush()  # records are written in the background
     with Session(app.state.services.db_engine) as db:
         record = db.exec(select(CallRecord)).one()
     assert record.self_service is True

@@ -196,6 +196,7 @@ async def test_status_callback_ends_the_call_and_leaves_the_queue(
         await redis_client.exists(keys.session(caller.call_sid), keys.queue_entry(caller.call_sid))
         == 0
     )
+    await app.state.services.records.flush()  # records are written in the background
     with Session(app.state.services.db_engine) as db:
         record = db.exec(select(CallRecord)).one()
     assert record.call_sid == caller.call_sid
@@ -237,6 +238,7 @@ async def test_hang_up_in_the_menu_is_recorded_without_personal_data(
     await caller.dial()
     await caller.hang_up()
     await caller.hang_up()  # Twilio may deliver it twice
+    await app.state.services.records.flush()  # records are written in the background
     with Session(app.state.services.db_engine) as db:
         [record] = db.exec(select(CallRecord)).all()
     assert record.outcome == "abandoned_in_menu"

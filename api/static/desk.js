@@ -1,0 +1,1011 @@
+// The adviser desk: sign in, change state, see the offered or current call, wrap up.
+// Plain JavaScript, no build step, no external resources. The token lives in sessionStorage.
+"use strict";
+
+(() => {
+  const TOKEN_KEY = "kcc.desk.token";
+  const RESYNC_MS = 20000; // a safety net for events lost while the stream was away
+  const BACKOFF_MS = [1000, 2000, 4000, 8000, 15000];
+
+  const STATES = {
+    offline: "Afgemeld",
+    available: "Beschikbaar",
+    offered: "Gesprek wordt aangeboden",
+    on_call: "In gesprek",
+    wrap_up: "Nawerk",
+    break: "Pauze",
+    missed: "Gemist - meld je opnieuw beschikbaar",
+  };
+  const CALL_STATES = new Set(["offered", "on_call", "wrap_up"]);
+  const PRODUCTS = {
+    vog_np: "VOG natuurlijk persoon",
+    vog_rp: "VOG rechtspersoon",
+    gva: "Gedragsverklaring aanbesteden",
+    name_change: "Naamswijziging",
+    pardon: "Gratie",
+    boa: "BOA",
+    wpbr: "Wpbr",
+    wwm: "Wet wapens en munitie",
+    track: "TRACK",
+    general: "Algemeen",
+  };
+  const THEMES = {
+    status: "Status aanvraag",
+    procedure: "Procedure",
+    objection: "Bezwaar",
+    childcare: "Kinderopvang",
+    other: "Overig",
+    general: "Overig",
+  };
+  // The wrap-up category a call's theme suggests (the adviser may change it).
+  const THEME_CATEGORY = {
+    status: "status",
+    procedure: "procedure",
+    objection: "objection",
+    childcare: "childcare",
+    other: "other",
+    general: "other",
+  };
+  const STATUSES = {
+    received: "Ontvangen",
+    in_progress: "In behandeling",
+    waiting_for_information: "Wacht op informatie",
+    issued: "Afgegeven",
+    refused: "Geweigerd",
+    objection_in_progress: "Bezwaar in behandeling",
+  };
+  const VERIFICATION_DETAIL = {
+    failed: "identiteitscontrole mislukt",
+    locked: "aanvraagnummer geblokkeerd na te veel pogingen",
+    skipped: "beller heeft geen aanvraagnummer",
+    unverified: "niet gecontroleerd",
+  };
+  const LANGUAGES = { nl: "Nederlands", en: "Engels" };
+  const NODES = {
+    main_menu: "Hoofdmenu",
+    vog_np_menu: "Menu VOG natuurlijk persoon",
+    other_menu: "Menu overige producten",
+    closed_menu: "Menu buiten openingstijden",
+    status_self_service: "Statusinformatie",
+  };
+  const OUTCOMES = {
+    verified: "geverifieerd",
+    failed: "mislukt",
+    locked: "geblokkeerd",
+    skipped: "overgeslagen (geen aanvraagnummer)",
+    unverified: "niet geverifieerd",
+    adviser: "adviseur gevraagd",
+    entered: "ingevoerd",
+    closed: "gesloten",
+  };
+  // The service's reasons (English) in Dutch; anything else is shown as it came.
+  const REASONS = [
+    [/^incorrect user name or password$/, () => "Onjuiste gebruikersnaam of wachtwoord."],
+    [/^you have a call; it ends first$/, () => "Je hebt een gesprek. Rond dat eerst af."],
+    [
+      /^you have a call; take a break after it$/,
+      () => "Je hebt een gesprek. Neem pauze als het gesprek is afgerond.",
+    ],
+    [
+      /^sign in \(available\) before taking a break$/,
+      () => "Meld je eerst beschikbaar voordat je pauze neemt.",
+    ],
+    [
+      /^ready is for the end of wrap-up; you are (\w+)$/,
+      (m) => `'Klaar' is voor het einde van het nawerk. Je status is nu: ${stateName(m[1])}.`,
+    ],
+    [/^there is no call to wrap up$/, () => "Er is geen gesprek meer om nawerk voor op te slaan."],
+    [/^no call is ringing$/, () => "Er wordt op dit moment geen gesprek aangeboden."],
+    [/^there is no call$/, () => "Er is op dit moment geen gesprek."],
+    [/^there is no callback to make$/, () => "Er is geen terugbelverzoek om te bellen."],
+    [/^this offer is not a callback$/, () => "Dit gesprek is geen terugbelverzoek."],
+    [
+      /^no KCC number to call from/,
+      () => "Terugbellen kan niet: er is geen KCC-nummer ingesteld (KCC_CALLER_ID).",
+    ],
+    [/^requires role/, () => "Dit account is geen adviseursaccount."],
+  ];
+
+  const $ = (id) => document.getElementById(id);
+
+  const desk = {
+    token: null,
+    config: { simulated_telephony: false, languages: [] },
+    name: "",
+    status: "",
+    since: null,
+    call: null, // the call's context (offer/connected/ended events, or the call of /me)
+    waitedBase: 0, // seconds waited when the context arrived
+    waitedAt: 0, // performance.now() then
+    waitStoppedAt: null, // when the caller stopped waiting (answered)
+    talkStartedAt: null,
+    talkStoppedAt: null,
+    wrapped: false, // the wrap-up of the current call is saved
+    dialled: false, // "Terugbellen" was pressed for the current callback
+    stream: null, // AbortController of the event stream
+    resync: null,
+    busy: false,
+    events: 0, // events received: a view fetched meanwhile may be older than they are
+  };
+
+  class ApiError extends Error {
+    constructor(status, detail) {
+      super(detail);
+      this.status = status;
+      this.detail = detail;
+    }
+  }
+
+  // -- helpers ----------------------------------------------------------------------------
+
+  function isCallback(call) {
+    return Boolean(call) && (call.kind === "callback" || call.callback === true);
+  }
+
+  function stateName(status) {
+    return STATES[status] || status;
+  }
+
+  function dutchReason(detail) {
+    const text = String(detail || "").trim();
+    for (const [pattern, render] of REASONS) {
+      const match = pattern.exec(text);
+      if (match) {
+        return render(match);
+      }
+    }
+    return text ? `Dat lukte niet: ${text}` : "Dat lukte niet. Probeer het opnieuw.";
+  }
+
+  function pad(n) {
+    return String(n).padStart(2, "0");
+  }
+
+  function formatDate(value) {
+    if (!value) {
+      return "";
+    }
+    const match = /^(\d{4})-(\d{2})-(\d{2})/.exec(String(value));
+    return match ? `${match[3]}-${match[2]}-${match[1]}` : String(value);
+  }
+
+  // Times as the contact centre reads them: Dutch time, dd-mm-jjjj hh:mm.
+  const TIME_FORMAT = new Intl.DateTimeFormat("nl-NL", {
+    timeZone: "Europe/Amsterdam",
+    day: "2-digit",
+    month: "2-digit",
+    year: "numeric",
+    hour: "2-digit",
+    minute: "2-digit",
+    hourCycle: "h23",
+  });
+
+  function formatTime(value) {
+    if (!value) {
+      return "";
+    }
+    const when = new Date(value);
+    if (Number.isNaN(when.getTime())) {
+      return "";
+    }
+    const part = {};
+    for (const { type, value: text } of TIME_FORMAT.formatToParts(when)) {
+      part[type] = text;
+    }
+    return `${part.day}-${part.month}-${part.year} ${part.hour}:${part.minute}`;
+  }
+
+  function formatDuration(seconds) {
+    const s = Math.max(0, Math.floor(seconds));
+    return `${Math.floor(s / 60)}:${pad(s % 60)}`;
+  }
+
+  function pathStep(step) {
+    const text = String(step);
+    const at = text.indexOf("=");
+    if (at < 0) {
+      return text === "fallback" ? "Storing: noodroute" : text;
+    }
+    const node = text.slice(0, at);
+    const value = text.slice(at + 1);
+    let place = NODES[node];
+    if (!place && node.startsWith("verify_")) {
+      place = "Identiteitscontrole";
+    } else if (!place && node.startsWith("queue_")) {
+      place = "Wachtrij";
+    } else if (!place) {
+      place = node.replace(/_/g, " ");
+      place = place.charAt(0).toUpperCase() + place.slice(1);
+    }
+    const what = /^[0-9*#]+$/.test(value) ? `toets ${value}` : OUTCOMES[value] || value;
+    return `${place}: ${what}`;
+  }
+
+  function sleep(ms, signal) {
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      if (signal) {
+        signal.addEventListener(
+          "abort",
+          () => {
+            clearTimeout(timer);
+            resolve();
+          },
+          { once: true }
+        );
+      }
+    });
+  }
+
+  // -- messages ---------------------------------------------------------------------------
+
+  function showError(text) {
+    const el = $("error");
+    el.textContent = text;
+    el.hidden = !text;
+    if (text) {
+      $("notice").hidden = true;
+    }
+  }
+
+  function showNotice(text) {
+    const el = $("notice");
+    el.textContent = text;
+    el.hidden = !text;
+  }
+
+  function clearMessages() {
+    showError("");
+    showNotice("");
+  }
+
+  // -- the service ------------------------------------------------------------------------
+
+  async function api(path, options = {}) {
+    const headers = { Accept: "application/json" };
+    if (desk.token) {
+      headers.Authorization = `Bearer ${desk.token}`;
+    }
+    let body;
+    if (options.json !== undefined) {
+      headers["Content-Type"] = "application/json";
+      body = JSON.stringify(options.json);
+    }
+    let response;
+    try {
+      response = await fetch(path, {
+        method: options.method || "GET",
+        headers,
+        body,
+        cache: "no-store",
+      });
+    } catch (err) {
+      throw new ApiError(0, "");
+    }
+    if (response.status === 401) {
+      expired();
+      throw new ApiError(401, "");
+    }
+    if (!response.ok) {
+      let detail = "";
+      try {
+        const data = await response.json();
+        detail = typeof data.detail === "string" ? data.detail : "";
+      } catch (err) {
+        detail = "";
+      }
+      throw new ApiError(response.status, detail);
+    }
+    if (response.status === 204) {
+      return null;
+    }
+    return response.json();
+  }
+
+  function report(err) {
+    if (!(err instanceof ApiError)) {
+      showError("Er ging iets mis op deze pagina. Vernieuw de pagina en probeer het opnieuw.");
+      return;
+    }
+    if (err.status === 401) {
+      return; // expired() has said so already
+    }
+    if (err.status === 0) {
+      showError("Geen verbinding met de server. Controleer de verbinding en probeer het opnieuw.");
+    } else if (err.status >= 500) {
+      showError("Er ging iets mis bij de server. Probeer het over een ogenblik opnieuw.");
+    } else if (err.status === 422) {
+      showError("De invoer is niet geldig. Controleer de velden en probeer het opnieuw.");
+    } else {
+      showError(dutchReason(err.detail));
+    }
+  }
+
+  // -- sign in and out --------------------------------------------------------------------
+
+  async function signIn(event) {
+    event.preventDefault();
+    clearMessages();
+    const username = $("username").value.trim();
+    const password = $("password").value;
+    if (!username || !password) {
+      showError("Vul je gebruikersnaam en wachtwoord in.");
+      (username ? $("password") : $("username")).focus();
+      return;
+    }
+    const button = $("sign-in");
+    button.disabled = true;
+    try {
+      const response = await fetch("/api/token", {
+        method: "POST",
+        headers: { Accept: "application/json" },
+        body: new URLSearchParams({ username, password }),
+        cache: "no-store",
+      });
+      if (response.status === 401) {
+        showError("Onjuiste gebruikersnaam of wachtwoord.");
+        $("password").value = "";
+        $("password").focus();
+        return;
+      }
+      if (!response.ok) {
+        throw new ApiError(response.status, "");
+      }
+      const token = await response.json();
+      if (token.role !== "adviser") {
+        showError("Dit account is geen adviseursaccount. De desk is alleen voor adviseurs.");
+        return;
+      }
+      desk.token = token.access_token;
+      sessionStorage.setItem(TOKEN_KEY, desk.token);
+      $("password").value = "";
+      await start();
+    } catch (err) {
+      if (err instanceof ApiError) {
+        report(err);
+      } else {
+        showError("Geen verbinding met de server. Controleer de verbinding en probeer het opnieuw.");
+      }
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  function stopSession() {
+    if (desk.stream) {
+      desk.stream.abort();
+      desk.stream = null;
+    }
+    if (desk.resync) {
+      clearInterval(desk.resync);
+      desk.resync = null;
+    }
+    desk.token = null;
+    sessionStorage.removeItem(TOKEN_KEY);
+    desk.status = "";
+    clearCall();
+    $("desk").hidden = true;
+    $("session").hidden = true;
+    $("login").hidden = false;
+  }
+
+  function expired() {
+    if (!desk.token) {
+      return;
+    }
+    stopSession();
+    showNotice("");
+    showError("Je sessie is verlopen of ongeldig. Log opnieuw in.");
+    $("username").focus();
+  }
+
+  async function signOut() {
+    clearMessages();
+    // Not reachable for calls while the page is closed: sign off first (not during a call).
+    if (desk.status && !["offline", "offered", "on_call"].includes(desk.status)) {
+      try {
+        await api("/api/advisers/me/status", { method: "POST", json: { status: "offline" } });
+      } catch (err) {
+        report(err);
+        return;
+      }
+    } else if (desk.status === "offered" || desk.status === "on_call") {
+      showError("Je hebt een gesprek. Rond dat eerst af voordat je uitlogt.");
+      return;
+    }
+    stopSession();
+    showNotice("Je bent uitgelogd.");
+    $("username").focus();
+  }
+
+  async function start() {
+    try {
+      desk.config = await api("/api/config");
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 401) {
+        return;
+      }
+      desk.config = { simulated_telephony: false, languages: [] };
+    }
+    try {
+      applyView(await api("/api/advisers/me"));
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 403) {
+        stopSession();
+        showError("Dit account is geen adviseursaccount. De desk is alleen voor adviseurs.");
+        return;
+      }
+      report(err);
+      if (!desk.token) {
+        return;
+      }
+    }
+    $("login").hidden = true;
+    $("desk").hidden = false;
+    $("session").hidden = false;
+    $("demo-phone").hidden = !desk.config.simulated_telephony;
+    render();
+    $("status-title").focus();
+    runStream();
+    desk.resync = setInterval(refresh, RESYNC_MS);
+  }
+
+  // -- state ------------------------------------------------------------------------------
+
+  async function refresh() {
+    if (!desk.token) {
+      return;
+    }
+    const seen = desk.events;
+    let view;
+    try {
+      view = await api("/api/advisers/me");
+    } catch (err) {
+      if (!(err instanceof ApiError) || err.status !== 0) {
+        report(err);
+      }
+      return;
+    }
+    if (seen !== desk.events && view.status !== desk.status) {
+      // Events came while asking and the answer disagrees with them: they are as new or newer.
+      return;
+    }
+    applyView(view);
+  }
+
+  function applyView(view) {
+    desk.name = view.name;
+    desk.since = view.since;
+    if (view.call) {
+      mergeCall(view.call);
+    }
+    setStatus(view.status);
+  }
+
+  function setStatus(status) {
+    const before = desk.status;
+    desk.status = status;
+    if (!CALL_STATES.has(status)) {
+      clearCall();
+    }
+    const now = performance.now();
+    if (status === "on_call" || status === "wrap_up") {
+      if (desk.waitStoppedAt === null) {
+        desk.waitStoppedAt = now;
+      }
+      if (status === "on_call" && desk.talkStartedAt === null) {
+        desk.talkStartedAt = now;
+      }
+    }
+    if (status === "wrap_up" && desk.talkStartedAt !== null && desk.talkStoppedAt === null) {
+      desk.talkStoppedAt = now;
+    }
+    if (before === "wrap_up" && status !== "wrap_up") {
+      if (!desk.wrapped) {
+        showNotice(
+          status === "available"
+            ? "De nawerktijd is voorbij: het nawerk van het vorige gesprek is niet opgeslagen."
+            : "Het nawerk van het vorige gesprek is niet opgeslagen."
+        );
+      }
+      $("wrap-up-form").reset();
+    }
+    if (status !== "wrap_up") {
+      desk.wrapped = false;
+    }
+    render();
+  }
+
+  function mergeCall(context) {
+    if (!context || !context.call_sid) {
+      return;
+    }
+    if (!desk.call || desk.call.call_sid !== context.call_sid) {
+      const now = performance.now();
+      desk.call = { ...context };
+      if (typeof context.waited_seconds === "number") {
+        desk.waitedBase = context.waited_seconds;
+      } else {
+        const queued = Date.parse(context.queued_at);
+        desk.waitedBase = Number.isNaN(queued) ? 0 : Math.max(0, (Date.now() - queued) / 1000);
+      }
+      desk.waitedAt = now;
+      desk.waitStoppedAt = null;
+      desk.talkStartedAt = null;
+      desk.talkStoppedAt = null;
+      desk.wrapped = false;
+      desk.dialled = false;
+      $("wrap-up-form").reset();
+      $("wrap-category").value = THEME_CATEGORY[context.theme] || "";
+    } else {
+      const { waited_seconds: _ignored, ...rest } = context;
+      Object.assign(desk.call, rest);
+    }
+  }
+
+  function clearCall() {
+    desk.call = null;
+    desk.dialled = false;
+    desk.waitStoppedAt = null;
+    desk.talkStartedAt = null;
+    desk.talkStoppedAt = null;
+  }
+
+  // -- events -----------------------------------------------------------------------------
+
+  function onEvent(name, data) {
+    switch (name) {
+      case "state": {
+        const changed = data.status !== desk.status;
+        setStatus(data.status);
+        if (changed || (CALL_STATES.has(data.status) && !desk.call)) {
+          refresh(); // the time of the change, and the call's context if it was missed
+        }
+        break;
+      }
+      case "offer":
+        mergeCall(data);
+        if (!CALL_STATES.has(desk.status)) {
+          desk.status = "offered";
+        }
+        showError("");
+        showNotice(
+          `${isCallback(data) ? "Er wordt een terugbelverzoek" : "Er wordt een gesprek"} aangeboden: ${
+          PRODUCTS[data.product] || data.product
+        }, ${
+            THEMES[data.theme] || data.theme
+          }.`
+        );
+        render();
+        break;
+      case "connected":
+        mergeCall(data);
+        showNotice("");
+        setStatus("on_call");
+        break;
+      case "ended":
+        onEnded(data);
+        break;
+      default:
+        break;
+    }
+  }
+
+  function onEnded(data) {
+    const talked = desk.talkStartedAt !== null || desk.status === "on_call";
+    const callback = isCallback(desk.call) || isCallback(data);
+    if (desk.call && desk.call.call_sid === data.call_sid) {
+      const { waited_seconds: _ignored, ...rest } = data;
+      Object.assign(desk.call, rest);
+    }
+    if (data.reason === "completed" || (talked && data.reason === "caller hung up")) {
+      showNotice(
+        data.reason === "caller hung up"
+          ? "De beller heeft opgehangen. Vul het nawerk in."
+          : "Het gesprek is beëindigd. Vul het nawerk in."
+      );
+    } else if (callback && desk.dialled) {
+      showNotice("De beller is niet bereikt. Het terugbelverzoek is afgesloten.");
+    } else if (callback) {
+      showNotice("Het terugbelverzoek is niet opgepakt en gaat terug naar de wachtrij.");
+    } else if (data.reason === "caller hung up") {
+      showNotice("De beller heeft opgehangen voordat het gesprek werd aangenomen.");
+    } else {
+      showNotice("Het gesprek is niet aangenomen en gaat terug naar de wachtrij.");
+    }
+    render();
+  }
+
+  function setConnected(connected) {
+    const el = $("connection");
+    el.dataset.connected = connected ? "true" : "false";
+    el.textContent = connected ? "Verbonden" : "Verbinding herstellen...";
+  }
+
+  // Server-sent events over fetch (EventSource cannot send the Authorization header).
+  async function runStream() {
+    const controller = new AbortController();
+    desk.stream = controller;
+    const { signal } = controller;
+    let attempt = 0;
+    while (!signal.aborted) {
+      try {
+        const response = await fetch("/api/advisers/me/events", {
+          headers: { Authorization: `Bearer ${desk.token}`, Accept: "text/event-stream" },
+          cache: "no-store",
+          signal,
+        });
+        if (response.status === 401) {
+          expired();
+          return;
+        }
+        if (!response.ok || !response.body) {
+          throw new Error(`HTTP ${response.status}`);
+        }
+        attempt = 0;
+        await readEvents(response.body, signal, (name, data) => {
+          desk.events += 1;
+          setConnected(true);
+          onEvent(name, data);
+        });
+      } catch (err) {
+        // the stream broke or never came: try again below
+      }
+      if (signal.aborted) {
+        return;
+      }
+      setConnected(false);
+      await sleep(BACKOFF_MS[Math.min(attempt, BACKOFF_MS.length - 1)], signal);
+      attempt += 1;
+      refresh(); // events may have been missed meanwhile
+    }
+  }
+
+  async function readEvents(body, signal, dispatch) {
+    const reader = body.getReader();
+    const decoder = new TextDecoder();
+    const onAbort = () => reader.cancel().catch(() => {});
+    signal.addEventListener("abort", onAbort, { once: true });
+    let buffer = "";
+    let event = "";
+    let data = [];
+    const line = (text) => {
+      if (text === "") {
+        if (data.length) {
+          let parsed = null;
+          try {
+            parsed = JSON.parse(data.join("\n"));
+          } catch (err) {
+            parsed = null;
+          }
+          if (parsed !== null) {
+            dispatch(event || "message", parsed);
+          }
+        }
+        event = "";
+        data = [];
+        return;
+      }
+      if (text.startsWith(":")) {
+        return; // a comment: the keep-alive ping
+      }
+      const colon = text.indexOf(":");
+      const field = colon < 0 ? text : text.slice(0, colon);
+      let value = colon < 0 ? "" : text.slice(colon + 1);
+      if (value.startsWith(" ")) {
+        value = value.slice(1);
+      }
+      if (field === "event") {
+        event = value;
+      } else if (field === "data") {
+        data.push(value);
+      }
+    };
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) {
+          break;
+        }
+        buffer += decoder.decode(value, { stream: true });
+        for (;;) {
+          const match = /\r\n|\r|\n/.exec(buffer);
+          if (!match) {
+            break;
+          }
+          if (match[0] === "\r" && match.index === buffer.length - 1) {
+            break; // maybe half of "\r\n": wait for the rest
+          }
+          line(buffer.slice(0, match.index));
+          buffer = buffer.slice(match.index + match[0].length);
+        }
+      }
+    } finally {
+      signal.removeEventListener("abort", onAbort);
+    }
+  }
+
+  // -- actions ----------------------------------------------------------------------------
+
+  // Runs one action at a time; returns whether it worked (errors are shown).
+  async function act(button, work) {
+    if (desk.busy) {
+      return false;
+    }
+    desk.busy = true;
+    button.setAttribute("aria-busy", "true");
+    showError("");
+    render();
+    try {
+      await work();
+      return true;
+    } catch (err) {
+      report(err);
+      return false;
+    } finally {
+      desk.busy = false;
+      button.removeAttribute("aria-busy");
+      render();
+    }
+  }
+
+  function focusIfShown(id) {
+    const el = $(id);
+    if (!el.disabled && el.offsetParent !== null) {
+      el.focus();
+    }
+  }
+
+  function command(event) {
+    const button = event.currentTarget;
+    act(button, async () => {
+      showNotice("");
+      applyView(
+        await api("/api/advisers/me/status", {
+          method: "POST",
+          json: { status: button.dataset.command },
+        })
+      );
+    });
+  }
+
+  async function answer() {
+    const done = await act($("answer"), async () => {
+      await api("/api/advisers/me/answer", { method: "POST" });
+      showNotice("");
+      await refresh();
+    });
+    if (done) {
+      focusIfShown("hang-up");
+    }
+  }
+
+  async function callBack() {
+    const done = await act($("call-back"), async () => {
+      await api("/api/advisers/me/callback", { method: "POST" });
+      desk.dialled = true;
+      showNotice(
+        desk.config.simulated_telephony
+          ? "De beller wordt gebeld. Demo: 'Opnemen' speelt dat de beller opneemt."
+          : "De beller wordt gebeld. Je wordt doorverbonden zodra de beller opneemt."
+      );
+    });
+    if (done) {
+      focusIfShown("answer");
+    }
+  }
+
+  async function hangUp() {
+    const done = await act($("hang-up"), async () => {
+      await api("/api/advisers/me/hang-up", { method: "POST" });
+      await refresh();
+    });
+    if (done) {
+      focusIfShown("wrap-category");
+    }
+  }
+
+  function submitWrapUp(event) {
+    event.preventDefault();
+    const category = $("wrap-category").value;
+    if (!category) {
+      showError("Kies een categorie voor de vraag.");
+      $("wrap-category").focus();
+      return;
+    }
+    act($("wrap-submit"), async () => {
+      await api("/api/advisers/me/wrap-up", {
+        method: "POST",
+        json: { category, note: $("wrap-note").value.trim() },
+      });
+      desk.wrapped = true;
+      showNotice("Het nawerk is opgeslagen.");
+    }).then((done) => {
+      if (done) {
+        focusIfShown("ready");
+      }
+    });
+  }
+
+  async function ready() {
+    const done = await act($("ready"), async () => {
+      applyView(
+        await api("/api/advisers/me/status", { method: "POST", json: { status: "ready" } })
+      );
+      showNotice("");
+    });
+    if (done) {
+      $("status-title").focus();
+    }
+  }
+
+  // -- drawing ----------------------------------------------------------------------------
+
+  function setText(id, text) {
+    const el = $(id);
+    if (el.textContent !== text) {
+      el.textContent = text;
+    }
+  }
+
+  function render() {
+    const status = desk.status;
+    setText("adviser-name", desk.name);
+    const state = $("state");
+    state.dataset.status = status;
+    $("state-line").dataset.status = status;
+    setText("state", stateName(status));
+    setText("state-since", desk.since ? `Sinds ${formatTime(desk.since)}` : "");
+    const busy = status === "offered" || status === "on_call";
+    for (const button of document.querySelectorAll("[data-command]")) {
+      const target = button.dataset.command;
+      const current = status === target;
+      button.setAttribute("aria-current", current ? "true" : "false");
+      button.disabled =
+        desk.busy || current || busy || (target === "available" && status === "wrap_up");
+    }
+    const waitingForDial = isCallback(desk.call) && !desk.dialled;
+    $("answer").disabled = desk.busy || status !== "offered" || waitingForDial;
+    $("hang-up").disabled = desk.busy || status !== "on_call";
+
+    const call = CALL_STATES.has(status) ? desk.call : null;
+    $("call-card").hidden = !call;
+    if (call) {
+      renderCard(call, status);
+    }
+    $("idle").hidden = Boolean(call) || status === "wrap_up";
+    setText(
+      "idle-text",
+      status === "available"
+        ? "Je bent beschikbaar. Een gesprek verschijnt hier zodra het wordt aangeboden."
+        : status === "break"
+          ? "Je hebt pauze. Meld je beschikbaar om weer gesprekken te ontvangen."
+          : status === "missed"
+            ? "Je hebt een gesprek gemist. Meld je opnieuw beschikbaar."
+            : "Meld je beschikbaar om gesprekken te ontvangen."
+    );
+    $("wrap-up").hidden = status !== "wrap_up" || desk.wrapped;
+    $("wrap-done").hidden = status !== "wrap_up" || !desk.wrapped;
+    $("wrap-submit").disabled = desk.busy;
+    tick();
+  }
+
+  function renderCard(call, status) {
+    const card = $("call-card");
+    card.dataset.status = status;
+    const callback = isCallback(call);
+    let title = "Afgerond gesprek";
+    if (status === "offered" && callback) {
+      title = desk.dialled ? "Beller wordt teruggebeld" : "Terugbelverzoek wordt aangeboden";
+    } else if (status === "offered") {
+      title = "Gesprek wordt aangeboden";
+    } else if (status === "on_call") {
+      title = "In gesprek";
+    }
+    setText("card-title", title);
+    $("callback").hidden = !(callback && status === "offered");
+    setText(
+      "callback-text",
+      desk.dialled
+        ? `Terugbelverzoek: ${call.caller || "de beller"} wordt gebeld.`
+        : "Terugbelverzoek: de beller is niet aan de lijn. Bel de beller terug."
+    );
+    $("call-back").disabled = desk.busy || desk.dialled;
+    setText("card-product", PRODUCTS[call.product] || call.product || "");
+    setText("card-theme", THEMES[call.theme] || call.theme || "");
+
+    const badge = $("verification");
+    const verified = call.verification === "verified";
+    badge.dataset.verification = call.verification || "unverified";
+    badge.replaceChildren();
+    if (verified) {
+      badge.textContent = "Geverifieerd";
+    } else {
+      badge.append("Niet geverifieerd - controleer identiteit");
+      const detail = document.createElement("span");
+      detail.className = "badge-detail";
+      detail.textContent = ` (${VERIFICATION_DETAIL[call.verification] || call.verification})`;
+      badge.append(detail);
+    }
+
+    const number = verified ? call.application_number || "" : "";
+    $("row-application").hidden = !number;
+    let application = number;
+    if (number && call.application_product && call.application_product !== call.product) {
+      application += ` (${PRODUCTS[call.application_product] || call.application_product})`;
+    }
+    setText("card-application", application);
+    const statusText = verified && call.application_status
+      ? STATUSES[call.application_status] || call.application_status
+      : "";
+    $("row-status").hidden = !statusText;
+    setText("card-status", statusText);
+    const statusDate = verified ? formatDate(call.application_status_date) : "";
+    $("row-status-date").hidden = !statusDate;
+    setText("card-status-date", statusDate);
+    $("row-unverified").hidden = verified;
+
+    setText("card-caller", call.caller || "onbekend");
+    setText("card-language", LANGUAGES[call.language] || call.language || "");
+    $("row-priority").hidden = !(call.priority > 0);
+    setText("card-priority", call.priority > 0 ? "Ja" : "");
+    $("row-talk").hidden = desk.talkStartedAt === null;
+
+    const steps = (call.path || []).map(pathStep);
+    const list = $("card-path");
+    const key = JSON.stringify(steps);
+    if (list.dataset.steps !== key) {
+      list.dataset.steps = key;
+      list.replaceChildren(
+        ...(steps.length ? steps : ["Geen keuzes gemaakt"]).map((text) => {
+          const item = document.createElement("li");
+          item.textContent = text;
+          return item;
+        })
+      );
+    }
+  }
+
+  function tick() {
+    if (!desk.call || $("call-card").hidden) {
+      return;
+    }
+    const now = performance.now();
+    const waitEnd = desk.waitStoppedAt === null ? now : desk.waitStoppedAt;
+    setText("card-waited", formatDuration(desk.waitedBase + (waitEnd - desk.waitedAt) / 1000));
+    if (desk.talkStartedAt !== null) {
+      const talkEnd = desk.talkStoppedAt === null ? now : desk.talkStoppedAt;
+      setText("card-talk", formatDuration((talkEnd - desk.talkStartedAt) / 1000));
+    }
+  }
+
+  // -- start ------------------------------------------------------------------------------
+
+  function init() {
+    $("login-form").addEventListener("submit", signIn);
+    $("sign-out").addEventListener("click", signOut);
+    for (const button of document.querySelectorAll("[data-command]")) {
+      button.addEventListener("click", command);
+    }
+    $("answer").addEventListener("click", answer);
+    $("hang-up").addEventListener("click", hangUp);
+    $("call-back").addEventListener("click", callBack);
+    $("wrap-up-form").addEventListener("submit", submitWrapUp);
+    $("ready").addEventListener("click", ready);
+    setInterval(tick, 500);
+
+    desk.token = sessionStorage.getItem(TOKEN_KEY);
+    if (desk.token) {
+      start();
+    } else {
+      $("login").hidden = false;
+      $("username").focus();
+    }
+  }
+
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", init);
+  } else {
+    init();
+  }
+})();

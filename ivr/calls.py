@@ -192,7 +192,7 @@ class CallHandler:
         answered = False
         if self.router is not None:
             answered = await self.router.caller_gone(call_sid)
-        was_waiting = await self.queue.remove(call_sid) and not answered
+        was_waiting = await self.queue.remove(call_sid, entry) and not answered
         if session is not None and self.record_call is not None:
             await self.record_call(self._record(session, call_status, was_waiting, answered))
 

@@ -171,6 +171,13 @@ class AdviserBoard:
     async def was_answered(self, call_sid: str) -> bool:
         return bool(await self._redis.exists(keys.call_answered(call_sid)))
 
+    async def call_state(self, call_sid: str) -> tuple[bool, str | None]:
+        """(an adviser answered it, its open offer) in one round trip."""
+        answered, offer_id = await self._redis.mget(
+            [keys.call_answered(call_sid), keys.call_offer(call_sid)]
+        )
+        return bool(answered), str(offer_id) if offer_id else None
+
     async def offer_of_call(self, call_sid: str) -> str | None:
         value = await self._redis.get(keys.call_offer(call_sid))
         return str(value) if value else None

@@ -75,9 +75,12 @@ class CallQueue:
         )
         return bool(added)
 
-    async def remove(self, call_sid: str) -> bool:
-        """Take a call out of its queue (hung up, answered); False when it was not waiting."""
-        entry = await self.get(call_sid)
+    async def remove(self, call_sid: str, entry: QueueEntry | None = None) -> bool:
+        """Take a call out of its queue (hung up, answered); False when it was not waiting.
+
+        Pass the entry when it was read already: one round trip less.
+        """
+        entry = entry or await self.get(call_sid)
         if entry is None:
             return False
         async with self._redis.pipeline(transaction=True) as pipe:

@@ -94,8 +94,7 @@ class Router:
 
     async def caller_gone(self, call_sid: str) -> bool:
         """The caller hung up: withdraw an open offer, end a conversation. True if they talked."""
-        answered = await self.board.was_answered(call_sid)
-        offer_id = await self.board.offer_of_call(call_sid)
+        answered, offer_id = await self.board.call_state(call_sid)
         if offer_id is None:
             return answered
         settled = await self.board.settle(

@@ -107,11 +107,12 @@ async def advisers(request: Request, _: SupervisorUser) -> list[AdviserOut]:
 async def wrap_up(request: Request, user: AdviserDep, body: WrapUpIn) -> None:
     services = _services(request)
     view = await _registered(services, user)
-    if view.call_sid is None:
+    call_sid = view.call_sid or view.last_call_sid  # wrap-up time may be over already
+    if call_sid is None:
         raise HTTPException(status.HTTP_409_CONFLICT, "there is no call to wrap up")
     record = WrapUp(
         adviser=user.name,
-        call_sid=view.call_sid,
+        call_sid=call_sid,
         category=body.category,
         note=body.note,
         at=datetime.now(UTC),
@@ -126,10 +127,12 @@ async def events(request: Request, user: AdviserDep) -> EventSourceResponse:
     await _registered(services, user)
 
     async def stream() -> AsyncIterator[ServerSentEvent]:
+        events = services.router.events.listen(user.name)
+        await anext(events)  # subscribed first, then the state: no offer falls in between
         view = await services.router.board.view(user.name)
         if view is not None:
             yield ServerSentEvent(event="state", data=json.dumps({"status": view.state.value}))
-        async for event, data in services.router.events.listen(user.name):
+        async for event, data in events:
             if await request.is_disconnected():
                 break
             if event:

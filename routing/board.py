@@ -72,6 +72,7 @@ class AdviserView:
     call_sid: str | None
     offer_id: str | None
     wrap_until_ms: int | None
+    last_call_sid: str | None = None  # the call they last talked to, for the wrap-up form
 
 
 class InvalidTransition(Exception):
@@ -214,4 +215,5 @@ def _view(name: str, raw: dict[str, Any]) -> AdviserView:
         call_sid=str(raw["call_sid"]) if raw.get("call_sid") else None,
         offer_id=str(raw["offer_id"]) if raw.get("offer_id") else None,
         wrap_until_ms=int(wrap_until) if wrap_until and raw.get("state") == "wrap_up" else None,
+        last_call_sid=str(raw["last_call"]) if raw.get("last_call") else None,
     )

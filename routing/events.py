@@ -24,10 +24,12 @@ class EventBus:
         await self._redis.publish(keys.adviser_events(adviser), message)
 
     async def listen(self, adviser: str) -> AsyncIterator[tuple[str, dict[str, Any]]]:
-        """Events for one adviser until the caller stops iterating."""
+        """Events for one adviser until the caller stops iterating. The first item, ("", {}),
+        comes once the subscription is in place; ("", {}) also marks idle seconds."""
         pubsub = self._redis.pubsub()
         await pubsub.subscribe(keys.adviser_events(adviser))
         try:
+            yield "", {}  # subscribed: from here on nothing published is missed
             while True:
                 message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
                 if message is None:

@@ -67,6 +67,10 @@ class Router:
             return None
         talked = offer.get("state") == "connected"
         outcome = Settle.FINISHED if talked else Settle.MISSED
+        if not talked and offer.get("dialled"):
+            outcome = (
+                Settle.WITHDRAWN
+            )  # the caller did not answer our callback: not the adviser's fault
         settled = await self.board.settle(
             offer_id, outcome, self.now_ms(), wrap_up_seconds=self.wrap_up_seconds
         )

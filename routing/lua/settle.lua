@@ -23,7 +23,8 @@ local function close_offer()
   redis.call('ZREM', prefix .. 'offer-deadlines', id)
 end
 local function wrap_up()
-  redis.call('HSET', adviser_key, 'state', 'wrap_up', 'since', now, 'offer_id', '', 'wrap_until', wrap_end)
+  redis.call('HSET', adviser_key, 'state', 'wrap_up', 'since', now, 'offer_id', '',
+    'wrap_until', wrap_end, 'last_call', call)
   redis.call('ZADD', prefix .. 'wrap-up-ends', wrap_end, adviser)
   redis.call('EXPIRE', prefix .. 'wrap-up-ends', ttl)
 end

@@ -17,13 +17,13 @@ from api.db import create_tables, make_engine
 from api.settings import Settings
 from flows.loader import parse_flow, read_flow_text
 from flows.model import Flow
-from ivr.adviser_log import SqlAdviserLog
+from ivr.adviser_log import AdviserStateChange, SqlAdviserLog
 from ivr.applications import DateOfBirthHasher, SqlApplicationDirectory
 from ivr.calls import CallHandler
 from ivr.clock import Clock, ShiftedClock, SystemClock
 from ivr.engine import Engine as CallEngine
 from ivr.hours import OpeningHours
-from ivr.records import CallRecord, RecordWriter, SqlCallRecorder
+from ivr.records import BackgroundWriter, CallRecord, SqlCallRecorder
 from ivr.sealing import Pseudonymizer, Sealer
 from ivr.store import SessionStore
 from ivr.twiml import RoutingUrls
@@ -52,10 +52,12 @@ class Services:
     telephony: Telephony
     adviser_log: SqlAdviserLog
     simulated_telephony: bool
-    records: RecordWriter
+    records: BackgroundWriter[CallRecord]
+    state_log: BackgroundWriter[AdviserStateChange]
 
     async def close(self) -> None:
         await self.records.flush()
+        await self.state_log.flush()
         await self.redis.aclose()
         self.db_engine.dispose()
         close = getattr(self.telephony, "close", None)
@@ -99,7 +101,9 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
     call_engine = CallEngine(flow, hours)
     sealer = Sealer(settings.secret_key)
     queue = CallQueue(redis, sealer)
-    records = RecordWriter(SqlCallRecorder(db_engine), anyio.to_thread.run_sync)
+    records: BackgroundWriter[CallRecord] = BackgroundWriter(
+        SqlCallRecorder(db_engine).record_many, anyio.to_thread.run_sync
+    )
     verifier = IdentityVerifier(
         redis=redis,
         directory=SqlApplicationDirectory(db_engine, DateOfBirthHasher(settings.secret_key)),
@@ -126,10 +130,13 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
             api_base=settings.twilio_api_base,
         )
     adviser_log = SqlAdviserLog(db_engine)
+    state_log: BackgroundWriter[AdviserStateChange] = BackgroundWriter(
+        adviser_log.state_changes, anyio.to_thread.run_sync
+    )
 
     async def state_changed(adviser: str, state: str, at_ms: int, call_sid: str | None) -> None:
         at = datetime.fromtimestamp(at_ms / 1000, UTC)
-        await anyio.to_thread.run_sync(adviser_log.state_changed, adviser, state, at, call_sid)
+        state_log.submit(AdviserStateChange(adviser=adviser, state=state, at=at, call_sid=call_sid))
 
     router = Router(
         board=AdviserBoard(redis, offer_seconds=settings.offer_seconds),
@@ -170,4 +177,5 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
         adviser_log=adviser_log,
         simulated_telephony=settings.simulated_telephony,
         records=records,
+        state_log=state_log,
     )

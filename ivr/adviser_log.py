@@ -35,9 +35,9 @@ class SqlAdviserLog:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
 
-    def state_changed(self, adviser: str, state: str, at: datetime, call_sid: str | None) -> None:
+    def state_changes(self, changes: list[AdviserStateChange]) -> None:
         with Session(self._engine) as session:
-            session.add(AdviserStateChange(adviser=adviser, state=state, at=at, call_sid=call_sid))
+            session.add_all(changes)
             session.commit()
 
     def wrap_up(self, record: WrapUp) -> None:

@@ -8,12 +8,13 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from functools import partial
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 from sqlalchemy import Engine
 from sqlmodel import JSON, Column, Field, Session, SQLModel, col, select
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class CallRecord(SQLModel, table=True):
@@ -58,21 +59,23 @@ class SqlCallRecorder:
 RunSync = Callable[[Callable[[], None]], Awaitable[None]]  # runs blocking work in a thread
 
 
-class RecordWriter:
-    """Writes call records in the background, in batches, one writer per process.
+class BackgroundWriter(Generic[T]):
+    """Writes rows in the background, in batches, in submission order, one writer per process.
 
-    The status callback hands its record over and answers at once: a database write (and a
-    SQLite write lock) never sits on a webhook's path.
+    A webhook or a routing decision hands its row over and goes on at once: a database write
+    (and a SQLite write lock) never sits on the caller's path.
     """
 
-    def __init__(self, recorder: CallRecorder, run_sync: RunSync, *, batch: int = 200) -> None:
-        self._recorder = recorder
+    def __init__(
+        self, write: Callable[[list[T]], None], run_sync: RunSync, *, batch: int = 200
+    ) -> None:
+        self._write = write
         self._run_sync = run_sync
         self._batch = batch
-        self._pending: list[CallRecord] = []
+        self._pending: list[T] = []
         self._task: asyncio.Task[None] | None = None
 
-    def submit(self, record: CallRecord) -> None:
+    def submit(self, record: T) -> None:
         self._pending.append(record)
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._drain())
@@ -86,6 +89,6 @@ class RecordWriter:
         while self._pending:
             batch, self._pending = self._pending[: self._batch], self._pending[self._batch :]
             try:
-                await self._run_sync(partial(self._recorder.record_many, batch))
-            except Exception:  # the database is away: reports lose these calls, callers nothing
-                log.exception("could not write call records", extra={"records": len(batch)})
+                await self._run_sync(partial(self._write, batch))
+            except Exception:  # the database is away: reports lose these rows, callers nothing
+                log.exception("could not write report rows", extra={"rows": len(batch)})

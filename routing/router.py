@@ -48,7 +48,7 @@ class Router:
 
     async def adviser_command(self, name: str, command: Command) -> AdviserState:
         state = await self.board.command(name, command, self.now_ms())
-        await self._state_changed(name, state.value, None)
+        await self._state_changed(name, state.value, None)  # cheap: the log is written later
         if state is AdviserState.AVAILABLE:
             view = await self.board.view(name)
             await self._deliver(await self.board.match(view.skills if view else [], self.now_ms()))
@@ -191,10 +191,12 @@ class Router:
         card["offer_id"] = offer_id
         return card
 
-    async def _state_changed(self, adviser: str, state: str, call_sid: str | None) -> None:
+    async def _state_changed(
+        self, adviser: str, state: str, call_sid: str | None, *, at_ms: int | None = None
+    ) -> None:
         await self.events.publish(adviser, "state", {"status": state})
         if self.on_state_change is not None:
-            await self.on_state_change(adviser, state, self.now_ms(), call_sid)
+            await self.on_state_change(adviser, state, at_ms or self.now_ms(), call_sid)
 
     async def _record_handle_time(self, product: str, offer: dict[str, str]) -> None:
         connected = offer.get("connected")

@@ -101,6 +101,7 @@ async def test_conversation_then_wrap_up_then_ready(
     )
     assert response.status_code == 204
     assert (await set_status(http, ann, "ready")).json()["status"] == "available"
+    await app.state.services.state_log.flush()  # the state log is written in the background
     with Session(app.state.services.db_engine) as db:
         [wrap] = db.exec(select(WrapUp)).all()
         states = [

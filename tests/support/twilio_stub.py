@@ -225,7 +225,7 @@ class TwilioStub:
             raise RuntimeError("the stub is already running")
         self._stopping.clear()
         # Bind here, not in uvicorn, so port 0 gives a known free port before the thread runs.
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # Nagle off
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((self.host, self.port))
         self.port = sock.getsockname()[1]
@@ -476,7 +476,7 @@ def main(argv: list[str] | None = None) -> None:
     stub = TwilioStub(
         account_sid=args.account_sid, auth_token=args.auth_token, host=args.host, port=args.port
     )
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # Nagle off
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((stub.host, stub.port))
     stub.port = sock.getsockname()[1]

@@ -59,7 +59,7 @@ def create_app(
 
     app = FastAPI(title="kcc-ivr", version="0.1.0", lifespan=lifespan)
     app.state.services = services
-    app.include_router(twilio_routes.router)
+    app.router.routes.extend(twilio_routes.routes)
     app.include_router(auth.router)
     app.include_router(staff_routes.router)
     app.include_router(adviser_routes.router)

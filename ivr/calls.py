@@ -152,9 +152,11 @@ class CallHandler:
         entry = await self.queue.get(call_sid)
         if entry is not None and entry.callback:
             return speak_and_hang_up([])  # they chose a callback: the entry keeps its place
-        if result in ("hangup", "bridged"):
+        if result == "hangup":
+            return empty()  # the status callback cleans up, and records the abandoned call
+        if result == "bridged":
             await self.queue.remove(call_sid)
-            return empty() if result == "hangup" else speak_and_hang_up([])
+            return speak_and_hang_up([])
         if result == "queue-full":
             await self.queue.remove(call_sid)
             return speak_and_hang_up([self.engine.say("queue_full", lang)])

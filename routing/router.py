@@ -12,7 +12,15 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from routing.board import AdviserBoard, AdviserState, Command, Offer, Settle, Settled
+from routing.board import (
+    AdviserBoard,
+    AdviserState,
+    Command,
+    InvalidTransition,
+    Offer,
+    Settle,
+    Settled,
+)
 from routing.entry import QueueEntry
 from routing.events import EventBus
 from routing.queue import CallQueue
@@ -120,7 +128,7 @@ class Router:
         for name in await self.board.due_wrap_ups(now):
             try:
                 await self.adviser_command(name, Command.READY)
-            except Exception:  # already moved on (break, offline): nothing to do
+            except InvalidTransition:  # already moved on (break, offline): nothing to do
                 log.debug("wrap-up already ended", extra={"adviser": name})
         for offer_id in await self.board.stale_offers(now):
             log.warning("offer expired without an answer", extra={"offer_id": offer_id})

@@ -7,13 +7,22 @@ Used by tests/test_routing_proof.py. The pieces:
 * `SpreadTransport`: an httpx transport that sends every request to a random app instance. All
   instances share one KCC_PUBLIC_URL, so a request signed for that URL is valid on any of them
   (the app rebuilds the signed URL from KCC_PUBLIC_URL, never from Host).
-* `Simulation`: callers (api.phone.Phone through the menu into a queue; some hang up while
-  waiting), Twilio's side of routing (follows the REST redirects the stub recorded: POSTs the
-  connect URL, rings the adviser named in <Dial><Client>, answers or not, talks, hangs up) and
-  the advisers' desks (log in, go available, come back from `missed`, sometimes end wrap-up
-  early). Everything that happens is written down with time.monotonic() stamps; the stub's
-  request times are on the same clock (CLOCK_MONOTONIC is system-wide on Linux), so the order
-  of redirects and of this process's requests can be compared exactly.
+* `Simulation`, which plays
+  - the callers: api.phone.Phone through the menu into a product's queue (the waitUrl fetched);
+    some hang up in the menu, some at a random moment while waiting, some while an adviser's
+    phone rings;
+  - Twilio: it follows each REST redirect the stub accepted (polled from GET /_stub/requests)
+    by POSTing the connect URL, together with the <Enqueue> action (QueueResult=redirected);
+    rings the adviser named in <Dial><Client>; posts the offer-answered status callback, the
+    Dial action (DialCallStatus no-answer or completed) and the caller's status callback; on a
+    hang-up the call is completed at the stub first (later redirects get Twilio's 400/21220),
+    then the status callback and, from a queue, the <Enqueue> action (QueueResult=hangup);
+  - the advisers' desks: sign in, go available, follow GET /api/advisers/me/events, come back
+    from `missed` with "available", half of them end wrap-up early with "ready"; a resync of
+    GET /api/advisers/me every few seconds, as the desk page does.
+  Everything that happens is written down with time.monotonic() stamps; the stub's request times
+  are on the same clock (CLOCK_MONOTONIC is system-wide on Linux), so the order of the app's
+  redirects and of this process's requests can be compared exactly.
 """
 
 from __future__ import annotations
@@ -30,7 +39,7 @@ import subprocess
 import sys
 import time
 import xml.etree.ElementTree as ET
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -41,6 +50,14 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 
 from api.phone import Phone, PhoneTurn
+
+try:
+    import sniffio  # type: ignore[import-not-found]  # noqa: F401
+except ImportError:
+    # httpcore tries `import sniffio` for every request; without sniffio installed (anyio 4
+    # no longer needs it) each failed attempt searches sys.path again, and that was a third of
+    # this process's CPU. None in sys.modules makes the import fail at once, as it would anyway.
+    sys.modules.setdefault("sniffio", None)  # type: ignore[arg-type]
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -157,22 +174,22 @@ def wait_healthy(apps: list[tuple[Process, str]], timeout: float = 45) -> None:
     """Every app answers /healthz; raises (with the logs) otherwise."""
     deadline = time.monotonic() + timeout
     pending = list(apps)
-    while pending:
-        for app, url in list(pending):
-            if app.popen.poll() is not None:
-                raise RuntimeError(
-                    f"{app.name} exited with {app.popen.returncode}:\n{app.output()}"
-                )
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    pending.remove((app, url))
-            except httpx.TransportError:
-                pass
-        if pending and time.monotonic() > deadline:
-            logs = "\n".join(f"--- {a.name}\n{a.output()}" for a, _ in pending)
-            raise RuntimeError(f"not healthy after {timeout:.0f} s:\n{logs}")
-        if pending:
-            time.sleep(0.1)
+    with httpx.Client(timeout=1, verify=False) as http:
+        while pending:
+            for app, url in list(pending):
+                if app.popen.poll() is not None:
+                    code = app.popen.returncode
+                    raise RuntimeError(f"{app.name} exited with {code}:\n{app.output()}")
+                try:
+                    if http.get(f"{url}/healthz").status_code == 200:
+                        pending.remove((app, url))
+                except httpx.TransportError:
+                    pass
+            if pending and time.monotonic() > deadline:
+                logs = "\n".join(f"--- {a.name}\n{a.output()}" for a, _ in pending)
+                raise RuntimeError(f"not healthy after {timeout:.0f} s:\n{logs}")
+            if pending:
+                time.sleep(0.1)
 
 
 # -- HTTP to a random instance ------------------------------------------------------------------
@@ -188,7 +205,9 @@ class SpreadTransport(httpx.AsyncBaseTransport):
     def __init__(self, ports: list[int], rng: random.Random, *, connections: int = 40) -> None:
         self._rng = rng
         limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-        self._pools = {port: httpx.AsyncHTTPTransport(limits=limits) for port in ports}
+        self._pools = {
+            port: httpx.AsyncHTTPTransport(limits=limits, verify=False) for port in ports
+        }
         self.sent: Counter[int] = Counter()
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
@@ -241,6 +260,7 @@ class SimCall:
     hang_up_after: float | None  # seconds after queueing; None: waits until answered
     menu_hang_up_at: int | None  # index of the key before which the caller hangs up
     caller_ends_talk: bool  # the caller, not the adviser, ends the conversation
+    hangs_up_ringing: bool = False  # gives up while the first adviser's phone rings
     outcome: str | None = None  # connected, hung_up, error
     adviser: str | None = None
     queued_at: float | None = None
@@ -249,7 +269,6 @@ class SimCall:
     hung_up_at: float | None = None  # when the caller's final status callback was sent
     ended_at: float | None = None
     offers: list[OfferSeen] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)  # redirects after the caller had gone
     errors: list[str] = field(default_factory=list)
 
 
@@ -311,6 +330,7 @@ class Plan:
     hang_up_share: float = 0.15  # callers who give up at a random moment while waiting
     hang_up_window: tuple[float, float] = (0.2, 25.0)  # seconds after queueing
     menu_hang_up_share: float = 0.02  # callers who hang up in the menu
+    ringing_hang_up_share: float = 0.03  # callers who hang up while an adviser's phone rings
     no_answer_share: float = 0.2  # offers the adviser does not answer
     caller_ends_share: float = 0.3  # conversations the caller ends (status before dial-result)
     ring_seconds: tuple[float, float] = (0.05, 0.3)
@@ -398,7 +418,6 @@ class Simulation:
         self._desk_work: set[asyncio.Task[Any]] = set()
         self.stub = plain_client()
         self._seen_requests = 0
-        self.redirects_delivered = 0
 
     # -- set-up ----------------------------------------------------------------------------
 
@@ -422,6 +441,9 @@ class Simulation:
                     caller_ends_talk=rng.random() < plan.caller_ends_share,
                 )
             )
+        patient = [c for c in calls if c.hang_up_after is None and c.menu_hang_up_at is None]
+        for call in rng.sample(patient, round(plan.ringing_hang_up_share * plan.calls)):
+            call.hangs_up_ringing = True
         self.calls = calls
         self.inbox = {c.sid: asyncio.Queue() for c in calls}
         return calls
@@ -442,8 +464,7 @@ class Simulation:
     async def run(self, http: httpx.AsyncClient, *, timeout: float) -> bool:
         """Desks on, every caller through, desks off. False if callers were still going after
         `timeout` seconds (they are stopped; their outcome stays None)."""
-        for desk in self.desks:
-            await self._sign_in(http, desk)
+        await asyncio.gather(*(self._sign_in(http, d) for d in self.desks))
         poller = asyncio.create_task(self._poll_stub())
         desks = [asyncio.create_task(self._desk(http, d)) for d in self.desks]
         callers = [asyncio.create_task(self._caller(http, c)) for c in self.calls]
@@ -483,7 +504,6 @@ class Simulation:
             self._seen_requests += answered
             for redirect in parse_stub_requests(fresh[:answered]):
                 if redirect.status == 200:
-                    self.redirects_delivered += 1
                     self.inbox[redirect.call_sid].put_nowait(redirect)
             await asyncio.sleep(0.1)
 
@@ -512,7 +532,7 @@ class Simulation:
             turn = await phone.dial()
             for index, key in enumerate(ROUTES[call.product]):
                 if call.menu_hang_up_at == index:
-                    await self._caller_hangs_up(phone, call)
+                    await self._caller_hangs_up(phone, call, in_queue=False)
                     return
                 turn = await phone.press(key)
         if turn.queue != f"kcc-{call.product}":
@@ -526,7 +546,7 @@ class Simulation:
             try:
                 redirect = await asyncio.wait_for(inbox.get(), wait)
             except TimeoutError:
-                await self._caller_hangs_up(phone, call)
+                await self._caller_hangs_up(phone, call, in_queue=True)
                 return
             if await self._follow(phone, call, redirect, give_up):
                 return
@@ -537,7 +557,10 @@ class Simulation:
         """Twilio runs the connect URL the call was moved to. True when the call has ended."""
         seen = OfferSeen(redirect.offer_id, redirect.at)
         call.offers.append(seen)
-        response = await phone.post(redirect.url)
+        # Moved out of <Enqueue>: Twilio requests its action right away, and the new URL.
+        response, _ = await asyncio.gather(
+            phone.post(redirect.url), self._leave_queue(phone, call, "redirected")
+        )
         response.raise_for_status()
         dial = parse_dial(response.text)
         if dial is None:  # the offer was withdrawn meanwhile: back to the queue
@@ -548,13 +571,15 @@ class Simulation:
         self.phones.ring(dial.adviser, call.sid)
         ring = self.rng.uniform(*self.plan.ring_seconds)
         answers = self.rng.random() >= self.plan.no_answer_share
+        if call.hangs_up_ringing:
+            give_up = time.monotonic() + self.rng.uniform(0, ring)
         if give_up is not None and give_up < time.monotonic() + ring:
             # The caller gives up while the adviser's phone rings: Twilio ends both legs.
             await asyncio.sleep(max(0.0, give_up - time.monotonic()))
             seen.result = "caller-hung-up"
             self.phones.release(dial.adviser, call.sid)
             seen.settled_at = time.monotonic()
-            await self._caller_hangs_up(phone, call)
+            await self._caller_hangs_up(phone, call, in_queue=False)
             return True
         await asyncio.sleep(ring)
         child = {"CallSid": f"CA{self.rng.getrandbits(128):032x}", "ParentCallSid": call.sid}
@@ -580,9 +605,8 @@ class Simulation:
         call.outcome = "connected"
         if call.caller_ends_talk:
             # The caller hangs up first: the status callback, then the Dial's action (ignored).
-            ended = await phone.hang_up()
-            ended.raise_for_status()
-            call.ended_at = time.monotonic()
+            await self._caller_hangs_up(phone, call, in_queue=False)
+            call.outcome = "connected"
             late = await phone.post(dial.action, {"DialCallStatus": "completed"})
             late.raise_for_status()
             return True
@@ -603,20 +627,35 @@ class Simulation:
             twiml=twiml,
             queue=queue.text if queue is not None else None,
             wait_url=queue.get("waitUrl") if queue is not None else None,
+            queue_result_url=queue.get("action") if queue is not None else None,
         )
         if phone.last.wait_url:
             await phone.hold()
 
-    async def _caller_hangs_up(self, phone: Phone, call: SimCall) -> None:
-        """The caller puts the phone down: Twilio marks the call completed, then calls back."""
+    async def _caller_hangs_up(self, phone: Phone, call: SimCall, *, in_queue: bool) -> None:
+        """The caller puts the phone down: the call is over for Twilio's REST API at once; then
+        the status callback, and (in a queue) the <Enqueue> action, in no particular order."""
         call.gone_at = time.monotonic()
         gone = await self.stub.post(f"{self.stub_url}/_stub/hang_up/{call.sid}")
         gone.raise_for_status()
         call.hung_up_at = time.monotonic()
-        response = await phone.hang_up()
+        response, _ = await asyncio.gather(
+            phone.hang_up(), self._leave_queue(phone, call, "hangup" if in_queue else None)
+        )
         response.raise_for_status()
         call.outcome = "hung_up"
         call.ended_at = time.monotonic()
+
+    async def _leave_queue(self, phone: Phone, call: SimCall, result: str | None) -> None:
+        """The <Enqueue> action: Twilio says why the caller left its queue (answer ignored)."""
+        url = phone.last.queue_result_url if phone.last is not None else None
+        if result is None or url is None:
+            return
+        extra = {"QueueResult": result, "QueueSid": "QU" + "0" * 32, "QueueTime": "1"}
+        response = await phone.post(url, extra)
+        response.raise_for_status()
+        if ET.fromstring(response.text).find("Enqueue") is not None:
+            call.errors.append(f"queue-result {result} put the caller back: {response.text}")
 
     # -- the advisers' desks -----------------------------------------------------------------
 
@@ -734,12 +773,6 @@ class Simulation:
 
     def offers_by_result(self) -> Counter[str]:
         return Counter(o.result for c in self.calls for o in c.offers)
-
-    def rings_by_adviser(self) -> dict[str, list[Ring]]:
-        by: dict[str, list[Ring]] = defaultdict(list)
-        for ring in self.phones.rings:
-            by[ring.adviser].append(ring)
-        return by
 
 
 async def clock_offsets(

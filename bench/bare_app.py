@@ -1,0 +1,31 @@
+"""The baseline for bench/webhooks.py: a bare FastAPI endpoint that answers constant TwiML.
+
+It reads the form body as the Twilio webhooks do, so both sides of the comparison parse a form;
+it checks no signature and touches no store.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+
+TWIML = (
+    '<?xml version="1.0" encoding="UTF-8"?>'
+    '<Response><Say language="nl-NL" voice="Polly.Lotte">'
+    "Welkom bij Justis, de screeningsautoriteit.</Say></Response>"
+)
+
+app = FastAPI(title="bench-bare", docs_url=None, redoc_url=None, openapi_url=None)
+
+
+@app.post("/twilio/voice")
+async def voice(request: Request) -> Response:
+    form = await request.form()
+    if not form.get("CallSid"):
+        return Response("missing CallSid", status_code=400)
+    return Response(TWIML, media_type="application/xml")
+
+
+@app.get("/healthz")
+async def health() -> dict[str, str]:
+    return {"status": "ok"}

@@ -515,17 +515,20 @@ async def redis_cpu_seconds(redis: aioredis.Redis) -> float:
 
 
 def make_state_log(url: str) -> Callable[[str, str, int, str | None], Awaitable[None]]:
-    """What api/services.py wires into Router.on_state_change (SqlAdviserLog)."""
+    """What api/services.py wires into Router.on_state_change: the log written in the background."""
     from api.db import create_tables, make_engine
-    from ivr.adviser_log import SqlAdviserLog
+    from ivr.adviser_log import AdviserStateChange, SqlAdviserLog
+    from ivr.records import BackgroundWriter
 
     engine = make_engine(url)
     create_tables(engine)
-    adviser_log = SqlAdviserLog(engine)
+    writer: BackgroundWriter[AdviserStateChange] = BackgroundWriter(
+        SqlAdviserLog(engine).state_changes, anyio.to_thread.run_sync
+    )
 
     async def state_changed(adviser: str, state: str, at_ms: int, call_sid: str | None) -> None:
         at = datetime.fromtimestamp(at_ms / 1000, UTC)
-        await anyio.to_thread.run_sync(adviser_log.state_changed, adviser, state, at, call_sid)
+        writer.submit(AdviserStateChange(adviser=adviser, state=state, at=at, call_sid=call_sid))
 
     return state_changed
 

@@ -34,7 +34,7 @@ the machine is printed for every phase, so a noisy run can be recognised.
 
 Other options: --rate N for an open loop (N requests/s offered, latency counted from when a
 request was due); --only bare|kcc; --profile FILE (py-spy on the kcc worker); --kcc-app
-bench.variants:app with KCC_BENCH_VARIANT to measure proposed changes (bench/variants.py);
+another ASGI app with --app (e.g. a changed copy of api.asgi);
 --source DIR to run the kcc app from a snapshot (`git archive HEAD | tar -x -C DIR`);
 --database-url for PostgreSQL instead of the SQLite file. See docs/BENCHMARKS.md.
 """
@@ -156,7 +156,7 @@ def start_server(
         str(source),
     ]
     # `source` first, so that a snapshot of the code wins over the editable install; ROOT for
-    # the bench's own modules (bare_app, variants).
+    # the bench's own modules (bare_app).
     path = [str(source), str(ROOT), os.environ.get("PYTHONPATH", "")]
     full_env = {**os.environ, **env, "PYTHONPATH": os.pathsep.join(p for p in path if p)}
     if name == "kcc":
@@ -823,7 +823,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--kcc-app",
         default="api.asgi:app",
-        help="ASGI app of the kcc server (default api.asgi:app; bench.variants:app tries changes)",
+        help="ASGI app of the kcc server (default api.asgi:app)",
     )
     parser.add_argument(
         "--only", choices=("bare", "kcc"), help="measure one server only (no ratio, for profiling)"

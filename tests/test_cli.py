@@ -12,12 +12,10 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 from sqlmodel import Session
 from typer.testing import CliRunner, Result
@@ -27,6 +25,7 @@ from api.db import make_engine
 from api.settings import DEFAULT_FLOW, PLACEHOLDER_AUTH_TOKEN, PLACEHOLDER_SECRET
 from api.users import Role, authenticate, get_user
 from flows.loader import load_flow
+from tests.support.servers import kcc_server
 
 PROMPTS = load_flow(DEFAULT_FLOW).prompts
 OPEN_TUESDAY = "2026-12-01T10:00+01:00"  # Tuesday 1 December 2026, 10:00 in Amsterdam
@@ -443,39 +442,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         KCC_DATABASE_URL=db_url(tmp),
         KCC_NOW="2026-12-01T10:00:00+01:00",
     )
-    log_path = tmp / "server.log"
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            [*KCC, "serve", "--port", str(port)],
-            env=env,
-            cwd=tmp,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            deadline = time.monotonic() + 30
-            while True:
-                if process.poll() is not None:
-                    pytest.fail(
-                        f"kcc serve exited with {process.returncode}:\n{log_path.read_text()}"
-                    )
-                try:
-                    if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline:
-                    pytest.fail(f"kcc serve not healthy after 30 s:\n{log_path.read_text()}")
-                time.sleep(0.1)
-            yield Server(url=url, env=env)
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
+    with kcc_server([*KCC, "serve", "--port", str(port)], url=url, env=env, cwd=tmp):
+        yield Server(url=url, env=env)
 
 
 def test_call_over_http_to_a_running_server_queues_for_vog_rp(server: Server) -> None:

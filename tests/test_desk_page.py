@@ -16,9 +16,7 @@ import asyncio
 import os
 import re
 import socket
-import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -42,6 +40,7 @@ from ivr.application_import import import_applications
 from ivr.applications import DateOfBirthHasher
 from ivr.twiml import CallUrls
 from tests.conftest import IN_CI, REDIS_UP, SECRET_KEY
+from tests.support.servers import kcc_server
 
 try:
     from playwright.sync_api import Browser, Page, expect, sync_playwright
@@ -135,43 +134,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DeskServer]:
     if REDIS_UP:
         env["KCC_REDIS_URL"] = DESK_REDIS_URL
         _flush_redis()
-    log_path = tmp / "server.log"
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            [*KCC, "serve", "--port", str(port)],
-            env=env,
-            cwd=tmp,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            deadline = time.monotonic() + 30
-            while True:
-                if process.poll() is not None:
-                    pytest.fail(
-                        f"kcc serve exited with {process.returncode}:\n{log_path.read_text()}"
-                    )
-                try:
-                    if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline:
-                    pytest.fail(f"kcc serve not healthy after 30 s:\n{log_path.read_text()}")
-                time.sleep(0.1)
+    try:
+        with kcc_server([*KCC, "serve", "--port", str(port)], url=url, env=env, cwd=tmp):
             config = httpx.get(f"{url}/api/config", timeout=5).json()
             assert config["simulated_telephony"] is True, config
             yield DeskServer(url=url, database_url=database_url)
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
-            if REDIS_UP:
-                _flush_redis()
+    finally:
+        if REDIS_UP:
+            _flush_redis()
 
 
 @pytest.fixture(scope="module")

@@ -169,29 +169,27 @@ async def call_back(request: Request, user: AdviserDep) -> dict[str, str]:
 # -- the simulated phone of the embedded demo (no Twilio account) ------------------------------
 
 
-def _simulated(services: Services) -> None:
+async def _simulated_offer(services: Services, user: User, missing: str) -> str:
+    """The adviser's current offer, in the demo without Twilio only."""
     if not services.simulated_telephony:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "only in the demo without Twilio")
+    view = await _registered(services, user)
+    if view.offer_id is None:
+        raise HTTPException(status.HTTP_409_CONFLICT, missing)
+    return view.offer_id
 
 
 @router.post("/advisers/me/answer", status_code=status.HTTP_204_NO_CONTENT)
 async def answer(request: Request, user: AdviserDep) -> None:
     services = _services(request)
-    _simulated(services)
-    view = await _registered(services, user)
-    if view.offer_id is None:
-        raise HTTPException(status.HTTP_409_CONFLICT, "no call is ringing")
-    await services.router.answered(view.offer_id)
+    await services.router.answered(await _simulated_offer(services, user, "no call is ringing"))
 
 
 @router.post("/advisers/me/hang-up", status_code=status.HTTP_204_NO_CONTENT)
 async def hang_up(request: Request, user: AdviserDep) -> None:
     services = _services(request)
-    _simulated(services)
-    view = await _registered(services, user)
-    if view.offer_id is None:
-        raise HTTPException(status.HTTP_409_CONFLICT, "there is no call")
-    await services.router.dial_finished(view.offer_id, "completed")
+    offer_id = await _simulated_offer(services, user, "there is no call")
+    await services.router.dial_finished(offer_id, "completed")
 
 
 @router.get("/config")

@@ -15,7 +15,7 @@ from api.metrics import FALLBACKS, WEBHOOK_SECONDS, WEBHOOKS
 from api.services import Services
 from api.twilio_signature import verified_form
 from ivr import fallback
-from ivr.twiml import empty
+from ivr.twiml import CallUrls, back_to_hold, empty
 
 log = logging.getLogger(__name__)
 Form = dict[str, str]
@@ -181,6 +181,6 @@ async def callback_choice(request: Request, form: Form) -> Response:
     """The caller's key in the waitUrl's callback offer."""
     lang = request.query_params.get("lang") or None
     calls = _services(request).calls
-    wait_url = f"{_services(request).settings.public_base}/twilio/wait?lang={lang or ''}"
+    urls = CallUrls(_services(request).settings.public_base, lang or "")
     work = calls.callback_choice(form.get("CallSid", ""), lang or "", form.get("Digits"))
-    return await _answer(request, "callback-choice", lang, work, lambda: fallback.to_wait(wait_url))
+    return await _answer(request, "callback-choice", lang, work, lambda: back_to_hold(urls))

@@ -207,7 +207,7 @@ class CallHandler:
         offer = await router.board.offer(offer_id) if router else {}
         callback = bool(offer.get("dialled")) and call_sid == offer.get("dialled")
         waiting_sid = offer.get("call_sid", call_sid) if callback else call_sid
-        language = await self._language(waiting_sid)
+        entry, language = await self._entry_and_language(waiting_sid)
         urls = CallUrls(self.base_url, language)
         mine = callback or offer.get("call_sid") == call_sid
         if router and mine and offer.get("state") == "offered":
@@ -222,7 +222,6 @@ class CallHandler:
                     says=greeting,
                 )
         # The offer was withdrawn meanwhile: the caller keeps waiting in line.
-        entry = await self.queue.get(call_sid)
         product = entry.product if entry else self.engine.flow.queue.general_product
         return speak_and_enqueue([], product, urls)
 
@@ -232,21 +231,21 @@ class CallHandler:
 
     async def dial_result(self, call_sid: str, offer_id: str, dial_status: str) -> str:
         """The adviser's leg ended: after a conversation say goodbye; else back in line."""
-        language = await self._language(call_sid)
+        entry, language = await self._entry_and_language(call_sid)
         urls = CallUrls(self.base_url, language)
         settled = await self.router.dial_finished(offer_id, dial_status) if self.router else None
-        entry = await self.queue.get(call_sid)
         if settled is not None and settled.previous == "connected":
             return speak_and_hang_up([self.engine.say("call_end", language)])
         product = entry.product if entry else self.engine.flow.queue.general_product
         return speak_and_enqueue([self.engine.say("queue_return", language)], product, urls)
 
-    async def _language(self, call_sid: str) -> str:
+    async def _entry_and_language(self, call_sid: str) -> tuple[QueueEntry | None, str]:
+        """The call's queue entry (read once) and the language to speak to the caller in."""
         entry = await self.queue.get(call_sid)
         if entry is not None:
-            return entry.language
+            return entry, entry.language
         session = await self.store.load(call_sid)
-        return session.language if session else self.engine.flow.default_language
+        return None, session.language if session else self.engine.flow.default_language
 
     # -- helpers -----------------------------------------------------------------------------
 

@@ -61,10 +61,3 @@ def hold_on(engine: Engine, *, twilio_position: int | None, language: str | None
 def after_queue(result: str) -> str:
     """The Enqueue action when something failed: after a conversation or a hang-up, just end."""
     return empty() if result in ("hangup", "redirected") else speak_and_hang_up([])
-
-
-def to_wait(wait_url: str) -> str:
-    """Back to the waitUrl: the caller stays in Twilio's queue."""
-    response = VoiceResponse()
-    response.redirect(wait_url, method="POST")
-    return str(response)

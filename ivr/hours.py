@@ -16,7 +16,7 @@ but not including `closes`. What decides a day, strongest first:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
@@ -26,15 +26,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays
 
+from flows.holiday_names import known_holiday_names, unknown_holiday_names
 from flows.model import Calendar, CalendarException, OpeningRange, PublicHolidays, Weekday
 
 # How far ahead `next_open` looks before giving up.
 SEARCH_DAYS = 400
 # Holiday categories that can close the contact centre (only the names in `observe` do).
 HOLIDAY_CATEGORIES: tuple[str, ...] = ("public", "optional")
-# Years around the current one whose holiday names `observe` is checked against.
-_VALIDATION_YEARS_BACK = 1
-_VALIDATION_YEARS_AHEAD = 4
 # Flow languages whose holiday names always go in `reason`.
 _REASON_LANGUAGES: tuple[str, ...] = ("nl", "en")
 # Monday first, like date.weekday().
@@ -120,15 +118,6 @@ def _holiday_names(country: str, year: int, language: str | None) -> Mapping[dat
     return MappingProxyType({day: tuple(table.get_list(day)) for day in table})
 
 
-def _known_names(country: str, language: str | None, years: Iterable[int]) -> set[str]:
-    return {
-        name
-        for year in years
-        for names in _holiday_names(country, year, language).values()
-        for name in names
-    }
-
-
 class OpeningHours:
     """Answers "are we open?" for one flow calendar."""
 
@@ -149,10 +138,8 @@ class OpeningHours:
         self._english = country.language_for("en")
         codes = dict.fromkeys((*_REASON_LANGUAGES, *public.announcement))
         self._name_languages = {code: country.language_for(code) for code in codes}
-        this_year = date.today().year
-        years = range(this_year - _VALIDATION_YEARS_BACK, this_year + _VALIDATION_YEARS_AHEAD + 1)
-        known = _known_names(public.country, self._english, years)
-        unknown = [name for name in public.observe if name not in known]
+        known = known_holiday_names(public.country)
+        unknown = unknown_holiday_names(public.country, public.observe)
         if unknown:
             listed = ", ".join(f"'{name}'" for name in unknown)
             noun = "holiday" if len(unknown) == 1 else "holidays"

@@ -66,7 +66,7 @@ async def _out(services: Services, view: AdviserView) -> AdviserOut:
 
 async def _registered(services: Services, user: User) -> AdviserView:
     """The adviser's live state, registering them (skills and device from the database)."""
-    skills = [s for s in user.skills.split(",") if s] or list(services.flow.products)
+    skills = [s for s in user.skills.split(",") if s] or list(services.flows.flow.products)
     await services.router.board.register(
         user.name, skills=skills, device=user.device or f"client:{user.name}"
     )
@@ -198,5 +198,5 @@ async def config(request: Request) -> dict[str, object]:
     services = _services(request)
     return {
         "simulated_telephony": services.simulated_telephony,
-        "languages": services.flow.languages,
+        "languages": services.flows.flow.languages,
     }

@@ -23,13 +23,20 @@ from ivr.fallback import last_resort
 
 log = logging.getLogger(__name__)
 TICK_SECONDS = 1.0  # the routing safety net: wrap-ups over, offers unanswered, idle advisers
+# Every so many ticks the live flow pointer is read from the database: repairs Redis' copy when a
+# publish could not reach Redis, or Redis restarted empty.
+RECONCILE_TICKS = 10
 
 
 async def _tick_forever(services: Services) -> None:
+    ticks = 0
     while True:
         await asyncio.sleep(TICK_SECONDS)
+        ticks += 1
         try:
             await services.router.tick()
+            if ticks % RECONCILE_TICKS == 0:
+                await services.flows.reconcile()
         except Exception:  # Redis away for a moment: try again next tick
             log.exception("routing tick failed")
 
@@ -48,13 +55,18 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         log.info(
             "kcc-ivr ready",
-            extra={"flow": services.flow.name, "flow_version": services.flow_version},
+            extra={"flow": services.flows.name, "flow_version": services.flows.current.digest},
         )
-        ticker = asyncio.create_task(_tick_forever(services))
+        tasks = [
+            asyncio.create_task(_tick_forever(services)),
+            asyncio.create_task(services.flows.listen()),
+        ]
         yield
-        ticker.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await ticker
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await services.close()
 
     app = FastAPI(title="kcc-ivr", version="0.1.0", lifespan=lifespan)
@@ -82,7 +94,8 @@ def create_app(
 
     @app.get("/healthz", include_in_schema=False)
     async def health() -> dict[str, str]:
-        return {"status": "ok", "flow_version": services.flow_version}
+        live = services.flows.current
+        return {"status": "ok", "flow_version": live.digest, "flow_number": str(live.number)}
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:

@@ -72,19 +72,14 @@ def serve(
             "(the embedded store lives in one process)"
         )
     try:
-        from api.services import load_flow_file
+        from api.services import current_flow
 
-        load_flow_file(settings.flow)
+        current_flow(settings)  # tables and the first flow version: once, not in every worker
     except FlowInvalid as exc:
         typer.echo(f"error: the flow {settings.flow} is invalid, refusing to start:", err=True)
         for problem in exc.problems:
             typer.echo(f"  {problem}", err=True)
         raise typer.Exit(1) from exc
-    from api.db import create_tables, make_engine
-
-    engine = make_engine(settings.database_url)
-    create_tables(engine)  # once here, not racing in every worker
-    engine.dispose()
     if demo:
         if settings.env != "dev":
             raise _fail("--demo is for development only")
@@ -137,9 +132,9 @@ def users_add(
 ) -> None:
     """Add a staff account. The password comes from KCC_PASSWORD or a prompt."""
     from api.db import create_tables, make_engine, session_scope
+    from api.services import current_flow
     from api.users import Role, UserError, create_user
     from flows.errors import FlowInvalid
-    from flows.loader import load_flow
 
     try:
         chosen = Role(role)
@@ -150,7 +145,7 @@ def users_add(
     skill_list = [s.strip() for s in (skills or "").split(",") if s.strip()]
     if skill_list:
         try:
-            products = load_flow(_settings().flow).products
+            products = current_flow(_settings()).engine.flow.products
         except FlowInvalid as exc:
             raise _fail(f"the flow is invalid, cannot check the skills: {exc}", 2) from exc
         unknown = [s for s in skill_list if s not in products]
@@ -198,14 +193,14 @@ def applications_import(
     from zoneinfo import ZoneInfo
 
     from api.db import create_tables, make_engine
+    from api.services import current_flow
     from flows.errors import FlowInvalid
-    from flows.loader import load_flow
     from ivr.application_import import import_applications
     from ivr.applications import DateOfBirthHasher
 
     settings = _settings()
     try:
-        flow = load_flow(settings.flow)
+        flow = current_flow(settings).engine.flow
     except FlowInvalid as exc:
         typer.echo(
             f"error: the flow {settings.flow} is invalid; it lists the known products:", err=True

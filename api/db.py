@@ -11,10 +11,11 @@ from sqlalchemy import Engine, event, make_url
 from sqlmodel import Session, SQLModel, create_engine
 
 from api import users
+from flows import versions
 from ivr import adviser_log, applications, records
 
 # Importing a table module registers its tables on SQLModel.metadata; create_tables needs them all.
-TABLE_MODULES = (users, records, applications, adviser_log)
+TABLE_MODULES = (users, records, applications, adviser_log, versions)
 
 _IN_MEMORY = {"", ":memory:"}
 

@@ -9,9 +9,9 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from api.db import create_tables, make_engine, session_scope
+from api.services import current_flow
 from api.settings import Settings
 from api.users import Role, create_user, get_user
-from flows.loader import load_flow
 from ivr.application_import import import_applications
 from ivr.applications import DateOfBirthHasher
 
@@ -35,7 +35,7 @@ def seed_demo(settings: Settings) -> list[str]:
                 if get_user(session, name) is None:
                     create_user(session, name=name, role=role, password=password)
                 lines.append(f"demo account: {name} / {password} ({role.value})")
-        flow = load_flow(settings.flow)
+        flow = current_flow(settings).engine.flow
         report = import_applications(
             DEMO_APPLICATIONS,
             engine=engine,

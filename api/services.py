@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,16 +13,17 @@ from fakeredis import FakeAsyncRedis
 from sqlalchemy import Engine
 from twilio.request_validator import RequestValidator
 
-from api.db import create_tables, make_engine
+from api.db import create_tables, make_engine, session_scope
 from api.settings import Settings
+from api.users import adviser_skills
 from flows.loader import parse_flow, read_flow_text
-from flows.model import Flow
+from flows.versions import SqlFlowVersions, flow_digest
 from ivr.adviser_log import AdviserStateChange, SqlAdviserLog
 from ivr.applications import DateOfBirthHasher, SqlApplicationDirectory
 from ivr.calls import CallHandler
 from ivr.clock import Clock, ShiftedClock, SystemClock
-from ivr.engine import Engine as CallEngine
-from ivr.hours import OpeningHours
+from ivr.flow_publishing import FlowPublisher
+from ivr.flow_registry import FlowRegistry, LoadedFlow, load_version
 from ivr.records import BackgroundWriter, CallRecord, SqlCallRecorder
 from ivr.sealing import Pseudonymizer, Sealer
 from ivr.store import SessionStore
@@ -34,16 +35,17 @@ from routing.queue import CallQueue
 from routing.router import Router
 from routing.telephony import RecordingTelephony, Telephony, TwilioTelephony
 
+log = logging.getLogger(__name__)
+
 
 @dataclass
 class Services:
     settings: Settings
     redis: aioredis.Redis
     db_engine: Engine
-    flow: Flow
-    flow_version: str
-    hours: OpeningHours
-    call_engine: CallEngine
+    flows: FlowRegistry
+    flow_versions: SqlFlowVersions
+    publisher: FlowPublisher
     calls: CallHandler
     queue: CallQueue
     clock: Clock
@@ -80,25 +82,62 @@ def make_redis(url: str | None) -> aioredis.Redis:
     )
 
 
-def flow_version(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+def live_flow(path: Path, versions: SqlFlowVersions, at: datetime) -> LoadedFlow:
+    """The live version in the database; the flow file becomes version 1 when there is none.
 
-
-def load_flow_file(path: Path) -> tuple[Flow, str]:
-    """The flow and its version; raises flows.errors.FlowInvalid with every problem."""
+    Raises flows.errors.FlowInvalid when the file is invalid: the service must not start on it.
+    """
     text = read_flow_text(path)
-    return parse_flow(text, str(path)), flow_version(text)
+    flow = parse_flow(text, str(path))
+    stored = versions.live(flow.name)
+    if stored is None:
+        stored = versions.publish(
+            flow.name, text, author="system", comment=f"first version, from {path.name}", at=at
+        )
+    elif stored.digest != flow_digest(text):
+        log.warning(
+            "the flow file differs from the live version; publish it to use it",
+            extra={"flow": flow.name, "file": str(path), "live_version": stored.number},
+        )
+    return load_version(stored)
+
+
+def current_flow(settings: Settings) -> LoadedFlow:
+    """The live flow of the configured database (seeded from the flow file when it has none).
+    For commands that need the known products or the calendar without starting the service."""
+    engine = make_engine(settings.database_url)
+    try:
+        create_tables(engine)
+        return live_flow(settings.flow, SqlFlowVersions(engine), datetime.now(UTC))
+    finally:
+        engine.dispose()
 
 
 def build_services(settings: Settings, *, clock: Clock | None = None) -> Services:
-    flow, version = load_flow_file(settings.flow)
-    hours = OpeningHours(flow.calendar)
     redis = make_redis(settings.redis_url)
     db_engine = make_engine(settings.database_url)
     create_tables(db_engine)
     if clock is None:
         clock = ShiftedClock(settings.now) if settings.now else SystemClock()
-    call_engine = CallEngine(flow, hours)
+    flow_versions = SqlFlowVersions(db_engine)
+    flows = FlowRegistry(
+        live=live_flow(settings.flow, flow_versions, datetime.now(UTC)),
+        versions=flow_versions,
+        redis=redis,
+        run_sync=anyio.to_thread.run_sync,
+    )
+
+    def skills() -> dict[str, list[str]]:
+        with session_scope(db_engine) as session:
+            return adviser_skills(session)
+
+    publisher = FlowPublisher(
+        registry=flows,
+        versions=flow_versions,
+        adviser_skills=skills,
+        run_sync=anyio.to_thread.run_sync,
+        now=lambda: datetime.now(UTC),
+    )
     sealer = Sealer(settings.secret_key)
     queue = CallQueue(redis, sealer)
     records: BackgroundWriter[CallRecord] = BackgroundWriter(
@@ -145,17 +184,17 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
         events=EventBus(redis),
         urls=RoutingUrls(settings.public_base),
         now_ms=lambda: int(clock.now().timestamp() * 1000),
-        products=list(flow.products),
+        products=list(flows.current.engine.flow.products),
         wrap_up_seconds=settings.wrap_up_seconds,
         on_state_change=state_changed,
     )
+    flows.on_live(lambda loaded: setattr(router, "products", list(loaded.engine.flow.products)))
     calls = CallHandler(
-        engine=call_engine,
+        flows=flows,
         store=SessionStore(redis, sealer, ttl=settings.session_ttl_seconds),
         queue=queue,
         clock=clock,
         base_url=settings.public_base,
-        flow_version=version,
         verifier=verifier,
         router=router,
         record_call=record_call,
@@ -164,10 +203,9 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
         settings=settings,
         redis=redis,
         db_engine=db_engine,
-        flow=flow,
-        flow_version=version,
-        hours=hours,
-        call_engine=call_engine,
+        flows=flows,
+        flow_versions=flow_versions,
+        publisher=publisher,
         calls=calls,
         queue=queue,
         clock=clock,

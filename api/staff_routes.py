@@ -36,8 +36,9 @@ async def hours(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
             "'at' needs a UTC offset, e.g. 2026-12-24T16:30+01:00",
         )
-    language = lang if lang in services.flow.languages else services.flow.default_language
-    state = services.hours.status(moment)
+    engine = services.flows.current.engine
+    language = lang if lang in engine.flow.languages else engine.flow.default_language
+    state = engine.hours.status(moment)
     return HoursAnswer(
         open=state.open,
         reason=state.reason.get(language) if state.reason else None,

@@ -34,12 +34,17 @@ async def _client(
     from api.demo import seed_demo
 
     with tempfile.TemporaryDirectory(prefix="kcc-call-") as tmp:
+        if flow is None:  # the live version of the configured database, not the file
+            from api.services import current_flow
+
+            flow = Path(tmp) / "live.yaml"
+            flow.write_text(current_flow(settings).version.text, encoding="utf-8")
         local = settings.model_copy(
             update={
                 "redis_url": None,
                 "database_url": f"sqlite:///{tmp}/call.sqlite3",
                 "now": at or settings.now,
-                "flow": flow or settings.flow,
+                "flow": flow,
             }
         )
         seed_demo(local)  # the demo applications, so the identity check can be tried

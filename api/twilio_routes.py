@@ -71,7 +71,7 @@ async def _answer(
             twiml = otherwise()
         else:
             twiml = fallback.apology(
-                services.call_engine,
+                services.flows.current.engine,
                 language=language,
                 now=services.clock.now(),
                 base_url=services.settings.public_base,
@@ -110,7 +110,7 @@ async def wait(request: Request, form: Form) -> Response:
     position = form.get("QueuePosition", "")
     twilio_position = int(position) if position.isdigit() else None
     work = calls.wait(form.get("CallSid", ""), lang or "", twilio_position)
-    engine = _services(request).call_engine
+    engine = _services(request).flows.current.engine
     return await _answer(
         request,
         "wait",

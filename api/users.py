@@ -146,3 +146,11 @@ def authenticate(session: Session, *, name: str, password: str) -> User | None:
         user.password_hash = _hasher.hash(password)
         session.add(user)
     return user
+
+
+def adviser_skills(session: Session) -> dict[str, list[str]]:
+    """Every active adviser and the products they take (an empty list: every product)."""
+    advisers = session.exec(
+        select(User).where(User.role == Role.ADVISER, User.active == True)  # noqa: E712
+    ).all()
+    return {user.name: [s for s in user.skills.split(",") if s] for user in advisers}

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from ivr.clock import Clock
 from ivr.engine import Engine
+from ivr.flow_registry import FlowRegistry
 from ivr.identity import CheckOutcome
 from ivr.records import CallRecord
 from ivr.session import CallPhase, CallSession, Verification
@@ -48,12 +49,11 @@ class CallNotFound(Exception):
 
 @dataclass
 class CallHandler:
-    engine: Engine
+    flows: FlowRegistry  # the live version for new calls; a call keeps the one it started on
     store: SessionStore
     queue: CallQueue
     clock: Clock
     base_url: str
-    flow_version: str
     verifier: IdentityVerifier | None = None
     router: Router | None = None
     record_call: RecordCall | None = None
@@ -63,16 +63,17 @@ class CallHandler:
     async def incoming(self, call_sid: str, caller: str) -> str:
         # No read first: the commit itself refuses a call that exists (a retried first webhook,
         # answered from the stored reply) or has ended.
+        live = await self.flows.live()
         now = self.clock.now()
         session = CallSession(
             call_sid=call_sid,
             caller=caller,
-            flow=self.engine.flow.name,
-            flow_version=self.flow_version,
-            language=self.engine.flow.default_language,
+            flow=live.engine.flow.name,
+            flow_version=live.digest,
+            language=live.engine.flow.default_language,
             started_at=now,
         )
-        turn = self.engine.start(session, now)
+        turn = live.engine.start(session, now)
         return await self._commit(session, NEW_CALL, turn)
 
     async def step(self, call_sid: str, seq: int, digits: str | None, timed_out: bool) -> str:
@@ -81,10 +82,11 @@ class CallHandler:
             raise CallNotFound(call_sid)
         if seq != session.seq:  # a retry of a step that was answered already
             return await self._earlier_reply(session, seq)
+        engine = await self._engine_of(session.flow_version)
         now = self.clock.now()
         keys_pressed = None if timed_out else digits
         check: CheckOutcome | None = None
-        request = self.engine.identity_check(session, keys_pressed, now)
+        request = engine.identity_check(session, keys_pressed, now)
         if request is not None:
             if self.verifier is None:
                 raise RuntimeError("the flow verifies identity but no verifier is configured")
@@ -96,29 +98,30 @@ class CallHandler:
                 now_ms=int(now.timestamp() * 1000),
             )
             del request  # the date of birth goes no further than this request
-        turn = self.engine.answer(session, keys_pressed, now, check)
+        turn = engine.answer(session, keys_pressed, now, check)
         return await self._commit(session, seq, turn)
 
     async def wait(self, call_sid: str, language: str, twilio_position: int | None) -> str:
         """The Enqueue waitUrl: position and expected wait, then music or silence. After a long
         wait, a callback is offered."""
-        flow = self.engine.flow
-        lang = language if language in flow.languages else flow.default_language
         entry = await self.queue.get(call_sid)
+        engine = await self._engine_of(entry.flow_version if entry else None)
+        flow = engine.flow
+        lang = language if language in flow.languages else flow.default_language
         if entry is None and not await self.store.has_ended(call_sid):
             entry = await self._adopt(call_sid, lang)  # queued by the fallback; make it routable
         position = await self.queue.position(call_sid, entry.product) if entry else None
         position = position or twilio_position
-        says = [self.engine.say("queue_position", lang, position=position)] if position else []
+        says = [engine.say("queue_position", lang, position=position)] if position else []
         minutes = await self._expected_wait(entry.product, position) if entry and position else None
         if minutes is not None:
-            says.append(self.engine.say("queue_wait", lang, minutes=minutes))
+            says.append(engine.say("queue_wait", lang, minutes=minutes))
         if flow.prompts.get("queue_hold", {}).get(lang, "").strip():
-            says.append(self.engine.say("queue_hold", lang))
+            says.append(engine.say("queue_hold", lang))
         offer = None
         waited = (self.clock.now() - entry.queued_at).total_seconds() if entry else 0
         if entry is not None and not entry.callback and waited >= flow.queue.callback_after:
-            offer = self.engine.say("callback_offer", lang)
+            offer = engine.say("callback_offer", lang)
         return hold(
             says,
             music_url=flow.queue.hold_music,
@@ -129,11 +132,8 @@ class CallHandler:
 
     async def callback_choice(self, call_sid: str, language: str, digits: str | None) -> str:
         """1 in the waitUrl's callback offer: keep the place, hang up, be called back."""
-        lang = (
-            language
-            if language in self.engine.flow.languages
-            else self.engine.flow.default_language
-        )
+        flow = self.flows.flow
+        lang = language if language in flow.languages else flow.default_language
         urls = CallUrls(self.base_url, lang)
         if digits != "1":
             return back_to_hold(urls)
@@ -141,15 +141,16 @@ class CallHandler:
         if entry is None:
             return back_to_hold(urls)
         log.info("callback requested", extra={"call_sid": call_sid, "product": entry.product})
-        return leave_queue([self.engine.say("callback_confirmed", lang)])
+        engine = await self._engine_of(entry.flow_version)
+        return leave_queue([engine.say("callback_confirmed", entry.language)])
 
     async def queue_result(self, call_sid: str, language: str, result: str) -> str:
         """The Enqueue action: the caller left Twilio's queue (talked, hung up, left, moved...)."""
-        flow = self.engine.flow
-        lang = language if language in flow.languages else flow.default_language
         if result == "redirected":
             return empty()  # routing moved the call to its adviser: the entry stays for the card
         entry = await self.queue.get(call_sid)
+        engine = await self._engine_of(entry.flow_version if entry else None)
+        lang = language if language in engine.flow.languages else engine.flow.default_language
         if entry is not None and entry.callback:
             return speak_and_hang_up([])  # they chose a callback: the entry keeps its place
         if result == "hangup":
@@ -159,14 +160,14 @@ class CallHandler:
             return speak_and_hang_up([])
         if result == "queue-full":
             await self.queue.remove(call_sid)
-            return speak_and_hang_up([self.engine.say("queue_full", lang)])
+            return speak_and_hang_up([engine.say("queue_full", lang)])
         # error, system-error, leave: Twilio took the caller out of its queue. While open they
         # go back in (their place in our line is kept); when closed, they are asked to call back.
-        if entry is not None and self.engine.hours.is_open(self.clock.now()):
+        if entry is not None and engine.hours.is_open(self.clock.now()):
             urls = CallUrls(self.base_url, lang)
-            return speak_and_enqueue([self.engine.say("queue_return", lang)], entry.product, urls)
+            return speak_and_enqueue([engine.say("queue_return", lang)], entry.product, urls)
         await self.queue.remove(call_sid)
-        return speak_and_hang_up([self.engine.say("error_call_back", lang)])
+        return speak_and_hang_up([engine.say("error_call_back", lang)])
 
     async def _expected_wait(self, product: str, position: int) -> int | None:
         """Minutes, from recent handling times and the advisers working the product; None when
@@ -208,12 +209,13 @@ class CallHandler:
         callback = bool(offer.get("dialled")) and call_sid == offer.get("dialled")
         waiting_sid = offer.get("call_sid", call_sid) if callback else call_sid
         entry, language = await self._entry_and_language(waiting_sid)
+        engine = await self._engine_of(entry.flow_version if entry else None)
         urls = CallUrls(self.base_url, language)
         mine = callback or offer.get("call_sid") == call_sid
         if router and mine and offer.get("state") == "offered":
             adviser = await router.board.view(offer["adviser"])
             if adviser is not None and adviser.device:
-                greeting = [self.engine.say("callback_greeting", language)] if callback else []
+                greeting = [engine.say("callback_greeting", language)] if callback else []
                 return dial_adviser(
                     adviser.device,
                     offer_id,
@@ -222,7 +224,7 @@ class CallHandler:
                     says=greeting,
                 )
         # The offer was withdrawn meanwhile: the caller keeps waiting in line.
-        product = entry.product if entry else self.engine.flow.queue.general_product
+        product = entry.product if entry else engine.flow.queue.general_product
         return speak_and_enqueue([], product, urls)
 
     async def offer_answered(self, offer_id: str) -> None:
@@ -232,12 +234,13 @@ class CallHandler:
     async def dial_result(self, call_sid: str, offer_id: str, dial_status: str) -> str:
         """The adviser's leg ended: after a conversation say goodbye; else back in line."""
         entry, language = await self._entry_and_language(call_sid)
+        engine = await self._engine_of(entry.flow_version if entry else None)
         urls = CallUrls(self.base_url, language)
         settled = await self.router.dial_finished(offer_id, dial_status) if self.router else None
         if settled is not None and settled.previous == "connected":
-            return speak_and_hang_up([self.engine.say("call_end", language)])
-        product = entry.product if entry else self.engine.flow.queue.general_product
-        return speak_and_enqueue([self.engine.say("queue_return", language)], product, urls)
+            return speak_and_hang_up([engine.say("call_end", language)])
+        product = entry.product if entry else engine.flow.queue.general_product
+        return speak_and_enqueue([engine.say("queue_return", language)], product, urls)
 
     async def _entry_and_language(self, call_sid: str) -> tuple[QueueEntry | None, str]:
         """The call's queue entry (read once) and the language to speak to the caller in."""
@@ -245,9 +248,15 @@ class CallHandler:
         if entry is not None:
             return entry, entry.language
         session = await self.store.load(call_sid)
-        return None, session.language if session else self.engine.flow.default_language
+        return None, session.language if session else self.flows.flow.default_language
 
     # -- helpers -----------------------------------------------------------------------------
+
+    async def _engine_of(self, flow_version: str | None) -> Engine:
+        """The engine of the version a call started on (the live one when not known)."""
+        if flow_version is None:
+            return self.flows.current.engine
+        return (await self.flows.version(flow_version)).engine
 
     async def _commit(self, session: CallSession, answered_seq: int, turn: Turn) -> str:
         session.seq = max(answered_seq, 0) + 1
@@ -270,12 +279,13 @@ class CallHandler:
         if stored is not None:
             return stored
         # Too old to be kept: say the current question again.
-        turn = self.engine.replay(session, self.clock.now())
+        engine = await self._engine_of(session.flow_version)
+        turn = engine.replay(session, self.clock.now())
         return render(turn, CallUrls(self.base_url, session.language, session.seq))
 
     async def _adopt(self, call_sid: str, language: str) -> QueueEntry | None:
         """Register a call that is in Twilio's queue but not in ours (queued by the fallback)."""
-        flow = self.engine.flow
+        flow = self.flows.flow
         session = await self.store.load(call_sid)
         now = self.clock.now()
         entry = QueueEntry(
@@ -309,6 +319,7 @@ class CallHandler:
             application_status_date=session.application_status_date if verified else None,
             path=list(session.path),
             queued_at=session.queued_at,
+            flow_version=session.flow_version,
         )
 
     def _record(

@@ -23,3 +23,4 @@ class QueueEntry(BaseModel):
     path: list[str]
     queued_at: datetime
     callback: bool = False  # the caller hung up to be called back; the entry keeps its place
+    flow_version: str | None = None  # the flow version the call started on (its prompts)

@@ -127,3 +127,16 @@ def adviser_events(name: str) -> str:
 def handle_times(product: str) -> str:
     """List of recent handling times (seconds) for wait estimates."""
     return f"{PREFIX}handle-times:{product}"
+
+
+LIVE_FLOW_TTL = 24 * 3600  # a cache of the database's live pointer; rewritten by every instance
+
+
+def live_flow(flow: str) -> str:
+    """The digest of the flow version new calls take (the database holds the truth)."""
+    return f"{PREFIX}flow:{flow}:live"
+
+
+def flow_announcements() -> str:
+    """Pub/sub channel: a flow version went live (publish or rollback)."""
+    return f"{PREFIX}flow-announcements"

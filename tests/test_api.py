@@ -86,7 +86,7 @@ async def test_queue_is_for_supervisors_only(http: httpx.AsyncClient) -> None:
 
 @pytest.mark.usefixtures("staff")
 async def test_queue_lists_waiting_calls_in_order_with_their_context(
-    http: httpx.AsyncClient, phone: Callable[..., Phone]
+    app: FastAPI, http: httpx.AsyncClient, phone: Callable[..., Phone]
 ) -> None:
     first, second = phone(caller="+31611111111"), phone(caller="+31622222222")
     await first.dial()
@@ -116,6 +116,7 @@ async def test_queue_lists_waiting_calls_in_order_with_their_context(
         "path": ["main_menu=1", "vog_np_menu=3", "verify_vog_np_objection=skipped"],
         "callback": False,
         "queued_at": "2026-12-01T09:00:00Z",
+        "flow_version": app.state.services.flows.current.digest,
     }
     assert waiting[1]["language"] == "en" and waiting[1]["product"] == "pardon"
 

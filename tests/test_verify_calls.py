@@ -35,7 +35,7 @@ async def app(make_app: Callable[..., FastAPI]) -> FastAPI:
         DEMO_APPLICATIONS,
         engine=services.db_engine,
         hasher=DateOfBirthHasher(SECRET_KEY),
-        products=set(services.flow.products),
+        products=set(services.flows.current.engine.flow.products),
         today=date(2026, 11, 28),
     )
     with Session(services.db_engine) as db:

@@ -1,0 +1,268 @@
+"""Published flow versions, the live pointer and the audit log, in the database.
+
+A version is immutable: its YAML text, digest, author, time and comment. Exactly one version per
+flow is live; publishing adds a version and makes it live, rolling back moves the live pointer to
+an earlier version. Both write one audit row in the same transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import Engine, UniqueConstraint, func
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import DateTime, Field, Session, SQLModel, Text, col, select
+
+
+def flow_digest(text: str) -> str:
+    """The version id a call carries: the first 16 hex digits of the text's SHA-256."""
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+class FlowVersionRow(SQLModel, table=True):
+    __tablename__ = "flow_versions"
+    __table_args__ = (UniqueConstraint("flow", "number"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    flow: str = Field(index=True, max_length=64)
+    number: int  # 1, 2, 3 ... per flow: what supervisors name
+    digest: str = Field(index=True, max_length=16)
+    text: str = Field(sa_type=Text)
+    author: str = Field(max_length=64)
+    created_at: datetime = Field(sa_type=DateTime(timezone=True))
+    comment: str = Field(default="", max_length=500)
+
+
+class FlowLiveRow(SQLModel, table=True):
+    __tablename__ = "flow_live"
+
+    flow: str = Field(primary_key=True, max_length=64)
+    number: int
+    since: datetime = Field(sa_type=DateTime(timezone=True))
+
+
+class FlowAuditRow(SQLModel, table=True):
+    __tablename__ = "flow_audit"
+
+    id: int | None = Field(default=None, primary_key=True)
+    flow: str = Field(index=True, max_length=64)
+    at: datetime = Field(sa_type=DateTime(timezone=True))
+    actor: str = Field(max_length=64)
+    action: str = Field(max_length=16)
+    from_number: int | None = None
+    to_number: int
+    comment: str = Field(default="", max_length=500)
+
+
+class AuditAction(StrEnum):
+    PUBLISH = "publish"
+    ROLLBACK = "rollback"
+
+
+@dataclass(frozen=True)
+class FlowVersion:
+    flow: str
+    number: int
+    digest: str
+    text: str
+    author: str
+    created_at: datetime
+    comment: str
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    flow: str
+    at: datetime
+    actor: str
+    action: AuditAction
+    from_number: int | None
+    to_number: int
+    comment: str
+
+
+class UnknownVersion(LookupError):
+    pass
+
+
+class AlreadyLive(ValueError):
+    """Publishing the live text again, or rolling back to the live version: nothing would change."""
+
+
+def _version(row: FlowVersionRow) -> FlowVersion:
+    return FlowVersion(
+        flow=row.flow,
+        number=row.number,
+        digest=row.digest,
+        text=row.text,
+        author=row.author,
+        created_at=row.created_at,
+        comment=row.comment,
+    )
+
+
+class SqlFlowVersions:
+    """The flow versions in SQLite or PostgreSQL. Synchronous: callers run it in a thread."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def live(self, flow: str) -> FlowVersion | None:
+        with Session(self._engine) as session:
+            row = session.exec(
+                select(FlowVersionRow)
+                .join(FlowLiveRow, col(FlowLiveRow.flow) == col(FlowVersionRow.flow))
+                .where(FlowLiveRow.flow == flow, FlowVersionRow.number == FlowLiveRow.number)
+            ).first()
+            return _version(row) if row else None
+
+    def get(self, flow: str, number: int) -> FlowVersion:
+        with Session(self._engine) as session:
+            row = session.exec(
+                select(FlowVersionRow).where(
+                    FlowVersionRow.flow == flow, FlowVersionRow.number == number
+                )
+            ).first()
+            if row is None:
+                raise UnknownVersion(f"flow {flow!r} has no version {number}")
+            return _version(row)
+
+    def by_digest(self, flow: str, digest: str) -> FlowVersion | None:
+        with Session(self._engine) as session:
+            row = session.exec(
+                select(FlowVersionRow)
+                .where(FlowVersionRow.flow == flow, FlowVersionRow.digest == digest)
+                .order_by(col(FlowVersionRow.number).desc())
+            ).first()
+            return _version(row) if row else None
+
+    def history(self, flow: str) -> list[FlowVersion]:
+        """Every version, newest first."""
+        with Session(self._engine) as session:
+            rows = session.exec(
+                select(FlowVersionRow)
+                .where(FlowVersionRow.flow == flow)
+                .order_by(col(FlowVersionRow.number).desc())
+            ).all()
+            return [_version(row) for row in rows]
+
+    def audit(self, flow: str) -> list[AuditEntry]:
+        """Every publish and rollback, newest first."""
+        with Session(self._engine) as session:
+            rows = session.exec(
+                select(FlowAuditRow)
+                .where(FlowAuditRow.flow == flow)
+                .order_by(col(FlowAuditRow.id).desc())
+            ).all()
+            return [
+                AuditEntry(
+                    flow=row.flow,
+                    at=row.at,
+                    actor=row.actor,
+                    action=AuditAction(row.action),
+                    from_number=row.from_number,
+                    to_number=row.to_number,
+                    comment=row.comment,
+                )
+                for row in rows
+            ]
+
+    def publish(
+        self, flow: str, text: str, *, author: str, comment: str, at: datetime
+    ) -> FlowVersion:
+        """Store `text` as the next version and make it live, with its audit row."""
+        for _ in range(3):  # two publishes at once: the loser takes the next number
+            try:
+                return self._publish_once(flow, text, author=author, comment=comment, at=at)
+            except IntegrityError:
+                continue
+        raise RuntimeError("could not number the new version: too many concurrent publishes")
+
+    def _publish_once(
+        self, flow: str, text: str, *, author: str, comment: str, at: datetime
+    ) -> FlowVersion:
+        digest = flow_digest(text)
+        with Session(self._engine) as session:
+            live = session.get(FlowLiveRow, flow)
+            if live is not None:
+                current = session.exec(
+                    select(FlowVersionRow).where(
+                        FlowVersionRow.flow == flow, FlowVersionRow.number == live.number
+                    )
+                ).one()
+                if current.digest == digest:
+                    raise AlreadyLive(f"version {live.number} of {flow!r} is this text already")
+            highest = session.exec(
+                select(func.max(FlowVersionRow.number)).where(FlowVersionRow.flow == flow)
+            ).one()
+            row = FlowVersionRow(
+                flow=flow,
+                number=(highest or 0) + 1,
+                digest=digest,
+                text=text,
+                author=author,
+                created_at=at,
+                comment=comment,
+            )
+            session.add(row)
+            session.flush()  # the unique (flow, number) refuses a concurrent twin here
+            self._make_live(session, flow, row.number, live, at)
+            session.add(
+                FlowAuditRow(
+                    flow=flow,
+                    at=at,
+                    actor=author,
+                    action=AuditAction.PUBLISH,
+                    from_number=live.number if live else None,
+                    to_number=row.number,
+                    comment=comment,
+                )
+            )
+            version = _version(row)
+            session.commit()
+            return version
+
+    def rollback(
+        self, flow: str, number: int, *, actor: str, comment: str, at: datetime
+    ) -> FlowVersion:
+        """Make an earlier version live again (the history keeps every version)."""
+        with Session(self._engine) as session:
+            row = session.exec(
+                select(FlowVersionRow).where(
+                    FlowVersionRow.flow == flow, FlowVersionRow.number == number
+                )
+            ).first()
+            if row is None:
+                raise UnknownVersion(f"flow {flow!r} has no version {number}")
+            live = session.get(FlowLiveRow, flow)
+            if live is not None and live.number == number:
+                raise AlreadyLive(f"version {number} of {flow!r} is live already")
+            self._make_live(session, flow, number, live, at)
+            session.add(
+                FlowAuditRow(
+                    flow=flow,
+                    at=at,
+                    actor=actor,
+                    action=AuditAction.ROLLBACK,
+                    from_number=live.number if live else None,
+                    to_number=number,
+                    comment=comment,
+                )
+            )
+            version = _version(row)
+            session.commit()
+            return version
+
+    @staticmethod
+    def _make_live(
+        session: Session, flow: str, number: int, live: FlowLiveRow | None, at: datetime
+    ) -> None:
+        if live is None:
+            session.add(FlowLiveRow(flow=flow, number=number, since=at))
+        else:
+            live.number = number
+            live.since = at
+            session.add(live)

@@ -15,7 +15,7 @@ from fastapi.responses import PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from api import adviser_routes, auth, pages, staff_routes, twilio_routes
+from api import adviser_routes, auth, flow_routes, pages, staff_routes, twilio_routes
 from api.services import Services, build_services
 from api.settings import Settings
 from ivr.clock import Clock
@@ -74,6 +74,7 @@ def create_app(
     app.router.routes.extend(twilio_routes.routes)
     app.include_router(auth.router)
     app.include_router(staff_routes.router)
+    app.include_router(flow_routes.router)
     app.include_router(adviser_routes.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=pages.STATIC), name="static")

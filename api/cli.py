@@ -117,6 +117,46 @@ def flows_check(
     typer.echo(f"{file}: ok ({len(flow.nodes)} nodes, languages {', '.join(flow.languages)})")
 
 
+@flows_app.command("paths")
+def flows_paths(
+    file: Annotated[Path, typer.Argument(help="Flow file to walk.")] = DEFAULT_FLOW,
+    lang: Annotated[
+        str | None, typer.Option("--lang", help="Language of the prompts (default: the flow's).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
+    full: Annotated[
+        bool, typer.Option("--full", help="Every text of every path, none shortened.")
+    ] = False,
+) -> None:
+    """List every path from the start to a queue or hang-up: keys, what is said, warnings."""
+    from flows.loader import check_flow_text
+    from flows.paths import flow_paths, format_report
+
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise _fail(f"{file}: cannot read: {exc.strerror}", 2) from exc
+    except UnicodeDecodeError as exc:
+        raise _fail(f"{file}: not UTF-8 text ({exc.reason})", 2) from exc
+    flow, problems = check_flow_text(text, str(file))
+    if problems or flow is None:
+        for problem in problems:  # the same lines as `kcc flows check`
+            typer.echo(str(problem))
+        typer.echo(f"{len(problems)} problem(s) in {file}", err=True)
+        raise typer.Exit(1)
+    if lang is not None and lang not in flow.languages:
+        raise typer.BadParameter(
+            f"{lang!r} is not a language of the flow ({', '.join(flow.languages)})",
+            param_hint="--lang",
+        )
+    report = flow_paths(flow, lang)
+    if as_json:
+        typer.echo(report.model_dump_json(indent=2))
+        return
+    for line in format_report(report, full=full):
+        typer.echo(line)
+
+
 @users_app.command("add")
 def users_add(
     name: Annotated[str, typer.Argument(help="Login name, e.g. j.devries.")],

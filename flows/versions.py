@@ -207,6 +207,7 @@ class SqlFlowVersions:
                 created_at=at,
                 comment=comment,
             )
+            previous = live.number if live else None
             session.add(row)
             session.flush()  # the unique (flow, number) refuses a concurrent twin here
             self._make_live(session, flow, row.number, live, at)
@@ -216,7 +217,7 @@ class SqlFlowVersions:
                     at=at,
                     actor=author,
                     action=AuditAction.PUBLISH,
-                    from_number=live.number if live else None,
+                    from_number=previous,
                     to_number=row.number,
                     comment=comment,
                 )
@@ -240,6 +241,7 @@ class SqlFlowVersions:
             live = session.get(FlowLiveRow, flow)
             if live is not None and live.number == number:
                 raise AlreadyLive(f"version {number} of {flow!r} is live already")
+            previous = live.number if live else None
             self._make_live(session, flow, number, live, at)
             session.add(
                 FlowAuditRow(
@@ -247,7 +249,7 @@ class SqlFlowVersions:
                     at=at,
                     actor=actor,
                     action=AuditAction.ROLLBACK,
-                    from_number=live.number if live else None,
+                    from_number=previous,
                     to_number=number,
                     comment=comment,
                 )

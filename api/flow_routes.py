@@ -1,0 +1,267 @@
+"""JSON API for supervisors: flow versions, drafts, publish and roll back, the calendar."""
+
+from __future__ import annotations
+
+import difflib
+from datetime import date, datetime, timedelta
+from typing import Annotated
+
+import anyio.to_thread
+from fastapi import APIRouter, HTTPException, Query, Request, status
+from pydantic import BaseModel, Field
+
+from api.auth import SupervisorUser
+from api.services import Services
+from flows.errors import FlowInvalid, Problem
+from flows.tree import FlowTree, flow_tree
+from flows.versions import AlreadyLive, FlowVersion, UnknownVersion
+from ivr.flow_registry import load_version
+
+router = APIRouter(prefix="/api/flows", tags=["flows"])
+
+MAX_FLOW_BYTES = 512 * 1024  # kcc.yaml is about 30 kB; a bigger draft is a mistake
+CALENDAR_DAYS = 30
+
+
+class VersionSummary(BaseModel):
+    number: int
+    digest: str
+    author: str
+    created_at: datetime
+    comment: str
+    live: bool
+
+
+class VersionText(VersionSummary):
+    text: str
+
+
+class Versions(BaseModel):
+    flow: str
+    live: int
+    versions: list[VersionSummary]  # newest first
+
+
+class ProblemOut(BaseModel):
+    line: int
+    message: str
+
+
+class DraftAnswer(BaseModel):
+    ok: bool
+    problems: list[ProblemOut]
+    warnings: list[ProblemOut]
+
+
+class Draft(BaseModel):
+    text: str = Field(max_length=MAX_FLOW_BYTES)
+
+
+class PublishRequest(Draft):
+    comment: str = Field(default="", max_length=500)
+
+
+class RollbackRequest(BaseModel):
+    version: int
+    comment: str = Field(default="", max_length=500)
+
+
+class DiffAnswer(BaseModel):
+    a: int
+    b: int
+    diff: str  # unified diff from version a to version b
+
+
+class AuditOut(BaseModel):
+    at: datetime
+    actor: str
+    action: str
+    from_version: int | None
+    to_version: int
+    comment: str
+
+
+class CalendarDay(BaseModel):
+    date: date
+    open: bool
+    hours: str | None  # "09:00-17:00"; None when closed all day
+    reason: str | None  # holiday name or the exception's announcement
+
+
+def _services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+def _summary(version: FlowVersion, live: int) -> VersionSummary:
+    return VersionSummary(
+        number=version.number,
+        digest=version.digest,
+        author=version.author,
+        created_at=version.created_at,
+        comment=version.comment,
+        live=version.number == live,
+    )
+
+
+def _problems(problems: list[Problem]) -> list[ProblemOut]:
+    return [ProblemOut(line=p.line, message=p.message) for p in problems]
+
+
+def _invalid(exc: FlowInvalid) -> HTTPException:
+    return HTTPException(
+        status.HTTP_422_UNPROCESSABLE_CONTENT,
+        {
+            "message": "the flow is invalid; nothing was changed",
+            "problems": [p.model_dump() for p in _problems(exc.problems)],
+        },
+    )
+
+
+async def _version(services: Services, number: int) -> FlowVersion:
+    try:
+        version: FlowVersion = await anyio.to_thread.run_sync(
+            services.flow_versions.get, services.flows.name, number
+        )
+    except UnknownVersion as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+    return version
+
+
+@router.get("")
+async def versions(request: Request, _: SupervisorUser) -> Versions:
+    services = _services(request)
+    history = await anyio.to_thread.run_sync(services.flow_versions.history, services.flows.name)
+    live = await services.flows.live()
+    return Versions(
+        flow=services.flows.name,
+        live=live.number,
+        versions=[_summary(v, live.number) for v in history],
+    )
+
+
+@router.get("/versions/{number}")
+async def version(request: Request, number: int, _: SupervisorUser) -> VersionText:
+    services = _services(request)
+    stored = await _version(services, number)
+    live = await services.flows.live()
+    return VersionText(**_summary(stored, live.number).model_dump(), text=stored.text)
+
+
+@router.get("/diff")
+async def diff(
+    request: Request, a: int, _: SupervisorUser, b: Annotated[int | None, Query()] = None
+) -> DiffAnswer:
+    """From version a to version b (default: the live one)."""
+    services = _services(request)
+    b = b if b is not None else (await services.flows.live()).number
+    old, new = await _version(services, a), await _version(services, b)
+    lines = difflib.unified_diff(
+        old.text.splitlines(keepends=True),
+        new.text.splitlines(keepends=True),
+        fromfile=f"version {a}",
+        tofile=f"version {b}",
+    )
+    return DiffAnswer(a=a, b=b, diff="".join(lines))
+
+
+@router.post("/validate")
+async def validate(request: Request, draft: Draft, _: SupervisorUser) -> DraftAnswer:
+    checked = await _services(request).publisher.validate(draft.text)
+    return DraftAnswer(
+        ok=checked.ok, problems=_problems(checked.problems), warnings=_problems(checked.warnings)
+    )
+
+
+@router.post("/publish", status_code=status.HTTP_201_CREATED)
+async def publish(request: Request, body: PublishRequest, user: SupervisorUser) -> VersionSummary:
+    services = _services(request)
+    try:
+        version = await services.publisher.publish(
+            body.text, author=user.name, comment=body.comment
+        )
+    except FlowInvalid as exc:
+        raise _invalid(exc) from exc
+    except AlreadyLive as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+    return _summary(version, version.number)
+
+
+@router.post("/rollback")
+async def rollback(request: Request, body: RollbackRequest, user: SupervisorUser) -> VersionSummary:
+    services = _services(request)
+    try:
+        version = await services.publisher.rollback(
+            body.version, actor=user.name, comment=body.comment
+        )
+    except UnknownVersion as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+    except AlreadyLive as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+    except FlowInvalid as exc:
+        raise _invalid(exc) from exc
+    return _summary(version, version.number)
+
+
+@router.get("/audit")
+async def audit(request: Request, _: SupervisorUser) -> list[AuditOut]:
+    services = _services(request)
+    entries = await anyio.to_thread.run_sync(services.flow_versions.audit, services.flows.name)
+    return [
+        AuditOut(
+            at=e.at,
+            actor=e.actor,
+            action=e.action.value,
+            from_version=e.from_number,
+            to_version=e.to_number,
+            comment=e.comment,
+        )
+        for e in entries
+    ]
+
+
+@router.get("/tree")
+async def tree(
+    request: Request, _: SupervisorUser, version: Annotated[int | None, Query()] = None
+) -> FlowTree:
+    """The live flow (or `version`) as a readable tree."""
+    services = _services(request)
+    if version is None:
+        return flow_tree((await services.flows.live()).engine.flow)
+    stored = await _version(services, version)
+    loaded = await anyio.to_thread.run_sync(load_version, stored)
+    return flow_tree(loaded.engine.flow)
+
+
+@router.get("/calendar")
+async def calendar(
+    request: Request,
+    _: SupervisorUser,
+    start: Annotated[date | None, Query(description="first day (default: today)")] = None,
+    days: Annotated[int, Query(ge=1, le=366)] = CALENDAR_DAYS,
+    lang: Annotated[str | None, Query(max_length=8)] = None,
+) -> list[CalendarDay]:
+    """Open or closed, with the hours and why, for the next `days` days of the live flow."""
+    services = _services(request)
+    engine = (await services.flows.live()).engine
+    language = lang if lang in engine.flow.languages else engine.flow.default_language
+    timezone = engine.hours.timezone
+    first = start or services.clock.now().astimezone(timezone).date()
+    answer = []
+    for offset in range(days):
+        plan = engine.hours.day_plan(first + timedelta(days=offset))
+        hours = plan.hours
+        answer.append(
+            CalendarDay(
+                date=plan.day,
+                open=hours is not None,
+                hours=f"{hours.opens:%H:%M}-{_closes(hours.closes)}" if hours else None,
+                reason=plan.reason.get(language) if plan.reason else None,
+            )
+        )
+    return answer
+
+
+def _closes(moment: object) -> str:
+    text = f"{moment:%H:%M}"
+    return "24:00" if text == "23:59" else text

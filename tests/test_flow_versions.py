@@ -1,0 +1,323 @@
+"""Flow versions: publish, refuse, roll back, audit; new calls take the live version, calls in
+progress keep theirs; every instance on the same Redis follows."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+import redis.asyncio as aioredis
+from fastapi import FastAPI
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from api.phone import Phone
+from api.settings import DEFAULT_FLOW
+from api.users import Role, create_user
+from flows.versions import AlreadyLive, AuditAction, SqlFlowVersions, UnknownVersion, flow_digest
+from routing import keys
+from tests.conftest import AUTH_TOKEN, PUBLIC_URL
+
+LIVE_TEXT = DEFAULT_FLOW.read_text(encoding="utf-8")
+OLD_WELCOME = "Welkom bij Justis, de screeningsautoriteit."
+NEW_WELCOME = "Welkom bij Justis. Let op: op 24 december zijn wij tot 15 uur open."
+AT = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+
+
+def edited(old: str = OLD_WELCOME, new: str = NEW_WELCOME, text: str = LIVE_TEXT) -> str:
+    assert old in text, old
+    return text.replace(old, new, 1)
+
+
+def line_of(text: str, fragment: str) -> int:
+    """1-based line where `fragment` (which may span lines) starts."""
+    return text[: text.index(fragment)].count("\n") + 1
+
+
+# -- the database ------------------------------------------------------------------------------
+
+
+def test_versions_are_numbered_and_exactly_one_is_live(db_engine: Engine) -> None:
+    versions = SqlFlowVersions(db_engine)
+    assert versions.live("kcc") is None
+    first = versions.publish("kcc", LIVE_TEXT, author="system", comment="first", at=AT)
+    second = versions.publish("kcc", edited(), author="sanne", comment="kerst", at=AT)
+    assert (first.number, second.number) == (1, 2)
+    assert second.digest == flow_digest(edited())
+    live = versions.live("kcc")
+    assert live is not None and live.number == 2 and live.text == edited()
+    assert [v.number for v in versions.history("kcc")] == [2, 1]
+    with pytest.raises(AlreadyLive):  # the same text again would change nothing
+        versions.publish("kcc", edited(), author="sanne", comment="again", at=AT)
+
+    back = versions.rollback("kcc", 1, actor="piet", comment="te vroeg", at=AT)
+    assert back.number == 1
+    live = versions.live("kcc")
+    assert live is not None and live.number == 1
+    with pytest.raises(AlreadyLive):
+        versions.rollback("kcc", 1, actor="piet", comment="", at=AT)
+    with pytest.raises(UnknownVersion):
+        versions.rollback("kcc", 7, actor="piet", comment="", at=AT)
+    # Publishing after a rollback takes the next number; history keeps everything.
+    third = versions.publish("kcc", edited(new="Goedemiddag."), author="sanne", comment="", at=AT)
+    assert third.number == 3
+
+    audit = versions.audit("kcc")
+    assert [(a.action, a.actor, a.from_number, a.to_number) for a in audit] == [
+        (AuditAction.PUBLISH, "sanne", 1, 3),
+        (AuditAction.ROLLBACK, "piet", 2, 1),
+        (AuditAction.PUBLISH, "sanne", 1, 2),
+        (AuditAction.PUBLISH, "system", None, 1),
+    ]
+    assert audit[1].comment == "te vroeg"
+
+
+# -- the API -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def staff(app: FastAPI) -> None:
+    with Session(app.state.services.db_engine) as db:
+        create_user(db, name="sanne", role=Role.SUPERVISOR, password="supervisor-pass")
+        create_user(db, name="ahmed", role=Role.ADVISER, password="adviser-pass")
+        create_user(
+            db, name="wim", role=Role.ADVISER, password="adviser-pass", skills=["wwm", "boa"]
+        )
+        db.commit()
+
+
+async def signed_in(http: httpx.AsyncClient, name: str = "sanne") -> dict[str, str]:
+    password = "supervisor-pass" if name == "sanne" else "adviser-pass"
+    response = await http.post("/api/token", data={"username": name, "password": password})
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+BROKEN_DRAFTS = [
+    # (what is wrong, edit of the live text, the fragment on the line the error must name)
+    (
+        "a target that does not exist",
+        lambda t: t.replace("    next: opening_hours", "    next: opening_hourz", 1),
+        "next: opening_hourz",
+    ),
+    (
+        "an unknown key",
+        lambda t: t.replace("    kind: say\n", "    kind: say\n    volume: 11\n", 1),
+        "volume: 11",
+    ),
+    (
+        "a YAML syntax error",
+        lambda t: t.replace("name: kcc", "name: kcc: justis", 1),
+        "name: kcc: justis",
+    ),
+    (
+        "a missing English text",
+        lambda t: t.replace('    en: "Welcome to Justis, the screening authority."\n', "", 1),
+        "  welcome:\n    nl:",
+    ),
+    (
+        "a duplicate key",
+        lambda t: t.replace("start: welcome\n", "start: welcome\nstart: main_menu\n", 1),
+        "start: main_menu",
+    ),
+    (
+        "another flow's name",
+        lambda t: t.replace("name: kcc", "name: kcc-test", 1),
+        "name: kcc-test",
+    ),
+    (
+        "a queue for an unknown product",
+        lambda t: t.replace("product: wwm", "product: wapens", 1),
+        "product: wapens",
+    ),
+    (
+        "a product an adviser still has as a skill",
+        lambda t: t.replace(
+            '  wwm: {nl: "een wapenvergunning", en: "a weapons licence"}\n', "", 1
+        ).replace("product: wwm", "product: general", 1),
+        "products:",
+    ),
+]
+
+
+@pytest.mark.usefixtures("staff")
+@pytest.mark.parametrize(
+    ("what", "edit", "fragment"), BROKEN_DRAFTS, ids=[d[0] for d in BROKEN_DRAFTS]
+)
+async def test_an_invalid_draft_is_refused_with_its_line_and_nothing_changes(
+    http: httpx.AsyncClient,
+    phone: Callable[..., Phone],
+    what: str,
+    edit: Callable[[str], str],
+    fragment: str,
+) -> None:
+    headers = await signed_in(http)
+    draft = edit(edited())
+    checked = (await http.post("/api/flows/validate", json={"text": draft}, headers=headers)).json()
+    assert checked["ok"] is False, what
+    assert line_of(draft, fragment) in [p["line"] for p in checked["problems"]], (
+        what,
+        checked["problems"],
+    )
+
+    response = await http.post(
+        "/api/flows/publish", json={"text": draft, "comment": "oeps"}, headers=headers
+    )
+    assert response.status_code == 422
+    assert response.json()["detail"]["problems"] == checked["problems"]
+    versions = (await http.get("/api/flows", headers=headers)).json()
+    assert versions["live"] == 1 and len(versions["versions"]) == 1
+    assert OLD_WELCOME in (await phone().dial()).text
+
+
+@pytest.mark.usefixtures("staff")
+async def test_advisers_cannot_see_or_change_flows(http: httpx.AsyncClient) -> None:
+    headers = await signed_in(http, "ahmed")
+    assert (await http.get("/api/flows", headers=headers)).status_code == 403
+    response = await http.post(
+        "/api/flows/publish", json={"text": edited(), "comment": "x"}, headers=headers
+    )
+    assert response.status_code == 403
+    assert (await http.get("/api/flows")).status_code == 401
+
+
+@pytest.mark.usefixtures("staff")
+async def test_publish_reaches_new_calls_while_a_call_in_progress_keeps_its_version(
+    http: httpx.AsyncClient, phone: Callable[..., Phone]
+) -> None:
+    headers = await signed_in(http)
+    before = phone(caller="+31611111111")
+    assert OLD_WELCOME in (await before.dial()).text
+
+    response = await http.post(
+        "/api/flows/publish",
+        json={"text": edited(text=edited("toets 1.", "kies 1.")), "comment": "kerst"},
+        headers=headers,
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["number"] == 2 and response.json()["author"] == "sanne"
+
+    after = phone(caller="+31622222222")
+    assert NEW_WELCOME in (await after.dial()).text
+    # The caller who was already in the menu hears the rest of the version they started on.
+    assert "toets 1." in (await before.press("7")).text  # an invalid key: the menu again
+    assert "kies 1." in (await after.press("7")).text
+
+    audit = (await http.get("/api/flows/audit", headers=headers)).json()
+    assert audit[0]["action"] == "publish" and audit[0]["actor"] == "sanne"
+    assert (audit[0]["from_version"], audit[0]["to_version"]) == (1, 2)
+
+
+@pytest.mark.usefixtures("staff")
+async def test_rollback_is_one_action_and_is_audited(
+    http: httpx.AsyncClient, phone: Callable[..., Phone]
+) -> None:
+    headers = await signed_in(http)
+    published = await http.post(
+        "/api/flows/publish", json={"text": edited(), "comment": "kerst"}, headers=headers
+    )
+    assert published.status_code == 201
+    assert NEW_WELCOME in (await phone().dial()).text
+
+    response = await http.post(
+        "/api/flows/rollback", json={"version": 1, "comment": "te vroeg"}, headers=headers
+    )
+    assert response.status_code == 200 and response.json()["live"] is True
+    assert OLD_WELCOME in (await phone().dial()).text
+    listing = (await http.get("/api/flows", headers=headers)).json()
+    assert listing["live"] == 1
+    assert [(v["number"], v["live"]) for v in listing["versions"]] == [(2, False), (1, True)]
+    audit = (await http.get("/api/flows/audit", headers=headers)).json()
+    assert audit[0] == {
+        "at": audit[0]["at"],
+        "actor": "sanne",
+        "action": "rollback",
+        "from_version": 2,
+        "to_version": 1,
+        "comment": "te vroeg",
+    }
+    again = await http.post("/api/flows/rollback", json={"version": 1}, headers=headers)
+    assert again.status_code == 409
+    unknown = await http.post("/api/flows/rollback", json={"version": 9}, headers=headers)
+    assert unknown.status_code == 404
+
+
+@pytest.mark.usefixtures("staff")
+async def test_versions_diff_tree_and_calendar(http: httpx.AsyncClient) -> None:
+    headers = await signed_in(http)
+    await http.post("/api/flows/publish", json={"text": edited(), "comment": "k"}, headers=headers)
+    diff = (await http.get("/api/flows/diff", params={"a": 1}, headers=headers)).json()
+    assert diff["b"] == 2
+    assert f'-    nl: "{OLD_WELCOME}"' in diff["diff"]
+    assert f'+    nl: "{NEW_WELCOME}"' in diff["diff"]
+    text = (await http.get("/api/flows/versions/1", headers=headers)).json()
+    assert text["text"] == LIVE_TEXT and text["live"] is False
+    assert (await http.get("/api/flows/versions/5", headers=headers)).status_code == 404
+
+    tree = (await http.get("/api/flows/tree", headers=headers)).json()
+    first = tree["nodes"][0]
+    assert first["id"] == "welcome" and first["prompts"][0]["texts"]["nl"] == NEW_WELCOME
+    menu = next(n for n in tree["nodes"] if n["id"] == "main_menu")
+    assert {"on": "1", "to": "vog_np_menu"} in menu["edges"]
+    old_tree = (await http.get("/api/flows/tree?version=1", headers=headers)).json()
+    assert old_tree["nodes"][0]["prompts"][0]["texts"]["nl"] == OLD_WELCOME
+
+    days = (
+        await http.get("/api/flows/calendar", params={"start": "2026-12-24"}, headers=headers)
+    ).json()
+    assert len(days) == 30
+    assert days[0]["date"] == "2026-12-24" and days[0]["open"] is True
+    christmas = days[1]
+    assert christmas["open"] is False and christmas["reason"] == "Eerste kerstdag"
+    saturday = days[2 + 1]  # 27 December 2026 is a Sunday, the 26th a holiday
+    assert saturday["open"] is False
+    monday = next(d for d in days if d["date"] == "2026-12-28")
+    assert monday == {"date": "2026-12-28", "open": True, "hours": "09:00-17:00", "reason": None}
+
+
+@pytest.mark.usefixtures("staff")
+async def test_an_adviser_skill_for_a_product_no_queue_serves_is_only_a_warning(
+    http: httpx.AsyncClient,
+) -> None:
+    headers = await signed_in(http)
+    checked = (
+        await http.post("/api/flows/validate", json={"text": edited()}, headers=headers)
+    ).json()
+    assert checked["ok"] is True and checked["problems"] == []
+    # ahmed (no skills) takes every product: nothing is left without an adviser.
+    assert checked["warnings"] == []
+
+
+# -- several instances on one Redis ------------------------------------------------------------
+
+
+async def test_another_instance_takes_the_new_version_on_its_next_call(
+    make_app: Callable[..., FastAPI], tmp_path: Path, redis_client: aioredis.Redis
+) -> None:
+    """Instance B never heard the announcement (no lifespan runs here); its next call still
+    reads the live pointer from Redis and takes the new version."""
+    first, second = make_app(), make_app()
+    services = first.state.services
+    version = await services.publisher.publish(edited(), author="sanne", comment="kerst")
+    assert await redis_client.get(keys.live_flow("kcc")) == version.digest
+
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=second), base_url=PUBLIC_URL
+    ) as http:
+        call = Phone(http, public_url=PUBLIC_URL, auth_token=AUTH_TOKEN)
+        assert NEW_WELCOME in (await call.dial()).text
+    assert second.state.services.flows.current.number == 2
+
+
+async def test_a_lost_redis_pointer_is_restored_from_the_database(
+    app: FastAPI, redis_client: aioredis.Redis, phone: Callable[..., Phone]
+) -> None:
+    services = app.state.services
+    await services.publisher.publish(edited(), author="sanne", comment="kerst")
+    await redis_client.delete(keys.live_flow("kcc"))  # Redis restarted empty
+    assert NEW_WELCOME in (await phone().dial()).text
+    assert await redis_client.get(keys.live_flow("kcc")) == flow_digest(edited())
+    assert await redis_client.ttl(keys.live_flow("kcc")) > 0

@@ -21,7 +21,7 @@ from sqlmodel import Session
 from typer.testing import CliRunner, Result
 
 from api.cli import app
-from api.db import make_engine
+from api.db import create_tables, make_engine
 from api.settings import DEFAULT_FLOW, PLACEHOLDER_AUTH_TOKEN, PLACEHOLDER_SECRET
 from api.users import Role, authenticate, get_user
 from flows.loader import load_flow
@@ -413,6 +413,47 @@ def test_call_with_an_invalid_flow_exits_1_listing_every_problem(
     assert "the flow is invalid" in result.stderr
     assert_problems_listed(result.stderr, path, text, names)
     assert "Welkom" not in result.stdout
+
+
+def test_call_walks_a_draft_at_any_moment_without_publishing_it(tmp_path: Path) -> None:
+    draft = tmp_path / "draft.yaml"
+    text = DEFAULT_FLOW.read_text(encoding="utf-8")
+    draft.write_text(
+        text.replace("Welkom bij Justis, de screeningsautoriteit.", "Fijne feestdagen!", 1),
+        encoding="utf-8",
+    )
+
+    result = kcc(
+        "call", "--flow", str(draft), "--keys", "-", "--at", "2026-12-24T16:30+01:00",
+        tmp_path=tmp_path,
+    )  # fmt: skip
+
+    assert result.exit_code == 0, result.output
+    assert "Fijne feestdagen!" in result.stdout
+    again = kcc("call", "--keys", "-", "--at", "2026-12-24T16:30+01:00", tmp_path=tmp_path)
+    assert "Welkom bij Justis" in again.stdout  # nothing was published
+
+
+def test_call_in_process_walks_the_live_version_of_the_database(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from flows.versions import SqlFlowVersions
+
+    engine = make_engine(db_url(tmp_path))
+    create_tables(engine)
+    text = DEFAULT_FLOW.read_text(encoding="utf-8")
+    versions = SqlFlowVersions(engine)
+    now = datetime.now(UTC)
+    versions.publish("kcc", text, author="system", comment="first", at=now)
+    changed = text.replace("Welkom bij Justis, de screeningsautoriteit.", "Goedemiddag!", 1)
+    versions.publish("kcc", changed, author="sanne", comment="kort", at=now)
+    engine.dispose()
+
+    result = kcc("call", "--keys", "-", "--at", OPEN_TUESDAY, tmp_path=tmp_path)
+
+    assert result.exit_code == 0, result.output
+    assert "Goedemiddag!" in result.stdout
+    assert "Welkom bij Justis" not in result.stdout
 
 
 # -- kcc call --url against a real `kcc serve` ------------------------------------------------

@@ -175,7 +175,7 @@ def test_three_mismatches_end_unverified_in_the_queue(engine: Engine) -> None:
     turn = call.press(BORN, MISMATCH)
     assert [s.text for s in turn.says][:2] == [
         "Wij kunnen deze gegevens niet bevestigen.",
-        "U wordt doorverbonden met een adviseur, die u verder helpt.",
+        "Wij gaan verder zonder uw aanvraaggegevens.",
     ]
     assert turn.ending == JoinQueue(product="vog_np", theme="status", priority=0)
     assert call.session.verification is Verification.FAILED

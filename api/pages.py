@@ -14,3 +14,8 @@ router = APIRouter(include_in_schema=False)
 @router.get("/desk")
 async def desk() -> FileResponse:
     return FileResponse(STATIC / "desk.html", media_type="text/html")
+
+
+@router.get("/supervisor")
+async def supervisor() -> FileResponse:
+    return FileResponse(STATIC / "supervisor.html", media_type="text/html")

@@ -7,7 +7,7 @@ from collections import deque
 
 from pydantic import BaseModel
 
-from flows.model import Flow, QueueNode, prompts_used, targets
+from flows.model import Flow, MenuNode, QueueNode, prompts_used, targets
 
 
 class TreePrompt(BaseModel):
@@ -67,6 +67,13 @@ def _node(flow: Flow, node_id: str, *, reachable: bool) -> TreeNode:
         for field, prompt in prompts_used(node)
     ]
     edges = [TreeEdge(on=field.removeprefix("options."), to=to) for field, to in targets(node)]
+    if isinstance(node, MenuNode):
+        for edge in edges:  # a key that switches the language says so: "9 (en)"
+            option = node.option(edge.on) if edge.on in node.options else None
+            if option is not None and option.language:
+                edge.on = f"{edge.on} ({option.language})"
+        if node.repeat:
+            edges.append(TreeEdge(on=f"{node.repeat} (repeat)", to=node_id))
     queue = f"{node.product}/{node.theme}" if isinstance(node, QueueNode) else None
     return TreeNode(
         id=node_id,

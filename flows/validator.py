@@ -37,17 +37,19 @@ def _path(*parts: str) -> Path:
 
 
 def validate_flow(flow: Flow) -> list[Finding]:
-    checks = (
-        _languages,
-        _prompts,
-        _products,
-        _nodes,
-        _reachability,
-        _exits,
-        _loops_without_input,
-        _calendar,
+    checks = (_languages, _prompts, _products, _nodes, _loops_without_input, _calendar)
+    findings = [finding for check in checks for finding in check(flow)]
+    if _has_unknown_target(flow):
+        # Reachability and exits follow the targets: with one missing they would report every
+        # node behind it too, burying the one line the supervisor must fix.
+        return findings
+    return findings + [finding for check in (_reachability, _exits) for finding in check(flow)]
+
+
+def _has_unknown_target(flow: Flow) -> bool:
+    return flow.start not in flow.nodes or any(
+        target not in flow.nodes for node in flow.nodes.values() for _, target in targets(node)
     )
-    return [finding for check in checks for finding in check(flow)]
 
 
 def _languages(flow: Flow) -> Iterator[Finding]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 
 from sqlalchemy import Engine, UniqueConstraint, func
@@ -92,6 +92,11 @@ class AlreadyLive(ValueError):
     """Publishing the live text again, or rolling back to the live version: nothing would change."""
 
 
+def _aware(moment: datetime) -> datetime:
+    """SQLite hands timestamps back naive; they were written in UTC."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
 def _version(row: FlowVersionRow) -> FlowVersion:
     return FlowVersion(
         flow=row.flow,
@@ -99,7 +104,7 @@ def _version(row: FlowVersionRow) -> FlowVersion:
         digest=row.digest,
         text=row.text,
         author=row.author,
-        created_at=row.created_at,
+        created_at=_aware(row.created_at),
         comment=row.comment,
     )
 
@@ -160,7 +165,7 @@ class SqlFlowVersions:
             return [
                 AuditEntry(
                     flow=row.flow,
-                    at=row.at,
+                    at=_aware(row.at),
                     actor=row.actor,
                     action=AuditAction(row.action),
                     from_number=row.from_number,

@@ -236,3 +236,9 @@ def _small_gather(extra: str) -> str:
         f"    {extra}\n    no_input: no_input\n    invalid: invalid_key\n"
         "    next: queue_general\n    on_fail: queue_general\n\n  queue_general:\n",
     )
+
+
+def test_one_broken_target_is_one_problem_not_everything_behind_it() -> None:
+    text = _edit("    next: opening_hours", "    next: opening_hourz")
+    _, problems = check_flow_text(text, "draft.yaml")
+    assert [p.message for p in problems] == ["nodes.welcome.next: unknown target 'opening_hourz'"]

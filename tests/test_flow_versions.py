@@ -231,6 +231,8 @@ async def test_rollback_is_one_action_and_is_audited(
     assert listing["live"] == 1
     assert [(v["number"], v["live"]) for v in listing["versions"]] == [(2, False), (1, True)]
     audit = (await http.get("/api/flows/audit", headers=headers)).json()
+    assert datetime.fromisoformat(audit[0]["at"]).utcoffset() is not None  # SQLite too
+    assert datetime.fromisoformat(listing["versions"][0]["created_at"]).utcoffset() is not None
     assert audit[0] == {
         "at": audit[0]["at"],
         "actor": "sanne",
@@ -262,6 +264,8 @@ async def test_versions_diff_tree_and_calendar(http: httpx.AsyncClient) -> None:
     assert first["id"] == "welcome" and first["prompts"][0]["texts"]["nl"] == NEW_WELCOME
     menu = next(n for n in tree["nodes"] if n["id"] == "main_menu")
     assert {"on": "1", "to": "vog_np_menu"} in menu["edges"]
+    assert {"on": "9 (en)", "to": "main_menu"} in menu["edges"]
+    assert {"on": "0 (repeat)", "to": "main_menu"} in menu["edges"]
     old_tree = (await http.get("/api/flows/tree?version=1", headers=headers)).json()
     assert old_tree["nodes"][0]["prompts"][0]["texts"]["nl"] == OLD_WELCOME
 

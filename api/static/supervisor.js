@@ -1,0 +1,971 @@
+// The supervisor page: the live flow as a tree, a draft editor checked as you type, publish and
+// roll back, the calendar, the versions with diffs and the audit log.
+// Plain JavaScript, no build step, no external resources. The token lives in sessionStorage.
+"use strict";
+
+(() => {
+  const TOKEN_KEY = "kcc.supervisor.token";
+  const DRAFT_KEY = "kcc.supervisor.draft";
+  const CHECK_DELAY_MS = 400; // typing pauses this long before the draft is checked
+
+  const KINDS = {
+    say: "Mededeling",
+    menu: "Keuzemenu",
+    gather: "Cijfers invoeren",
+    verify: "Identiteitscontrole",
+    status: "Status aanvraag",
+    hours: "Openingstijden",
+    queue: "Wachtrij",
+    hangup: "Ophangen",
+    goto: "Doorsturen",
+  };
+  const PROMPT_FIELDS = {
+    prompt: "Tekst",
+    no_input: "Geen toets gekozen",
+    invalid: "Verkeerde toets",
+  };
+  const OUTCOMES = {
+    next: "daarna",
+    open: "open",
+    closed: "gesloten",
+    on_fail: "te vaak fout of geen keuze",
+    verified: "geverifieerd",
+    unverified: "niet geverifieerd",
+    adviser: "adviseur gevraagd",
+    goodbye: "afsluiten",
+  };
+  const LANGUAGES = { nl: "Nederlands", en: "Engels" };
+  const ACTIONS = { publish: "Gepubliceerd", rollback: "Teruggezet" };
+  const WEEKDAYS = ["zondag", "maandag", "dinsdag", "woensdag", "donderdag", "vrijdag", "zaterdag"];
+  // The service's reasons (English) in Dutch; anything else is shown as it came.
+  const REASONS = [
+    [/^incorrect user name or password$/, () => "Onjuiste gebruikersnaam of wachtwoord."],
+    [
+      /^version (\d+) of .* is this text already$/,
+      (m) => `Deze tekst is al live (versie ${m[1]}). Er is niets veranderd.`,
+    ],
+    [/^version (\d+) of .* is live already$/, (m) => `Versie ${m[1]} is al live.`],
+    [/has no version (\d+)$/, (m) => `Versie ${m[1]} bestaat niet.`],
+    [/^requires role/, () => "Dit account is geen supervisoraccount."],
+  ];
+  const NOT_A_SUPERVISOR =
+    "Dit account is geen supervisoraccount. Deze pagina is alleen voor supervisors.";
+
+  const $ = (id) => document.getElementById(id);
+
+  const page = {
+    token: null,
+    name: "",
+    live: null, // the live version's number
+    versions: [], // newest first
+    draftBase: null, // the text last loaded or published: the draft is unchanged while equal
+    replaceArmed: false, // "Laad live versie" pressed once over unsaved changes
+    check: { seq: 0, text: null, ok: false, pending: false, problems: [], warnings: [] },
+    checkTimer: null,
+    lineCount: 0,
+    busy: false,
+    rollbackTo: null,
+    rollbackButton: null,
+  };
+
+  class ApiError extends Error {
+    constructor(status, detail) {
+      super(typeof detail === "string" ? detail : "");
+      this.status = status;
+      this.detail = detail;
+    }
+  }
+
+  // -- helpers ----------------------------------------------------------------------------
+
+  function el(tag, attrs = {}, ...children) {
+    const node = document.createElement(tag);
+    for (const [name, value] of Object.entries(attrs)) {
+      if (value === null || value === undefined || value === false) {
+        continue;
+      }
+      if (name === "className") {
+        node.className = value;
+      } else if (name === "dataset") {
+        Object.assign(node.dataset, value);
+      } else {
+        node.setAttribute(name, value === true ? "" : String(value));
+      }
+    }
+    for (const child of children) {
+      if (child !== null && child !== undefined && child !== false) {
+        node.append(child);
+      }
+    }
+    return node;
+  }
+
+  function dutchReason(detail) {
+    const text = typeof detail === "string" ? detail.trim() : "";
+    for (const [pattern, render] of REASONS) {
+      const match = pattern.exec(text);
+      if (match) {
+        return render(match);
+      }
+    }
+    return text ? `Dat lukte niet: ${text}` : "Dat lukte niet. Probeer het opnieuw.";
+  }
+
+  // Times as the contact centre reads them: Dutch time, dd-mm-jjjj hh:mm. The service may send
+  // a time without an offset (SQLite keeps none): it is UTC.
+  const TIME_FORMAT = new Intl.DateTimeFormat("nl-NL", {
+    timeZone: "Europe/Amsterdam",
+    day: "2-digit",
+    month: "2-digit",
+    year: "numeric",
+    hour: "2-digit",
+    minute: "2-digit",
+    hourCycle: "h23",
+  });
+
+  function formatTime(value) {
+    if (!value) {
+      return "";
+    }
+    let text = String(value);
+    if (/T\d\d:\d\d(:\d\d(\.\d+)?)?$/.test(text)) {
+      text += "Z";
+    }
+    const when = new Date(text);
+    if (Number.isNaN(when.getTime())) {
+      return String(value);
+    }
+    const part = {};
+    for (const { type, value: piece } of TIME_FORMAT.formatToParts(when)) {
+      part[type] = piece;
+    }
+    return `${part.day}-${part.month}-${part.year} ${part.hour}:${part.minute}`;
+  }
+
+  function parseDay(value) {
+    const match = /^(\d{4})-(\d{2})-(\d{2})$/.exec(String(value));
+    if (!match) {
+      return null;
+    }
+    return {
+      text: `${match[3]}-${match[2]}-${match[1]}`,
+      weekday: new Date(Date.UTC(+match[1], +match[2] - 1, +match[3])).getUTCDay(),
+    };
+  }
+
+  function plural(n, one, many) {
+    return `${n} ${n === 1 ? one : many}`;
+  }
+
+  // -- messages ---------------------------------------------------------------------------
+
+  function showError(text) {
+    const node = $("error");
+    node.textContent = text;
+    node.hidden = !text;
+    if (text) {
+      $("notice").hidden = true;
+    }
+  }
+
+  function showNotice(text) {
+    const node = $("notice");
+    node.textContent = text;
+    node.hidden = !text;
+  }
+
+  function clearMessages() {
+    showError("");
+    showNotice("");
+  }
+
+  // -- the service ------------------------------------------------------------------------
+
+  async function api(path, options = {}) {
+    const headers = { Accept: "application/json" };
+    if (page.token) {
+      headers.Authorization = `Bearer ${page.token}`;
+    }
+    let body;
+    if (options.json !== undefined) {
+      headers["Content-Type"] = "application/json";
+      body = JSON.stringify(options.json);
+    }
+    let response;
+    try {
+      response = await fetch(path, {
+        method: options.method || "GET",
+        headers,
+        body,
+        cache: "no-store",
+      });
+    } catch (err) {
+      throw new ApiError(0, "");
+    }
+    if (response.status === 401) {
+      expired();
+      throw new ApiError(401, "");
+    }
+    if (response.status === 403) {
+      notASupervisor();
+      throw new ApiError(403, "");
+    }
+    if (!response.ok) {
+      let detail = "";
+      try {
+        detail = (await response.json()).detail;
+      } catch (err) {
+        detail = "";
+      }
+      throw new ApiError(response.status, detail === undefined ? "" : detail);
+    }
+    return response.json();
+  }
+
+  function report(err) {
+    if (!(err instanceof ApiError)) {
+      showError("Er ging iets mis op deze pagina. Vernieuw de pagina en probeer het opnieuw.");
+      console.error(err);
+      return;
+    }
+    if (err.status === 401 || err.status === 403) {
+      return; // expired() or notASupervisor() has said so already
+    }
+    if (err.status === 0) {
+      showError("Geen verbinding met de server. Controleer de verbinding en probeer het opnieuw.");
+    } else if (err.status >= 500) {
+      showError("Er ging iets mis bij de server. Probeer het over een ogenblik opnieuw.");
+    } else if (err.status === 422 && typeof err.detail !== "string") {
+      showError("De invoer is niet geldig. Controleer de velden en probeer het opnieuw.");
+    } else {
+      showError(dutchReason(err.detail));
+    }
+  }
+
+  // -- sign in and out --------------------------------------------------------------------
+
+  async function signIn(event) {
+    event.preventDefault();
+    clearMessages();
+    const username = $("username").value.trim();
+    const password = $("password").value;
+    if (!username || !password) {
+      showError("Vul je gebruikersnaam en wachtwoord in.");
+      (username ? $("password") : $("username")).focus();
+      return;
+    }
+    const button = $("sign-in");
+    button.disabled = true;
+    try {
+      let response;
+      try {
+        response = await fetch("/api/token", {
+          method: "POST",
+          headers: { Accept: "application/json" },
+          body: new URLSearchParams({ username, password }),
+          cache: "no-store",
+        });
+      } catch (err) {
+        throw new ApiError(0, "");
+      }
+      if (response.status === 401) {
+        showError("Onjuiste gebruikersnaam of wachtwoord.");
+        $("password").value = "";
+        $("password").focus();
+        return;
+      }
+      if (!response.ok) {
+        throw new ApiError(response.status, "");
+      }
+      page.token = (await response.json()).access_token;
+      $("password").value = "";
+      await start(true);
+    } catch (err) {
+      report(err);
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  function stopSession() {
+    page.token = null;
+    sessionStorage.removeItem(TOKEN_KEY);
+    page.rollbackTo = null;
+    $("rollback-confirm").hidden = true;
+    $("tools").hidden = true;
+    $("session").hidden = true;
+    $("sections-nav").hidden = true;
+    $("login").hidden = false;
+  }
+
+  function expired() {
+    if (!page.token) {
+      return;
+    }
+    stopSession(); // the draft stays in the editor (and in sessionStorage) for after signing in
+    showNotice("");
+    showError("Je sessie is verlopen of ongeldig. Log opnieuw in.");
+    $("username").focus();
+  }
+
+  function notASupervisor() {
+    if (!page.token) {
+      return;
+    }
+    stopSession();
+    showNotice("");
+    showError(NOT_A_SUPERVISOR);
+    $("username").focus();
+  }
+
+  function signOut() {
+    clearMessages();
+    stopSession();
+    sessionStorage.removeItem(DRAFT_KEY);
+    setDraft("", null);
+    showNotice("Je bent uitgelogd.");
+    $("username").focus();
+  }
+
+  // fresh: just signed in with the form (not a token found in sessionStorage)
+  async function start(fresh) {
+    let me;
+    try {
+      me = await api("/api/me");
+    } catch (err) {
+      report(err);
+      return;
+    }
+    if (me.role !== "supervisor") {
+      page.token = null;
+      sessionStorage.removeItem(TOKEN_KEY);
+      $("login").hidden = false;
+      $("tools").hidden = true;
+      showError(NOT_A_SUPERVISOR);
+      $("username").focus();
+      return;
+    }
+    page.name = me.name;
+    sessionStorage.setItem(TOKEN_KEY, page.token);
+    $("user-name").textContent = me.name;
+    $("login").hidden = true;
+    $("tools").hidden = false;
+    $("session").hidden = false;
+    $("sections-nav").hidden = false;
+    if (fresh) {
+      showNotice("");
+    }
+    const saved = sessionStorage.getItem(DRAFT_KEY);
+    if (saved && !$("draft").value) {
+      setDraft(saved, null);
+    }
+    renderPublish();
+    $("tree-title").focus();
+    await refreshAll();
+  }
+
+  // -- loading everything -----------------------------------------------------------------
+
+  async function refreshAll() {
+    const results = await Promise.allSettled([
+      loadVersions(),
+      loadTree(),
+      loadCalendar(),
+      loadAudit(),
+    ]);
+    const failed = results.find((r) => r.status === "rejected");
+    if (failed && page.token) {
+      report(failed.reason);
+    }
+  }
+
+  async function loadVersions() {
+    const answer = await api("/api/flows");
+    page.live = answer.live;
+    page.versions = answer.versions;
+    renderHistory();
+    const live = page.versions.find((v) => v.live);
+    $("live-version").textContent = `versie ${answer.live}`;
+    $("live-since").textContent = live
+      ? `(${live.author}, ${formatTime(live.created_at)}${live.comment ? `: ${live.comment}` : ""})`
+      : "";
+  }
+
+  async function loadTree() {
+    const tree = $("tree");
+    tree.setAttribute("aria-busy", "true");
+    try {
+      renderTree(await api("/api/flows/tree"));
+    } finally {
+      tree.setAttribute("aria-busy", "false");
+    }
+  }
+
+  async function loadCalendar() {
+    renderCalendar(await api("/api/flows/calendar"));
+  }
+
+  async function loadAudit() {
+    renderAudit(await api("/api/flows/audit"));
+  }
+
+  // -- (a) the live flow as a tree ----------------------------------------------------------
+
+  function edgeLabel(on) {
+    if (/^[0-9*#]$/.test(on)) {
+      return `toets ${on}`;
+    }
+    return OUTCOMES[on] || on;
+  }
+
+  function renderTree(tree) {
+    const languages = tree.languages || [];
+    const nodes = tree.nodes.map((node) => {
+      const head = el(
+        "div",
+        { className: "node-head" },
+        el("h3", {}, node.id),
+        el("span", { className: "kind" }, KINDS[node.kind] || node.kind),
+        node.id === tree.start ? el("span", { className: "node-note" }, "begin van elk gesprek") : null,
+        node.queue ? el("span", { className: "node-note" }, `wachtrij ${node.queue}`) : null,
+        node.reachable ? null : el("span", { className: "node-note" }, "geen beller komt hier")
+      );
+      const prompts = node.prompts.length
+        ? el(
+            "dl",
+            { className: "prompts" },
+            ...node.prompts.map((prompt) =>
+              el(
+                "div",
+                { className: "prompt", dataset: { prompt: prompt.id } },
+                el("dt", {}, `${PROMPT_FIELDS[prompt.field] || prompt.field} (${prompt.id})`),
+                ...languages
+                  .filter((lang) => prompt.texts[lang] !== undefined)
+                  .map((lang) =>
+                    el(
+                      "dd",
+                      { lang, dataset: { lang } },
+                      el("span", { className: "lang" }, el("abbr", { title: LANGUAGES[lang] || lang }, lang)),
+                      el("span", { className: "text" }, prompt.texts[lang] || "(leeg)")
+                    )
+                  )
+              )
+            )
+          )
+        : null;
+      const edges = node.edges.length
+        ? el(
+            "ul",
+            { className: "edges", "aria-label": `Vervolg van ${node.id}` },
+            ...node.edges.map((edge) =>
+              el(
+                "li",
+                {},
+                el("span", { className: "edge-on" }, edgeLabel(edge.on)),
+                " ",
+                el("span", { "aria-hidden": "true" }, "\u2192"),
+                el("span", { className: "visually-hidden" }, "naar"),
+                " ",
+                el("a", { href: `#node-${edge.to}` }, edge.to)
+              )
+            )
+          )
+        : null;
+      return el(
+        "article",
+        {
+          className: "node",
+          id: `node-${node.id}`,
+          dataset: { kind: node.kind, reachable: String(node.reachable), node: node.id },
+          "aria-label": `${node.id}: ${KINDS[node.kind] || node.kind}`,
+        },
+        head,
+        prompts,
+        edges
+      );
+    });
+    $("tree").replaceChildren(...nodes);
+  }
+
+  // -- (b) the draft editor -------------------------------------------------------------------
+
+  function setDraft(text, base) {
+    $("draft").value = text;
+    page.draftBase = base;
+    page.replaceArmed = false;
+    updateGutter();
+    $("draft").scrollTop = 0;
+    $("gutter").scrollTop = 0;
+    if (text) {
+      scheduleCheck(0);
+    } else {
+      clearTimeout(page.checkTimer);
+      page.check = { seq: page.check.seq + 1, text: null, ok: false, pending: false, problems: [], warnings: [] };
+      renderCheck();
+    }
+  }
+
+  async function loadLive() {
+    clearMessages();
+    const text = $("draft").value;
+    if (text && text !== page.draftBase && !page.replaceArmed) {
+      page.replaceArmed = true;
+      showNotice(
+        "Je concept heeft wijzigingen die niet gepubliceerd zijn. Klik nogmaals op " +
+          "'Laad live versie' om ze te vervangen door de live versie."
+      );
+      return;
+    }
+    const button = $("load-live");
+    button.disabled = true;
+    try {
+      if (page.live === null) {
+        await loadVersions();
+      }
+      const version = await api(`/api/flows/versions/${page.live}`);
+      setDraft(version.text, version.text);
+      sessionStorage.removeItem(DRAFT_KEY);
+      showNotice(`Versie ${version.number} (live) staat in de editor.`);
+      $("draft").focus();
+      $("draft").setSelectionRange(0, 0);
+    } catch (err) {
+      report(err);
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  function onDraftInput() {
+    page.replaceArmed = false;
+    updateGutter();
+    const text = $("draft").value;
+    if (text && text !== page.draftBase) {
+      sessionStorage.setItem(DRAFT_KEY, text);
+    } else {
+      sessionStorage.removeItem(DRAFT_KEY);
+    }
+    scheduleCheck(CHECK_DELAY_MS);
+  }
+
+  function scheduleCheck(delay) {
+    clearTimeout(page.checkTimer);
+    page.check.pending = true;
+    renderCheck();
+    page.checkTimer = setTimeout(runCheck, delay);
+  }
+
+  async function runCheck() {
+    const text = $("draft").value;
+    const seq = page.check.seq + 1;
+    page.check.seq = seq;
+    if (!text.trim()) {
+      page.check = { seq, text, ok: false, pending: false, problems: [], warnings: [] };
+      renderCheck();
+      return;
+    }
+    let answer;
+    try {
+      answer = await api("/api/flows/validate", { method: "POST", json: { text } });
+    } catch (err) {
+      if (seq !== page.check.seq) {
+        return;
+      }
+      page.check = { seq, text, ok: false, pending: false, problems: [], warnings: [], failed: true };
+      renderCheck();
+      if (err instanceof ApiError && err.status === 422) {
+        page.check.tooBig = true;
+        renderCheck();
+      } else {
+        report(err);
+      }
+      return;
+    }
+    if (seq !== page.check.seq || text !== $("draft").value) {
+      return; // the supervisor typed on: a newer check is on its way
+    }
+    page.check = {
+      seq,
+      text,
+      ok: answer.ok,
+      pending: false,
+      problems: answer.problems,
+      warnings: answer.warnings,
+    };
+    renderCheck();
+  }
+
+  function problemItem(problem) {
+    const button = el(
+      "button",
+      { type: "button", className: "problem", dataset: { line: problem.line } },
+      el("span", { className: "problem-line" }, `regel ${problem.line}`),
+      `: ${problem.message}`
+    );
+    button.addEventListener("click", () => goToLine(problem.line));
+    return el("li", {}, button);
+  }
+
+  function renderCheck() {
+    const check = page.check;
+    const summary = $("validation-summary");
+    const text = $("draft").value;
+    let state;
+    let message;
+    if (!text.trim()) {
+      state = "empty";
+      message = "Nog geen concept. Laad de live versie om te beginnen.";
+    } else if (check.pending) {
+      state = "pending";
+      message = "Bezig met controleren...";
+    } else if (check.tooBig) {
+      state = "failed";
+      message = "Het concept is te groot om te controleren (maximaal 512 kB).";
+    } else if (check.failed) {
+      state = "failed";
+      message = "Controleren lukte niet. Typ verder of laad de live versie opnieuw.";
+    } else if (check.problems.length) {
+      state = "problems";
+      const [first] = check.problems;
+      message =
+        `${plural(check.problems.length, "fout", "fouten")} gevonden, de eerste op regel ` +
+        `${first.line}. Klik op een fout om naar die regel te gaan.`;
+    } else {
+      state = "ok";
+      message = "Geen fouten gevonden.";
+      if (text === page.draftBase && page.draftBase !== null) {
+        message += " Het concept is nog ongewijzigd.";
+      }
+    }
+    if (!check.pending && check.warnings.length && (state === "ok" || state === "problems")) {
+      message += ` ${plural(check.warnings.length, "waarschuwing", "waarschuwingen")}.`;
+    }
+    summary.dataset.state = state;
+    summary.textContent = message;
+    $("validation").setAttribute("aria-busy", check.pending ? "true" : "false");
+
+    if (!check.pending) {
+      // While a check is pending the last results stay (dimmed), so the list does not flicker.
+      $("problems").replaceChildren(...check.problems.map(problemItem));
+      $("warnings").replaceChildren(...check.warnings.map(problemItem));
+      $("warnings-block").hidden = !check.warnings.length;
+      markGutter();
+    }
+    renderPublish();
+  }
+
+  function renderPublish() {
+    const check = page.check;
+    const text = $("draft").value;
+    const ready = Boolean(text.trim()) && !check.pending && check.text === text && check.ok;
+    $("publish").disabled = page.busy || !ready;
+  }
+
+  function updateGutter() {
+    const text = $("draft").value;
+    const count = text ? text.split("\n").length : 1;
+    if (count === page.lineCount) {
+      return;
+    }
+    const gutter = $("gutter");
+    if (count > page.lineCount) {
+      const rows = [];
+      for (let n = page.lineCount + 1; n <= count; n += 1) {
+        rows.push(el("div", { dataset: { line: n } }, String(n)));
+      }
+      gutter.append(...rows);
+    } else {
+      while (gutter.childElementCount > count) {
+        gutter.lastElementChild.remove();
+      }
+    }
+    page.lineCount = count;
+    markGutter();
+    syncGutter();
+  }
+
+  function markGutter() {
+    const errors = new Set(page.check.problems.map((p) => p.line));
+    const warnings = new Set(page.check.warnings.map((p) => p.line));
+    const rows = $("gutter").children;
+    for (let i = 0; i < rows.length; i += 1) {
+      const line = i + 1;
+      rows[i].classList.toggle("line-error", errors.has(line));
+      rows[i].classList.toggle("line-warning", !errors.has(line) && warnings.has(line));
+    }
+  }
+
+  function syncGutter() {
+    $("gutter").scrollTop = $("draft").scrollTop;
+  }
+
+  // Selects line `line` (1-based) in the editor and scrolls it into view.
+  function goToLine(line) {
+    const area = $("draft");
+    const lines = area.value.split("\n");
+    const index = Math.min(Math.max(line, 1), lines.length) - 1;
+    let start = 0;
+    for (let i = 0; i < index; i += 1) {
+      start += lines[i].length + 1;
+    }
+    const end = start + lines[index].length;
+    area.focus();
+    area.setSelectionRange(start, end);
+    const lineHeight = parseFloat(getComputedStyle(area).lineHeight) || 20;
+    area.scrollTop = Math.max(0, index * lineHeight - area.clientHeight / 3);
+    syncGutter();
+  }
+
+  async function publish(event) {
+    event.preventDefault();
+    if ($("publish").disabled) {
+      return;
+    }
+    const comment = $("publish-comment").value.trim();
+    if (!comment) {
+      showError("Vul in wat er veranderd is en waarom: dat komt in het logboek.");
+      $("publish-comment").focus();
+      return;
+    }
+    const text = $("draft").value;
+    clearMessages();
+    page.busy = true;
+    renderPublish();
+    $("publish").setAttribute("aria-busy", "true");
+    try {
+      const version = await api("/api/flows/publish", { method: "POST", json: { text, comment } });
+      page.draftBase = text;
+      sessionStorage.removeItem(DRAFT_KEY);
+      $("publish-comment").value = "";
+      renderCheck();
+      await refreshAll();
+      showNotice(`Gepubliceerd: versie ${version.number} is live.`);
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 422 && err.detail && err.detail.problems) {
+        page.check = {
+          seq: page.check.seq + 1,
+          text,
+          ok: false,
+          pending: false,
+          problems: err.detail.problems,
+          warnings: [],
+        };
+        renderCheck();
+        showError(
+          `Niet gepubliceerd: het concept heeft ${plural(err.detail.problems.length, "fout", "fouten")}. Er is niets veranderd.`
+        );
+      } else if (err instanceof ApiError && err.status === 409) {
+        showError(`Niet gepubliceerd. ${dutchReason(err.detail)}`);
+      } else {
+        report(err);
+      }
+    } finally {
+      page.busy = false;
+      $("publish").removeAttribute("aria-busy");
+      renderPublish();
+    }
+  }
+
+  // -- (c) the calendar ---------------------------------------------------------------------
+
+  function renderCalendar(days) {
+    const rows = days.map((day) => {
+      const parsed = parseDay(day.date);
+      const weekday = parsed ? WEEKDAYS[parsed.weekday] : "";
+      let reason = day.reason || "";
+      if (!reason && !day.open) {
+        reason = `Geen openingstijden op ${weekday || "deze dag"}`;
+      }
+      return el(
+        "tr",
+        { dataset: { date: day.date, open: String(day.open) } },
+        el("td", {}, parsed ? parsed.text : day.date),
+        el("td", {}, weekday),
+        el("td", { className: "open-cell" }, day.open ? "Open" : "Gesloten"),
+        el("td", {}, day.hours ? day.hours.replace("-", " - ") : "-"),
+        el("td", {}, reason)
+      );
+    });
+    $("calendar-body").replaceChildren(...rows);
+  }
+
+  // -- (d) versions, diffs and rollback -----------------------------------------------------
+
+  function renderHistory() {
+    const rows = page.versions.map((version) => {
+      const actions = el("div", { className: "buttons" });
+      if (version.live) {
+        actions.append(el("span", { className: "hint" }, "Dit is de live versie"));
+      } else {
+        const diff = el(
+          "button",
+          { type: "button", className: "button", "aria-label": `Diff met live: versie ${version.number}` },
+          "Diff met live"
+        );
+        diff.addEventListener("click", () => showDiff(version.number));
+        const back = el(
+          "button",
+          { type: "button", className: "button", "aria-label": `Terugzetten: versie ${version.number}` },
+          "Terugzetten"
+        );
+        back.addEventListener("click", () => askRollback(version, back));
+        actions.append(diff, back);
+      }
+      return el(
+        "tr",
+        { dataset: { version: version.number, live: String(version.live) } },
+        el(
+          "th",
+          { scope: "row" },
+          `Versie ${version.number}`,
+          version.live ? el("span", { className: "live-badge" }, "live") : null
+        ),
+        el("td", {}, formatTime(version.created_at)),
+        el("td", {}, version.author),
+        el("td", {}, version.comment || "-"),
+        el("td", {}, actions)
+      );
+    });
+    $("history-body").replaceChildren(...rows);
+  }
+
+  async function showDiff(number) {
+    clearMessages();
+    try {
+      const answer = await api(`/api/flows/diff?a=${encodeURIComponent(number)}`);
+      const lines = answer.diff ? answer.diff.replace(/\n$/, "").split("\n") : [];
+      const spans = lines.map((line) => {
+        let cls = "";
+        if (line.startsWith("+++") || line.startsWith("---")) {
+          cls = "diff-file";
+        } else if (line.startsWith("@@")) {
+          cls = "diff-hunk";
+        } else if (line.startsWith("+")) {
+          cls = "diff-add";
+        } else if (line.startsWith("-")) {
+          cls = "diff-del";
+        }
+        return el("span", { className: cls || null }, line || " ");
+      });
+      $("diff").replaceChildren(...(spans.length ? spans : [el("span", {}, "Geen verschillen.")]));
+      const title = $("diff-title");
+      title.textContent = `Verschil van versie ${answer.a} naar versie ${answer.b} (live)`;
+      $("diff-block").hidden = false;
+      title.focus();
+      title.scrollIntoView({ block: "start" });
+    } catch (err) {
+      report(err);
+    }
+  }
+
+  function askRollback(version, button) {
+    clearMessages();
+    page.rollbackTo = version.number;
+    page.rollbackButton = button;
+    $("rollback-title").textContent = `Versie ${version.number} terugzetten`;
+    $("rollback-text").textContent =
+      `Versie ${version.number} (${formatTime(version.created_at)}, ${version.author}) wordt ` +
+      `weer live voor nieuwe bellers, in plaats van versie ${page.live}. Gesprekken die al ` +
+      "lopen houden hun versie. Versie " +
+      `${page.live} blijft bewaard en kan later weer teruggezet worden.`;
+    $("rollback-yes").textContent = `Ja, zet versie ${version.number} terug`;
+    $("rollback-comment").value = "";
+    $("rollback-confirm").hidden = false;
+    $("rollback-title").focus();
+  }
+
+  function cancelRollback() {
+    $("rollback-confirm").hidden = true;
+    const button = page.rollbackButton;
+    page.rollbackTo = null;
+    page.rollbackButton = null;
+    if (button && button.isConnected) {
+      button.focus();
+    }
+  }
+
+  async function rollback(event) {
+    event.preventDefault();
+    const number = page.rollbackTo;
+    if (number === null || page.busy) {
+      return;
+    }
+    clearMessages();
+    page.busy = true;
+    const yes = $("rollback-yes");
+    yes.disabled = true;
+    try {
+      const version = await api("/api/flows/rollback", {
+        method: "POST",
+        json: { version: number, comment: $("rollback-comment").value.trim() },
+      });
+      $("rollback-confirm").hidden = true;
+      page.rollbackTo = null;
+      page.rollbackButton = null;
+      $("diff-block").hidden = true;
+      await refreshAll();
+      showNotice(`Teruggezet: versie ${version.number} is weer live.`);
+      $("history-title").focus();
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 422 && err.detail && err.detail.problems) {
+        const problems = err.detail.problems
+          .map((p) => `regel ${p.line}: ${p.message}`)
+          .join("; ");
+        showError(`Niet teruggezet: versie ${number} is niet meer geldig (${problems}).`);
+      } else {
+        report(err);
+      }
+    } finally {
+      page.busy = false;
+      yes.disabled = false;
+      renderPublish();
+    }
+  }
+
+  // -- the audit log ------------------------------------------------------------------------
+
+  function renderAudit(entries) {
+    const rows = entries.map((entry) =>
+      el(
+        "tr",
+        { dataset: { action: entry.action } },
+        el("td", {}, formatTime(entry.at)),
+        el("td", { className: "actor" }, entry.actor),
+        el("td", { className: "action" }, ACTIONS[entry.action] || entry.action),
+        el("td", {}, entry.from_version === null ? "-" : `versie ${entry.from_version}`),
+        el("td", {}, `versie ${entry.to_version}`),
+        el("td", {}, entry.comment || "-")
+      )
+    );
+    $("audit-body").replaceChildren(...rows);
+  }
+
+  // -- start --------------------------------------------------------------------------------
+
+  function init() {
+    $("login-form").addEventListener("submit", signIn);
+    $("sign-out").addEventListener("click", signOut);
+    $("load-live").addEventListener("click", loadLive);
+    const draft = $("draft");
+    draft.addEventListener("input", onDraftInput);
+    draft.addEventListener("scroll", syncGutter);
+    $("publish-form").addEventListener("submit", publish);
+    $("rollback-form").addEventListener("submit", rollback);
+    $("rollback-no").addEventListener("click", cancelRollback);
+    updateGutter();
+    renderCheck();
+
+    page.token = sessionStorage.getItem(TOKEN_KEY);
+    if (page.token) {
+      start(false);
+    } else {
+      $("login").hidden = false;
+      $("username").focus();
+    }
+  }
+
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", init);
+  } else {
+    init();
+  }
+})();

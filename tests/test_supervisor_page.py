@@ -1,0 +1,419 @@
+"""The supervisor page (/supervisor) in a real browser: headless Debian Chromium and Playwright.
+
+A real `kcc serve` runs in its own process (the real Redis when it is up, a SQLite file, a clock
+that starts on an open Tuesday morning). The supervisor signs in, reads the live flow as a tree,
+loads it into the editor, changes the Dutch welcome and breaks a target: the page names the line.
+Fixed and published, version 2 is what `kcc call` hears; rolled back on the page, version 1 is
+heard again, and the audit log shows both by the supervisor.
+
+Chromium comes from Debian (`scripts/browser`); in CI a missing Chromium fails, it never skips.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+import redis
+
+from api.db import create_tables, make_engine, session_scope
+from api.settings import DEFAULT_FLOW
+from api.users import Role, create_user
+from flows.loader import load_flow
+from tests.conftest import IN_CI, REDIS_UP, REDIS_URL, SECRET_KEY
+from tests.support.servers import kcc_server
+from tests.test_desk_page import CHROMIUM, CHROMIUM_ARGS, KCC, WAIT_MS, free_port
+
+try:
+    from playwright.sync_api import Browser, Page, expect, sync_playwright
+except ImportError:  # pragma: no cover - installed with the test extras
+    if IN_CI:
+        raise
+    pytest.skip("playwright is not installed (pip install -e '.[test]')", allow_module_level=True)
+
+# A Redis database flushed before and after: the server shares it with nobody while it runs.
+# KCC_TEST_REDIS_URL picks it (as for the other tests), KCC_TEST_SUPERVISOR_REDIS_URL overrides.
+SUPERVISOR_REDIS_URL = os.environ.get("KCC_TEST_SUPERVISOR_REDIS_URL", REDIS_URL)
+OPEN_TUESDAY = "2026-12-01T10:00:00+01:00"
+PASSWORD = "correct horse battery staple"
+SUPERVISOR = "s.jansen"
+ADVISER = "a.bakker"
+TWILIO_TOKEN = "supervisor-page-test-token-0123456789"
+CALL_SECONDS = 60
+
+OLD_WELCOME = load_flow(DEFAULT_FLOW).prompts["welcome"]["nl"]
+NEW_WELCOME = "Goedemorgen, u belt met Justis, de screeningsautoriteit."
+NOT_A_SUPERVISOR = "Dit account is geen supervisoraccount. Deze pagina is alleen voor supervisors."
+
+
+@dataclass(frozen=True)
+class SupervisorServer:
+    url: str
+    env: dict[str, str]
+
+
+def _flush_redis() -> None:
+    client = redis.Redis.from_url(SUPERVISOR_REDIS_URL)
+    try:
+        client.flushdb()
+    finally:
+        client.close()
+
+
+def _add_staff(database_url: str) -> None:
+    engine = make_engine(database_url)
+    try:
+        create_tables(engine)
+        with session_scope(engine) as session:
+            create_user(session, name=SUPERVISOR, role=Role.SUPERVISOR, password=PASSWORD)
+            create_user(session, name=ADVISER, role=Role.ADVISER, password=PASSWORD)
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SupervisorServer]:
+    """`kcc serve` in its own process, open for calls; the flow starts at version 1."""
+    tmp = tmp_path_factory.mktemp("supervisor")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    database_url = f"sqlite:///{tmp}/kcc.sqlite3"
+    _add_staff(database_url)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KCC_", "TWILIO_"))}
+    env.update(
+        KCC_PUBLIC_URL=url,
+        KCC_DATABASE_URL=database_url,
+        KCC_SECRET_KEY=SECRET_KEY,
+        KCC_NOW=OPEN_TUESDAY,
+        TWILIO_AUTH_TOKEN=TWILIO_TOKEN,  # `kcc call --url` signs with it too
+    )
+    if REDIS_UP:
+        env["KCC_REDIS_URL"] = SUPERVISOR_REDIS_URL
+        _flush_redis()
+    try:
+        with kcc_server([*KCC, "serve", "--port", str(port)], url=url, env=env, cwd=tmp):
+            yield SupervisorServer(url=url, env=env)
+    finally:
+        if REDIS_UP:
+            _flush_redis()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not CHROMIUM.exists():
+        message = f"{CHROMIUM} is missing: run scripts/browser (Debian chromium, chromium-driver)"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, timeout=30_000
+        )
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+@pytest.fixture
+def page(browser: Browser, server: SupervisorServer) -> Iterator[Page]:
+    context = browser.new_context(
+        viewport={"width": 1366, "height": 768}, locale="nl-NL", base_url=server.url
+    )
+    context.set_default_timeout(WAIT_MS)
+    errors: list[str] = []
+    opened = context.new_page()
+    opened.on("pageerror", lambda error: errors.append(str(error)))
+    try:
+        yield opened
+    finally:
+        context.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+
+def sign_in(page: Page, name: str) -> None:
+    page.goto("/supervisor")
+    expect(page).to_have_title("Supervisor - Justis klantcontactcentrum")
+    expect(page.locator("html")).to_have_attribute("lang", "nl")
+    page.get_by_label("Gebruikersnaam").fill(name)
+    page.get_by_label("Wachtwoord").fill(PASSWORD)
+    page.get_by_role("button", name="Inloggen").click()
+
+
+def kcc_call(server: SupervisorServer, keys: str) -> str:
+    """`kcc call --url` in a real process, as a supervisor would try the live menu."""
+    done = subprocess.run(
+        [*KCC, "call", "--url", server.url, "--keys", keys],
+        env=server.env,
+        capture_output=True,
+        text=True,
+        timeout=CALL_SECONDS,
+        stdin=subprocess.DEVNULL,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    return done.stdout
+
+
+def select_in_draft(page: Page, line: int, text: str) -> None:
+    """Put the selection on `text` in line `line` (1-based) of the editor, as a mouse would."""
+    page.get_by_test_id("draft").evaluate(
+        """(area, [line, text]) => {
+            const lines = area.value.split("\\n");
+            let start = 0;
+            for (let i = 0; i < line - 1; i += 1) start += lines[i].length + 1;
+            const at = lines[line - 1].indexOf(text);
+            if (at < 0) throw new Error(`${text} is not on line ${line}`);
+            area.focus();
+            area.setSelectionRange(start + at, start + at + text.length);
+        }""",
+        [line, text],
+    )
+
+
+def selected_line(page: Page) -> tuple[int, str]:
+    """The line the editor's selection starts on (1-based) and the selected text."""
+    result = page.get_by_test_id("draft").evaluate(
+        """(area) => [
+            area.value.slice(0, area.selectionStart).split("\\n").length,
+            area.value.slice(area.selectionStart, area.selectionEnd),
+        ]"""
+    )
+    return int(result[0]), str(result[1])
+
+
+def line_of(text: str, needle: str, after: str) -> int:
+    """The 1-based number of the first line containing `needle` after the line `after`."""
+    lines = text.split("\n")
+    start = lines.index(after)
+    return next(n for n, line in enumerate(lines[start:], start + 1) if needle in line)
+
+
+# -- the tests ---------------------------------------------------------------------------------
+
+
+def test_edit_break_fix_publish_call_and_roll_back(page: Page, server: SupervisorServer) -> None:
+    sign_in(page, SUPERVISOR)
+    expect(page.get_by_test_id("user-name")).to_have_text(SUPERVISOR)
+    expect(page.get_by_test_id("tools")).to_be_visible()
+    expect(page.get_by_test_id("live-version")).to_have_text("versie 1")
+
+    # The live flow as a tree: the welcome first, in both languages, leading to the hours check.
+    welcome = page.locator("#node-welcome")
+    expect(page.get_by_test_id("tree").locator("article").first).to_have_id("node-welcome")
+    expect(welcome.locator("dd[data-lang=nl] .text")).to_have_text(OLD_WELCOME)
+    expect(welcome.locator("dd[data-lang=en] .text")).to_have_text(
+        load_flow(DEFAULT_FLOW).prompts["welcome"]["en"]
+    )
+    expect(welcome.get_by_role("link", name="opening_hours")).to_have_attribute(
+        "href", "#node-opening_hours"
+    )
+    main_menu = page.locator("#node-main_menu")
+    expect(main_menu.locator(".edges li").first).to_have_text("toets 1 \u2192naar vog_np_menu")
+    expect(page.locator("#node-queue_vog_rp")).to_contain_text("wachtrij vog_rp/general")
+
+    # The calendar from the server's today: 24 December is short, Christmas closed.
+    calendar = page.get_by_test_id("calendar")
+    expect(calendar.locator("tbody tr")).to_have_count(30)
+    expect(calendar.locator("tbody tr").first.locator("td")).to_have_text(
+        ["01-12-2026", "dinsdag", "Open", "09:00 - 17:00", ""]
+    )
+    expect(calendar.locator("tr[data-date='2026-12-24'] td")).to_have_text(
+        [
+            "24-12-2026",
+            "donderdag",
+            "Open",
+            "09:00 - 15:00",
+            "Op 24 december is het klantcontactcentrum bereikbaar tot 15:00 uur.",
+        ]
+    )
+    expect(calendar.locator("tr[data-date='2026-12-25'] td")).to_have_text(
+        ["25-12-2026", "vrijdag", "Gesloten", "-", "Eerste kerstdag"]
+    )
+
+    # Load the live version into the editor.
+    publish = page.get_by_role("button", name="Publiceren")
+    expect(publish).to_be_disabled()
+    page.get_by_role("button", name="Laad live versie").click()
+    draft = page.get_by_label("YAML-tekst van het concept")
+    expect(draft).to_have_value(DEFAULT_FLOW.read_text(encoding="utf-8"))
+    summary = page.get_by_test_id("validation-summary")
+    expect(summary).to_have_text("Geen fouten gevonden. Het concept is nog ongewijzigd.")
+    live_text = draft.input_value()
+
+    # A new Dutch welcome (typed over the old one) and a menu whose on_fail goes nowhere.
+    welcome_line = line_of(live_text, OLD_WELCOME, "prompts:")
+    select_in_draft(page, welcome_line, OLD_WELCOME)
+    page.keyboard.type(NEW_WELCOME)
+    expect(summary).to_have_text("Geen fouten gevonden.")
+    expect(publish).to_be_enabled()
+
+    broken_line = line_of(live_text, "on_fail: queue_general", "  main_menu:")
+    select_in_draft(page, broken_line, "queue_general")
+    page.keyboard.type("nergens")
+    expect(publish).to_be_disabled()  # until the check has answered, and then for the error
+    problems = page.get_by_test_id("problems").get_by_role("button")
+    expect(problems).to_have_text(
+        [f"regel {broken_line}: nodes.main_menu.on_fail: unknown target 'nergens'"]
+    )
+    expect(summary).to_have_text(
+        f"1 fout gevonden, de eerste op regel {broken_line}. "
+        "Klik op een fout om naar die regel te gaan."
+    )
+    expect(summary).to_have_attribute("data-state", "problems")
+    gutter_row = page.get_by_test_id("gutter").locator(f"div[data-line='{broken_line}']")
+    expect(gutter_row).to_have_class("line-error")
+    expect(page.get_by_test_id("gutter").locator(".line-error")).to_have_count(1)
+    expect(publish).to_be_disabled()
+
+    # The problem leads to its line: the whole line is selected, so typing replaces it.
+    problems.first.click()
+    expect(draft).to_be_focused()
+    assert selected_line(page) == (broken_line, "    on_fail: nergens")
+    page.keyboard.type("    on_fail: queue_general")
+    expect(summary).to_have_text("Geen fouten gevonden.")
+    expect(problems).to_have_count(0)
+    expect(page.get_by_test_id("gutter").locator(".line-error")).to_have_count(0)
+    expect(publish).to_be_enabled()
+    assert draft.input_value() == live_text.replace(OLD_WELCOME, NEW_WELCOME)
+
+    # Publishing needs a comment for the audit log.
+    publish.click()
+    expect(page.get_by_test_id("error")).to_have_text(
+        "Vul in wat er veranderd is en waarom: dat komt in het logboek."
+    )
+    expect(page.get_by_label("Wat is er veranderd en waarom?")).to_be_focused()
+    page.get_by_label("Wat is er veranderd en waarom?").fill("Nieuwe welkomsttekst")
+    publish.click()
+    expect(page.get_by_test_id("notice")).to_have_text("Gepubliceerd: versie 2 is live.")
+    expect(page.get_by_test_id("error")).to_be_hidden()
+    expect(page.get_by_test_id("live-version")).to_have_text("versie 2")
+    expect(welcome.locator("dd[data-lang=nl] .text")).to_have_text(NEW_WELCOME)
+    history = page.get_by_test_id("history")
+    expect(history.locator("tbody tr")).to_have_count(2)
+    expect(history.locator("tbody tr").first).to_have_attribute("data-live", "true")
+    expect(history.locator("tbody tr").first.locator("th")).to_have_text("Versie 2live")
+    expect(history.locator("tbody tr").first).to_contain_text("Nieuwe welkomsttekst")
+
+    # Publishing the same text again changes nothing: the page says so.
+    page.get_by_label("Wat is er veranderd en waarom?").fill("Nog een keer")
+    publish.click()
+    expect(page.get_by_test_id("error")).to_have_text(
+        "Niet gepubliceerd. Deze tekst is al live (versie 2). Er is niets veranderd."
+    )
+
+    # A caller now hears the new welcome.
+    heard = kcc_call(server, "2 #")
+    assert NEW_WELCOME in heard
+    assert OLD_WELCOME not in heard
+    assert "-- waiting in queue" in heard
+
+    # The difference between version 1 and the live version 2.
+    page.get_by_role("button", name="Diff met live: versie 1").click()
+    expect(page.get_by_test_id("diff-title")).to_have_text(
+        "Verschil van versie 1 naar versie 2 (live)"
+    )
+    diff = page.get_by_test_id("diff")
+    expect(diff.locator(".diff-del")).to_have_text([f'-    nl: "{OLD_WELCOME}"'])
+    expect(diff.locator(".diff-add")).to_have_text([f'+    nl: "{NEW_WELCOME}"'])
+    expect(diff.locator(".diff-file")).to_have_text(["--- version 1", "+++ version 2"])
+
+    # Roll back to version 1, after confirming.
+    page.get_by_role("button", name="Terugzetten: versie 1").click()
+    confirm = page.get_by_test_id("rollback-confirm")
+    expect(confirm).to_be_visible()
+    expect(confirm).to_contain_text("Versie 1")
+    page.get_by_role("button", name="Annuleren").click()
+    expect(confirm).to_be_hidden()
+    expect(page.get_by_test_id("live-version")).to_have_text("versie 2")
+    page.get_by_role("button", name="Terugzetten: versie 1").click()
+    page.get_by_label("Reden").fill("Welkomsttekst nog niet goedgekeurd")
+    page.get_by_role("button", name="Ja, zet versie 1 terug").click()
+    expect(page.get_by_test_id("notice")).to_have_text("Teruggezet: versie 1 is weer live.")
+    expect(confirm).to_be_hidden()
+    expect(page.get_by_test_id("live-version")).to_have_text("versie 1")
+    expect(welcome.locator("dd[data-lang=nl] .text")).to_have_text(OLD_WELCOME)
+    expect(history.locator("tr[data-version='1']")).to_have_attribute("data-live", "true")
+    expect(history.locator("tr[data-version='2']")).to_have_attribute("data-live", "false")
+    expect(page.get_by_role("button", name="Terugzetten: versie 2")).to_be_visible()
+
+    # The audit log, newest first: who did what, from which version to which.
+    audit = page.get_by_test_id("audit").locator("tbody tr")
+    expect(audit).to_have_count(3)
+    expect(audit.nth(0).locator("td").nth(1)).to_have_text(SUPERVISOR)
+    expect(audit.nth(0).locator("td").nth(2)).to_have_text("Teruggezet")
+    expect(audit.nth(0).locator("td").nth(3)).to_have_text("versie 2")
+    expect(audit.nth(0).locator("td").nth(4)).to_have_text("versie 1")
+    expect(audit.nth(0).locator("td").nth(5)).to_have_text("Welkomsttekst nog niet goedgekeurd")
+    expect(audit.nth(1).locator("td").nth(1)).to_have_text(SUPERVISOR)
+    expect(audit.nth(1).locator("td").nth(2)).to_have_text("Gepubliceerd")
+    expect(audit.nth(1).locator("td").nth(3)).to_have_text("versie 1")
+    expect(audit.nth(1).locator("td").nth(4)).to_have_text("versie 2")
+    expect(audit.nth(1).locator("td").nth(5)).to_have_text("Nieuwe welkomsttekst")
+    expect(audit.nth(2).locator("td").nth(4)).to_have_text("versie 1")
+
+    # Callers hear the old welcome again.
+    heard = kcc_call(server, "2 #")
+    assert OLD_WELCOME in heard
+    assert NEW_WELCOME not in heard
+
+
+def test_an_adviser_gets_a_message_and_no_tools(page: Page, server: SupervisorServer) -> None:
+    sign_in(page, ADVISER)
+    expect(page.get_by_test_id("error")).to_have_text(NOT_A_SUPERVISOR)
+    expect(page.get_by_test_id("tools")).to_be_hidden()
+    expect(page.get_by_test_id("login")).to_be_visible()
+    expect(page.get_by_test_id("tree").locator("article")).to_have_count(0)
+    assert page.evaluate("sessionStorage.getItem('kcc.supervisor.token')") is None
+
+
+def test_a_wrong_password_and_an_expired_session_ask_to_sign_in(
+    page: Page, server: SupervisorServer
+) -> None:
+    page.goto("/supervisor")
+    page.get_by_label("Gebruikersnaam").fill(SUPERVISOR)
+    page.get_by_label("Wachtwoord").fill("not the password")
+    page.get_by_role("button", name="Inloggen").click()
+    expect(page.get_by_test_id("error")).to_have_text("Onjuiste gebruikersnaam of wachtwoord.")
+    expect(page.get_by_test_id("tools")).to_be_hidden()
+
+    # Signed in, then the token stops being accepted: the next request sends the page back.
+    page.get_by_label("Wachtwoord").fill(PASSWORD)
+    page.get_by_role("button", name="Inloggen").click()
+    expect(page.get_by_test_id("tools")).to_be_visible()
+    page.evaluate("sessionStorage.setItem('kcc.supervisor.token', 'not-a-valid-token')")
+    page.reload()
+    expect(page.get_by_test_id("error")).to_have_text(
+        "Je sessie is verlopen of ongeldig. Log opnieuw in."
+    )
+    expect(page.get_by_test_id("login")).to_be_visible()
+    expect(page.get_by_test_id("tools")).to_be_hidden()
+    assert page.evaluate("sessionStorage.getItem('kcc.supervisor.token')") is None
+
+
+def test_the_page_needs_nothing_from_outside(page: Page, server: SupervisorServer) -> None:
+    """No CDN, no web fonts: every request the page makes, signed in too, goes to the app."""
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    sign_in(page, SUPERVISOR)
+    expect(page.get_by_test_id("calendar").locator("tbody tr")).to_have_count(30)
+    expect(page.get_by_test_id("audit").locator("tbody tr").first).to_be_visible()
+    assert any(url.endswith("/api/flows/tree") for url in requested)
+    outside = [url for url in requested if not url.startswith((server.url, "data:"))]
+    assert outside == []
+
+
+def test_the_page_is_served_without_signing_in(server: SupervisorServer) -> None:
+    answer = httpx.get(f"{server.url}/supervisor", timeout=5)
+    assert answer.status_code == 200
+    assert answer.headers["content-type"].startswith("text/html")
+    assert "/static/supervisor.js" in answer.text
+    # The data is not: every flow endpoint wants a supervisor's token.
+    assert httpx.get(f"{server.url}/api/flows/tree", timeout=5).status_code == 401

@@ -12,12 +12,15 @@ from typing import Annotated
 
 import typer
 
+from api.flow_commands import register_flow_commands
 from api.settings import DEFAULT_FLOW, Settings
 
 app = typer.Typer(
     help="kcc-ivr: IVR and call routing for the Justis contact centre.", no_args_is_help=True
 )
-flows_app = typer.Typer(help="Check the YAML call flows.", no_args_is_help=True)
+flows_app = typer.Typer(
+    help="Check, publish and roll back the YAML call flows.", no_args_is_help=True
+)
 users_app = typer.Typer(help="Manage staff accounts.", no_args_is_help=True)
 applications_app = typer.Typer(
     help="Manage the applications callers can ask about.", no_args_is_help=True
@@ -302,6 +305,9 @@ def call(
         run_call(caller=caller, at=at, url=url, flow=flow, scripted=keys, hold_seconds=hold)
     )
     raise typer.Exit(code)
+
+
+register_flow_commands(flows_app)  # publish, history, diff, rollback: api/flow_commands.py
 
 
 def main() -> None:

@@ -113,6 +113,59 @@ def current_flow(settings: Settings) -> LoadedFlow:
         engine.dispose()
 
 
+@dataclass
+class FlowAdmin:
+    """What publishing and rolling back need, without the call machinery (for `kcc flows`)."""
+
+    redis: aioredis.Redis
+    db_engine: Engine
+    flows: FlowRegistry
+    flow_versions: SqlFlowVersions
+    publisher: FlowPublisher
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+        self.db_engine.dispose()
+
+
+def build_flow_admin(settings: Settings) -> FlowAdmin:
+    """The flow registry, versions and publisher of the configured database and Redis, as
+    `build_services` makes them: a publish here is announced to the running instances.
+
+    Raises flows.errors.FlowInvalid when the flow file (KCC_FLOW) is invalid, like the service."""
+    db_engine = make_engine(settings.database_url)
+    try:
+        create_tables(db_engine)
+        flow_versions = SqlFlowVersions(db_engine)
+        live = live_flow(settings.flow, flow_versions, datetime.now(UTC))
+    except BaseException:
+        db_engine.dispose()
+        raise
+    redis = make_redis(settings.redis_url)
+    flows = FlowRegistry(
+        live=live, versions=flow_versions, redis=redis, run_sync=anyio.to_thread.run_sync
+    )
+
+    def skills() -> dict[str, list[str]]:
+        with session_scope(db_engine) as session:
+            return adviser_skills(session)
+
+    publisher = FlowPublisher(
+        registry=flows,
+        versions=flow_versions,
+        adviser_skills=skills,
+        run_sync=anyio.to_thread.run_sync,
+        now=lambda: datetime.now(UTC),
+    )
+    return FlowAdmin(
+        redis=redis,
+        db_engine=db_engine,
+        flows=flows,
+        flow_versions=flow_versions,
+        publisher=publisher,
+    )
+
+
 def build_services(settings: Settings, *, clock: Clock | None = None) -> Services:
     redis = make_redis(settings.redis_url)
     db_engine = make_engine(settings.database_url)

@@ -1,0 +1,540 @@
+"""`kcc flows publish | history | diff | rollback`: directly against the database (and Redis) of
+the settings, and through a running server's supervisor API. Every change names its author.
+
+The direct tests run the typer app in-process with `CliRunner`; the server tests start a real
+`kcc serve` and run the real `kcc` console script against it. Redis is the real one (the
+database of KCC_TEST_REDIS_URL, flushed) when it is running, and required in CI.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+import redis
+from typer.testing import CliRunner, Result
+
+from api.cli import app
+from api.db import create_tables, make_engine, session_scope
+from api.settings import DEFAULT_FLOW
+from api.users import Role, create_user
+from flows.versions import AuditAction, SqlFlowVersions, flow_digest
+from routing import keys
+from tests.conftest import IN_CI, REDIS_UP, REDIS_URL, SECRET_KEY
+from tests.support.servers import kcc_server
+
+LIVE_TEXT = DEFAULT_FLOW.read_text(encoding="utf-8")
+OLD_WELCOME = "Welkom bij Justis, de screeningsautoriteit."
+NEW_WELCOME = "Welkom bij Justis. Let op: op 24 december zijn wij tot 15 uur open."
+DRAFT = LIVE_TEXT.replace(OLD_WELCOME, NEW_WELCOME, 1)
+SUPERVISOR, SUPERVISOR_PASSWORD = "sanne", "sanne-password-123"
+ADVISER, ADVISER_PASSWORD = "ahmed", "ahmed-password-123"
+SERVER_TOKEN = "flow-cli-test-auth-token-0123456789"
+OUTER_PREFIXES = ("KCC_", "TWILIO_")  # what Settings reads; never inherited from the shell
+AMSTERDAM = ZoneInfo("Europe/Amsterdam")
+
+_SCRIPT = Path(sys.executable).parent / "kcc"
+KCC = (
+    [str(_SCRIPT)]
+    if _SCRIPT.exists()
+    else [sys.executable, "-c", "import sys; from api.cli import main; sys.argv[0] = 'kcc'; main()"]
+)
+
+assert OLD_WELCOME in LIVE_TEXT
+
+
+def line_of(text: str, fragment: str) -> int:
+    return next(n for n, line in enumerate(text.splitlines(), 1) if fragment in line)
+
+
+def broken(text: str) -> tuple[str, int]:
+    """`text` with one menu option pointing at a node that does not exist, and its line."""
+    fragment = '"9": {next: main_menu, language: en}'
+    assert fragment in text
+    return text.replace(fragment, '"9": {next: main_menuu, language: en}', 1), line_of(
+        text, fragment
+    )
+
+
+# -- fixtures ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """No KCC_/TWILIO_ variable from outside; cwd in tmp_path."""
+    for name in list(os.environ):
+        if name.startswith(OUTER_PREFIXES):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def _redis_url() -> str | None:
+    if not REDIS_UP:
+        if IN_CI:
+            pytest.fail("CI=true but Redis is not reachable on 127.0.0.1:6379")
+        return None
+    return REDIS_URL
+
+
+@pytest.fixture
+def redis_db() -> Iterator[redis.Redis | None]:
+    """The real Redis (its test database, flushed), or None off CI when it is not running."""
+    url = _redis_url()
+    if url is None:
+        yield None
+        return
+    client = redis.Redis.from_url(url, decode_responses=True)
+    client.flushdb()
+    yield client
+    client.flushdb()
+    client.close()
+
+
+def db_url(directory: Path) -> str:
+    return f"sqlite:///{directory}/kcc.sqlite3"
+
+
+def add_staff(directory: Path) -> None:
+    """A supervisor and an adviser in the database of `directory`."""
+    engine = make_engine(db_url(directory))
+    try:
+        create_tables(engine)
+        with session_scope(engine) as session:
+            create_user(
+                session, name=SUPERVISOR, role=Role.SUPERVISOR, password=SUPERVISOR_PASSWORD
+            )
+            create_user(session, name=ADVISER, role=Role.ADVISER, password=ADVISER_PASSWORD)
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def direct_env(tmp_path: Path, redis_db: redis.Redis | None) -> dict[str, str]:
+    add_staff(tmp_path)
+    env = {"KCC_DATABASE_URL": db_url(tmp_path), "KCC_SECRET_KEY": SECRET_KEY}
+    if redis_db is not None:
+        env["KCC_REDIS_URL"] = REDIS_URL
+    return env
+
+
+def kcc(*args: str, env: Mapping[str, str]) -> Result:
+    """Run `kcc ARGS` in-process; a crash (traceback) fails the test rather than pass as exit 1."""
+    result = CliRunner().invoke(app, list(args), env=dict(env))
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result
+
+
+def versions_of(directory: Path) -> SqlFlowVersions:
+    return SqlFlowVersions(make_engine(db_url(directory)))
+
+
+def write(directory: Path, name: str, text: str) -> Path:
+    path = directory / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def history_rows(stdout: str) -> list[dict[str, str]]:
+    """The table rows of `kcc flows history` (after the title), cut at the header's columns."""
+    header, *rows = stdout.splitlines()[1:]
+    names = ["#", "live", "created", "author", "comment"]
+    starts = [0, *(header.index(name) for name in names[1:])]
+    ends = [*starts[1:], None]
+    return [
+        {name: row[a:b].strip() for name, a, b in zip(names, starts, ends, strict=True)}
+        for row in rows
+    ]
+
+
+# -- directly against the database ---------------------------------------------------------------
+
+
+def test_publish_history_diff_rollback_and_audit_directly(
+    direct_env: dict[str, str], tmp_path: Path, redis_db: redis.Redis | None
+) -> None:
+    draft = write(tmp_path, "draft.yaml", DRAFT)
+
+    published = kcc(
+        "flows", "publish", str(draft), "--comment", "kerst: tot 15 uur", "--user", SUPERVISOR,
+        env=direct_env,
+    )  # fmt: skip
+
+    assert published.exit_code == 0, published.stderr
+    digest = flow_digest(DRAFT)
+    assert published.stdout.splitlines()[0] == (
+        f"published version 2 of flow kcc (digest {digest})"
+    )
+    if redis_db is not None:  # new calls on every instance take it at once
+        assert redis_db.get(keys.live_flow("kcc")) == digest
+        assert "note:" not in published.stdout
+    else:
+        assert "KCC_REDIS_URL is unset" in published.stdout
+    versions = versions_of(tmp_path)
+    live = versions.live("kcc")
+    assert live is not None and live.number == 2 and live.author == SUPERVISOR
+
+    history = kcc("flows", "history", env=direct_env)
+    assert history.exit_code == 0, history.stderr
+    assert history.stdout.splitlines()[0] == "flow kcc: 2 version(s), version 2 live"
+    rows = history_rows(history.stdout)
+    assert [(r["#"], r["live"], r["author"], r["comment"]) for r in rows] == [  # newest first
+        ("2", "*", SUPERVISOR, "kerst: tot 15 uur"),
+        ("1", "", "system", "first version, from kcc.yaml"),
+    ]
+    assert live.created_at.tzinfo is not None  # UTC, even from SQLite
+    created = live.created_at.astimezone(AMSTERDAM)
+    assert rows[0]["created"] == f"{created:%Y-%m-%d %H:%M:%S}"  # Amsterdam time
+
+    diff = kcc("flows", "diff", "1", env=direct_env)  # to the live version
+    assert diff.exit_code == 0, diff.stderr
+    assert diff.stdout.startswith("--- version 1\n+++ version 2\n")
+    changed = [line for line in diff.stdout.splitlines() if line[:1] in "+-"][2:]
+    assert changed == [f'-    nl: "{OLD_WELCOME}"', f'+    nl: "{NEW_WELCOME}"']
+    assert kcc("flows", "diff", "1", "2", env=direct_env).stdout == diff.stdout
+
+    back = kcc(
+        "flows", "rollback", "1", "--comment", "te vroeg", "--user", SUPERVISOR, env=direct_env
+    )
+
+    assert back.exit_code == 0, back.stderr
+    first = versions.get("kcc", 1)
+    assert back.stdout.splitlines()[0] == (
+        f"rolled back to version 1 of flow kcc (digest {first.digest})"
+    )
+    live = versions.live("kcc")
+    assert live is not None and live.number == 1
+    if redis_db is not None:
+        assert redis_db.get(keys.live_flow("kcc")) == first.digest
+    audit = versions.audit("kcc")
+    assert [(e.action, e.actor, e.from_number, e.to_number, e.comment) for e in audit[:2]] == [
+        (AuditAction.ROLLBACK, SUPERVISOR, 2, 1, "te vroeg"),
+        (AuditAction.PUBLISH, SUPERVISOR, 1, 2, "kerst: tot 15 uur"),
+    ]
+
+    shown = kcc("flows", "history", "--audit", env=direct_env)
+    assert shown.exit_code == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert lines[0] == "flow kcc: 3 change(s)"
+    assert lines[2].split()[2:] == [SUPERVISOR, "rollback", "2", "->", "1", "te", "vroeg"]
+    assert lines[3].split()[2:8] == [SUPERVISOR, "publish", "1", "->", "2", "kerst:"]
+    assert lines[4].split()[2:7] == ["system", "publish", "-", "->", "1"]
+
+
+def test_an_invalid_draft_is_refused_with_its_line_and_nothing_changes(
+    direct_env: dict[str, str], tmp_path: Path, redis_db: redis.Redis | None
+) -> None:
+    text, line = broken(DRAFT)
+    draft = write(tmp_path, "draft.yaml", text)
+
+    result = kcc(
+        "flows", "publish", str(draft), "--comment", "oeps", "--user", SUPERVISOR, env=direct_env
+    )
+
+    assert result.exit_code == 1
+    assert f"{draft}:{line}: " in result.stderr
+    assert "main_menuu" in result.stderr
+    assert "nothing was changed" in result.stderr
+    assert result.stdout == ""
+    history = kcc("flows", "history", env=direct_env)
+    assert [row["#"] for row in history_rows(history.stdout)] == ["1"]
+    if redis_db is not None:
+        assert redis_db.get(keys.live_flow("kcc")) is None  # not even touched
+
+
+def test_only_an_active_supervisor_may_publish_or_roll_back_directly(
+    direct_env: dict[str, str], tmp_path: Path
+) -> None:
+    draft = str(write(tmp_path, "draft.yaml", DRAFT))
+
+    as_adviser = kcc(
+        "flows", "publish", draft, "--comment", "kerst", "--user", ADVISER, env=direct_env
+    )
+    nobody = kcc("flows", "publish", draft, "--comment", "kerst", "--user", "piet", env=direct_env)
+    anonymous = kcc("flows", "publish", draft, "--comment", "kerst", env=direct_env)
+    rollback = kcc("flows", "rollback", "1", "--user", ADVISER, env=direct_env)
+
+    assert as_adviser.exit_code == 2
+    assert "ahmed is an adviser" in as_adviser.stderr
+    assert nobody.exit_code == 2
+    assert "no user 'piet'" in nobody.stderr
+    assert anonymous.exit_code == 2
+    assert "--user" in anonymous.stderr
+    assert rollback.exit_code == 2
+    assert "adviser" in rollback.stderr
+    versions = versions_of(tmp_path)
+    assert [v.number for v in versions.history("kcc")] == [1]
+    assert len(versions.audit("kcc")) == 1  # the seeded version 1 only
+
+
+def test_the_user_may_come_from_kcc_user(direct_env: dict[str, str], tmp_path: Path) -> None:
+    draft = str(write(tmp_path, "draft.yaml", DRAFT))
+
+    result = kcc(
+        "flows", "publish", draft, "--comment", "kerst", env={**direct_env, "KCC_USER": SUPERVISOR}
+    )
+
+    assert result.exit_code == 0, result.stderr
+    assert versions_of(tmp_path).audit("kcc")[0].actor == SUPERVISOR
+
+
+def test_nothing_to_change_and_unknown_versions_exit_1(
+    direct_env: dict[str, str], tmp_path: Path
+) -> None:
+    same = str(write(tmp_path, "same.yaml", LIVE_TEXT))
+    by = ("--user", SUPERVISOR)
+
+    again = kcc("flows", "publish", same, "--comment", "nog eens", *by, env=direct_env)
+    live_already = kcc("flows", "rollback", "1", *by, env=direct_env)
+    unknown = kcc("flows", "rollback", "7", *by, env=direct_env)
+    unknown_diff = kcc("flows", "diff", "7", env=direct_env)
+
+    assert again.exit_code == 1
+    assert "nothing published: version 1 of 'kcc' is this text already" in again.stderr
+    assert live_already.exit_code == 1
+    assert "version 1 of 'kcc' is live already" in live_already.stderr
+    assert unknown.exit_code == 1
+    assert "no version 7" in unknown.stderr
+    assert unknown_diff.exit_code == 1
+    assert "no version 7" in unknown_diff.stderr
+    assert len(versions_of(tmp_path).audit("kcc")) == 1
+
+
+def test_publish_needs_a_comment_and_a_readable_file(
+    direct_env: dict[str, str], tmp_path: Path
+) -> None:
+    draft = str(write(tmp_path, "draft.yaml", DRAFT))
+    by = ("--user", SUPERVISOR)
+
+    blank = kcc("flows", "publish", draft, "--comment", "  ", *by, env=direct_env)
+    missing = kcc("flows", "publish", draft, *by, env=direct_env)
+    no_file = kcc("flows", "publish", "nope.yaml", "--comment", "x", *by, env=direct_env)
+
+    assert blank.exit_code == 2
+    assert "--comment" in blank.stderr
+    assert missing.exit_code == 2
+    assert "--comment" in missing.output
+    assert no_file.exit_code == 2
+    assert "nope.yaml: cannot read" in no_file.stderr
+    assert all(v.number == 1 for v in versions_of(tmp_path).history("kcc"))
+
+
+def test_without_a_shared_redis_publish_says_how_instances_learn_of_it(tmp_path: Path) -> None:
+    add_staff(tmp_path)
+    env = {"KCC_DATABASE_URL": db_url(tmp_path), "KCC_SECRET_KEY": SECRET_KEY}
+    draft = str(write(tmp_path, "draft.yaml", DRAFT))
+
+    result = kcc("flows", "publish", draft, "--comment", "kerst", "--user", SUPERVISOR, env=env)
+
+    assert result.exit_code == 0, result.stderr
+    assert "published version 2 of flow kcc" in result.stdout
+    assert "note: KCC_REDIS_URL is unset" in result.stdout
+    assert "within about 10 s" in result.stdout
+
+
+def test_a_publish_stands_when_redis_cannot_be_told(tmp_path: Path) -> None:
+    """The database is the truth: the version is live there, and instances reconcile with it."""
+    add_staff(tmp_path)
+    env = {
+        "KCC_DATABASE_URL": db_url(tmp_path),
+        "KCC_SECRET_KEY": SECRET_KEY,
+        "KCC_REDIS_URL": f"redis://127.0.0.1:{free_port()}/15",  # nobody listens there
+    }
+    draft = str(write(tmp_path, "draft.yaml", DRAFT))
+
+    result = kcc("flows", "publish", draft, "--comment", "kerst", "--user", SUPERVISOR, env=env)
+
+    assert result.exit_code == 0, result.stderr
+    assert "published version 2 of flow kcc" in result.stdout
+    assert "warning: the database has version 2 live, but Redis could not be told" in (
+        result.stderr
+    )
+    live = versions_of(tmp_path).live("kcc")
+    assert live is not None and live.number == 2
+
+
+# -- through a running server ------------------------------------------------------------------
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(OUTER_PREFIXES)}
+    env.update(extra)
+    return env
+
+
+def run_kcc(
+    *args: str, env: dict[str, str], timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*KCC, *args], env=env, capture_output=True, text=True, timeout=timeout,
+        stdin=subprocess.DEVNULL, check=False,
+    )  # fmt: skip
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class Server:
+    url: str
+    env: dict[str, str]  # the server's: the same database and Redis
+    directory: Path
+
+    def cli_env(
+        self, user: str = SUPERVISOR, password: str = SUPERVISOR_PASSWORD
+    ) -> dict[str, str]:
+        """A client's environment: a name and a password, not the server's database."""
+        return clean_env(KCC_USER=user, KCC_PASSWORD=password)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """`kcc serve` in its own process on a SQLite file with a supervisor and an adviser, the
+    real Redis (flushed) when it is there, open for calls (clock on a Tuesday morning)."""
+    tmp = tmp_path_factory.mktemp("serve")
+    add_staff(tmp)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = clean_env(
+        KCC_PUBLIC_URL=url,
+        TWILIO_AUTH_TOKEN=SERVER_TOKEN,
+        KCC_DATABASE_URL=db_url(tmp),
+        KCC_SECRET_KEY=SECRET_KEY,
+        KCC_NOW="2026-12-01T10:00:00+01:00",
+    )
+    redis_url = _redis_url()
+    client = None
+    if redis_url is not None:
+        env["KCC_REDIS_URL"] = redis_url
+        client = redis.Redis.from_url(redis_url)
+        client.flushdb()
+    try:
+        with kcc_server([*KCC, "serve", "--port", str(port)], url=url, env=env, cwd=tmp):
+            yield Server(url=url, env=env, directory=tmp)
+    finally:
+        if client is not None:
+            client.flushdb()
+            client.close()
+
+
+def first_words(server: Server) -> str:
+    """What a caller hears first from the server now."""
+    done = run_kcc(
+        "call", "--url", server.url, "--keys", "q", env=clean_env(TWILIO_AUTH_TOKEN=SERVER_TOKEN)
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def healthz_number(server: Server) -> str:
+    return str(httpx.get(f"{server.url}/healthz", timeout=5).json()["flow_number"])
+
+
+def test_publish_history_diff_and_rollback_through_the_api(server: Server, tmp_path: Path) -> None:
+    draft = write(tmp_path, "draft.yaml", DRAFT)
+    env = server.cli_env()
+    assert OLD_WELCOME in first_words(server)
+
+    published = run_kcc(
+        "flows", "publish", str(draft), "--url", server.url, "--comment", "kerst", env=env
+    )
+
+    assert published.returncode == 0, published.stderr
+    assert published.stdout == (f"published version 2 of flow kcc (digest {flow_digest(DRAFT)})\n")
+    assert NEW_WELCOME in first_words(server)
+
+    history = run_kcc("flows", "history", "--url", server.url, env=env)
+    assert history.returncode == 0, history.stderr
+    rows = history_rows(history.stdout)
+    assert [(r["#"], r["live"], r["author"], r["comment"]) for r in rows] == [
+        ("2", "*", SUPERVISOR, "kerst"),
+        ("1", "", "system", "first version, from kcc.yaml"),
+    ]
+
+    diff = run_kcc("flows", "diff", "1", "2", "--url", server.url, env=env)
+    assert diff.returncode == 0, diff.stderr
+    assert f'+    nl: "{NEW_WELCOME}"' in diff.stdout.splitlines()
+
+    text, line = broken(DRAFT)
+    bad = write(tmp_path, "bad.yaml", text)
+    refused = run_kcc("flows", "publish", str(bad), "--url", server.url, "--comment", "x", env=env)
+    assert refused.returncode == 1
+    assert f"{bad}:{line}: " in refused.stderr
+
+    back = run_kcc("flows", "rollback", "1", "--url", server.url, "--comment", "te vroeg", env=env)
+    assert back.returncode == 0, back.stderr
+    assert back.stdout.startswith("rolled back to version 1 of flow kcc")
+    assert OLD_WELCOME in first_words(server)
+    again = run_kcc("flows", "rollback", "1", "--url", server.url, env=env)
+    assert again.returncode == 1
+    assert "live already" in again.stderr
+
+    audit = run_kcc("flows", "history", "--audit", "--url", server.url, env=env)
+    assert audit.returncode == 0, audit.stderr
+    lines = audit.stdout.splitlines()
+    assert lines[2].split()[2:6] == [SUPERVISOR, "rollback", "2", "->"]
+    assert lines[3].split()[2:6] == [SUPERVISOR, "publish", "1", "->"]
+
+
+def test_a_direct_publish_reaches_the_running_server(server: Server, tmp_path: Path) -> None:
+    """The server's database and Redis, no API: the running instance takes the new version (at
+    once through Redis; within the reconcile tick with the embedded store)."""
+    text = DRAFT.replace(NEW_WELCOME, "Welkom bij Justis. Direct gepubliceerd.", 1)
+    draft = write(tmp_path, "direct.yaml", text)
+    env = {**server.env, "KCC_USER": SUPERVISOR}
+
+    done = run_kcc("flows", "publish", str(draft), "--comment", "direct", env=env)
+
+    assert done.returncode == 0, done.stderr
+    number = done.stdout.split()[2]
+    deadline = time.monotonic() + 15
+    while healthz_number(server) != number and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert healthz_number(server) == number
+    assert "Direct gepubliceerd." in first_words(server)
+
+
+def test_a_wrong_password_exits_2_with_one_clear_line(server: Server) -> None:
+    done = run_kcc(
+        "flows", "history", "--url", server.url, env=server.cli_env(password="not-the-password")
+    )
+
+    assert done.returncode == 2
+    assert done.stderr == (
+        f"error: sign-in refused at {server.url}: incorrect user name or password\n"
+    )
+    assert done.stdout == ""
+
+
+def test_an_adviser_is_refused_with_exit_2(server: Server, tmp_path: Path) -> None:
+    draft = write(tmp_path, "draft.yaml", DRAFT)
+    env = server.cli_env(ADVISER, ADVISER_PASSWORD)
+
+    done = run_kcc("flows", "publish", str(draft), "--url", server.url, "--comment", "x", env=env)
+
+    assert done.returncode == 2
+    assert "ahmed is an adviser" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_an_unreachable_server_exits_2(tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+
+    done = run_kcc("flows", "history", "--url", url, env=clean_env(KCC_USER="x", KCC_PASSWORD="y"))
+
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"error: cannot reach {url}")
+    assert len(done.stderr.splitlines()) == 1

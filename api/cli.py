@@ -8,12 +8,15 @@ import os
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from api.flow_commands import register_flow_commands
 from api.settings import DEFAULT_FLOW, Settings
+
+if TYPE_CHECKING:
+    from flows.model import Flow
 
 app = typer.Typer(
     help="kcc-ivr: IVR and call routing for the Justis contact centre.", no_args_is_help=True
@@ -98,11 +101,8 @@ def serve(
     )
 
 
-@flows_app.command("check")
-def flows_check(
-    file: Annotated[Path, typer.Argument(help="Flow file to check.")] = DEFAULT_FLOW,
-) -> None:
-    """Check a flow; prints every problem as file:line: message."""
+def _checked_flow(file: Path) -> Flow:
+    """The flow in `file`; else every problem as file:line: message on stdout, and exit 1."""
     from flows.loader import check_flow_text
 
     try:
@@ -117,6 +117,15 @@ def flows_check(
     if problems or flow is None:
         typer.echo(f"{len(problems)} problem(s) in {file}", err=True)
         raise typer.Exit(1)
+    return flow
+
+
+@flows_app.command("check")
+def flows_check(
+    file: Annotated[Path, typer.Argument(help="Flow file to check.")] = DEFAULT_FLOW,
+) -> None:
+    """Check a flow; prints every problem as file:line: message."""
+    flow = _checked_flow(file)
     typer.echo(f"{file}: ok ({len(flow.nodes)} nodes, languages {', '.join(flow.languages)})")
 
 
@@ -132,21 +141,9 @@ def flows_paths(
     ] = False,
 ) -> None:
     """List every path from the start to a queue or hang-up: keys, what is said, warnings."""
-    from flows.loader import check_flow_text
     from flows.paths import flow_paths, format_report
 
-    try:
-        text = file.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise _fail(f"{file}: cannot read: {exc.strerror}", 2) from exc
-    except UnicodeDecodeError as exc:
-        raise _fail(f"{file}: not UTF-8 text ({exc.reason})", 2) from exc
-    flow, problems = check_flow_text(text, str(file))
-    if problems or flow is None:
-        for problem in problems:  # the same lines as `kcc flows check`
-            typer.echo(str(problem))
-        typer.echo(f"{len(problems)} problem(s) in {file}", err=True)
-        raise typer.Exit(1)
+    flow = _checked_flow(file)  # the same lines as `kcc flows check` when it is invalid
     if lang is not None and lang not in flow.languages:
         raise typer.BadParameter(
             f"{lang!r} is not a language of the flow ({', '.join(flow.languages)})",

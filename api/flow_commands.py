@@ -16,19 +16,20 @@ server unreachable or answering unexpectedly).
 from __future__ import annotations
 
 import asyncio
-import difflib
 import logging
 import os
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
 import typer
+
+from flows.versions import as_utc, version_diff
 
 if TYPE_CHECKING:
     import httpx
@@ -103,23 +104,8 @@ class Backend(Protocol):
 # -- shared helpers ------------------------------------------------------------------------------
 
 
-def _utc(moment: datetime) -> datetime:
-    """SQLite hands timestamps back naive; they are UTC."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
-
-
 def local_time(moment: datetime) -> str:
-    return f"{_utc(moment).astimezone(LOCAL_TIME):%Y-%m-%d %H:%M:%S}"
-
-
-def unified_diff(a: int, a_text: str, b: int, b_text: str) -> str:
-    lines = difflib.unified_diff(
-        a_text.splitlines(keepends=True),
-        b_text.splitlines(keepends=True),
-        fromfile=f"version {a}",
-        tofile=f"version {b}",
-    )
-    return "".join(lines)
+    return f"{as_utc(moment).astimezone(LOCAL_TIME):%Y-%m-%d %H:%M:%S}"
 
 
 def _problem_lines(filename: str, problems: list[tuple[int, str]]) -> list[str]:
@@ -183,7 +169,7 @@ def _version_info(version: FlowVersion, live: int | None) -> VersionInfo:
         number=version.number,
         digest=version.digest,
         author=version.author,
-        created_at=_utc(version.created_at),
+        created_at=as_utc(version.created_at),
         comment=version.comment,
         live=version.number == live,
     )
@@ -191,7 +177,7 @@ def _version_info(version: FlowVersion, live: int | None) -> VersionInfo:
 
 def _audit_info(entry: AuditEntry) -> AuditInfo:
     return AuditInfo(
-        at=_utc(entry.at),
+        at=as_utc(entry.at),
         actor=entry.actor,
         action=entry.action.value,
         from_version=entry.from_number,
@@ -245,7 +231,7 @@ class DirectBackend:
                 raise CommandFailed("no version is live yet")
             b = live
         old, new = await self._get(a), await self._get(b)
-        return a, b, unified_diff(a, old.text, b, new.text)
+        return a, b, version_diff(old, new)
 
     async def _author(self) -> str:
         """The --user, once the users table shows an active supervisor of that name."""
@@ -427,7 +413,7 @@ class HttpBackend:
         response = await self._request("GET", "/api/flows/audit")
         return [
             AuditInfo(
-                at=_utc(datetime.fromisoformat(e["at"])),
+                at=as_utc(datetime.fromisoformat(e["at"])),
                 actor=e["actor"],
                 action=e["action"],
                 from_version=e["from_version"],
@@ -475,7 +461,7 @@ def _version_from_json(body: dict[str, Any]) -> VersionInfo:
         number=int(body["number"]),
         digest=str(body["digest"]),
         author=str(body["author"]),
-        created_at=_utc(datetime.fromisoformat(body["created_at"])),
+        created_at=as_utc(datetime.fromisoformat(body["created_at"])),
         comment=str(body["comment"]),
         live=bool(body["live"]),
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 from datetime import date, datetime, timedelta
 from typing import Annotated
 
@@ -14,7 +13,7 @@ from api.auth import SupervisorUser
 from api.services import Services
 from flows.errors import FlowInvalid, Problem
 from flows.tree import FlowTree, flow_tree
-from flows.versions import AlreadyLive, FlowVersion, UnknownVersion
+from flows.versions import AlreadyLive, FlowVersion, UnknownVersion, version_diff
 from ivr.flow_registry import load_version
 
 router = APIRouter(prefix="/api/flows", tags=["flows"])
@@ -156,13 +155,7 @@ async def diff(
     services = _services(request)
     b = b if b is not None else (await services.flows.live()).number
     old, new = await _version(services, a), await _version(services, b)
-    lines = difflib.unified_diff(
-        old.text.splitlines(keepends=True),
-        new.text.splitlines(keepends=True),
-        fromfile=f"version {a}",
-        tofile=f"version {b}",
-    )
-    return DiffAnswer(a=a, b=b, diff="".join(lines))
+    return DiffAnswer(a=a, b=b, diff=version_diff(old, new))
 
 
 @router.post("/validate")

@@ -136,27 +136,11 @@ def build_flow_admin(settings: Settings) -> FlowAdmin:
     db_engine = make_engine(settings.database_url)
     try:
         create_tables(db_engine)
-        flow_versions = SqlFlowVersions(db_engine)
-        live = live_flow(settings.flow, flow_versions, datetime.now(UTC))
+        redis = make_redis(settings.redis_url)
+        flows, flow_versions, publisher = _flow_machinery(settings, redis, db_engine)
     except BaseException:
         db_engine.dispose()
         raise
-    redis = make_redis(settings.redis_url)
-    flows = FlowRegistry(
-        live=live, versions=flow_versions, redis=redis, run_sync=anyio.to_thread.run_sync
-    )
-
-    def skills() -> dict[str, list[str]]:
-        with session_scope(db_engine) as session:
-            return adviser_skills(session)
-
-    publisher = FlowPublisher(
-        registry=flows,
-        versions=flow_versions,
-        adviser_skills=skills,
-        run_sync=anyio.to_thread.run_sync,
-        now=lambda: datetime.now(UTC),
-    )
     return FlowAdmin(
         redis=redis,
         db_engine=db_engine,
@@ -166,12 +150,9 @@ def build_flow_admin(settings: Settings) -> FlowAdmin:
     )
 
 
-def build_services(settings: Settings, *, clock: Clock | None = None) -> Services:
-    redis = make_redis(settings.redis_url)
-    db_engine = make_engine(settings.database_url)
-    create_tables(db_engine)
-    if clock is None:
-        clock = ShiftedClock(settings.now) if settings.now else SystemClock()
+def _flow_machinery(
+    settings: Settings, redis: aioredis.Redis, db_engine: Engine
+) -> tuple[FlowRegistry, SqlFlowVersions, FlowPublisher]:
     flow_versions = SqlFlowVersions(db_engine)
     flows = FlowRegistry(
         live=live_flow(settings.flow, flow_versions, datetime.now(UTC)),
@@ -189,8 +170,18 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
         versions=flow_versions,
         adviser_skills=skills,
         run_sync=anyio.to_thread.run_sync,
-        now=lambda: datetime.now(UTC),
+        now=lambda: datetime.now(UTC),  # the audit log records real time, even under KCC_NOW
     )
+    return flows, flow_versions, publisher
+
+
+def build_services(settings: Settings, *, clock: Clock | None = None) -> Services:
+    redis = make_redis(settings.redis_url)
+    db_engine = make_engine(settings.database_url)
+    create_tables(db_engine)
+    if clock is None:
+        clock = ShiftedClock(settings.now) if settings.now else SystemClock()
+    flows, flow_versions, publisher = _flow_machinery(settings, redis, db_engine)
     sealer = Sealer(settings.secret_key)
     queue = CallQueue(redis, sealer)
     records: BackgroundWriter[CallRecord] = BackgroundWriter(

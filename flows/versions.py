@@ -7,6 +7,7 @@ an earlier version. Both write one audit row in the same transaction.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -92,8 +93,19 @@ class AlreadyLive(ValueError):
     """Publishing the live text again, or rolling back to the live version: nothing would change."""
 
 
-def _aware(moment: datetime) -> datetime:
-    """SQLite hands timestamps back naive; they were written in UTC."""
+def version_diff(a: FlowVersion, b: FlowVersion) -> str:
+    """A unified diff from version a to version b."""
+    lines = difflib.unified_diff(
+        a.text.splitlines(keepends=True),
+        b.text.splitlines(keepends=True),
+        fromfile=f"version {a.number}",
+        tofile=f"version {b.number}",
+    )
+    return "".join(lines)
+
+
+def as_utc(moment: datetime) -> datetime:
+    """SQLite (and JSON written from it) gives timestamps without their offset; they are UTC."""
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
@@ -104,9 +116,18 @@ def _version(row: FlowVersionRow) -> FlowVersion:
         digest=row.digest,
         text=row.text,
         author=row.author,
-        created_at=_aware(row.created_at),
+        created_at=as_utc(row.created_at),
         comment=row.comment,
     )
+
+
+def _numbered(session: Session, flow: str, number: int) -> FlowVersionRow:
+    row = session.exec(
+        select(FlowVersionRow).where(FlowVersionRow.flow == flow, FlowVersionRow.number == number)
+    ).first()
+    if row is None:
+        raise UnknownVersion(f"flow {flow!r} has no version {number}")
+    return row
 
 
 class SqlFlowVersions:
@@ -126,14 +147,7 @@ class SqlFlowVersions:
 
     def get(self, flow: str, number: int) -> FlowVersion:
         with Session(self._engine) as session:
-            row = session.exec(
-                select(FlowVersionRow).where(
-                    FlowVersionRow.flow == flow, FlowVersionRow.number == number
-                )
-            ).first()
-            if row is None:
-                raise UnknownVersion(f"flow {flow!r} has no version {number}")
-            return _version(row)
+            return _version(_numbered(session, flow, number))
 
     def by_digest(self, flow: str, digest: str) -> FlowVersion | None:
         with Session(self._engine) as session:
@@ -165,7 +179,7 @@ class SqlFlowVersions:
             return [
                 AuditEntry(
                     flow=row.flow,
-                    at=_aware(row.at),
+                    at=as_utc(row.at),
                     actor=row.actor,
                     action=AuditAction(row.action),
                     from_number=row.from_number,
@@ -192,14 +206,8 @@ class SqlFlowVersions:
         digest = flow_digest(text)
         with Session(self._engine) as session:
             live = session.get(FlowLiveRow, flow)
-            if live is not None:
-                current = session.exec(
-                    select(FlowVersionRow).where(
-                        FlowVersionRow.flow == flow, FlowVersionRow.number == live.number
-                    )
-                ).one()
-                if current.digest == digest:
-                    raise AlreadyLive(f"version {live.number} of {flow!r} is this text already")
+            if live is not None and _numbered(session, flow, live.number).digest == digest:
+                raise AlreadyLive(f"version {live.number} of {flow!r} is this text already")
             highest = session.exec(
                 select(func.max(FlowVersionRow.number)).where(FlowVersionRow.flow == flow)
             ).one()
@@ -236,13 +244,7 @@ class SqlFlowVersions:
     ) -> FlowVersion:
         """Make an earlier version live again (the history keeps every version)."""
         with Session(self._engine) as session:
-            row = session.exec(
-                select(FlowVersionRow).where(
-                    FlowVersionRow.flow == flow, FlowVersionRow.number == number
-                )
-            ).first()
-            if row is None:
-                raise UnknownVersion(f"flow {flow!r} has no version {number}")
+            row = _numbered(session, flow, number)
             live = session.get(FlowLiveRow, flow)
             if live is not None and live.number == number:
                 raise AlreadyLive(f"version {number} of {flow!r} is live already")

@@ -96,6 +96,8 @@ class Backend(Protocol):
 
     async def diff(self, a: int, b: int | None) -> tuple[int, int, str]: ...
 
+    async def text(self, number: int | None) -> str: ...  # None: the live version
+
     async def publish(self, text: str, *, filename: str, comment: str) -> Changed: ...
 
     async def rollback(self, number: int, *, comment: str) -> Changed: ...
@@ -232,6 +234,13 @@ class DirectBackend:
             b = live
         old, new = await self._get(a), await self._get(b)
         return a, b, version_diff(old, new)
+
+    async def text(self, number: int | None) -> str:
+        if number is None:
+            number = await self._live_number()
+            if number is None:
+                raise CommandFailed("no version is live yet")
+        return (await self._get(number)).text
 
     async def _author(self) -> str:
         """The --user, once the users table shows an active supervisor of that name."""
@@ -430,6 +439,14 @@ class HttpBackend:
             raise CommandFailed(_detail(response))
         body = self._json(response, 200)
         return int(body["a"]), int(body["b"]), str(body["diff"])
+
+    async def text(self, number: int | None) -> str:
+        if number is None:
+            number = int((await self._versions())["live"])
+        response = await self._request("GET", f"/api/flows/versions/{number}")
+        if response.status_code == 404:
+            raise CommandFailed(_detail(response))
+        return str(self._json(response, 200)["text"])
 
     async def publish(self, text: str, *, filename: str, comment: str) -> Changed:
         response = await self._request(
@@ -689,6 +706,21 @@ def flows_diff(
     _run(Target(url, user), work)
 
 
+def flows_show(
+    version: Annotated[
+        int | None, typer.Argument(help="The version to print (default: the live one).")
+    ] = None,
+    url: Url = None,
+    user: User = None,
+) -> None:
+    """Print a version's YAML text, e.g. to start a draft: kcc flows show > draft.yaml."""
+
+    async def work(backend: Backend) -> list[str]:
+        return (await backend.text(version)).rstrip("\n").split("\n")
+
+    _run(Target(url, user), work)
+
+
 def flows_rollback(
     version: Annotated[int, typer.Argument(help="The earlier version to make live again.")],
     comment: Annotated[str, typer.Option("--comment", help="Why (goes into the audit log).")] = "",
@@ -708,8 +740,9 @@ def flows_rollback(
 
 
 def register_flow_commands(flows_app: typer.Typer) -> None:
-    """Add publish, history, diff and rollback to `kcc flows`."""
+    """Add publish, history, diff, show and rollback to `kcc flows`."""
     flows_app.command("publish")(flows_publish)
     flows_app.command("history")(flows_history)
     flows_app.command("diff")(flows_diff)
+    flows_app.command("show")(flows_show)
     flows_app.command("rollback")(flows_rollback)

@@ -7,7 +7,7 @@ import socket
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -22,7 +22,11 @@ from api.app import create_app
 from api.phone import Phone
 from api.settings import DEFAULT_FLOW, Settings
 from ivr.clock import FixedClock
+from tests.support.servers import OUTER_PREFIXES
 from tests.support.twilio_stub import TwilioStub
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 REDIS_URL = os.environ.get("KCC_TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
@@ -94,6 +98,26 @@ def sqlite_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
     engine = _engine_for("sqlite", tmp_path_factory)
     yield engine
     engine.dispose()
+
+
+@pytest.fixture
+def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """For the `kcc` command in-process: no KCC_/TWILIO_ variable from outside; cwd in tmp_path
+    (the default DB is relative)."""
+    for name in list(os.environ):
+        if name.startswith(OUTER_PREFIXES):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Headless Debian Chromium for the pages' tests (see tests/support/browser.py)."""
+    from tests.support.browser import chromium  # Playwright only where a test needs it
+
+    with chromium() as launched:
+        yield launched
 
 
 # -- the app, with a pinned clock, the real Redis and a SQLite file ---------------------------

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import re
 import traceback
 from dataclasses import dataclass, fields
@@ -39,7 +38,6 @@ SECRET = "test-secret-key-0123456789abcdef0123456789"
 TODAY = date(2026, 12, 1)
 PRODUCTS = ("vog_np", "vog_rp", "gva", "name_change")
 HEADER_LINE = ",".join(HEADER)
-OUTER_PREFIXES = ("KCC_", "TWILIO_")
 README = Path(__file__).resolve().parent.parent / "README.md"
 
 # Three good rows; the dates of birth are written in every way the tests look for them.
@@ -529,16 +527,6 @@ def test_import_of_a_missing_file_raises_os_error(sqlite_engine: Engine, tmp_pat
 
 
 # -- kcc applications import ---------------------------------------------------------------------
-
-
-@pytest.fixture
-def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    """No KCC_/TWILIO_ variable from outside; cwd in tmp_path (the default DB is relative)."""
-    for name in list(os.environ):
-        if name.startswith(OUTER_PREFIXES):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
 
 
 def db_url(tmp_path: Path) -> str:

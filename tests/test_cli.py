@@ -8,10 +8,6 @@ KCC_REDIS_URL or TWILIO_AUTH_TOKEN in the shell that runs the tests changes noth
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,41 +21,19 @@ from api.db import create_tables, make_engine
 from api.settings import DEFAULT_FLOW, PLACEHOLDER_AUTH_TOKEN, PLACEHOLDER_SECRET
 from api.users import Role, authenticate, get_user
 from flows.loader import load_flow
-from tests.support.servers import kcc_server
+from tests.support.servers import KccServer, clean_env, kcc_serve, run_kcc
 
 PROMPTS = load_flow(DEFAULT_FLOW).prompts
 OPEN_TUESDAY = "2026-12-01T10:00+01:00"  # Tuesday 1 December 2026, 10:00 in Amsterdam
 KINGS_DAY = "2026-04-27T10:00+02:00"  # a Monday, and a public holiday
 GOOD_PASSWORD = "correct horse battery staple"
 SERVER_TOKEN = "cli-test-auth-token-0123456789abcdef"
-OUTER_PREFIXES = ("KCC_", "TWILIO_")  # what Settings reads; never inherited from the shell
 
-_SCRIPT = Path(sys.executable).parent / "kcc"
-KCC = (
-    [str(_SCRIPT)]
-    if _SCRIPT.exists()
-    else [sys.executable, "-c", "import sys; from api.cli import main; sys.argv[0] = 'kcc'; main()"]
-)
+# No KCC_/TWILIO_ variable from outside; cwd in tmp_path (the default DB is relative).
+pytestmark = pytest.mark.usefixtures("isolated")
 
 
 # -- helpers -----------------------------------------------------------------------------------
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    """The current environment without any KCC_/TWILIO_ variable, plus `extra`."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(OUTER_PREFIXES)}
-    env.update(extra)
-    return env
-
-
-@pytest.fixture(autouse=True)
-def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    """No KCC_/TWILIO_ variable from outside; cwd in tmp_path (the default DB is relative)."""
-    for name in list(os.environ):
-        if name.startswith(OUTER_PREFIXES):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
 
 
 def db_url(tmp_path: Path) -> str:
@@ -73,20 +47,6 @@ def kcc(*args: str, env: Mapping[str, str] | None = None, tmp_path: Path) -> Res
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         raise result.exception
     return result
-
-
-def run_kcc(
-    *args: str, env: dict[str, str], timeout: float = 60
-) -> subprocess.CompletedProcess[str]:
-    """Run the installed `kcc` console script in a real process."""
-    return subprocess.run(
-        [*KCC, *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        stdin=subprocess.DEVNULL,
-    )
 
 
 # -- broken flows: kcc.yaml with one edit each, and where the problem must be reported ----------
@@ -459,35 +419,20 @@ def test_call_in_process_walks_the_live_version_of_the_database(tmp_path: Path) 
 # -- kcc call --url against a real `kcc serve` ------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass(frozen=True)
-class Server:
-    url: str
-    env: dict[str, str]
-
-
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KccServer]:
     """`kcc serve` in its own process, open for calls (clock pinned to a Tuesday morning)."""
     tmp = tmp_path_factory.mktemp("serve")
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = clean_env(
-        KCC_PUBLIC_URL=url,
+    with kcc_serve(
+        tmp,
         TWILIO_AUTH_TOKEN=SERVER_TOKEN,
         KCC_DATABASE_URL=db_url(tmp),
         KCC_NOW="2026-12-01T10:00:00+01:00",
-    )
-    with kcc_server([*KCC, "serve", "--port", str(port)], url=url, env=env, cwd=tmp):
-        yield Server(url=url, env=env)
+    ) as served:
+        yield served
 
 
-def test_call_over_http_to_a_running_server_queues_for_vog_rp(server: Server) -> None:
+def test_call_over_http_to_a_running_server_queues_for_vog_rp(server: KccServer) -> None:
     env = clean_env(TWILIO_AUTH_TOKEN=SERVER_TOKEN)
 
     done = run_kcc("call", "--url", server.url, "--keys", "2 #", env=env)
@@ -502,7 +447,7 @@ def test_call_over_http_to_a_running_server_queues_for_vog_rp(server: Server) ->
     assert done.stderr == ""
 
 
-def test_call_over_http_with_the_wrong_token_is_refused_and_exits_1(server: Server) -> None:
+def test_call_over_http_with_the_wrong_token_is_refused_and_exits_1(server: KccServer) -> None:
     env = clean_env(TWILIO_AUTH_TOKEN="not-the-token-of-this-server")
 
     done = run_kcc("call", "--url", server.url, "--keys", "2", env=env)

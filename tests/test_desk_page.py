@@ -15,8 +15,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import socket
-import sys
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -26,7 +24,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-import redis
 from sqlmodel import Session, select
 
 from api.db import create_tables, make_engine, session_scope
@@ -39,48 +36,17 @@ from ivr.adviser_log import WrapUp
 from ivr.application_import import import_applications
 from ivr.applications import DateOfBirthHasher
 from ivr.twiml import CallUrls
-from tests.conftest import IN_CI, REDIS_UP, SECRET_KEY
-from tests.support.servers import kcc_server
+from tests.conftest import REDIS_UP, SECRET_KEY
+from tests.support.browser import Browser, Page, expect, open_page, submit_sign_in
+from tests.support.servers import kcc_serve
 
-try:
-    from playwright.sync_api import Browser, Page, expect, sync_playwright
-except ImportError:  # pragma: no cover - installed with the test extras
-    if IN_CI:
-        raise
-    pytest.skip("playwright is not installed (pip install -e '.[test]')", allow_module_level=True)
-
-CHROMIUM = Path(os.environ.get("KCC_TEST_CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 # A Redis database of its own, flushed before and after: the server shares it with nobody.
 DESK_REDIS_URL = os.environ.get("KCC_TEST_DESK_REDIS_URL", "redis://127.0.0.1:6379/12")
 OPEN_TUESDAY = "2026-12-01T10:00:00+01:00"
 PASSWORD = "correct horse battery staple"
-WAIT_MS = 10_000  # every wait in the browser is bounded by this
 PHONE_SECONDS = 30
 # Set KCC_DESK_SCREENSHOT=/tmp/desk.png to keep a picture of the call card.
 SCREENSHOT = os.environ.get("KCC_DESK_SCREENSHOT")
-
-_SCRIPT = Path(sys.executable).parent / "kcc"
-KCC = (
-    [str(_SCRIPT)]
-    if _SCRIPT.exists()
-    else [sys.executable, "-c", "import sys; from api.cli import main; sys.argv[0] = 'kcc'; main()"]
-)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass(frozen=True)
@@ -106,75 +72,30 @@ def _seed(database_url: str) -> None:
         engine.dispose()
 
 
-def _flush_redis() -> None:
-    client = redis.Redis.from_url(DESK_REDIS_URL)
-    try:
-        client.flushdb()
-    finally:
-        client.close()
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DeskServer]:
     """`kcc serve` in its own process: the embedded demo, open for calls."""
     tmp = tmp_path_factory.mktemp("desk")
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
     database_url = f"sqlite:///{tmp}/kcc.sqlite3"
     _seed(database_url)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("KCC_", "TWILIO_"))}
     # No TWILIO_AUTH_TOKEN and no KCC_TWILIO_API_BASE: the placeholder token, so the telephony
     # is simulated and the desk's demo phone answers and hangs up.
-    env.update(
-        KCC_PUBLIC_URL=url,
+    with kcc_serve(
+        tmp,
+        redis_url=DESK_REDIS_URL if REDIS_UP else None,
         KCC_DATABASE_URL=database_url,
         KCC_SECRET_KEY=SECRET_KEY,
         KCC_NOW=OPEN_TUESDAY,
-    )
-    if REDIS_UP:
-        env["KCC_REDIS_URL"] = DESK_REDIS_URL
-        _flush_redis()
-    try:
-        with kcc_server([*KCC, "serve", "--port", str(port)], url=url, env=env, cwd=tmp):
-            config = httpx.get(f"{url}/api/config", timeout=5).json()
-            assert config["simulated_telephony"] is True, config
-            yield DeskServer(url=url, database_url=database_url)
-    finally:
-        if REDIS_UP:
-            _flush_redis()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        message = f"{CHROMIUM} is missing: run scripts/browser (Debian chromium, chromium-driver)"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, timeout=30_000
-        )
-        try:
-            yield launched
-        finally:
-            launched.close()
+    ) as served:
+        config = httpx.get(f"{served.url}/api/config", timeout=5).json()
+        assert config["simulated_telephony"] is True, config
+        yield DeskServer(url=served.url, database_url=database_url)
 
 
 @pytest.fixture
 def page(browser: Browser, server: DeskServer) -> Iterator[Page]:
-    context = browser.new_context(
-        viewport={"width": 1280, "height": 800}, locale="nl-NL", base_url=server.url
-    )
-    context.set_default_timeout(WAIT_MS)
-    errors: list[str] = []
-    opened = context.new_page()
-    opened.on("pageerror", lambda error: errors.append(str(error)))
-    try:
+    with open_page(browser, server.url, width=1280, height=800) as opened:
         yield opened
-    finally:
-        context.close()
-    assert not errors, f"JavaScript errors on the page: {errors}"
 
 
 @pytest.fixture
@@ -277,9 +198,7 @@ def sign_in(page: Page, name: str) -> None:
     page.goto("/desk")
     expect(page).to_have_title("Adviseursdesk - Justis klantcontactcentrum")
     expect(page.locator("html")).to_have_attribute("lang", "nl")
-    page.get_by_label("Gebruikersnaam").fill(name)
-    page.get_by_label("Wachtwoord").fill(PASSWORD)
-    page.get_by_role("button", name="Inloggen").click()
+    submit_sign_in(page, name, PASSWORD)
     expect(page.get_by_test_id("adviser-name")).to_have_text(name)
     expect(page.get_by_test_id("state")).to_have_text("Afgemeld")
     # The event stream is open before any call is placed (the desk only hears what comes later).
@@ -478,9 +397,7 @@ def test_a_wrong_password_and_an_expired_session_ask_to_sign_in(
     page: Page, server: DeskServer, adviser: str
 ) -> None:
     page.goto("/desk")
-    page.get_by_label("Gebruikersnaam").fill(adviser)
-    page.get_by_label("Wachtwoord").fill("not the password")
-    page.get_by_role("button", name="Inloggen").click()
+    submit_sign_in(page, adviser, "not the password")
     expect(page.get_by_test_id("error")).to_have_text("Onjuiste gebruikersnaam of wachtwoord.")
     expect(page.get_by_test_id("desk")).to_be_hidden()
     expect(page.get_by_label("Wachtwoord")).to_be_focused()

@@ -8,10 +8,6 @@ database of KCC_TEST_REDIS_URL, flushed) when it is running, and required in CI.
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -30,7 +26,7 @@ from api.users import Role, create_user
 from flows.versions import AuditAction, SqlFlowVersions, flow_digest
 from routing import keys
 from tests.conftest import IN_CI, REDIS_UP, REDIS_URL, SECRET_KEY
-from tests.support.servers import kcc_server
+from tests.support.servers import clean_env, free_port, kcc_serve, run_kcc
 
 LIVE_TEXT = DEFAULT_FLOW.read_text(encoding="utf-8")
 OLD_WELCOME = "Welkom bij Justis, de screeningsautoriteit."
@@ -39,17 +35,12 @@ DRAFT = LIVE_TEXT.replace(OLD_WELCOME, NEW_WELCOME, 1)
 SUPERVISOR, SUPERVISOR_PASSWORD = "sanne", "sanne-password-123"
 ADVISER, ADVISER_PASSWORD = "ahmed", "ahmed-password-123"
 SERVER_TOKEN = "flow-cli-test-auth-token-0123456789"
-OUTER_PREFIXES = ("KCC_", "TWILIO_")  # what Settings reads; never inherited from the shell
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 
-_SCRIPT = Path(sys.executable).parent / "kcc"
-KCC = (
-    [str(_SCRIPT)]
-    if _SCRIPT.exists()
-    else [sys.executable, "-c", "import sys; from api.cli import main; sys.argv[0] = 'kcc'; main()"]
-)
-
 assert OLD_WELCOME in LIVE_TEXT
+
+# No KCC_/TWILIO_ variable from outside; cwd in tmp_path.
+pytestmark = pytest.mark.usefixtures("isolated")
 
 
 def line_of(text: str, fragment: str) -> int:
@@ -66,16 +57,6 @@ def broken(text: str) -> tuple[str, int]:
 
 
 # -- fixtures ------------------------------------------------------------------------------------
-
-
-@pytest.fixture(autouse=True)
-def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    """No KCC_/TWILIO_ variable from outside; cwd in tmp_path."""
-    for name in list(os.environ):
-        if name.startswith(OUTER_PREFIXES):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
 
 
 def _redis_url() -> str | None:
@@ -133,6 +114,12 @@ def kcc(*args: str, env: Mapping[str, str]) -> Result:
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         raise result.exception
     return result
+
+
+def assert_exits(result: Result, code: int, saying: str) -> None:
+    """`kcc` exited with `code`, and its stderr says `saying`."""
+    assert result.exit_code == code, result.output
+    assert saying in result.stderr
 
 
 def versions_of(directory: Path) -> SqlFlowVersions:
@@ -264,14 +251,10 @@ def test_only_an_active_supervisor_may_publish_or_roll_back_directly(
     anonymous = kcc("flows", "publish", draft, "--comment", "kerst", env=direct_env)
     rollback = kcc("flows", "rollback", "1", "--user", ADVISER, env=direct_env)
 
-    assert as_adviser.exit_code == 2
-    assert "ahmed is an adviser" in as_adviser.stderr
-    assert nobody.exit_code == 2
-    assert "no user 'piet'" in nobody.stderr
-    assert anonymous.exit_code == 2
-    assert "--user" in anonymous.stderr
-    assert rollback.exit_code == 2
-    assert "adviser" in rollback.stderr
+    assert_exits(as_adviser, 2, "ahmed is an adviser")
+    assert_exits(nobody, 2, "no user 'piet'")
+    assert_exits(anonymous, 2, "--user")
+    assert_exits(rollback, 2, "adviser")
     versions = versions_of(tmp_path)
     assert [v.number for v in versions.history("kcc")] == [1]
     assert len(versions.audit("kcc")) == 1  # the seeded version 1 only
@@ -299,14 +282,10 @@ def test_nothing_to_change_and_unknown_versions_exit_1(
     unknown = kcc("flows", "rollback", "7", *by, env=direct_env)
     unknown_diff = kcc("flows", "diff", "7", env=direct_env)
 
-    assert again.exit_code == 1
-    assert "nothing published: version 1 of 'kcc' is this text already" in again.stderr
-    assert live_already.exit_code == 1
-    assert "version 1 of 'kcc' is live already" in live_already.stderr
-    assert unknown.exit_code == 1
-    assert "no version 7" in unknown.stderr
-    assert unknown_diff.exit_code == 1
-    assert "no version 7" in unknown_diff.stderr
+    assert_exits(again, 1, "nothing published: version 1 of 'kcc' is this text already")
+    assert_exits(live_already, 1, "version 1 of 'kcc' is live already")
+    assert_exits(unknown, 1, "no version 7")
+    assert_exits(unknown_diff, 1, "no version 7")
     assert len(versions_of(tmp_path).audit("kcc")) == 1
 
 
@@ -320,12 +299,10 @@ def test_publish_needs_a_comment_and_a_readable_file(
     missing = kcc("flows", "publish", draft, *by, env=direct_env)
     no_file = kcc("flows", "publish", "nope.yaml", "--comment", "x", *by, env=direct_env)
 
-    assert blank.exit_code == 2
-    assert "--comment" in blank.stderr
+    assert_exits(blank, 2, "--comment")
     assert missing.exit_code == 2
     assert "--comment" in missing.output
-    assert no_file.exit_code == 2
-    assert "nope.yaml: cannot read" in no_file.stderr
+    assert_exits(no_file, 2, "nope.yaml: cannot read")
     assert all(v.number == 1 for v in versions_of(tmp_path).history("kcc"))
 
 
@@ -366,27 +343,6 @@ def test_a_publish_stands_when_redis_cannot_be_told(tmp_path: Path) -> None:
 # -- through a running server ------------------------------------------------------------------
 
 
-def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(OUTER_PREFIXES)}
-    env.update(extra)
-    return env
-
-
-def run_kcc(
-    *args: str, env: dict[str, str], timeout: float = 60
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*KCC, *args], env=env, capture_output=True, text=True, timeout=timeout,
-        stdin=subprocess.DEVNULL, check=False,
-    )  # fmt: skip
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @dataclass(frozen=True)
 class Server:
     url: str
@@ -406,28 +362,15 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     real Redis (flushed) when it is there, open for calls (clock on a Tuesday morning)."""
     tmp = tmp_path_factory.mktemp("serve")
     add_staff(tmp)
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = clean_env(
-        KCC_PUBLIC_URL=url,
+    with kcc_serve(
+        tmp,
+        redis_url=_redis_url(),
         TWILIO_AUTH_TOKEN=SERVER_TOKEN,
         KCC_DATABASE_URL=db_url(tmp),
         KCC_SECRET_KEY=SECRET_KEY,
         KCC_NOW="2026-12-01T10:00:00+01:00",
-    )
-    redis_url = _redis_url()
-    client = None
-    if redis_url is not None:
-        env["KCC_REDIS_URL"] = redis_url
-        client = redis.Redis.from_url(redis_url)
-        client.flushdb()
-    try:
-        with kcc_server([*KCC, "serve", "--port", str(port)], url=url, env=env, cwd=tmp):
-            yield Server(url=url, env=env, directory=tmp)
-    finally:
-        if client is not None:
-            client.flushdb()
-            client.close()
+    ) as served:
+        yield Server(url=served.url, env=served.env, directory=tmp)
 
 
 def first_words(server: Server) -> str:

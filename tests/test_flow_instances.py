@@ -16,8 +16,7 @@ from sqlmodel import Session
 from api.db import create_tables, make_engine
 from api.users import Role, create_user
 from tests.conftest import REDIS_UP, REDIS_URL
-from tests.support.servers import kcc_server
-from tests.test_cli import KCC, clean_env, free_port
+from tests.support.servers import kcc_serve
 from tests.test_flow_versions import NEW_WELCOME, edited
 
 ANNOUNCE_SECONDS = 2.0  # the promise: a publish reaches every instance within 2 s
@@ -51,21 +50,17 @@ def instances(tmp_path: Path, redis_client: aioredis.Redis) -> Iterator[list[str
     urls: list[str] = []
     with ExitStack() as stack:
         for name in ("a", "b"):
-            port = free_port()
-            url = f"http://127.0.0.1:{port}"
             folder = tmp_path / name
             folder.mkdir()
-            env = clean_env(
-                KCC_PUBLIC_URL=url,
+            served = kcc_serve(
+                folder,
                 KCC_DATABASE_URL=database,
-                KCC_REDIS_URL=REDIS_URL,
+                KCC_REDIS_URL=REDIS_URL,  # shared, and flushed by redis_client (not per instance)
                 TWILIO_AUTH_TOKEN="instances-test-token-0123456789",
                 KCC_SECRET_KEY="instances-test-secret-0123456789abcdef",
                 KCC_NOW="2026-12-01T10:00:00+01:00",
             )
-            command = [*KCC, "serve", "--port", str(port)]
-            stack.enter_context(kcc_server(command, url=url, env=env, cwd=folder))
-            urls.append(url)
+            urls.append(stack.enter_context(served).url)
         yield urls
 
 

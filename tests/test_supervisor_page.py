@@ -12,28 +12,18 @@ Chromium comes from Debian (`scripts/browser`); in CI a missing Chromium fails, 
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import httpx
 import pytest
-import redis
 
 from api.db import create_tables, make_engine, session_scope
 from api.settings import DEFAULT_FLOW
 from api.users import Role, create_user
 from flows.loader import load_flow
-from tests.conftest import IN_CI, REDIS_UP, REDIS_URL, SECRET_KEY
-from tests.support.servers import kcc_server
-from tests.test_desk_page import CHROMIUM, CHROMIUM_ARGS, KCC, WAIT_MS, free_port
-
-try:
-    from playwright.sync_api import Browser, Page, expect, sync_playwright
-except ImportError:  # pragma: no cover - installed with the test extras
-    if IN_CI:
-        raise
-    pytest.skip("playwright is not installed (pip install -e '.[test]')", allow_module_level=True)
+from tests.conftest import REDIS_UP, REDIS_URL, SECRET_KEY
+from tests.support.browser import Browser, Page, expect, open_page, submit_sign_in
+from tests.support.servers import KccServer, kcc_serve, run_kcc
 
 # A Redis database flushed before and after: the server shares it with nobody while it runs.
 # KCC_TEST_REDIS_URL picks it (as for the other tests), KCC_TEST_SUPERVISOR_REDIS_URL overrides.
@@ -50,20 +40,6 @@ NEW_WELCOME = "Goedemorgen, u belt met Justis, de screeningsautoriteit."
 NOT_A_SUPERVISOR = "Dit account is geen supervisoraccount. Deze pagina is alleen voor supervisors."
 
 
-@dataclass(frozen=True)
-class SupervisorServer:
-    url: str
-    env: dict[str, str]
-
-
-def _flush_redis() -> None:
-    client = redis.Redis.from_url(SUPERVISOR_REDIS_URL)
-    try:
-        client.flushdb()
-    finally:
-        client.close()
-
-
 def _add_staff(database_url: str) -> None:
     engine = make_engine(database_url)
     try:
@@ -76,63 +52,26 @@ def _add_staff(database_url: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SupervisorServer]:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KccServer]:
     """`kcc serve` in its own process, open for calls; the flow starts at version 1."""
     tmp = tmp_path_factory.mktemp("supervisor")
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
     database_url = f"sqlite:///{tmp}/kcc.sqlite3"
     _add_staff(database_url)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("KCC_", "TWILIO_"))}
-    env.update(
-        KCC_PUBLIC_URL=url,
+    with kcc_serve(
+        tmp,
+        redis_url=SUPERVISOR_REDIS_URL if REDIS_UP else None,
         KCC_DATABASE_URL=database_url,
         KCC_SECRET_KEY=SECRET_KEY,
         KCC_NOW=OPEN_TUESDAY,
         TWILIO_AUTH_TOKEN=TWILIO_TOKEN,  # `kcc call --url` signs with it too
-    )
-    if REDIS_UP:
-        env["KCC_REDIS_URL"] = SUPERVISOR_REDIS_URL
-        _flush_redis()
-    try:
-        with kcc_server([*KCC, "serve", "--port", str(port)], url=url, env=env, cwd=tmp):
-            yield SupervisorServer(url=url, env=env)
-    finally:
-        if REDIS_UP:
-            _flush_redis()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        message = f"{CHROMIUM} is missing: run scripts/browser (Debian chromium, chromium-driver)"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, timeout=30_000
-        )
-        try:
-            yield launched
-        finally:
-            launched.close()
+    ) as served:
+        yield served
 
 
 @pytest.fixture
-def page(browser: Browser, server: SupervisorServer) -> Iterator[Page]:
-    context = browser.new_context(
-        viewport={"width": 1366, "height": 768}, locale="nl-NL", base_url=server.url
-    )
-    context.set_default_timeout(WAIT_MS)
-    errors: list[str] = []
-    opened = context.new_page()
-    opened.on("pageerror", lambda error: errors.append(str(error)))
-    try:
+def page(browser: Browser, server: KccServer) -> Iterator[Page]:
+    with open_page(browser, server.url, width=1366, height=768) as opened:
         yield opened
-    finally:
-        context.close()
-    assert not errors, f"JavaScript errors on the page: {errors}"
 
 
 # -- helpers -----------------------------------------------------------------------------------
@@ -142,20 +81,13 @@ def sign_in(page: Page, name: str) -> None:
     page.goto("/supervisor")
     expect(page).to_have_title("Supervisor - Justis klantcontactcentrum")
     expect(page.locator("html")).to_have_attribute("lang", "nl")
-    page.get_by_label("Gebruikersnaam").fill(name)
-    page.get_by_label("Wachtwoord").fill(PASSWORD)
-    page.get_by_role("button", name="Inloggen").click()
+    submit_sign_in(page, name, PASSWORD)
 
 
-def kcc_call(server: SupervisorServer, keys: str) -> str:
+def kcc_call(server: KccServer, keys: str) -> str:
     """`kcc call --url` in a real process, as a supervisor would try the live menu."""
-    done = subprocess.run(
-        [*KCC, "call", "--url", server.url, "--keys", keys],
-        env=server.env,
-        capture_output=True,
-        text=True,
-        timeout=CALL_SECONDS,
-        stdin=subprocess.DEVNULL,
+    done = run_kcc(
+        "call", "--url", server.url, "--keys", keys, env=server.env, timeout=CALL_SECONDS
     )
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""
@@ -199,7 +131,7 @@ def line_of(text: str, needle: str, after: str) -> int:
 # -- the tests ---------------------------------------------------------------------------------
 
 
-def test_edit_break_fix_publish_call_and_roll_back(page: Page, server: SupervisorServer) -> None:
+def test_edit_break_fix_publish_call_and_roll_back(page: Page, server: KccServer) -> None:
     sign_in(page, SUPERVISOR)
     expect(page.get_by_test_id("user-name")).to_have_text(SUPERVISOR)
     expect(page.get_by_test_id("tools")).to_be_visible()
@@ -365,7 +297,7 @@ def test_edit_break_fix_publish_call_and_roll_back(page: Page, server: Superviso
     assert NEW_WELCOME not in heard
 
 
-def test_an_adviser_gets_a_message_and_no_tools(page: Page, server: SupervisorServer) -> None:
+def test_an_adviser_gets_a_message_and_no_tools(page: Page, server: KccServer) -> None:
     sign_in(page, ADVISER)
     expect(page.get_by_test_id("error")).to_have_text(NOT_A_SUPERVISOR)
     expect(page.get_by_test_id("tools")).to_be_hidden()
@@ -375,12 +307,10 @@ def test_an_adviser_gets_a_message_and_no_tools(page: Page, server: SupervisorSe
 
 
 def test_a_wrong_password_and_an_expired_session_ask_to_sign_in(
-    page: Page, server: SupervisorServer
+    page: Page, server: KccServer
 ) -> None:
     page.goto("/supervisor")
-    page.get_by_label("Gebruikersnaam").fill(SUPERVISOR)
-    page.get_by_label("Wachtwoord").fill("not the password")
-    page.get_by_role("button", name="Inloggen").click()
+    submit_sign_in(page, SUPERVISOR, "not the password")
     expect(page.get_by_test_id("error")).to_have_text("Onjuiste gebruikersnaam of wachtwoord.")
     expect(page.get_by_test_id("tools")).to_be_hidden()
 
@@ -398,7 +328,7 @@ def test_a_wrong_password_and_an_expired_session_ask_to_sign_in(
     assert page.evaluate("sessionStorage.getItem('kcc.supervisor.token')") is None
 
 
-def test_the_page_needs_nothing_from_outside(page: Page, server: SupervisorServer) -> None:
+def test_the_page_needs_nothing_from_outside(page: Page, server: KccServer) -> None:
     """No CDN, no web fonts: every request the page makes, signed in too, goes to the app."""
     requested: list[str] = []
     page.on("request", lambda request: requested.append(request.url))
@@ -410,7 +340,7 @@ def test_the_page_needs_nothing_from_outside(page: Page, server: SupervisorServe
     assert outside == []
 
 
-def test_the_page_is_served_without_signing_in(server: SupervisorServer) -> None:
+def test_the_page_is_served_without_signing_in(server: KccServer) -> None:
     answer = httpx.get(f"{server.url}/supervisor", timeout=5)
     assert answer.status_code == 200
     assert answer.headers["content-type"].startswith("text/html")

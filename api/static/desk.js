@@ -1,8 +1,11 @@
 // The adviser desk: sign in, change state, see the offered or current call, wrap up.
 // Plain JavaScript, no build step, no external resources. The token lives in sessionStorage.
+// What the staff pages share (messages, calls to the service, signing in) is in staff.js.
 "use strict";
 
 (() => {
+  const { $, ApiError, NO_CONNECTION, showError, showNotice, clearMessages, dutchTime } =
+    window.KccStaff;
   const TOKEN_KEY = "kcc.desk.token";
   const RESYNC_MS = 20000; // a safety net for events lost while the stream was away
   const BACKOFF_MS = [1000, 2000, 4000, 8000, 15000];
@@ -106,8 +109,6 @@
     [/^requires role/, () => "Dit account is geen adviseursaccount."],
   ];
 
-  const $ = (id) => document.getElementById(id);
-
   const desk = {
     token: null,
     config: { simulated_telephony: false, languages: [] },
@@ -128,14 +129,6 @@
     events: 0, // events received: a view fetched meanwhile may be older than they are
   };
 
-  class ApiError extends Error {
-    constructor(status, detail) {
-      super(detail);
-      this.status = status;
-      this.detail = detail;
-    }
-  }
-
   // -- helpers ----------------------------------------------------------------------------
 
   function isCallback(call) {
@@ -144,17 +137,6 @@
 
   function stateName(status) {
     return STATES[status] || status;
-  }
-
-  function dutchReason(detail) {
-    const text = String(detail || "").trim();
-    for (const [pattern, render] of REASONS) {
-      const match = pattern.exec(text);
-      if (match) {
-        return render(match);
-      }
-    }
-    return text ? `Dat lukte niet: ${text}` : "Dat lukte niet. Probeer het opnieuw.";
   }
 
   function pad(n) {
@@ -170,29 +152,12 @@
   }
 
   // Times as the contact centre reads them: Dutch time, dd-mm-jjjj hh:mm.
-  const TIME_FORMAT = new Intl.DateTimeFormat("nl-NL", {
-    timeZone: "Europe/Amsterdam",
-    day: "2-digit",
-    month: "2-digit",
-    year: "numeric",
-    hour: "2-digit",
-    minute: "2-digit",
-    hourCycle: "h23",
-  });
-
   function formatTime(value) {
     if (!value) {
       return "";
     }
     const when = new Date(value);
-    if (Number.isNaN(when.getTime())) {
-      return "";
-    }
-    const part = {};
-    for (const { type, value: text } of TIME_FORMAT.formatToParts(when)) {
-      part[type] = text;
-    }
-    return `${part.day}-${part.month}-${part.year} ${part.hour}:${part.minute}`;
+    return Number.isNaN(when.getTime()) ? "" : dutchTime(when);
   }
 
   function formatDuration(seconds) {
@@ -237,138 +202,36 @@
     });
   }
 
-  // -- messages ---------------------------------------------------------------------------
-
-  function showError(text) {
-    const el = $("error");
-    el.textContent = text;
-    el.hidden = !text;
-    if (text) {
-      $("notice").hidden = true;
-    }
-  }
-
-  function showNotice(text) {
-    const el = $("notice");
-    el.textContent = text;
-    el.hidden = !text;
-  }
-
-  function clearMessages() {
-    showError("");
-    showNotice("");
-  }
-
   // -- the service ------------------------------------------------------------------------
 
-  async function api(path, options = {}) {
-    const headers = { Accept: "application/json" };
-    if (desk.token) {
-      headers.Authorization = `Bearer ${desk.token}`;
-    }
-    let body;
-    if (options.json !== undefined) {
-      headers["Content-Type"] = "application/json";
-      body = JSON.stringify(options.json);
-    }
-    let response;
-    try {
-      response = await fetch(path, {
-        method: options.method || "GET",
-        headers,
-        body,
-        cache: "no-store",
-      });
-    } catch (err) {
-      throw new ApiError(0, "");
-    }
-    if (response.status === 401) {
-      expired();
-      throw new ApiError(401, "");
-    }
-    if (!response.ok) {
-      let detail = "";
-      try {
-        const data = await response.json();
-        detail = typeof data.detail === "string" ? data.detail : "";
-      } catch (err) {
-        detail = "";
-      }
-      throw new ApiError(response.status, detail);
-    }
-    if (response.status === 204) {
-      return null;
-    }
-    return response.json();
-  }
-
-  function report(err) {
-    if (!(err instanceof ApiError)) {
-      showError("Er ging iets mis op deze pagina. Vernieuw de pagina en probeer het opnieuw.");
-      return;
-    }
-    if (err.status === 401) {
-      return; // expired() has said so already
-    }
-    if (err.status === 0) {
-      showError("Geen verbinding met de server. Controleer de verbinding en probeer het opnieuw.");
-    } else if (err.status >= 500) {
-      showError("Er ging iets mis bij de server. Probeer het over een ogenblik opnieuw.");
-    } else if (err.status === 422) {
-      showError("De invoer is niet geldig. Controleer de velden en probeer het opnieuw.");
-    } else {
-      showError(dutchReason(err.detail));
-    }
-  }
+  const { api, report, signIn: staffSignIn, expired } = window.KccStaff.connect({
+    token: () => desk.token,
+    stop: stopSession,
+    reasons: REASONS,
+  });
 
   // -- sign in and out --------------------------------------------------------------------
 
-  async function signIn(event) {
-    event.preventDefault();
-    clearMessages();
-    const username = $("username").value.trim();
-    const password = $("password").value;
-    if (!username || !password) {
-      showError("Vul je gebruikersnaam en wachtwoord in.");
-      (username ? $("password") : $("username")).focus();
-      return;
-    }
-    const button = $("sign-in");
-    button.disabled = true;
-    try {
-      const response = await fetch("/api/token", {
-        method: "POST",
-        headers: { Accept: "application/json" },
-        body: new URLSearchParams({ username, password }),
-        cache: "no-store",
-      });
-      if (response.status === 401) {
-        showError("Onjuiste gebruikersnaam of wachtwoord.");
-        $("password").value = "";
-        $("password").focus();
-        return;
-      }
-      if (!response.ok) {
-        throw new ApiError(response.status, "");
-      }
-      const token = await response.json();
-      if (token.role !== "adviser") {
-        showError("Dit account is geen adviseursaccount. De desk is alleen voor adviseurs.");
-        return;
-      }
-      desk.token = token.access_token;
-      sessionStorage.setItem(TOKEN_KEY, desk.token);
-      $("password").value = "";
-      await start();
-    } catch (err) {
-      if (err instanceof ApiError) {
-        report(err);
-      } else {
-        showError("Geen verbinding met de server. Controleer de verbinding en probeer het opnieuw.");
-      }
-    } finally {
-      button.disabled = false;
-    }
+  function signIn(event) {
+    return staffSignIn(event, {
+      accept(token) {
+        if (token.role !== "adviser") {
+          showError("Dit account is geen adviseursaccount. De desk is alleen voor adviseurs.");
+          return false;
+        }
+        desk.token = token.access_token;
+        sessionStorage.setItem(TOKEN_KEY, desk.token);
+        return true;
+      },
+      start,
+      failed(err) {
+        if (err instanceof ApiError) {
+          report(err);
+        } else {
+          showError(NO_CONNECTION);
+        }
+      },
+    });
   }
 
   function stopSession() {
@@ -387,16 +250,6 @@
     $("desk").hidden = true;
     $("session").hidden = true;
     $("login").hidden = false;
-  }
-
-  function expired() {
-    if (!desk.token) {
-      return;
-    }
-    stopSession();
-    showNotice("");
-    showError("Je sessie is verlopen of ongeldig. Log opnieuw in.");
-    $("username").focus();
   }
 
   async function signOut() {
@@ -994,18 +847,11 @@
     $("ready").addEventListener("click", ready);
     setInterval(tick, 500);
 
-    desk.token = sessionStorage.getItem(TOKEN_KEY);
-    if (desk.token) {
+    window.KccStaff.resume(TOKEN_KEY, (token) => {
+      desk.token = token;
       start();
-    } else {
-      $("login").hidden = false;
-      $("username").focus();
-    }
+    });
   }
 
-  if (document.readyState === "loading") {
-    document.addEventListener("DOMContentLoaded", init);
-  } else {
-    init();
-  }
+  window.KccStaff.whenReady(init);
 })();

@@ -1,9 +1,12 @@
 // The supervisor page: the live flow as a tree, a draft editor checked as you type, publish and
 // roll back, the calendar, the versions with diffs and the audit log.
 // Plain JavaScript, no build step, no external resources. The token lives in sessionStorage.
+// What the staff pages share (messages, calls to the service, signing in) is in staff.js.
 "use strict";
 
 (() => {
+  const { $, ApiError, showError, showNotice, clearMessages, dutchReason, dutchTime } =
+    window.KccStaff;
   const TOKEN_KEY = "kcc.supervisor.token";
   const DRAFT_KEY = "kcc.supervisor.draft";
   const CHECK_DELAY_MS = 400; // typing pauses this long before the draft is checked
@@ -51,8 +54,6 @@
   const NOT_A_SUPERVISOR =
     "Dit account is geen supervisoraccount. Deze pagina is alleen voor supervisors.";
 
-  const $ = (id) => document.getElementById(id);
-
   const page = {
     token: null,
     name: "",
@@ -67,14 +68,6 @@
     rollbackTo: null,
     rollbackButton: null,
   };
-
-  class ApiError extends Error {
-    constructor(status, detail) {
-      super(typeof detail === "string" ? detail : "");
-      this.status = status;
-      this.detail = detail;
-    }
-  }
 
   // -- helpers ----------------------------------------------------------------------------
 
@@ -100,29 +93,8 @@
     return node;
   }
 
-  function dutchReason(detail) {
-    const text = typeof detail === "string" ? detail.trim() : "";
-    for (const [pattern, render] of REASONS) {
-      const match = pattern.exec(text);
-      if (match) {
-        return render(match);
-      }
-    }
-    return text ? `Dat lukte niet: ${text}` : "Dat lukte niet. Probeer het opnieuw.";
-  }
-
   // Times as the contact centre reads them: Dutch time, dd-mm-jjjj hh:mm. The service may send
   // a time without an offset (SQLite keeps none): it is UTC.
-  const TIME_FORMAT = new Intl.DateTimeFormat("nl-NL", {
-    timeZone: "Europe/Amsterdam",
-    day: "2-digit",
-    month: "2-digit",
-    year: "numeric",
-    hour: "2-digit",
-    minute: "2-digit",
-    hourCycle: "h23",
-  });
-
   function formatTime(value) {
     if (!value) {
       return "";
@@ -132,14 +104,7 @@
       text += "Z";
     }
     const when = new Date(text);
-    if (Number.isNaN(when.getTime())) {
-      return String(value);
-    }
-    const part = {};
-    for (const { type, value: piece } of TIME_FORMAT.formatToParts(when)) {
-      part[type] = piece;
-    }
-    return `${part.day}-${part.month}-${part.year} ${part.hour}:${part.minute}`;
+    return Number.isNaN(when.getTime()) ? String(value) : dutchTime(when);
   }
 
   function parseDay(value) {
@@ -157,134 +122,28 @@
     return `${n} ${n === 1 ? one : many}`;
   }
 
-  // -- messages ---------------------------------------------------------------------------
-
-  function showError(text) {
-    const node = $("error");
-    node.textContent = text;
-    node.hidden = !text;
-    if (text) {
-      $("notice").hidden = true;
-    }
-  }
-
-  function showNotice(text) {
-    const node = $("notice");
-    node.textContent = text;
-    node.hidden = !text;
-  }
-
-  function clearMessages() {
-    showError("");
-    showNotice("");
-  }
-
   // -- the service ------------------------------------------------------------------------
 
-  async function api(path, options = {}) {
-    const headers = { Accept: "application/json" };
-    if (page.token) {
-      headers.Authorization = `Bearer ${page.token}`;
-    }
-    let body;
-    if (options.json !== undefined) {
-      headers["Content-Type"] = "application/json";
-      body = JSON.stringify(options.json);
-    }
-    let response;
-    try {
-      response = await fetch(path, {
-        method: options.method || "GET",
-        headers,
-        body,
-        cache: "no-store",
-      });
-    } catch (err) {
-      throw new ApiError(0, "");
-    }
-    if (response.status === 401) {
-      expired();
-      throw new ApiError(401, "");
-    }
-    if (response.status === 403) {
-      notASupervisor();
-      throw new ApiError(403, "");
-    }
-    if (!response.ok) {
-      let detail = "";
-      try {
-        detail = (await response.json()).detail;
-      } catch (err) {
-        detail = "";
-      }
-      throw new ApiError(response.status, detail === undefined ? "" : detail);
-    }
-    return response.json();
-  }
-
-  function report(err) {
-    if (!(err instanceof ApiError)) {
-      showError("Er ging iets mis op deze pagina. Vernieuw de pagina en probeer het opnieuw.");
-      console.error(err);
-      return;
-    }
-    if (err.status === 401 || err.status === 403) {
-      return; // expired() or notASupervisor() has said so already
-    }
-    if (err.status === 0) {
-      showError("Geen verbinding met de server. Controleer de verbinding en probeer het opnieuw.");
-    } else if (err.status >= 500) {
-      showError("Er ging iets mis bij de server. Probeer het over een ogenblik opnieuw.");
-    } else if (err.status === 422 && typeof err.detail !== "string") {
-      showError("De invoer is niet geldig. Controleer de velden en probeer het opnieuw.");
-    } else {
-      showError(dutchReason(err.detail));
-    }
-  }
+  // A session that ends (a 401, or a 403: not a supervisor) keeps the draft in the editor (and
+  // in sessionStorage) for after signing in again.
+  const { api, report, signIn: staffSignIn } = window.KccStaff.connect({
+    token: () => page.token,
+    stop: stopSession,
+    reasons: REASONS,
+    forbidden: NOT_A_SUPERVISOR,
+    logFaults: true,
+  });
 
   // -- sign in and out --------------------------------------------------------------------
 
-  async function signIn(event) {
-    event.preventDefault();
-    clearMessages();
-    const username = $("username").value.trim();
-    const password = $("password").value;
-    if (!username || !password) {
-      showError("Vul je gebruikersnaam en wachtwoord in.");
-      (username ? $("password") : $("username")).focus();
-      return;
-    }
-    const button = $("sign-in");
-    button.disabled = true;
-    try {
-      let response;
-      try {
-        response = await fetch("/api/token", {
-          method: "POST",
-          headers: { Accept: "application/json" },
-          body: new URLSearchParams({ username, password }),
-          cache: "no-store",
-        });
-      } catch (err) {
-        throw new ApiError(0, "");
-      }
-      if (response.status === 401) {
-        showError("Onjuiste gebruikersnaam of wachtwoord.");
-        $("password").value = "";
-        $("password").focus();
-        return;
-      }
-      if (!response.ok) {
-        throw new ApiError(response.status, "");
-      }
-      page.token = (await response.json()).access_token;
-      $("password").value = "";
-      await start(true);
-    } catch (err) {
-      report(err);
-    } finally {
-      button.disabled = false;
-    }
+  function signIn(event) {
+    return staffSignIn(event, {
+      accept(token) {
+        page.token = token.access_token;
+        return true;
+      },
+      start: () => start(true),
+    });
   }
 
   function stopSession() {
@@ -296,26 +155,6 @@
     $("session").hidden = true;
     $("sections-nav").hidden = true;
     $("login").hidden = false;
-  }
-
-  function expired() {
-    if (!page.token) {
-      return;
-    }
-    stopSession(); // the draft stays in the editor (and in sessionStorage) for after signing in
-    showNotice("");
-    showError("Je sessie is verlopen of ongeldig. Log opnieuw in.");
-    $("username").focus();
-  }
-
-  function notASupervisor() {
-    if (!page.token) {
-      return;
-    }
-    stopSession();
-    showNotice("");
-    showError(NOT_A_SUPERVISOR);
-    $("username").focus();
   }
 
   function signOut() {
@@ -754,7 +593,7 @@
           `Niet gepubliceerd: het concept heeft ${plural(err.detail.problems.length, "fout", "fouten")}. Er is niets veranderd.`
         );
       } else if (err instanceof ApiError && err.status === 409) {
-        showError(`Niet gepubliceerd. ${dutchReason(err.detail)}`);
+        showError(`Niet gepubliceerd. ${dutchReason(REASONS, err.detail)}`);
       } else {
         report(err);
       }
@@ -954,18 +793,11 @@
     updateGutter();
     renderCheck();
 
-    page.token = sessionStorage.getItem(TOKEN_KEY);
-    if (page.token) {
+    window.KccStaff.resume(TOKEN_KEY, (token) => {
+      page.token = token;
       start(false);
-    } else {
-      $("login").hidden = false;
-      $("username").focus();
-    }
+    });
   }
 
-  if (document.readyState === "loading") {
-    document.addEventListener("DOMContentLoaded", init);
-  } else {
-    init();
-  }
+  window.KccStaff.whenReady(init);
 })();

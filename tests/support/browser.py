@@ -1,0 +1,92 @@
+"""The pages' tests (/desk, /supervisor) in a real browser: headless Debian Chromium driven by
+Playwright.
+
+Chromium comes from Debian (`scripts/browser`, run by `scripts/test` in CI); Playwright never
+downloads a browser here. In CI a missing Playwright or Chromium fails the tests, it never skips
+them. Import Playwright's names from here, so that a test module without it is skipped off CI.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import IN_CI
+
+try:
+    from playwright.sync_api import Browser, Page, expect, sync_playwright
+except ImportError:  # pragma: no cover - installed with the test extras
+    if IN_CI:
+        raise
+    pytest.skip("playwright is not installed (pip install -e '.[test]')", allow_module_level=True)
+
+__all__ = [
+    "CHROMIUM",
+    "WAIT_MS",
+    "Browser",
+    "Page",
+    "chromium",
+    "expect",
+    "open_page",
+    "submit_sign_in",
+]
+
+CHROMIUM = Path(os.environ.get("KCC_TEST_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+WAIT_MS = 10_000  # every wait in the browser is bounded by this
+
+
+@contextmanager
+def chromium() -> Iterator[Browser]:
+    """Debian's Chromium, headless; a missing one skips the test, and fails it in CI."""
+    if not CHROMIUM.exists():
+        message = f"{CHROMIUM} is missing: run scripts/browser (Debian chromium, chromium-driver)"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, timeout=30_000
+        )
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+@contextmanager
+def open_page(browser: Browser, base_url: str, *, width: int, height: int) -> Iterator[Page]:
+    """A page in a fresh context (Dutch, every wait bounded by WAIT_MS); a JavaScript error on
+    it fails the test."""
+    context = browser.new_context(
+        viewport={"width": width, "height": height}, locale="nl-NL", base_url=base_url
+    )
+    context.set_default_timeout(WAIT_MS)
+    errors: list[str] = []
+    opened = context.new_page()
+    opened.on("pageerror", lambda error: errors.append(str(error)))
+    try:
+        yield opened
+    finally:
+        context.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+def submit_sign_in(page: Page, name: str, password: str) -> None:
+    """Fill in the sign-in form of a staff page (/desk, /supervisor: staff.js) and send it."""
+    page.get_by_label("Gebruikersnaam").fill(name)
+    page.get_by_label("Wachtwoord").fill(password)
+    page.get_by_role("button", name="Inloggen").click()

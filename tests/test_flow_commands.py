@@ -190,6 +190,9 @@ def test_publish_history_diff_rollback_and_audit_directly(
     assert changed == [f'-    nl: "{OLD_WELCOME}"', f'+    nl: "{NEW_WELCOME}"']
     assert kcc("flows", "diff", "1", "2", env=direct_env).stdout == diff.stdout
 
+    assert kcc("flows", "show", env=direct_env).stdout == DRAFT  # the live version's text
+    assert kcc("flows", "show", "1", env=direct_env).stdout == LIVE_TEXT
+
     back = kcc(
         "flows", "rollback", "1", "--comment", "te vroeg", "--user", SUPERVISOR, env=direct_env
     )
@@ -410,6 +413,12 @@ def test_publish_history_diff_and_rollback_through_the_api(server: Server, tmp_p
     diff = run_kcc("flows", "diff", "1", "2", "--url", server.url, env=env)
     assert diff.returncode == 0, diff.stderr
     assert f'+    nl: "{NEW_WELCOME}"' in diff.stdout.splitlines()
+
+    shown = run_kcc("flows", "show", "--url", server.url, env=env)  # the live text
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout == DRAFT
+    missing = run_kcc("flows", "show", "9", "--url", server.url, env=env)
+    assert missing.returncode == 1 and "no version 9" in missing.stderr
 
     text, line = broken(DRAFT)
     bad = write(tmp_path, "bad.yaml", text)

@@ -72,6 +72,7 @@ def create_app(
     app = FastAPI(title="kcc-ivr", version="0.1.0", lifespan=lifespan)
     app.state.services = services
     app.router.routes.extend(twilio_routes.routes)
+    app.add_middleware(twilio_routes.WebhookShortcut)
     app.include_router(auth.router)
     app.include_router(staff_routes.router)
     app.include_router(flow_routes.router)

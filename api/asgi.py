@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 from api.app import create_app
 from api.logs import configure_logging
 from api.settings import Settings
@@ -9,3 +11,6 @@ from api.settings import Settings
 _settings = Settings()
 configure_logging(_settings.log_level)
 app = create_app(_settings)
+# What start-up made (modules, the flows, the app) lives as long as the process: keep it out of
+# the collector's full passes, which otherwise held up every request in flight for up to 0.1 s.
+gc.freeze()

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from fastapi import HTTPException, Request
 from fastapi.responses import PlainTextResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.metrics import FALLBACKS, WEBHOOK_SECONDS, WEBHOOKS
 from api.services import Services
@@ -38,6 +39,30 @@ def webhook(path: str) -> Callable[[Handler], Handler]:
         return handler
 
     return register
+
+
+class WebhookShortcut:
+    """ASGI middleware: a POST to a webhook goes straight to its endpoint.
+
+    Each layer between the app's edge and a route (exception middleware, exit stack, matching
+    every route in turn, the request/response wrapper) costs every webhook; the endpoints need
+    none of them. The routes stay registered (other methods get their 405 from the router),
+    and what sits outside this middleware (the server-error handler that answers an unexpected
+    exception with the last-resort TwiML, the body size limit) still applies.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self._endpoints = {route.path: route.endpoint for route in routes}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and not scope.get("root_path"):
+            endpoint = self._endpoints.get(scope["path"])
+            if endpoint is not None:
+                response = await endpoint(Request(scope, receive, send))
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 XML = "application/xml"

@@ -186,15 +186,21 @@ class CallHandler:
         """The number's status callback: a finished call leaves the queue and is forgotten."""
         if call_status not in FINAL_STATUSES:
             return
-        session = await self.store.end(call_sid)  # first: the ended marker stops a late enqueue
-        entry = await self.queue.get(call_sid)
+        # One round trip: the ended marker first (it stops a late enqueue), then the queue entry
+        # and the routing state are read in the same script.
+        reads = [self.queue.get_step(call_sid)]
+        if self.router is not None:
+            reads.append(self.router.board.call_state_step(call_sid))
+        session, found = await self.store.end(call_sid, then=reads)
+        entry = self.queue.entry_from(found[0])
         if entry is not None and entry.callback:
             if session is not None and self.record_call is not None:
                 await self.record_call(self._record(session, call_status, False, False, "callback"))
             return  # hung up to be called back: the entry keeps its place in line
         answered = False
         if self.router is not None:
-            answered = await self.router.caller_gone(call_sid)
+            call_state = self.router.board.call_state_from(found[1])
+            answered = await self.router.caller_gone(call_sid, call_state)
         was_waiting = await self.queue.remove(call_sid, entry) and not answered
         if session is not None and self.record_call is not None:
             await self.record_call(self._record(session, call_status, was_waiting, answered))
@@ -261,17 +267,22 @@ class CallHandler:
     async def _commit(self, session: CallSession, answered_seq: int, turn: Turn) -> str:
         session.seq = max(answered_seq, 0) + 1
         reply = render(turn, CallUrls(self.base_url, session.language, session.seq))
-        if not await self.store.commit(session, answered_seq=answered_seq, reply=reply):
+        # Queueing the call and matching it run in the commit's script: one round trip.
+        then = []
+        if isinstance(turn.ending, JoinQueue):
+            then.append(self.queue.enqueue_step(self._entry(session)))
+            if self.router is not None:
+                then.append(self.router.waiting_step(turn.ending.product))
+        done = await self.store.commit(session, answered_seq=answered_seq, reply=reply, then=then)
+        if done is None:
             current = await self.store.load(session.call_sid)  # another delivery won
             if current is None:
                 if answered_seq == NEW_CALL:  # the call has ended already
                     return speak_and_hang_up([])
                 raise CallNotFound(session.call_sid)
             return await self._earlier_reply(current, max(answered_seq, 0))
-        if isinstance(turn.ending, JoinQueue):
-            await self.queue.enqueue(self._entry(session))
-            if self.router is not None:
-                await self.router.call_waiting(turn.ending.product)
+        if self.router is not None and len(done) == 2:
+            await self.router.matched(done[1])
         return reply
 
     async def _earlier_reply(self, session: CallSession, seq: int) -> str:

@@ -7,10 +7,17 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from twilio.twiml.voice_response import VoiceResponse
-
 from ivr.engine import Engine
-from ivr.twiml import CallUrls, empty, hold, speak_and_enqueue, speak_and_hang_up
+from ivr.twiml import (
+    CallUrls,
+    document,
+    element,
+    empty,
+    hold,
+    say,
+    speak_and_enqueue,
+    speak_and_hang_up,
+)
 
 # Said if even the flow's own apology cannot be rendered.
 LAST_RESORT = (
@@ -34,10 +41,7 @@ def apology(engine: Engine, *, language: str | None, now: datetime, base_url: st
 
 
 def last_resort() -> str:
-    response = VoiceResponse()
-    response.say(LAST_RESORT, language="nl-NL")
-    response.hangup()
-    return str(response)
+    return document([say(LAST_RESORT, language="nl-NL"), element("Hangup")])
 
 
 def hold_on(engine: Engine, *, twilio_position: int | None, language: str | None) -> str:

@@ -4,16 +4,21 @@ The session JSON is sealed (ivr/sealing.py): it holds the caller's number. A ste
 only if the session is still at the seq the request was answered from, in
 one Lua script that also keeps the TwiML reply for that seq. So when Twilio retries a webhook,
 or two instances get the same request, exactly one advances the call and the other answers with
-the stored reply.
+the stored reply. Work that must follow a commit (queueing the call, matching it with an
+adviser) can run in the same script (`then`): one round trip, and nothing in between.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
 
 from redis.asyncio import Redis
 
 from ivr.sealing import Sealer
 from ivr.session import CallSession
 from routing import keys
+from routing.scripts import ScriptChain, ScriptStep
 
 NEW_CALL = -1
 
@@ -33,21 +38,45 @@ redis.call('SET', KEYS[2], ARGV[5], 'EX', ARGV[6])
 return 1
 """
 
+_END = """
+-- KEYS: session, ended marker
+-- ARGV: ended marker ttl
+local data = redis.call('HGET', KEYS[1], 'data')
+redis.call('DEL', KEYS[1])
+redis.call('SET', KEYS[2], '1', 'EX', ARGV[1])
+return data
+"""
+
 
 class SessionStore:
     def __init__(self, redis: Redis, sealer: Sealer, *, ttl: int = keys.SESSION_TTL) -> None:
         self._redis = redis
         self._sealer = sealer
         self._ttl = ttl
-        self._commit = redis.register_script(_COMMIT)
+        self._chain = ScriptChain(redis)
 
     async def load(self, call_sid: str) -> CallSession | None:
         data = await self._redis.hget(keys.session(call_sid), "data")
+        return self._open(data)
+
+    def _open(self, data: Any) -> CallSession | None:
         return CallSession.model_validate_json(self._sealer.open(str(data))) if data else None
 
-    async def commit(self, session: CallSession, *, answered_seq: int, reply: str) -> bool:
-        """Save `session` (already at its next seq) if nobody else answered `answered_seq`."""
-        done = await self._commit(
+    async def commit(
+        self,
+        session: CallSession,
+        *,
+        answered_seq: int,
+        reply: str,
+        then: Sequence[ScriptStep] = (),
+    ) -> list[Any] | None:
+        """Save `session` (already at its next seq) if nobody else answered `answered_seq`.
+
+        None when another delivery committed first; else what each of `then` returned (they
+        run only after a commit, in the same atomic script).
+        """
+        commit = ScriptStep(
+            _COMMIT,
             keys=[
                 keys.session(session.call_sid),
                 keys.reply(session.call_sid, max(answered_seq, 0)),
@@ -62,20 +91,24 @@ class SessionStore:
                 keys.REPLY_TTL,
             ],
         )
-        return bool(done)
+        done = await self._chain.run([commit, *then])
+        return None if done is None else done[1:]
 
     async def reply(self, call_sid: str, seq: int) -> str | None:
         value = await self._redis.get(keys.reply(call_sid, seq))
         return str(value) if value is not None else None
 
-    async def end(self, call_sid: str) -> CallSession | None:
-        """Forget a finished call; returns what was known about it."""
-        session = await self.load(call_sid)
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.delete(keys.session(call_sid))
-            pipe.set(keys.ended(call_sid), "1", ex=keys.ENDED_TTL)
-            await pipe.execute()
-        return session
+    async def end(
+        self, call_sid: str, *, then: Sequence[ScriptStep] = ()
+    ) -> tuple[CallSession | None, list[Any]]:
+        """Forget a finished call: what was known about it, and what each of `then` returned
+        (read in the same script, right after the ended marker was set)."""
+        end = ScriptStep(
+            _END, keys=[keys.session(call_sid), keys.ended(call_sid)], args=[keys.ENDED_TTL]
+        )
+        done = await self._chain.run([end, *then])
+        assert done is not None  # ending never refuses
+        return self._open(done[0]), done[1:]
 
     async def has_ended(self, call_sid: str) -> bool:
         return bool(await self._redis.exists(keys.ended(call_sid)))

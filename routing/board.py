@@ -15,6 +15,7 @@ from typing import Any, cast
 from redis.asyncio import Redis
 
 from routing import keys
+from routing.scripts import ScriptStep
 
 OFFER_SECONDS = 20  # how long an adviser's phone rings before the call goes back
 MATCH_ROUNDS = 50  # pairs made by one script run; the rest on the next event or tick
@@ -89,7 +90,8 @@ class AdviserBoard:
     def __init__(self, redis: Redis, *, offer_seconds: int = OFFER_SECONDS) -> None:
         self._redis = redis
         self.offer_seconds = offer_seconds
-        self._match = redis.register_script(_script("match.lua"))
+        self._match_lua = _script("match.lua")
+        self._match = redis.register_script(self._match_lua)
         self._command = redis.register_script(_script("command.lua"))
         self._settle = redis.register_script(_script("settle.lua"))
 
@@ -119,12 +121,21 @@ class AdviserBoard:
         """Pair waiting calls with available advisers; returns the offers made."""
         if not products:
             return []
+        step = self.match_step(products, now_ms)
+        return self.offers_from(await self._match(keys=step.keys, args=step.args))
+
+    def match_step(self, products: list[str], now_ms: int) -> ScriptStep:
+        """`match` as a step of a longer script; its result goes to `offers_from`."""
         deadline = now_ms + (self.offer_seconds + 15) * 1000
-        made = await self._match(
+        return ScriptStep(
+            self._match_lua,
             keys=[],
             args=[keys.PREFIX, now_ms, deadline, MATCH_ROUNDS, keys.OFFER_TTL, *products],
         )
-        return [Offer(str(i), str(c), str(a), str(p)) for i, c, a, p in made]
+
+    @staticmethod
+    def offers_from(made: Any) -> list[Offer]:
+        return [Offer(str(i), str(c), str(a), str(p)) for i, c, a, p in made or []]
 
     async def settle(
         self, offer_id: str, outcome: Settle, now_ms: int, *, wrap_up_seconds: int = 0
@@ -174,9 +185,20 @@ class AdviserBoard:
 
     async def call_state(self, call_sid: str) -> tuple[bool, str | None]:
         """(an adviser answered it, its open offer) in one round trip."""
-        answered, offer_id = await self._redis.mget(
-            [keys.call_answered(call_sid), keys.call_offer(call_sid)]
+        step = self.call_state_step(call_sid)
+        return self.call_state_from(await self._redis.mget(step.keys))
+
+    def call_state_step(self, call_sid: str) -> ScriptStep:
+        """`call_state` as a step of a longer script; its result goes to `call_state_from`."""
+        return ScriptStep(
+            "return redis.call('MGET', KEYS[1], KEYS[2])",
+            keys=[keys.call_answered(call_sid), keys.call_offer(call_sid)],
+            args=[],
         )
+
+    @staticmethod
+    def call_state_from(found: Any) -> tuple[bool, str | None]:
+        answered, offer_id = found
         return bool(answered), str(offer_id) if offer_id else None
 
     async def offer_of_call(self, call_sid: str) -> str | None:

@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 
 from routing import keys
 from routing.entry import QueueEntry
+from routing.scripts import ScriptStep
 
 
 class Sealing(Protocol):
@@ -29,7 +30,7 @@ PRIORITY_STEP = 10**13  # room for 10^13 arrivals per priority; scores stay exac
 
 _ENQUEUE = """
 -- KEYS: entry, queue, index, arrivals, ended marker
--- ARGV: entry json, priority base, call sid, product, ttl
+-- ARGV: entry json, priority base, call sid, product, entry ttl, queue ttl
 if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[5]) == 1 then
   return 0
 end
@@ -43,6 +44,15 @@ redis.call('EXPIRE', KEYS[3], ARGV[6])
 return 1
 """
 
+_REMOVE = """
+-- KEYS: queue, entry
+-- ARGV: call sid
+redis.call('ZREM', KEYS[1], ARGV[1])
+return redis.call('DEL', KEYS[2])
+"""
+
+_GET = "return redis.call('GET', KEYS[1])"
+
 
 def priority_base(priority: int) -> int:
     return (9 - priority) * PRIORITY_STEP
@@ -53,10 +63,17 @@ class CallQueue:
         self._redis = redis
         self._sealer = sealer
         self._enqueue = redis.register_script(_ENQUEUE)
+        self._remove = redis.register_script(_REMOVE)
 
     async def enqueue(self, entry: QueueEntry) -> bool:
         """Add a waiting call; False when it was already queued (a retried webhook)."""
-        added = await self._enqueue(
+        step = self.enqueue_step(entry)
+        return bool(await self._enqueue(keys=step.keys, args=step.args))
+
+    def enqueue_step(self, entry: QueueEntry) -> ScriptStep:
+        """`enqueue` as a step of a longer script (routing/scripts.py); returns 1 if added."""
+        return ScriptStep(
+            _ENQUEUE,
             keys=[
                 keys.queue_entry(entry.call_sid),
                 keys.queue(entry.product),
@@ -73,7 +90,6 @@ class CallQueue:
                 keys.CALLBACK_TTL,  # the line itself outlives any callback waiting in it
             ],
         )
-        return bool(added)
 
     async def remove(self, call_sid: str, entry: QueueEntry | None = None) -> bool:
         """Take a call out of its queue (hung up, answered); False when it was not waiting.
@@ -83,10 +99,9 @@ class CallQueue:
         entry = entry or await self.get(call_sid)
         if entry is None:
             return False
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.zrem(keys.queue(entry.product), call_sid)
-            pipe.delete(keys.queue_entry(call_sid))
-            _, deleted = await pipe.execute()
+        deleted = await self._remove(
+            keys=[keys.queue(entry.product), keys.queue_entry(call_sid)], args=[call_sid]
+        )
         return bool(deleted)
 
     async def ask_callback(self, call_sid: str) -> QueueEntry | None:
@@ -105,7 +120,13 @@ class CallQueue:
         return entry
 
     async def get(self, call_sid: str) -> QueueEntry | None:
-        raw = await self._redis.get(keys.queue_entry(call_sid))
+        return self.entry_from(await self._redis.get(keys.queue_entry(call_sid)))
+
+    def get_step(self, call_sid: str) -> ScriptStep:
+        """`get` as a step of a longer script; its result goes to `entry_from`."""
+        return ScriptStep(_GET, keys=[keys.queue_entry(call_sid)], args=[])
+
+    def entry_from(self, raw: Any) -> QueueEntry | None:
         return self._open(str(raw)) if raw else None
 
     def _open(self, raw: str) -> QueueEntry:

@@ -24,6 +24,7 @@ from routing.board import (
 from routing.entry import QueueEntry
 from routing.events import EventBus
 from routing.queue import CallQueue
+from routing.scripts import ScriptStep
 from routing.telephony import Telephony, TelephonyError
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,15 @@ class Router:
 
     async def call_waiting(self, product: str) -> None:
         await self._deliver(await self.board.match([product], self.now_ms()))
+
+    def waiting_step(self, product: str) -> ScriptStep:
+        """`call_waiting`'s match as a step of a longer script (e.g. the one that queues the
+        call); hand its result to `matched`."""
+        return self.board.match_step([product], self.now_ms())
+
+    async def matched(self, made: Any) -> None:
+        """Deliver the offers a `waiting_step` made."""
+        await self._deliver(self.board.offers_from(made))
 
     async def adviser_command(self, name: str, command: Command) -> AdviserState:
         state = await self.board.command(name, command, self.now_ms())
@@ -104,9 +114,14 @@ class Router:
             await self.call_waiting(settled.product)
         return settled
 
-    async def caller_gone(self, call_sid: str) -> bool:
-        """The caller hung up: withdraw an open offer, end a conversation. True if they talked."""
-        answered, offer_id = await self.board.call_state(call_sid)
+    async def caller_gone(
+        self, call_sid: str, call_state: tuple[bool, str | None] | None = None
+    ) -> bool:
+        """The caller hung up: withdraw an open offer, end a conversation. True if they talked.
+
+        `call_state`: the board's `call_state` of the call when it was read already.
+        """
+        answered, offer_id = call_state or await self.board.call_state(call_sid)
         if offer_id is None:
             return answered
         settled = await self.board.settle(

@@ -17,7 +17,7 @@ from ivr.flow_registry import FlowRegistry
 from ivr.identity import CheckOutcome
 from ivr.records import CallRecord
 from ivr.session import CallPhase, CallSession, Verification
-from ivr.store import NEW_CALL, SessionStore
+from ivr.store import NEW_CALL, SessionStore, StaleFlow
 from ivr.turn import JoinQueue, Turn
 from ivr.twiml import (
     CallUrls,
@@ -38,6 +38,7 @@ from routing.router import Router
 log = logging.getLogger(__name__)
 
 MIN_HANDLE_TIMES = 5  # fewer recent calls than this: say nothing about the expected wait
+STALE_FLOW_RETRIES = 3  # a publish landing between two tries is rare; three in a row is a bug
 FINAL_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
 
 RecordCall = Callable[[CallRecord], Awaitable[None]]
@@ -62,19 +63,25 @@ class CallHandler:
 
     async def incoming(self, call_sid: str, caller: str) -> str:
         # No read first: the commit itself refuses a call that exists (a retried first webhook,
-        # answered from the stored reply) or has ended.
-        live = await self.flows.live()
-        now = self.clock.now()
-        session = CallSession(
-            call_sid=call_sid,
-            caller=caller,
-            flow=live.engine.flow.name,
-            flow_version=live.digest,
-            language=live.engine.flow.default_language,
-            started_at=now,
-        )
-        turn = live.engine.start(session, now)
-        return await self._commit(session, NEW_CALL, turn)
+        # answered from the stored reply) or has ended, and one built on a flow version that is
+        # not the live one (this instance missed an announcement): then it learns the live one.
+        live = self.flows.current
+        for _ in range(STALE_FLOW_RETRIES):
+            now = self.clock.now()
+            session = CallSession(
+                call_sid=call_sid,
+                caller=caller,
+                flow=live.engine.flow.name,
+                flow_version=live.digest,
+                language=live.engine.flow.default_language,
+                started_at=now,
+            )
+            turn = live.engine.start(session, now)
+            try:
+                return await self._commit(session, NEW_CALL, turn)
+            except StaleFlow as stale:
+                live = await (self.flows.reconcile() if stale.pointer_lost else self.flows.live())
+        raise RuntimeError("the live flow version kept changing while a call came in")
 
     async def step(self, call_sid: str, seq: int, digits: str | None, timed_out: bool) -> str:
         session = await self.store.load(call_sid)

@@ -1,9 +1,10 @@
 """Which flow version a call runs on, for every app instance.
 
 The database holds the versions and the live pointer (flows/versions.py). Redis holds a copy of
-the live digest that every new call reads (one GET), and carries an announcement when a version
-goes live, so that instances load it before the next call needs it. A call keeps the version it
-started on: later webhooks ask for it by the digest in the call's session.
+the live digest, which the commit of every new call checks in the same script (ivr/store.py: no
+extra round trip), and carries an announcement when a version goes live, so that instances load
+it before the next call needs it. A call keeps the version it started on: later webhooks ask for
+it by the digest in the call's session.
 """
 
 from __future__ import annotations
@@ -83,8 +84,8 @@ class FlowRegistry:
         self._listeners.append(listener)
 
     async def live(self) -> LoadedFlow:
-        """The version a new call takes: the one Redis names (so an instance that missed an
-        announcement still serves the right one)."""
+        """The live version as Redis names it (so an instance that missed an announcement
+        still serves the right one)."""
         digest = await self._redis.get(keys.live_flow(self.name))
         if digest is None:  # Redis restarted or the copy expired: the database knows
             return await self.reconcile()

@@ -18,17 +18,35 @@ from redis.asyncio import Redis
 from ivr.sealing import Sealer
 from ivr.session import CallSession
 from routing import keys
-from routing.scripts import ScriptChain, ScriptStep
+from routing.scripts import Refused, ScriptChain, ScriptStep
 
 NEW_CALL = -1
 
+
+class StaleFlow(Exception):
+    """A new call was built on a flow version that is not (or no longer known to be) live."""
+
+    def __init__(self, *, pointer_lost: bool) -> None:
+        super().__init__(
+            "the live flow pointer is gone" if pointer_lost else "a newer flow is live"
+        )
+        self.pointer_lost = pointer_lost
+
+
 _COMMIT = """
--- KEYS: session, reply, ended marker
--- ARGV: expected seq (-1: new call), new seq, data, ttl, reply, reply ttl
+-- KEYS: session, reply, ended marker[, live flow pointer]
+-- ARGV: expected seq (-1: new call), new seq, data, ttl, reply, reply ttl[, flow digest]
+-- Returns 1 committed, 0 another delivery was first (or the call ended), -1 the call was
+-- started on a flow version that is no longer live, -2 nobody knows the live version.
 local current = redis.call('HGET', KEYS[1], 'seq')
 local expected = tonumber(ARGV[1])
 if expected < 0 then
   if current or redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
+  if KEYS[4] then
+    local live = redis.call('GET', KEYS[4])
+    if not live then return -2 end
+    if live ~= ARGV[7] then return -1 end
+  end
 elseif (not current) or tonumber(current) ~= expected then
   return 0
 end
@@ -73,26 +91,32 @@ class SessionStore:
         """Save `session` (already at its next seq) if nobody else answered `answered_seq`.
 
         None when another delivery committed first; else what each of `then` returned (they
-        run only after a commit, in the same atomic script).
+        run only after a commit, in the same atomic script). A new call is committed only if
+        its flow version is the live one (no extra round trip): else StaleFlow.
         """
-        commit = ScriptStep(
-            _COMMIT,
-            keys=[
-                keys.session(session.call_sid),
-                keys.reply(session.call_sid, max(answered_seq, 0)),
-                keys.ended(session.call_sid),
-            ],
-            args=[
-                answered_seq,
-                session.seq,
-                self._sealer.seal(session.model_dump_json()),
-                self._ttl,
-                reply,
-                keys.REPLY_TTL,
-            ],
-        )
-        done = await self._chain.run([commit, *then])
-        return None if done is None else done[1:]
+        session_keys = [
+            keys.session(session.call_sid),
+            keys.reply(session.call_sid, max(answered_seq, 0)),
+            keys.ended(session.call_sid),
+        ]
+        args: list[str | int | float] = [
+            answered_seq,
+            session.seq,
+            self._sealer.seal(session.model_dump_json()),
+            self._ttl,
+            reply,
+            keys.REPLY_TTL,
+        ]
+        if answered_seq == NEW_CALL:
+            session_keys.append(keys.live_flow(session.flow))
+            args.append(session.flow_version)
+        try:
+            done = await self._chain.run([ScriptStep(_COMMIT, session_keys, args), *then])
+        except Refused as refused:
+            if refused.code == 0:
+                return None
+            raise StaleFlow(pointer_lost=refused.code == -2) from None
+        return done[1:]
 
     async def reply(self, call_sid: str, seq: int) -> str | None:
         value = await self._redis.get(keys.reply(call_sid, seq))
@@ -107,7 +131,6 @@ class SessionStore:
             _END, keys=[keys.session(call_sid), keys.ended(call_sid)], args=[keys.ENDED_TTL]
         )
         done = await self._chain.run([end, *then])
-        assert done is not None  # ending never refuses
         return self._open(done[0]), done[1:]
 
     async def has_ended(self, call_sid: str) -> bool:

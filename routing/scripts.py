@@ -4,8 +4,8 @@ A webhook that needs three scripts (commit the session, queue the call, match it
 adviser) pays a Redis round trip for each, and each costs more of the caller's time in redis-py
 than in Redis. A `ScriptStep` is one script's Lua with its own KEYS and ARGV; `ScriptChain` runs
 steps in order inside one EVALSHA, each step seeing only its own KEYS and ARGV, exactly as if it
-ran alone. When the first step returns 0 (it refused: e.g. another delivery of the webhook
-committed first) the others do not run.
+ran alone. When the first step returns 0 or a negative number (it refused: e.g. another delivery
+of the webhook committed first) the others do not run, and `run` raises `Refused` with it.
 
 Key names still come from routing/keys.py: the steps are built by the owners of the keys.
 """
@@ -18,6 +18,14 @@ from typing import Any
 
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
+
+
+class Refused(Exception):
+    """The first step of a chain refused (returned `code` <= 0); nothing else ran."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(f"the script refused with {code}")
+        self.code = code
 
 
 @dataclass(frozen=True)
@@ -41,7 +49,7 @@ for i = 1, #steps do
   local key_count, arg_count = tonumber(ARGV[2 * i - 1]), tonumber(ARGV[2 * i])
   local result = steps[i](slice(KEYS, next_key, key_count), slice(ARGV, next_arg, arg_count))
   next_key, next_arg = next_key + key_count, next_arg + arg_count
-  if i == 1 and result == 0 then return {0} end
+  if i == 1 and type(result) == 'number' and result <= 0 then return {'refused', result} end
   if result == nil then result = false end
   results[i] = result
 end
@@ -62,8 +70,8 @@ class ScriptChain:
         self._redis = redis
         self._scripts: dict[tuple[str, ...], AsyncScript] = {}
 
-    async def run(self, steps: Sequence[ScriptStep]) -> list[Any] | None:
-        """Each step's result, in order; None when the first step returned 0 (refused)."""
+    async def run(self, steps: Sequence[ScriptStep]) -> list[Any]:
+        """Each step's result, in order. Raises Refused when the first step refused."""
         bodies = tuple(step.lua for step in steps)
         script = self._scripts.get(bodies)
         if script is None:
@@ -75,7 +83,7 @@ class ScriptChain:
             counts += [len(step.keys), len(step.args)]
             keys += step.keys
             args += step.args
-        results = await script(keys=keys, args=[*counts, *args])
-        if results == [0]:
-            return None
-        return list(results)
+        results = list(await script(keys=keys, args=[*counts, *args]))
+        if len(results) == 2 and results[0] == "refused":
+            raise Refused(int(results[1]))
+        return results

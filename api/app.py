@@ -35,10 +35,13 @@ async def _tick_forever(services: Services) -> None:
         ticks += 1
         try:
             await services.router.tick()
-            if ticks % RECONCILE_TICKS == 0:
-                await services.flows.reconcile()
         except Exception:  # Redis away for a moment: try again next tick
             log.exception("routing tick failed")
+        if ticks % RECONCILE_TICKS == 0:
+            try:
+                await services.flows.reconcile()
+            except Exception:
+                log.exception("flow re-sync failed")
 
 
 def create_app(
@@ -96,8 +99,12 @@ def create_app(
 
     @app.get("/healthz", include_in_schema=False)
     async def health() -> dict[str, str]:
-        live = services.flows.current
-        return {"status": "ok", "flow_version": live.digest, "flow_number": str(live.number)}
+        flows = services.flows
+        return {
+            "status": "ok",
+            "flow_version": flows.pointer.digest,
+            "flow_number": str(flows.number),
+        }
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:

@@ -280,23 +280,18 @@ class DirectBackend:
             f"{RECONCILE_SECONDS} s"
         ]
 
-    async def _announced(
-        self, change: Callable[[], Awaitable[FlowVersion]], fallback: int | None
-    ) -> Changed:
+    async def _announced(self, change: Callable[[], Awaitable[FlowVersion]]) -> Changed:
         """Run a publish or rollback; a Redis failure after the database committed is a note."""
-        from redis.exceptions import RedisError
+        from ivr.flow_publishing import PublishedNotAnnounced
 
         try:
             version = await change()
-        except RedisError as exc:
-            stored = await self._sync(self._admin.flow_versions.live, self._admin.flows.name)
-            if stored is None or (fallback is not None and stored.number == fallback):
-                raise CommandFailed(f"Redis failed: {exc}", 2) from exc
-            info = _version_info(stored, stored.number)
+        except PublishedNotAnnounced as exc:
+            info = _version_info(exc.version, exc.version.number)
             note = (
                 f"warning: the database has version {info.number} live, but Redis could not be "
-                f"told ({exc}); running instances take it from the database within about "
-                f"{RECONCILE_SECONDS} s"
+                f"told ({exc.__cause__}); running instances take it from the database within "
+                f"about {RECONCILE_SECONDS} s"
             )
             return Changed(self._admin.flows.name, info, warnings=[note])
         info = _version_info(version, version.number)
@@ -311,10 +306,9 @@ class DirectBackend:
         checked = await publisher.validate(text, filename)
         if not checked.ok:
             raise _invalid(filename, checked.problems)
-        before = await self._live_number()
         try:
             return await self._announced(
-                lambda: publisher.publish(text, author=author, comment=comment), before
+                lambda: publisher.publish(text, author=author, comment=comment)
             )
         except FlowInvalid as exc:  # an adviser's skills changed in the meantime
             raise _invalid(filename, exc.problems) from exc
@@ -326,11 +320,9 @@ class DirectBackend:
         from flows.versions import AlreadyLive, UnknownVersion
 
         actor = await self._author()
-        before = await self._live_number()
         try:
             return await self._announced(
-                lambda: self._admin.publisher.rollback(number, actor=actor, comment=comment),
-                before,
+                lambda: self._admin.publisher.rollback(number, actor=actor, comment=comment)
             )
         except UnknownVersion as exc:
             raise CommandFailed(str(exc)) from exc

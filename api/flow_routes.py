@@ -13,7 +13,9 @@ from api.auth import SupervisorUser
 from api.services import Services
 from flows.errors import FlowInvalid, Problem
 from flows.tree import FlowTree, flow_tree
-from flows.versions import AlreadyLive, FlowVersion, UnknownVersion, version_diff
+from flows.versions import AlreadyLive, FlowVersion, LivePointer, UnknownVersion, version_diff
+from ivr.engine import Engine
+from ivr.flow_publishing import PublishedNotAnnounced
 from ivr.flow_registry import load_version
 
 router = APIRouter(prefix="/api/flows", tags=["flows"])
@@ -29,6 +31,11 @@ class VersionSummary(BaseModel):
     created_at: datetime
     comment: str
     live: bool
+
+
+class ChangeAnswer(VersionSummary):
+    announced: bool = True  # False: Redis could not be told; instances re-sync within 10 s
+    note: str | None = None
 
 
 class VersionText(VersionSummary):
@@ -127,11 +134,25 @@ async def _version(services: Services, number: int) -> FlowVersion:
     return version
 
 
+async def _live(services: Services) -> LivePointer:
+    """The live pointer from the database (the truth; works while Redis is away)."""
+    pointer: LivePointer | None = await anyio.to_thread.run_sync(
+        services.flow_versions.live_pointer, services.flows.name
+    )
+    if pointer is None:  # cannot happen once the service has started
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no flow version is live")
+    return pointer
+
+
+async def _live_engine(services: Services) -> Engine:
+    return (await services.flows.version((await _live(services)).digest)).engine
+
+
 @router.get("")
 async def versions(request: Request, _: SupervisorUser) -> Versions:
     services = _services(request)
     history = await anyio.to_thread.run_sync(services.flow_versions.history, services.flows.name)
-    live = await services.flows.live()
+    live = await _live(services)
     return Versions(
         flow=services.flows.name,
         live=live.number,
@@ -143,7 +164,7 @@ async def versions(request: Request, _: SupervisorUser) -> Versions:
 async def version(request: Request, number: int, _: SupervisorUser) -> VersionText:
     services = _services(request)
     stored = await _version(services, number)
-    live = await services.flows.live()
+    live = await _live(services)
     return VersionText(**_summary(stored, live.number).model_dump(), text=stored.text)
 
 
@@ -153,7 +174,7 @@ async def diff(
 ) -> DiffAnswer:
     """From version a to version b (default: the live one)."""
     services = _services(request)
-    b = b if b is not None else (await services.flows.live()).number
+    b = b if b is not None else (await _live(services)).number
     old, new = await _version(services, a), await _version(services, b)
     return DiffAnswer(a=a, b=b, diff=version_diff(old, new))
 
@@ -167,7 +188,7 @@ async def validate(request: Request, draft: Draft, _: SupervisorUser) -> DraftAn
 
 
 @router.post("/publish", status_code=status.HTTP_201_CREATED)
-async def publish(request: Request, body: PublishRequest, user: SupervisorUser) -> VersionSummary:
+async def publish(request: Request, body: PublishRequest, user: SupervisorUser) -> ChangeAnswer:
     services = _services(request)
     try:
         version = await services.publisher.publish(
@@ -177,11 +198,22 @@ async def publish(request: Request, body: PublishRequest, user: SupervisorUser) 
         raise _invalid(exc) from exc
     except AlreadyLive as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
-    return _summary(version, version.number)
+    except PublishedNotAnnounced as exc:
+        return _unannounced(exc)
+    return ChangeAnswer(**_summary(version, version.number).model_dump())
+
+
+def _unannounced(exc: PublishedNotAnnounced) -> ChangeAnswer:
+    note = (
+        "live in the database, but Redis could not be told: every instance takes it from the "
+        "database within 10 s"
+    )
+    summary = _summary(exc.version, exc.version.number)
+    return ChangeAnswer(**summary.model_dump(), announced=False, note=note)
 
 
 @router.post("/rollback")
-async def rollback(request: Request, body: RollbackRequest, user: SupervisorUser) -> VersionSummary:
+async def rollback(request: Request, body: RollbackRequest, user: SupervisorUser) -> ChangeAnswer:
     services = _services(request)
     try:
         version = await services.publisher.rollback(
@@ -193,7 +225,9 @@ async def rollback(request: Request, body: RollbackRequest, user: SupervisorUser
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
     except FlowInvalid as exc:
         raise _invalid(exc) from exc
-    return _summary(version, version.number)
+    except PublishedNotAnnounced as exc:
+        return _unannounced(exc)
+    return ChangeAnswer(**_summary(version, version.number).model_dump())
 
 
 @router.get("/audit")
@@ -220,7 +254,7 @@ async def tree(
     """The live flow (or `version`) as a readable tree."""
     services = _services(request)
     if version is None:
-        return flow_tree((await services.flows.live()).engine.flow)
+        return flow_tree((await _live_engine(services)).flow)
     stored = await _version(services, version)
     loaded = await anyio.to_thread.run_sync(load_version, stored)
     return flow_tree(loaded.engine.flow)
@@ -236,7 +270,7 @@ async def calendar(
 ) -> list[CalendarDay]:
     """Open or closed, with the hours and why, for the next `days` days of the live flow."""
     services = _services(request)
-    engine = (await services.flows.live()).engine
+    engine = await _live_engine(services)
     language = lang if lang in engine.flow.languages else engine.flow.default_language
     timezone = engine.hours.timezone
     first = start or services.clock.now().astimezone(timezone).date()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -16,8 +17,10 @@ from twilio.request_validator import RequestValidator
 from api.db import create_tables, make_engine, session_scope
 from api.settings import Settings
 from api.users import adviser_skills
+from flows.errors import FlowInvalid
 from flows.loader import parse_flow, read_flow_text
-from flows.versions import SqlFlowVersions, flow_digest
+from flows.versions import AlreadyLive, LivePointer, SqlFlowVersions, flow_digest
+from flows.yaml_source import YamlSyntaxError, read_yaml
 from ivr.adviser_log import AdviserStateChange, SqlAdviserLog
 from ivr.applications import DateOfBirthHasher, SqlApplicationDirectory
 from ivr.calls import CallHandler
@@ -82,24 +85,49 @@ def make_redis(url: str | None) -> aioredis.Redis:
     )
 
 
-def live_flow(path: Path, versions: SqlFlowVersions, at: datetime) -> LoadedFlow:
-    """The live version in the database; the flow file becomes version 1 when there is none.
+def live_flow(
+    path: Path, versions: SqlFlowVersions, at: datetime
+) -> tuple[LoadedFlow, LivePointer]:
+    """The live version in the database and its pointer. Only when the database has no flow
+    yet is the flow file read, checked and published as version 1: after that a changed or
+    even broken file cannot stop the service or reach a caller.
 
-    Raises flows.errors.FlowInvalid when the file is invalid: the service must not start on it.
+    Raises flows.errors.FlowInvalid when the database is empty and the file invalid.
     """
-    text = read_flow_text(path)
-    flow = parse_flow(text, str(path))
-    stored = versions.live(flow.name)
-    if stored is None:
-        stored = versions.publish(
-            flow.name, text, author="system", comment=f"first version, from {path.name}", at=at
-        )
-    elif stored.digest != flow_digest(text):
+    names = versions.flows()
+    if not names:
+        text = read_flow_text(path)
+        flow = parse_flow(text, str(path))
+        with contextlib.suppress(AlreadyLive):  # another instance seeded it at the same moment
+            versions.publish(
+                flow.name, text, author="system", comment=f"first version, from {path.name}", at=at
+            )
+        names = [flow.name]
+    named = _flow_name(path)
+    name = named if named in names else names[0]
+    pointer = versions.live_pointer(name)
+    assert pointer is not None  # `flows()` lists the flows that have one
+    stored = versions.get(name, pointer.number)
+    try:
+        file_digest: str | None = flow_digest(read_flow_text(path))
+    except FlowInvalid:  # unreadable: the database has what callers need
+        file_digest = None
+    if named != name or file_digest != stored.digest:
         log.warning(
-            "the flow file differs from the live version; publish it to use it",
-            extra={"flow": flow.name, "file": str(path), "live_version": stored.number},
+            "the flow file is not the live version; publish it to use it",
+            extra={"flow": name, "file": str(path), "live_version": pointer.number},
         )
-    return load_version(stored)
+    return load_version(stored), pointer
+
+
+def _flow_name(path: Path) -> str | None:
+    """The `name:` of a flow file, even of a broken one; None when there is none to read."""
+    try:
+        data = read_yaml(read_flow_text(path)).data
+    except (FlowInvalid, YamlSyntaxError):
+        return None
+    name = data.get("name") if isinstance(data, dict) else None
+    return name if isinstance(name, str) else None
 
 
 def current_flow(settings: Settings) -> LoadedFlow:
@@ -108,7 +136,7 @@ def current_flow(settings: Settings) -> LoadedFlow:
     engine = make_engine(settings.database_url)
     try:
         create_tables(engine)
-        return live_flow(settings.flow, SqlFlowVersions(engine), datetime.now(UTC))
+        return live_flow(settings.flow, SqlFlowVersions(engine), datetime.now(UTC))[0]
     finally:
         engine.dispose()
 
@@ -154,8 +182,10 @@ def _flow_machinery(
     settings: Settings, redis: aioredis.Redis, db_engine: Engine
 ) -> tuple[FlowRegistry, SqlFlowVersions, FlowPublisher]:
     flow_versions = SqlFlowVersions(db_engine)
+    live, pointer = live_flow(settings.flow, flow_versions, datetime.now(UTC))
     flows = FlowRegistry(
-        live=live_flow(settings.flow, flow_versions, datetime.now(UTC)),
+        live=live,
+        pointer=pointer,
         versions=flow_versions,
         redis=redis,
         run_sync=anyio.to_thread.run_sync,

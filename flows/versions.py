@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import random
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from sqlalchemy import Engine, UniqueConstraint, func
+from sqlalchemy import Engine, UniqueConstraint, func, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import DateTime, Field, Session, SQLModel, Text, col, select
+
+CONCURRENT_TRIES = 10
 
 
 def flow_digest(text: str) -> str:
@@ -43,6 +47,9 @@ class FlowLiveRow(SQLModel, table=True):
     flow: str = Field(primary_key=True, max_length=64)
     number: int
     since: datetime = Field(sa_type=DateTime(timezone=True))
+    # +1 on every publish and rollback: orders the changes, so that a late announcement or a
+    # slow re-sync can never put an older live version back (see LivePointer).
+    generation: int = 0
 
 
 class FlowAuditRow(SQLModel, table=True):
@@ -85,8 +92,32 @@ class AuditEntry:
     comment: str
 
 
+@dataclass(frozen=True)
+class LivePointer:
+    """Which version is live, as every instance and Redis carry it: "generation:number:digest"."""
+
+    generation: int
+    number: int
+    digest: str
+
+    @property
+    def value(self) -> str:
+        return f"{self.generation}:{self.number}:{self.digest}"
+
+    @classmethod
+    def parse(cls, value: str) -> LivePointer | None:
+        parts = value.split(":")
+        if len(parts) != 3 or not parts[0].isdigit() or not parts[1].isdigit():
+            return None
+        return cls(int(parts[0]), int(parts[1]), parts[2])
+
+
 class UnknownVersion(LookupError):
     pass
+
+
+class ConcurrentChange(Exception):
+    """Another publish or rollback changed the live version between our read and our write."""
 
 
 class AlreadyLive(ValueError):
@@ -135,6 +166,20 @@ class SqlFlowVersions:
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
+
+    def live_pointer(self, flow: str) -> LivePointer | None:
+        with Session(self._engine) as session:
+            row = session.exec(
+                select(FlowLiveRow.generation, FlowLiveRow.number, FlowVersionRow.digest)
+                .join(FlowVersionRow, col(FlowLiveRow.flow) == col(FlowVersionRow.flow))
+                .where(FlowLiveRow.flow == flow, FlowVersionRow.number == FlowLiveRow.number)
+            ).first()
+            return LivePointer(*row) if row else None
+
+    def flows(self) -> list[str]:
+        """The flows that have a live version."""
+        with Session(self._engine) as session:
+            return list(session.exec(select(FlowLiveRow.flow).order_by(FlowLiveRow.flow)).all())
 
     def live(self, flow: str) -> FlowVersion | None:
         with Session(self._engine) as session:
@@ -193,19 +238,19 @@ class SqlFlowVersions:
         self, flow: str, text: str, *, author: str, comment: str, at: datetime
     ) -> FlowVersion:
         """Store `text` as the next version and make it live, with its audit row."""
-        for _ in range(3):  # two publishes at once: the loser takes the next number
+        for _ in range(CONCURRENT_TRIES):  # two changes at once: the loser tries again
             try:
                 return self._publish_once(flow, text, author=author, comment=comment, at=at)
-            except IntegrityError:
-                continue
-        raise RuntimeError("could not number the new version: too many concurrent publishes")
+            except (IntegrityError, ConcurrentChange):
+                time.sleep(random.uniform(0.005, 0.05))  # let the other change finish
+        raise RuntimeError("could not publish: too many changes at the same moment")
 
     def _publish_once(
         self, flow: str, text: str, *, author: str, comment: str, at: datetime
     ) -> FlowVersion:
         digest = flow_digest(text)
         with Session(self._engine) as session:
-            live = session.get(FlowLiveRow, flow)
+            live = session.get(FlowLiveRow, flow, with_for_update=True)
             if live is not None and _numbered(session, flow, live.number).digest == digest:
                 raise AlreadyLive(f"version {live.number} of {flow!r} is this text already")
             highest = session.exec(
@@ -243,9 +288,19 @@ class SqlFlowVersions:
         self, flow: str, number: int, *, actor: str, comment: str, at: datetime
     ) -> FlowVersion:
         """Make an earlier version live again (the history keeps every version)."""
+        for _ in range(CONCURRENT_TRIES):
+            try:
+                return self._rollback_once(flow, number, actor=actor, comment=comment, at=at)
+            except (IntegrityError, ConcurrentChange):
+                time.sleep(random.uniform(0.005, 0.05))
+        raise RuntimeError("could not roll back: too many changes at the same moment")
+
+    def _rollback_once(
+        self, flow: str, number: int, *, actor: str, comment: str, at: datetime
+    ) -> FlowVersion:
         with Session(self._engine) as session:
             row = _numbered(session, flow, number)
-            live = session.get(FlowLiveRow, flow)
+            live = session.get(FlowLiveRow, flow, with_for_update=True)
             if live is not None and live.number == number:
                 raise AlreadyLive(f"version {number} of {flow!r} is live already")
             previous = live.number if live else None
@@ -269,9 +324,17 @@ class SqlFlowVersions:
     def _make_live(
         session: Session, flow: str, number: int, live: FlowLiveRow | None, at: datetime
     ) -> None:
+        """Point at `number`, only if the pointer is still what we read (no lock held between
+        the read and this write, on SQLite or PostgreSQL): else ConcurrentChange."""
         if live is None:
-            session.add(FlowLiveRow(flow=flow, number=number, since=at))
-        else:
-            live.number = number
-            live.since = at
-            session.add(live)
+            session.add(FlowLiveRow(flow=flow, number=number, since=at, generation=1))
+            session.flush()  # a concurrent first publish: IntegrityError on the primary key
+            return
+        seen = live.generation
+        changed = session.connection().execute(
+            update(FlowLiveRow)
+            .where(col(FlowLiveRow.flow) == flow, col(FlowLiveRow.generation) == seen)
+            .values(number=number, since=at, generation=seen + 1)
+        )
+        if changed.rowcount != 1:
+            raise ConcurrentChange(flow)

@@ -78,7 +78,7 @@ class CallHandler:
             )
             turn = live.engine.start(session, now)
             try:
-                return await self._commit(session, NEW_CALL, turn)
+                return await self._commit(session, NEW_CALL, turn, self.flows.pointer.value)
             except StaleFlow as stale:
                 live = await (self.flows.reconcile() if stale.pointer_lost else self.flows.live())
         raise RuntimeError("the live flow version kept changing while a call came in")
@@ -271,7 +271,9 @@ class CallHandler:
             return self.flows.current.engine
         return (await self.flows.version(flow_version)).engine
 
-    async def _commit(self, session: CallSession, answered_seq: int, turn: Turn) -> str:
+    async def _commit(
+        self, session: CallSession, answered_seq: int, turn: Turn, live_pointer: str | None = None
+    ) -> str:
         session.seq = max(answered_seq, 0) + 1
         reply = render(turn, CallUrls(self.base_url, session.language, session.seq))
         # Queueing the call and matching it run in the commit's script: one round trip.
@@ -280,7 +282,9 @@ class CallHandler:
             then.append(self.queue.enqueue_step(self._entry(session)))
             if self.router is not None:
                 then.append(self.router.waiting_step(turn.ending.product))
-        done = await self.store.commit(session, answered_seq=answered_seq, reply=reply, then=then)
+        done = await self.store.commit(
+            session, answered_seq=answered_seq, reply=reply, then=then, live_pointer=live_pointer
+        )
         if done is None:
             current = await self.store.load(session.call_sid)  # another delivery won
             if current is None:

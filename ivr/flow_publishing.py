@@ -3,9 +3,12 @@ fails any check is refused with every problem and its line, and the live version
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+
+from redis.exceptions import RedisError
 
 from flows.errors import FlowInvalid, Problem
 from flows.loader import check_flow_text
@@ -14,8 +17,18 @@ from flows.versions import FlowVersion, SqlFlowVersions
 from flows.yaml_source import YamlSyntaxError, read_yaml
 from ivr.flow_registry import FlowRegistry, RunSync
 
+log = logging.getLogger(__name__)
+
 # Adviser name -> the products they take; an empty list means every product.
 AdviserSkills = Callable[[], Mapping[str, list[str]]]
+
+
+class PublishedNotAnnounced(Exception):
+    """The change is live in the database; Redis could not be told."""
+
+    def __init__(self, version: FlowVersion, cause: Exception) -> None:
+        super().__init__(f"version {version.number} is live but not announced: {cause}")
+        self.version = version
 
 
 @dataclass(frozen=True)
@@ -110,8 +123,22 @@ class FlowPublisher:
                 self._registry.name, text, author=author, comment=comment, at=self._now()
             )
         )
-        await self._registry.announce(version)
+        await self._announce(version)
         return version
+
+    async def _announce(self, version: FlowVersion) -> None:
+        """Announce the database's pointer as it is now: if another change landed meanwhile,
+        that one (the newest) is what every instance should take.
+
+        Raises PublishedNotAnnounced when Redis fails after the change was committed: every
+        instance still takes it from the database at its next re-sync."""
+        try:
+            pointer = await self._run_sync(self._versions.live_pointer, self._registry.name)
+            if pointer is not None:
+                await self._registry.announce(pointer)
+        except RedisError as exc:
+            log.warning("a flow change was committed but not announced", exc_info=True)
+            raise PublishedNotAnnounced(version, exc) from exc
 
     async def rollback(self, number: int, *, actor: str, comment: str) -> FlowVersion:
         """Make version `number` live again. Raises UnknownVersion or AlreadyLive.
@@ -127,5 +154,5 @@ class FlowPublisher:
                 self._registry.name, number, actor=actor, comment=comment, at=self._now()
             )
         )
-        await self._registry.announce(version)
+        await self._announce(version)
         return version

@@ -35,7 +35,7 @@ class StaleFlow(Exception):
 
 _COMMIT = """
 -- KEYS: session, reply, ended marker[, live flow pointer]
--- ARGV: expected seq (-1: new call), new seq, data, ttl, reply, reply ttl[, flow digest]
+-- ARGV: expected seq (-1: new call), new seq, data, ttl, reply, reply ttl[, live pointer]
 -- Returns 1 committed, 0 another delivery was first (or the call ended), -1 the call was
 -- started on a flow version that is no longer live, -2 nobody knows the live version.
 local current = redis.call('HGET', KEYS[1], 'seq')
@@ -87,12 +87,14 @@ class SessionStore:
         answered_seq: int,
         reply: str,
         then: Sequence[ScriptStep] = (),
+        live_pointer: str | None = None,
     ) -> list[Any] | None:
         """Save `session` (already at its next seq) if nobody else answered `answered_seq`.
 
         None when another delivery committed first; else what each of `then` returned (they
-        run only after a commit, in the same atomic script). A new call is committed only if
-        its flow version is the live one (no extra round trip): else StaleFlow.
+        run only after a commit, in the same atomic script). A new call given `live_pointer`
+        (the flow version it was built on) is committed only if that is still the live one in
+        Redis (no extra round trip): else StaleFlow.
         """
         session_keys = [
             keys.session(session.call_sid),
@@ -107,9 +109,9 @@ class SessionStore:
             reply,
             keys.REPLY_TTL,
         ]
-        if answered_seq == NEW_CALL:
+        if answered_seq == NEW_CALL and live_pointer is not None:
             session_keys.append(keys.live_flow(session.flow))
-            args.append(session.flow_version)
+            args.append(live_pointer)
         try:
             done = await self._chain.run([ScriptStep(_COMMIT, session_keys, args), *then])
         except Refused as refused:

@@ -163,7 +163,7 @@ def test_publish_history_diff_rollback_and_audit_directly(
         f"published version 2 of flow kcc (digest {digest})"
     )
     if redis_db is not None:  # new calls on every instance take it at once
-        assert redis_db.get(keys.live_flow("kcc")) == digest
+        assert redis_db.get(keys.live_flow("kcc")) == f"2:2:{digest}"  # generation:number:digest
         assert "note:" not in published.stdout
     else:
         assert "KCC_REDIS_URL is unset" in published.stdout
@@ -205,7 +205,7 @@ def test_publish_history_diff_rollback_and_audit_directly(
     live = versions.live("kcc")
     assert live is not None and live.number == 1
     if redis_db is not None:
-        assert redis_db.get(keys.live_flow("kcc")) == first.digest
+        assert redis_db.get(keys.live_flow("kcc")) == f"3:1:{first.digest}"
     audit = versions.audit("kcc")
     assert [(e.action, e.actor, e.from_number, e.to_number, e.comment) for e in audit[:2]] == [
         (AuditAction.ROLLBACK, SUPERVISOR, 2, 1, "te vroeg"),

@@ -3,7 +3,10 @@ progress keep theirs; every instance on the same Redis follows."""
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -306,14 +309,14 @@ async def test_another_instance_takes_the_new_version_on_its_next_call(
     first, second = make_app(), make_app()
     services = first.state.services
     version = await services.publisher.publish(edited(), author="sanne", comment="kerst")
-    assert await redis_client.get(keys.live_flow("kcc")) == version.digest
+    assert await redis_client.get(keys.live_flow("kcc")) == f"2:2:{version.digest}"
 
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=second), base_url=PUBLIC_URL
     ) as http:
         call = Phone(http, public_url=PUBLIC_URL, auth_token=AUTH_TOKEN)
         assert NEW_WELCOME in (await call.dial()).text
-    assert second.state.services.flows.current.number == 2
+    assert second.state.services.flows.number == 2
 
 
 async def test_a_lost_redis_pointer_is_restored_from_the_database(
@@ -323,5 +326,135 @@ async def test_a_lost_redis_pointer_is_restored_from_the_database(
     await services.publisher.publish(edited(), author="sanne", comment="kerst")
     await redis_client.delete(keys.live_flow("kcc"))  # Redis restarted empty
     assert NEW_WELCOME in (await phone().dial()).text
-    assert await redis_client.get(keys.live_flow("kcc")) == flow_digest(edited())
+    assert await redis_client.get(keys.live_flow("kcc")) == f"2:2:{flow_digest(edited())}"
     assert await redis_client.ttl(keys.live_flow("kcc")) > 0
+
+
+# -- races, restarts and failures --------------------------------------------------------------
+
+
+async def test_a_late_announcement_never_puts_an_older_version_back(
+    make_app: Callable[..., FastAPI], redis_client: aioredis.Redis
+) -> None:
+    first, second = make_app(), make_app()
+    publisher = first.state.services.publisher
+    await publisher.publish(edited(), author="sanne", comment="kerst")  # generation 2
+    stale = first.state.services.flow_versions.live_pointer("kcc")
+    await publisher.rollback(1, actor="sanne", comment="te vroeg")  # generation 3
+
+    # The publish's announcement (or a re-sync that read the database before the rollback)
+    # arrives last, on another instance: it must change nothing.
+    await second.state.services.flows.announce(stale)
+
+    assert await redis_client.get(keys.live_flow("kcc")) == f"3:1:{flow_digest(LIVE_TEXT)}"
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=second), base_url=PUBLIC_URL
+    ) as http:
+        call = Phone(http, public_url=PUBLIC_URL, auth_token=AUTH_TOKEN)
+        assert OLD_WELCOME in (await call.dial()).text
+    assert second.state.services.flows.number == 1
+
+
+def test_concurrent_publishes_and_rollbacks_keep_one_unbroken_audit_chain(
+    db_engine: Engine,
+) -> None:
+    versions = SqlFlowVersions(db_engine)
+    versions.publish("kcc", LIVE_TEXT, author="system", comment="first", at=AT)
+    versions.publish("kcc", edited(), author="sanne", comment="2", at=AT)
+
+    def publish(n: int) -> None:
+        text = edited(new=f"Welkom, versie {n}.")
+        versions.publish("kcc", text, author=f"p{n}", comment="", at=AT)
+
+    def rollback(n: int) -> None:
+        with contextlib.suppress(AlreadyLive):
+            versions.rollback("kcc", 1 + n % 2, actor=f"r{n}", comment="", at=AT)
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        for future in [pool.submit(job, n) for n in range(8) for job in (publish, rollback)]:
+            future.result()
+
+    chain = list(reversed(versions.audit("kcc")))
+    for before, after in itertools.pairwise(chain):
+        assert after.from_number == before.to_number, (before, after)
+    live = versions.live("kcc")
+    assert live is not None and live.number == chain[-1].to_number
+
+
+async def test_a_pointer_to_a_version_this_database_does_not_have_is_repaired(
+    app: FastAPI, redis_client: aioredis.Redis, phone: Callable[..., Phone]
+) -> None:
+    """A restored database, or another environment on the same Redis: callers still get the
+    database's live version, never the apology."""
+    await redis_client.set(keys.live_flow("kcc"), "99:9:0123456789abcdef")
+    assert OLD_WELCOME in (await phone().dial()).text
+    pointer = await redis_client.get(keys.live_flow("kcc"))
+    assert pointer == f"1:1:{flow_digest(LIVE_TEXT)}"
+
+
+@pytest.mark.usefixtures("staff")
+async def test_a_publish_while_redis_is_away_is_live_and_says_it_was_not_announced(
+    make_app: Callable[..., FastAPI], tmp_path: Path
+) -> None:
+    app = make_app(redis_url="redis://127.0.0.1:9/0")  # nothing listens there
+    with Session(app.state.services.db_engine) as db:
+        create_user(db, name="piet", role=Role.SUPERVISOR, password="supervisor-pass")
+        db.commit()
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url=PUBLIC_URL
+    ) as http:
+        token = (
+            await http.post("/api/token", data={"username": "piet", "password": "supervisor-pass"})
+        ).json()["access_token"]
+        headers = {"Authorization": f"Bearer {token}"}
+        response = await http.post(
+            "/api/flows/publish", json={"text": edited(), "comment": "k"}, headers=headers
+        )
+        assert response.status_code == 201, response.text
+        assert response.json()["number"] == 2 and response.json()["announced"] is False
+        listing = await http.get("/api/flows", headers=headers)
+        assert listing.status_code == 200 and listing.json()["live"] == 2
+
+
+def test_after_the_first_start_the_flow_file_cannot_stop_or_change_the_service(
+    make_app: Callable[..., FastAPI], tmp_path: Path
+) -> None:
+    first = make_app()
+    first.state.services.flow_versions.publish("kcc", edited(), author="sanne", comment="k", at=AT)
+    renamed = tmp_path / "renamed.yaml"
+    renamed.write_text(LIVE_TEXT.replace("name: kcc", "name: kcc-nieuw", 1), encoding="utf-8")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("name: kcc\nnodes: [", encoding="utf-8")
+
+    for flow_file in (renamed, broken, tmp_path / "missing.yaml"):
+        restarted = make_app(flow=flow_file)
+        flows = restarted.state.services.flows
+        assert (flows.name, flows.number) == ("kcc", 2), flow_file
+        assert flows.current.engine.flow.prompts["welcome"]["nl"] == NEW_WELCOME
+
+
+def test_two_instances_seeding_an_empty_database_at_once_both_start(
+    sqlite_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from api.services import live_flow
+
+    versions = SqlFlowVersions(sqlite_engine)
+    live_flow(DEFAULT_FLOW, versions, AT)  # the other instance was a moment quicker
+    monkeypatch.setattr(versions, "flows", lambda: [])  # ... after this one looked
+    loaded, pointer = live_flow(DEFAULT_FLOW, versions, AT)
+    assert (pointer.number, loaded.digest) == (1, flow_digest(LIVE_TEXT))
+
+
+@pytest.mark.usefixtures("staff")
+async def test_publishing_an_earlier_text_again_shows_its_new_number(
+    http: httpx.AsyncClient,
+) -> None:
+    headers = await signed_in(http)
+    for text in (edited(), LIVE_TEXT):
+        response = await http.post(
+            "/api/flows/publish", json={"text": text, "comment": "x"}, headers=headers
+        )
+        assert response.status_code == 201, response.text
+    assert response.json()["number"] == 3
+    assert (await http.get("/api/flows", headers=headers)).json()["live"] == 3
+    assert (await http.get("/healthz")).json()["flow_number"] == "3"

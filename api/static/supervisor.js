@@ -39,6 +39,13 @@
   };
   const LANGUAGES = { nl: "Nederlands", en: "Engels" };
   const ACTIONS = { publish: "Gepubliceerd", rollback: "Teruggezet" };
+
+  // A change that reached the database but not Redis is live; the servers re-sync within 10 s.
+  function notAnnounced(version) {
+    return version.announced === false
+      ? " Redis was niet bereikbaar: alle servers nemen deze versie binnen 10 seconden over."
+      : "";
+  }
   const WEEKDAYS = ["zondag", "maandag", "dinsdag", "woensdag", "donderdag", "vrijdag", "zaterdag"];
   // The service's reasons (English) in Dutch; anything else is shown as it came.
   const REASONS = [
@@ -577,7 +584,7 @@
       $("publish-comment").value = "";
       renderCheck();
       await refreshAll();
-      showNotice(`Gepubliceerd: versie ${version.number} is live.`);
+      showNotice(`Gepubliceerd: versie ${version.number} is live.` + notAnnounced(version));
     } catch (err) {
       if (err instanceof ApiError && err.status === 422 && err.detail && err.detail.problems) {
         page.check = {
@@ -742,7 +749,7 @@
       page.rollbackButton = null;
       $("diff-block").hidden = true;
       await refreshAll();
-      showNotice(`Teruggezet: versie ${version.number} is weer live.`);
+      showNotice(`Teruggezet: versie ${version.number} is weer live.` + notAnnounced(version));
       $("history-title").focus();
     } catch (err) {
       if (err instanceof ApiError && err.status === 422 && err.detail && err.detail.problems) {

@@ -26,6 +26,9 @@ TICK_SECONDS = 1.0  # the routing safety net: wrap-ups over, offers unanswered, 
 # Every so many ticks the live flow pointer is read from the database: repairs Redis' copy when a
 # publish could not reach Redis, or Redis restarted empty.
 RECONCILE_TICKS = 10
+# The largest request anyone sends is a flow draft (at most 512 kB of YAML, as JSON); a client
+# sending more is answered 413 before the body is buffered. Webhooks are capped far lower.
+MAX_BODY_BYTES = 2 * 1024 * 1024
 
 
 async def _tick_forever(services: Services) -> None:
@@ -72,7 +75,7 @@ def create_app(
                 await task
         await services.close()
 
-    app = FastAPI(title="kcc-ivr", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(title="kcc-ivr", version="0.1.0", lifespan=lifespan, max_body_size=MAX_BODY_BYTES)
     app.state.services = services
     app.router.routes.extend(twilio_routes.routes)
     app.add_middleware(twilio_routes.WebhookShortcut)

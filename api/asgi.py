@@ -13,4 +13,5 @@ configure_logging(_settings.log_level)
 app = create_app(_settings)
 # What start-up made (modules, the flows, the app) lives as long as the process: keep it out of
 # the collector's full passes, which otherwise held up every request in flight for up to 0.1 s.
+gc.collect()  # what start-up left as garbage goes now, not frozen for the process' life
 gc.freeze()

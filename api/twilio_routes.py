@@ -41,6 +41,18 @@ def webhook(path: str) -> Callable[[Handler], Handler]:
     return register
 
 
+# Twilio's webhook forms are a few kilobytes; the signature is checked only after the body is
+# read, so an unsigned client must not get to make us buffer more than this.
+MAX_WEBHOOK_BYTES = 64 * 1024
+
+
+def _declared_length(scope: Scope) -> int:
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            return int(value) if value.isdigit() else MAX_WEBHOOK_BYTES + 1
+    return 0  # chunked: the app's own body limit applies
+
+
 class WebhookShortcut:
     """ASGI middleware: a POST to a webhook goes straight to its endpoint.
 
@@ -59,6 +71,9 @@ class WebhookShortcut:
         if scope["type"] == "http" and scope["method"] == "POST" and not scope.get("root_path"):
             endpoint = self._endpoints.get(scope["path"])
             if endpoint is not None:
+                if _declared_length(scope) > MAX_WEBHOOK_BYTES:  # not Twilio: never buffered
+                    await PlainTextResponse("too large", 413)(scope, receive, send)
+                    return
                 response = await endpoint(Request(scope, receive, send))
                 await response(scope, receive, send)
                 return

@@ -79,6 +79,13 @@ def _prompts(flow: Flow) -> Iterator[Finding]:
                 path = _path("prompts", prompt_id, language)
                 yield path, f"prompts.{prompt_id}.{language}: {language!r} is not in languages"
         for language, text in texts.items():
+            bad = _unspeakable(text)
+            if bad is not None:
+                yield (
+                    _path("prompts", prompt_id, language),
+                    f"prompts.{prompt_id}.{language}: contains U+{ord(bad):04X}, a control or "
+                    "surrogate character that cannot be spoken or written in TwiML",
+                )
             if not _formats(text, PLACEHOLDERS.get(prompt_id, set())):
                 path = _path("prompts", prompt_id, language)
                 allowed = ", ".join(
@@ -128,6 +135,15 @@ def _formats(text: str, allowed: set[str]) -> bool:
     except (ValueError, KeyError, IndexError, AttributeError):
         return False
     return True
+
+
+def _unspeakable(text: str) -> str | None:
+    """The first character XML 1.0 cannot carry (TwiML is XML), if any."""
+    for char in text:
+        code = ord(char)
+        if (code < 0x20 and char not in "\t\n\r") or 0xD800 <= code <= 0xDFFF or code >= 0xFFFE:
+            return char
+    return None
 
 
 def _products(flow: Flow) -> Iterator[Finding]:

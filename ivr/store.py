@@ -10,17 +10,19 @@ adviser) can run in the same script (`then`): one round trip, and nothing in bet
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
 from redis.asyncio import Redis
 
-from ivr.sealing import Sealer
+from ivr.sealing import SealBroken, Sealer
 from ivr.session import CallSession
 from routing import keys
 from routing.scripts import Refused, ScriptChain, ScriptStep
 
 NEW_CALL = -1
+log = logging.getLogger(__name__)
 
 
 class StaleFlow(Exception):
@@ -133,7 +135,11 @@ class SessionStore:
             _END, keys=[keys.session(call_sid), keys.ended(call_sid)], args=[keys.ENDED_TTL]
         )
         done = await self._chain.run([end, *then])
-        return self._open(done[0]), done[1:]
+        try:
+            return self._open(done[0]), done[1:]
+        except SealBroken:  # another secret key, or tampered with: still clean up the rest
+            log.error("a finished call's session could not be opened")
+            return None, done[1:]
 
     async def has_ended(self, call_sid: str) -> bool:
         return bool(await self._redis.exists(keys.ended(call_sid)))

@@ -242,3 +242,16 @@ def test_one_broken_target_is_one_problem_not_everything_behind_it() -> None:
     text = _edit("    next: opening_hours", "    next: opening_hourz")
     _, problems = check_flow_text(text, "draft.yaml")
     assert [p.message for p in problems] == ["nodes.welcome.next: unknown target 'opening_hourz'"]
+
+
+def test_a_prompt_with_a_character_twiml_cannot_carry_is_refused_at_its_line() -> None:
+    text = _edit(
+        'nl: "Welkom bij Justis, de screeningsautoriteit."',
+        'nl: "Welkom bij Justis\\ud800, de screeningsautoriteit."',
+    )
+    _, problems = check_flow_text(text, "draft.yaml")
+    assert [p.message for p in problems] == [
+        "prompts.welcome.nl: contains U+D800, a control or surrogate character that cannot be "
+        "spoken or written in TwiML"
+    ]
+    assert problems[0].line == text[: text.index("Welkom bij Justis\\ud800")].count("\n") + 1

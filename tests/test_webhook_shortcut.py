@@ -1,5 +1,5 @@
 """Webhooks skip the app's inner layers (api/twilio_routes.py WebhookShortcut); what the app
-guarantees around them must hold all the same."""
+guarantees around them must hold all the same: TwiML on any error, size limits, clean-up."""
 
 from __future__ import annotations
 
@@ -7,12 +7,15 @@ import xml.etree.ElementTree as ET
 
 import httpx
 import pytest
+import redis.asyncio as aioredis
 from fastapi import FastAPI
 from fastapi.requests import Request
 
 from api import twilio_routes
+from api.phone import Phone
 from ivr.fallback import LAST_RESORT
-from tests.conftest import PUBLIC_URL
+from routing import keys
+from tests.conftest import AUTH_TOKEN, PUBLIC_URL
 
 
 async def test_an_unexpected_error_in_a_webhook_still_answers_the_last_resort_twiml(
@@ -37,3 +40,34 @@ async def test_other_methods_and_unknown_webhooks_still_go_to_the_router(
     assert (await http.get("/twilio/voice")).status_code == 405
     assert (await http.post("/twilio/nothing-here", data={"CallSid": "CA1"})).status_code == 404
     assert (await http.post("/twilio/voice", data={"CallSid": "CA1"})).status_code == 403
+
+
+async def test_an_oversized_request_is_refused_before_it_is_buffered(
+    http: httpx.AsyncClient,
+) -> None:
+    huge_form = {"CallSid": "CA1", "Digits": "1" * (70 * 1024)}
+    assert (await http.post("/twilio/voice", data=huge_form)).status_code == 413
+    # Everything else has the app's limit: a draft flow may be large, not unbounded.
+    body = b'{"text": "' + b"x" * (3 * 1024 * 1024) + b'"}'
+    headers = {"Content-Type": "application/json"}
+    response = await http.post("/api/flows/validate", content=body, headers=headers)
+    assert response.status_code == 413
+
+
+async def test_a_hang_up_whose_session_cannot_be_opened_still_leaves_the_queue(
+    app: FastAPI, http: httpx.AsyncClient, redis_client: aioredis.Redis
+) -> None:
+    """A session sealed with another key (or tampered with): the call still leaves the line."""
+    caller = Phone(http, public_url=PUBLIC_URL, auth_token=AUTH_TOKEN)
+    await caller.dial()
+    await caller.press("2")
+    turn = await caller.press("#")
+    assert turn.queue == "kcc-vog_rp"
+    queue = app.state.services.queue
+    assert [e.call_sid for e in await queue.waiting()] == [caller.call_sid]
+    await redis_client.hset(keys.session(caller.call_sid), "data", "2.not-a-sealed-session")
+
+    response = await caller.hang_up()
+
+    assert response.status_code == 200
+    assert await queue.waiting() == []

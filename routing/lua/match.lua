@@ -22,11 +22,13 @@ for _ = 1, rounds do
   local call = redis.call('ZRANGE', queue, 0, 0)[1]
   local adviser = redis.call('ZRANGE', prefix .. 'available:' .. best_product, 0, 0)[1]
   local adviser_key = prefix .. 'adviser:' .. adviser
+  -- The one call that can fail (a damaged counter) comes before any change: a script error
+  -- keeps the writes made before it, and must not leave a call or adviser out of every set.
+  local id = tostring(redis.call('INCR', prefix .. 'offer-seq'))
   redis.call('ZREM', queue, call)
   for skill in string.gmatch(redis.call('HGET', adviser_key, 'skills') or '', '[^,]+') do
     redis.call('ZREM', prefix .. 'available:' .. skill, adviser)
   end
-  local id = tostring(redis.call('INCR', prefix .. 'offer-seq'))
   redis.call('EXPIRE', prefix .. 'offer-seq', ttl)
   local offer = prefix .. 'offer:' .. id
   redis.call('HSET', offer, 'call_sid', call, 'adviser', adviser, 'product', best_product,

@@ -9,9 +9,10 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from functools import partial
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, Executable
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import JSON, Column, Field, SQLModel
 
 log = logging.getLogger(__name__)
@@ -47,22 +48,29 @@ class SqlCallRecorder:
         self._engine = engine
 
     def record_many(self, records: list[CallRecord]) -> None:
-        """Write new records; a call recorded before (a repeated status callback) is skipped.
+        """Write new records; a call recorded before (a repeated status callback, or another
+        instance at the same moment) is skipped by the database, without losing the batch.
 
         One multi-row INSERT (SQLAlchemy Core): the ORM's unit of work cost several times the
         database's own time, in the thread that shares the GIL with the webhooks.
         """
         unique = {record.call_sid: record for record in records}
         table = CallRecord.__table__  # type: ignore[attr-defined]
+        statement = _insert_new(self._engine.dialect.name, table)
         with self._engine.begin() as connection:
-            query = select(table.c.call_sid).where(table.c.call_sid.in_(unique))
-            for known in connection.execute(query).scalars():
-                unique.pop(known, None)
-            if unique:
-                connection.execute(insert(table), [_row(record) for record in unique.values()])
+            connection.execute(statement, [_row(record) for record in unique.values()])
 
 
 _COLUMNS = [name for name in CallRecord.model_fields if name != "id"]
+
+
+def _insert_new(dialect: str, table: Any) -> Executable:
+    """INSERT that skips rows whose call_sid is there already (both databases we run on)."""
+    if dialect == "sqlite":
+        return sqlite.insert(table).on_conflict_do_nothing(index_elements=["call_sid"])
+    if dialect == "postgresql":
+        return postgresql.insert(table).on_conflict_do_nothing(index_elements=["call_sid"])
+    raise RuntimeError(f"call records need SQLite or PostgreSQL, not {dialect}")
 
 
 def _row(record: CallRecord) -> dict[str, object]:

@@ -205,8 +205,8 @@ class DirectBackend:
         return self._admin.flows.name
 
     async def _live_number(self) -> int | None:
-        live = await self._sync(self._admin.flow_versions.live, self._admin.flows.name)
-        return live.number if live else None
+        pointer = await self._sync(self._admin.flow_versions.live_pointer, self._admin.flows.name)
+        return pointer.number if pointer else None
 
     async def history(self) -> list[VersionInfo]:
         versions = self._admin.flow_versions

@@ -95,7 +95,12 @@ def live_flow(
     Raises flows.errors.FlowInvalid when the database is empty and the file invalid.
     """
     names = versions.flows()
-    if not names:
+    if names:
+        try:
+            text: str | None = read_flow_text(path)
+        except FlowInvalid:  # unreadable: the database has what callers need
+            text = None
+    else:
         text = read_flow_text(path)
         flow = parse_flow(text, str(path))
         with contextlib.suppress(AlreadyLive):  # another instance seeded it at the same moment
@@ -103,16 +108,12 @@ def live_flow(
                 flow.name, text, author="system", comment=f"first version, from {path.name}", at=at
             )
         names = [flow.name]
-    named = _flow_name(path)
+    named = _flow_name(text) if text is not None else None
     name = named if named in names else names[0]
     pointer = versions.live_pointer(name)
     assert pointer is not None  # `flows()` lists the flows that have one
     stored = versions.get(name, pointer.number)
-    try:
-        file_digest: str | None = flow_digest(read_flow_text(path))
-    except FlowInvalid:  # unreadable: the database has what callers need
-        file_digest = None
-    if named != name or file_digest != stored.digest:
+    if named != name or text is None or flow_digest(text) != stored.digest:
         log.warning(
             "the flow file is not the live version; publish it to use it",
             extra={"flow": name, "file": str(path), "live_version": pointer.number},
@@ -120,11 +121,11 @@ def live_flow(
     return load_version(stored), pointer
 
 
-def _flow_name(path: Path) -> str | None:
-    """The `name:` of a flow file, even of a broken one; None when there is none to read."""
+def _flow_name(text: str) -> str | None:
+    """The `name:` of a flow document, even of a broken one; None when there is none to read."""
     try:
-        data = read_yaml(read_flow_text(path)).data
-    except (FlowInvalid, YamlSyntaxError):
+        data = read_yaml(text).data
+    except YamlSyntaxError:
         return None
     name = data.get("name") if isinstance(data, dict) else None
     return name if isinstance(name, str) else None

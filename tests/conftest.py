@@ -47,7 +47,7 @@ REDIS_UP = _reachable("127.0.0.1", 6379)
 POSTGRES_UP = _reachable("127.0.0.1", 5432)
 
 
-def _missing(service: str) -> None:
+def missing_service(service: str) -> None:
     """In CI a missing server is a failure; on a laptop the embedded fallback is used."""
     if IN_CI:
         pytest.fail(f"CI=true but {service} is not reachable: start it (see .ci/run)")
@@ -59,7 +59,7 @@ async def redis_client() -> AsyncIterator[aioredis.Redis]:
     if REDIS_UP:
         client: aioredis.Redis = aioredis.from_url(REDIS_URL, decode_responses=True)
     else:
-        _missing("Redis on 127.0.0.1:6379")
+        missing_service("Redis on 127.0.0.1:6379")
         client = FakeAsyncRedis(decode_responses=True)
     await client.flushdb()
     yield client
@@ -70,7 +70,7 @@ async def redis_client() -> AsyncIterator[aioredis.Redis]:
 def _engine_for(kind: str, tmp_path_factory: pytest.TempPathFactory) -> Engine:
     if kind == "postgresql":
         if not POSTGRES_UP:
-            _missing("PostgreSQL on 127.0.0.1:5432")
+            missing_service("PostgreSQL on 127.0.0.1:5432")
             pytest.skip("PostgreSQL is not running here (it is in CI)")
         engine = create_engine(POSTGRES_URL)
         SQLModel.metadata.drop_all(engine)

@@ -34,6 +34,7 @@ from ivr.twiml import RoutingUrls
 from ivr.verification import GuardPolicy, IdentityVerifier
 from routing.board import AdviserBoard
 from routing.events import EventBus
+from routing.pipelined_redis import PipelinedRedis
 from routing.queue import CallQueue
 from routing.router import Router
 from routing.telephony import RecordingTelephony, Telephony, TwilioTelephony
@@ -75,8 +76,11 @@ def make_redis(url: str | None) -> aioredis.Redis:
         return FakeAsyncRedis(decode_responses=True)  # embedded: one process only
     # Short timeouts: Twilio gives a webhook 15 s in all, and the caller must hear an apology
     # well before that when Redis is unreachable.
-    return aioredis.from_url(
+    # Plain commands share one pipelined connection (routing/pipelined_redis.py), spoken in
+    # RESP2, whose reply shapes the callbacks then follow.
+    return PipelinedRedis.from_url(
         url,
+        protocol=2,
         decode_responses=True,
         socket_timeout=2,
         socket_connect_timeout=2,

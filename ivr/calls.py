@@ -84,7 +84,7 @@ class CallHandler:
         raise RuntimeError("the live flow version kept changing while a call came in")
 
     async def step(self, call_sid: str, seq: int, digits: str | None, timed_out: bool) -> str:
-        session = await self.store.load(call_sid)
+        session = await self.store.load_for_step(call_sid, seq)
         if session is None:
             raise CallNotFound(call_sid)
         if seq != session.seq:  # a retry of a step that was answered already

@@ -22,6 +22,9 @@ from routing import keys
 from routing.scripts import Refused, ScriptChain, ScriptStep
 
 NEW_CALL = -1
+# Calls whose last step this instance answered, kept to answer their next step without reading
+# Redis. Far more than this contact centre ever has in its menus at once; the oldest go first.
+RECENT_SESSIONS = 4096
 log = logging.getLogger(__name__)
 
 
@@ -74,10 +77,22 @@ class SessionStore:
         self._sealer = sealer
         self._ttl = ttl
         self._chain = ScriptChain(redis)
+        self._recent: dict[str, CallSession] = {}  # oldest first
 
     async def load(self, call_sid: str) -> CallSession | None:
         data = await self._redis.hget(keys.session(call_sid), "data")
         return self._open(data)
+
+    async def load_for_step(self, call_sid: str, seq: int) -> CallSession | None:
+        """The session to answer step `seq` from. When this instance committed the step before,
+        its copy is used without a read: it is exactly what Redis holds unless another instance
+        moved the call on since, and then the commit's compare-and-set refuses it (the caller
+        gets the stored reply, as for any retry). The copy is taken, not shared: the step
+        changes it, and only a successful commit keeps it again."""
+        recent = self._recent.pop(call_sid, None)
+        if recent is not None and recent.seq == seq:
+            return recent
+        return await self.load(call_sid)
 
     def _open(self, data: Any) -> CallSession | None:
         return CallSession.model_validate_json(self._sealer.open(str(data))) if data else None
@@ -120,7 +135,15 @@ class SessionStore:
             if refused.code == 0:
                 return None
             raise StaleFlow(pointer_lost=refused.code == -2) from None
+        self._remember(session)
         return done[1:]
+
+    def _remember(self, session: CallSession) -> None:
+        recent = self._recent
+        recent.pop(session.call_sid, None)
+        recent[session.call_sid] = session
+        if len(recent) > RECENT_SESSIONS:
+            del recent[next(iter(recent))]
 
     async def reply(self, call_sid: str, seq: int) -> str | None:
         value = await self._redis.get(keys.reply(call_sid, seq))
@@ -131,6 +154,7 @@ class SessionStore:
     ) -> tuple[CallSession | None, list[Any]]:
         """Forget a finished call: what was known about it, and what each of `then` returned
         (read in the same script, right after the ended marker was set)."""
+        self._recent.pop(call_sid, None)
         end = ScriptStep(
             _END, keys=[keys.session(call_sid), keys.ended(call_sid)], args=[keys.ENDED_TTL]
         )

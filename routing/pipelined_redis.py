@@ -79,6 +79,7 @@ class _Line(asyncio.Protocol):
         self._timeout = timeout
         self._transport: asyncio.Transport | None = None
         self._watchdog: asyncio.TimerHandle | None = None
+        self._outgoing: list[bytes] = []  # commands of this turn of the loop, sent together
         self.closed = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -107,8 +108,18 @@ class _Line(asyncio.Protocol):
         future = self.loop.create_future()
         deadline = time.monotonic() + self._timeout if self._timeout is not None else 0.0
         self._waiting.append((future, deadline))
-        self._transport.write(packed)
+        if not self._outgoing:
+            self.loop.call_soon(self._write)
+        self._outgoing.append(packed)
         return future
+
+    def _write(self) -> None:
+        # One write (a system call) for all commands sent in a turn of the event loop, however
+        # many webhooks sent them: with dozens of calls in flight that is most of them.
+        data = b"".join(self._outgoing)
+        self._outgoing.clear()
+        if self._transport is not None and not self.closed:
+            self._transport.write(data)
 
     def close(self) -> None:
         self._fail(RedisConnectionError("Connection to Redis closed by the client"))
@@ -125,6 +136,7 @@ class _Line(asyncio.Protocol):
         if self.closed:
             return
         self.closed = True
+        self._outgoing.clear()
         if self._watchdog is not None:
             self._watchdog.cancel()
         if self._transport is not None:

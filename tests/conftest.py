@@ -20,6 +20,7 @@ from sqlmodel import SQLModel, create_engine
 
 from api.app import create_app
 from api.phone import Phone
+from api.services import make_redis
 from api.settings import DEFAULT_FLOW, Settings
 from ivr.clock import FixedClock
 from tests.support.servers import OUTER_PREFIXES
@@ -55,9 +56,10 @@ def missing_service(service: str) -> None:
 
 @pytest.fixture
 async def redis_client() -> AsyncIterator[aioredis.Redis]:
-    """The real Redis (a database of its own, flushed per test), or fakeredis off CI."""
+    """The real Redis (a database of its own, flushed per test) through the client the service
+    uses (routing/pipelined_redis.py), or fakeredis off CI."""
     if REDIS_UP:
-        client: aioredis.Redis = aioredis.from_url(REDIS_URL, decode_responses=True)
+        client: aioredis.Redis = make_redis(REDIS_URL)
     else:
         missing_service("Redis on 127.0.0.1:6379")
         client = FakeAsyncRedis(decode_responses=True)

@@ -183,6 +183,31 @@ async def test_two_instances_share_the_call(make_app: Callable[..., FastAPI]) ->
         assert turn.queue == "kcc-pardon"
 
 
+@needs_shared_redis
+async def test_a_retry_on_the_instance_that_was_overtaken_gets_the_stored_reply(
+    make_app: Callable[..., FastAPI],
+) -> None:
+    """An instance answers a call's next step from its own copy of the session (no read); when
+    another instance has moved the call on meanwhile, that copy is refused, not used."""
+    first, second = make_app(), make_app()
+    async with (
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=first), base_url=PUBLIC_URL) as one,
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=second), base_url=PUBLIC_URL) as two,
+    ):
+        on_one = Phone(one, public_url=PUBLIC_URL, auth_token=AUTH_TOKEN)
+        await on_one.dial()  # the first instance holds the call at the main menu
+        on_two = Phone(two, public_url=PUBLIC_URL, auth_token=AUTH_TOKEN, call_sid=on_one.call_sid)
+        url = on_one.last.gather_url  # type: ignore[union-attr]
+        on_second = await on_two.post(url, {"Digits": "5"})  # pardon, answered by the second
+        # A late duplicate of that step with other keys reaches the first instance: it must not
+        # run the main menu again from its copy, but answer what the second one answered.
+        on_first = await on_one.post(url, {"Digits": "1"})
+        assert on_first.text == on_second.text
+        on_one.last = parse_twiml(on_first.text)
+        turn = await on_one.press("#")
+        assert turn.queue == "kcc-pardon"
+
+
 async def test_status_callback_ends_the_call_and_leaves_the_queue(
     phone: PhoneFactory, redis_client: aioredis.Redis, app: FastAPI
 ) -> None:

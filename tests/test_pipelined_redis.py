@@ -1,0 +1,234 @@
+"""The pipelined Redis client against the real Redis: the same answers as redis-py, many
+commands in flight on one connection, and clear errors when Redis goes away or stops answering."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError, DataError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeout
+
+from api.services import make_redis
+from routing.pipelined_redis import PipelinedRedis
+from routing.resp import pack_command
+from tests.conftest import REDIS_UP, missing_service
+
+URL = "redis://127.0.0.1:6379/11"  # a database of its own: these tests flush it
+
+
+@pytest.fixture
+async def clients() -> AsyncIterator[tuple[aioredis.Redis, aioredis.Redis]]:
+    """The service's client and plain redis-py with its pool, on the same database."""
+    if not REDIS_UP:
+        missing_service("Redis on 127.0.0.1:6379")
+        pytest.skip("the pipelined client speaks to a real Redis server")
+    ours, plain = make_redis(URL), aioredis.from_url(URL, protocol=2, decode_responses=True)
+    assert isinstance(ours, PipelinedRedis)
+    await plain.flushdb()
+    yield ours, plain
+    await plain.flushdb()
+    await ours.aclose()
+    await plain.aclose()
+
+
+def test_commands_are_packed_as_redis_py_packs_them() -> None:
+    assert pack_command(["SET", "k", "é"]) == b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$2\r\n\xc3\xa9\r\n"
+    assert pack_command(["EXPIRE", "k", 30]) == b"*3\r\n$6\r\nEXPIRE\r\n$1\r\nk\r\n$2\r\n30\r\n"
+    assert pack_command(["SCRIPT LOAD", b"x"]) == b"*3\r\n$6\r\nSCRIPT\r\n$4\r\nLOAD\r\n$1\r\nx\r\n"
+    assert pack_command(["ZADD", "z", 1.5, "m"]).count(b"$3\r\n1.5\r\n") == 1
+    with pytest.raises(DataError):
+        pack_command(["SET", "k", True])
+    with pytest.raises(DataError):
+        pack_command(["SET", "k", None])  # type: ignore[list-item]
+
+
+async def test_answers_are_those_of_redis_py(
+    clients: tuple[aioredis.Redis, aioredis.Redis],
+) -> None:
+    ours, plain = clients
+    await plain.hset("h", mapping={"seq": "2", "data": "x"})
+    await plain.sadd("s", "a", "b")
+    await plain.zadd("z", {"first": 1.0, "second": 2.5})
+    await plain.set("k", "waarde é")
+    await plain.rpush("l", "1", "2")
+    reads = [
+        lambda c: c.get("k"),
+        lambda c: c.get("missing"),
+        lambda c: c.hget("h", "seq"),
+        lambda c: c.hgetall("h"),
+        lambda c: c.smembers("s"),
+        lambda c: c.zrange("z", 0, -1, withscores=True),
+        lambda c: c.zrank("z", "second"),
+        lambda c: c.zrangebyscore("z", "-inf", 2),
+        lambda c: c.mget(["k", "missing"]),
+        lambda c: c.exists("k", "h", "missing"),
+        lambda c: c.lrange("l", 0, -1),
+        lambda c: c.ttl("k"),
+        lambda c: c.type("z"),
+        lambda c: c.ping(),
+    ]
+    for read in reads:
+        assert await read(ours) == await read(plain)
+    assert await ours.set("n", "1", nx=True, ex=30) is True
+    assert await ours.set("n", "2", nx=True, ex=30) is None  # as redis-py: None when not set
+    assert await ours.incr("counter") == 1
+    assert await ours.delete("n", "counter") == 2
+
+
+async def test_many_commands_in_flight_each_get_their_own_answer(
+    clients: tuple[aioredis.Redis, aioredis.Redis],
+) -> None:
+    ours, plain = clients
+    await plain.mset({f"key:{i}": f"value {i}" for i in range(500)})
+    answers = await asyncio.gather(*(ours.get(f"key:{i}") for i in range(500)))
+    assert answers == [f"value {i}" for i in range(500)]
+    # One connection for all of them, not a pool's worth.
+    names = [c for c in await plain.client_list() if c.get("name") == "kcc-ivr"]
+    assert len(names) == 1
+
+
+async def test_a_script_reloads_itself_after_redis_forgot_it(
+    clients: tuple[aioredis.Redis, aioredis.Redis],
+) -> None:
+    ours, plain = clients
+    script = ours.register_script("return ARGV[1] .. KEYS[1]")
+    assert await script(keys=["k"], args=["a"]) == "ak"
+    await plain.script_flush()  # a Redis restart or failover forgets every script
+    assert await script(keys=["k"], args=["b"]) == "bk"
+
+
+async def test_an_error_answer_raises_and_the_connection_stays_usable(
+    clients: tuple[aioredis.Redis, aioredis.Redis],
+) -> None:
+    ours, plain = clients
+    await plain.set("text", "not a number")
+    with pytest.raises(ResponseError, match="not an integer"):
+        await ours.incr("text")
+    with pytest.raises(ResponseError):
+        await ours.eval("return redis.call('NOSUCHCOMMAND')", 0)
+    assert await ours.get("text") == "not a number"
+
+
+async def test_a_cancelled_command_does_not_shift_the_answers_of_later_ones(
+    clients: tuple[aioredis.Redis, aioredis.Redis],
+) -> None:
+    ours, plain = clients
+    await plain.set("after", "right answer")
+    # A script that keeps Redis busy for 100 ms: its caller gives up before the answer comes.
+    busy = "local t = redis.call('TIME') local until = t[1] * 1e6 + t[2] + 100000 " + (
+        "repeat t = redis.call('TIME') until t[1] * 1e6 + t[2] >= until return 'slow'"
+    )
+    slow = asyncio.create_task(ours.eval(busy, 0))
+    await asyncio.sleep(0.02)
+    slow.cancel()
+    assert await ours.get("after") == "right answer"
+    assert await ours.eval("return 'next'", 0) == "next"
+
+
+async def test_the_database_and_name_of_the_url_are_used(
+    clients: tuple[aioredis.Redis, aioredis.Redis],
+) -> None:
+    ours, plain = clients
+    await ours.set("where", "database 11")
+    assert await plain.get("where") == "database 11"
+    other = aioredis.from_url("redis://127.0.0.1:6379/0", decode_responses=True)
+    try:
+        listed = [c for c in await other.client_list() if c.get("name") == "kcc-ivr"]
+        assert any(c["db"] == "11" for c in listed)
+    finally:
+        await other.aclose()
+
+
+async def test_pipelines_and_pub_sub_still_work(
+    clients: tuple[aioredis.Redis, aioredis.Redis],
+) -> None:
+    ours, _ = clients
+    async with ours.pipeline(transaction=True) as pipe:
+        pipe.set("a", "1").incr("a").get("a")
+        assert await pipe.execute() == [True, 2, "2"]
+    pubsub = ours.pubsub()
+    await pubsub.subscribe("news")
+    try:
+        await ours.publish("news", "hello")
+        message = None
+        for _ in range(50):
+            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.1)
+            if message:
+                break
+        assert message is not None and message["data"] == "hello"
+    finally:
+        await pubsub.aclose()
+
+
+async def test_after_a_lost_connection_the_next_command_connects_again(
+    clients: tuple[aioredis.Redis, aioredis.Redis],
+) -> None:
+    ours, plain = clients
+    await ours.set("k", "before")
+    killed = await plain.client_kill_filter(_type="normal", skipme=True)
+    assert killed >= 1
+    await asyncio.sleep(0.05)
+    assert await ours.get("k") == "before"
+
+
+async def test_nothing_listening_is_a_connection_error_at_once() -> None:
+    client = make_redis("redis://127.0.0.1:1/0")
+    try:
+        started = time.monotonic()
+        with pytest.raises(ConnectionError):
+            await client.get("k")
+        assert time.monotonic() - started < 2
+    finally:
+        await client.aclose()
+
+
+@contextlib.asynccontextmanager
+async def _silent_server(close_after_reading: bool) -> AsyncIterator[int]:
+    """A server (its port) that reads commands and never answers, or hangs up once it has one."""
+    writers: list[asyncio.StreamWriter] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writers.append(writer)
+        await reader.read(1024)
+        if close_after_reading:
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        server.close()
+        for writer in writers:
+            writer.close()
+        await server.wait_closed()
+
+
+async def test_a_redis_that_stops_answering_is_a_timeout_not_a_hang() -> None:
+    async with _silent_server(close_after_reading=False) as port:
+        client = PipelinedRedis.from_url(
+            f"redis://127.0.0.1:{port}/0", protocol=2, decode_responses=True, socket_timeout=0.4
+        )
+        try:
+            started = time.monotonic()
+            with pytest.raises(RedisTimeout):  # redis-py's, not the test's own limit of 5 s
+                await asyncio.wait_for(asyncio.gather(client.get("a"), client.get("b")), 5)
+            assert time.monotonic() - started < 1.5
+        finally:
+            await client.aclose()
+
+
+async def test_a_connection_closed_mid_command_is_a_connection_error() -> None:
+    async with _silent_server(close_after_reading=True) as port:
+        client = PipelinedRedis.from_url(
+            f"redis://127.0.0.1:{port}/0", protocol=2, decode_responses=True, socket_timeout=5
+        )
+        try:
+            with pytest.raises(ConnectionError):
+                await client.get("a")
+        finally:
+            await client.aclose()

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
 
 from fastapi import HTTPException, Request
 from fastapi.responses import PlainTextResponse, Response
+from prometheus_client import Counter, Histogram
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.metrics import FALLBACKS, WEBHOOK_SECONDS, WEBHOOKS
 from api.services import Services
-from api.twilio_signature import verified_form
+from api.twilio_signature import parse_form, verified_form
 from ivr import fallback
 from ivr.twiml import CallUrls, back_to_hold, empty
 
@@ -85,6 +87,27 @@ XML = "application/xml"
 WEBHOOK_BUDGET_SECONDS = 8.0
 
 
+# A metric's labelled child, looked up once per label set: `labels()` is not free per webhook.
+@functools.cache
+def _answered(route: str, outcome: str) -> Counter:
+    return WEBHOOKS.labels(route=route, outcome=outcome)
+
+
+@functools.cache
+def _answer_seconds(route: str) -> Histogram:
+    return WEBHOOK_SECONDS.labels(route=route)
+
+
+def _query(request: Request) -> dict[str, str]:
+    """The query string's parameters (seq, lang, offer...), parsed once per request, and more
+    cheaply than Starlette's QueryParams (same meaning: the last of a repeated name wins)."""
+    scope = request.scope
+    query: dict[str, str] | None = scope.get("kcc.query")
+    if query is None:
+        query = scope["kcc.query"] = parse_form(scope["query_string"].decode("latin-1"))
+    return query
+
+
 def _services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
@@ -117,8 +140,8 @@ async def _answer(
                 base_url=services.settings.public_base,
             )
         outcome = "fallback"
-    WEBHOOKS.labels(route=route, outcome=outcome).inc()
-    WEBHOOK_SECONDS.labels(route=route).observe(time.perf_counter() - started)
+    _answered(route, outcome).inc()
+    _answer_seconds(route).observe(time.perf_counter() - started)
     return Response(twiml, media_type=XML)
 
 
@@ -131,9 +154,9 @@ async def incoming_call(request: Request, form: Form) -> Response:
 
 @webhook("/step")
 async def step(request: Request, form: Form) -> Response:
-    seq = request.query_params.get("seq", "")
-    lang = request.query_params.get("lang") or None
-    event = request.query_params.get("event")
+    seq = _query(request).get("seq", "")
+    lang = _query(request).get("lang") or None
+    event = _query(request).get("event")
     calls = _services(request).calls
     # Parsed here, leniently: a bad query string must still get TwiML, never a 422.
     step_number = int(seq) if seq.isdigit() else -1
@@ -145,7 +168,7 @@ async def step(request: Request, form: Form) -> Response:
 
 @webhook("/wait")
 async def wait(request: Request, form: Form) -> Response:
-    lang = request.query_params.get("lang") or None
+    lang = _query(request).get("lang") or None
     calls = _services(request).calls
     position = form.get("QueuePosition", "")
     twilio_position = int(position) if position.isdigit() else None
@@ -162,7 +185,7 @@ async def wait(request: Request, form: Form) -> Response:
 
 @webhook("/queue-result")
 async def queue_result(request: Request, form: Form) -> Response:
-    lang = request.query_params.get("lang") or None
+    lang = _query(request).get("lang") or None
     calls = _services(request).calls
     result = form.get("QueueResult", "")
     work = calls.queue_result(form.get("CallSid", ""), lang or "", result)
@@ -187,7 +210,7 @@ async def call_status(request: Request, form: Form) -> Response:
 @webhook("/connect")
 async def connect(request: Request, form: Form) -> Response:
     """Routing moved the caller here (REST redirect): ring the adviser."""
-    offer = request.query_params.get("offer", "")
+    offer = _query(request).get("offer", "")
     calls = _services(request).calls
     work = calls.connect(form.get("CallSid", ""), offer)
     return await _answer(request, "connect", None, work)
@@ -196,7 +219,7 @@ async def connect(request: Request, form: Form) -> Response:
 @webhook("/offer-answered")
 async def offer_answered(request: Request, form: Form) -> Response:
     """Status callback of the adviser's leg: answered means the two are connected."""
-    offer = request.query_params.get("offer", "")
+    offer = _query(request).get("offer", "")
     calls = _services(request).calls
     try:
         if form.get("CallStatus", "") in ("in-progress", "answered"):
@@ -209,8 +232,8 @@ async def offer_answered(request: Request, form: Form) -> Response:
 @webhook("/dial-result")
 async def dial_result(request: Request, form: Form) -> Response:
     """The <Dial> to the adviser ended: after a conversation, goodbye; else back in line."""
-    offer = request.query_params.get("offer", "")
-    lang = request.query_params.get("lang") or None
+    offer = _query(request).get("offer", "")
+    lang = _query(request).get("lang") or None
     calls = _services(request).calls
     work = calls.dial_result(form.get("CallSid", ""), offer, form.get("DialCallStatus", ""))
     return await _answer(request, "dial-result", lang, work)
@@ -219,7 +242,7 @@ async def dial_result(request: Request, form: Form) -> Response:
 @webhook("/callback-choice")
 async def callback_choice(request: Request, form: Form) -> Response:
     """The caller's key in the waitUrl's callback offer."""
-    lang = request.query_params.get("lang") or None
+    lang = _query(request).get("lang") or None
     calls = _services(request).calls
     urls = CallUrls(_services(request).settings.public_base, lang or "")
     work = calls.callback_choice(form.get("CallSid", ""), lang or "", form.get("Digits"))

@@ -12,12 +12,13 @@ Key names still come from routing/keys.py: the steps are built by the owners of 
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.commands.core import AsyncScript
+from redis.exceptions import NoScriptError
 
 
 class Refused(Exception):
@@ -64,18 +65,24 @@ def chain_lua(bodies: Sequence[str]) -> str:
 
 
 class ScriptChain:
-    """Runs steps as one script; the script of each combination is registered once."""
+    """Runs steps as one script; the script of each combination is loaded once.
+
+    EVALSHA directly rather than redis-py's registered scripts: those check on every call
+    whether they were given a pipeline, an isinstance against a Protocol (slow). After a Redis
+    restart forgot the script, it is loaded again.
+    """
 
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
-        self._scripts: dict[tuple[str, ...], AsyncScript] = {}
+        self._scripts: dict[tuple[str, ...], tuple[str, str]] = {}  # bodies: (lua, sha1)
 
     async def run(self, steps: Sequence[ScriptStep]) -> list[Any]:
         """Each step's result, in order. Raises Refused when the first step refused."""
         bodies = tuple(step.lua for step in steps)
         script = self._scripts.get(bodies)
         if script is None:
-            script = self._scripts[bodies] = self._redis.register_script(chain_lua(bodies))
+            lua = chain_lua(bodies)
+            script = self._scripts[bodies] = (lua, hashlib.sha1(lua.encode()).hexdigest())
         counts: list[str | int | float] = []
         keys: list[str] = []
         args: list[str | int | float] = []
@@ -83,7 +90,13 @@ class ScriptChain:
             counts += [len(step.keys), len(step.args)]
             keys += step.keys
             args += step.args
-        results = list(await script(keys=keys, args=[*counts, *args]))
+        lua, sha = script
+        try:
+            reply = await self._redis.evalsha(sha, len(keys), *keys, *counts, *args)
+        except NoScriptError:
+            await self._redis.script_load(lua)
+            reply = await self._redis.evalsha(sha, len(keys), *keys, *counts, *args)
+        results = list(reply)
         if len(results) == 2 and results[0] == "refused":
             raise Refused(int(results[1]))
         return results

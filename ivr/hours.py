@@ -118,6 +118,12 @@ def _holiday_names(country: str, year: int, language: str | None) -> Mapping[dat
     return MappingProxyType({day: tuple(table.get_list(day)) for day in table})
 
 
+WINDOWS_KEPT = 64  # days whose opening window is kept (is_open); a call asks about today
+
+
+WINDOWS_KEPT = 64  # days whose opening window is_open keeps; calls ask about today
+
+
 class OpeningHours:
     """Answers "are we open?" for one flow calendar."""
 
@@ -128,6 +134,9 @@ class OpeningHours:
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown timezone {calendar.timezone!r}") from None
         self._holidays = calendar.public_holidays
+        # Every webhook asks whether it is open: a day's hours are worked out once (the
+        # calendar of a flow version never changes), and the few days asked about are kept.
+        self._windows: dict[date, tuple[datetime, datetime] | None] = {}
         self._english: str | None = None
         self._name_languages: dict[str, str | None] = {}
         if self._holidays is not None:
@@ -168,9 +177,23 @@ class OpeningHours:
         return DayPlan(day, hours, "weekly", None, None)
 
     def is_open(self, at: datetime) -> bool:
-        local = self._localise(at)
-        plan = self.day_plan(local.date())
-        return plan.hours is not None and self._within(local, plan.day, plan.hours)
+        day = self._localise(at).date()
+        if day in self._windows:
+            window = self._windows[day]
+        else:
+            window = self._window(day)
+            if len(self._windows) >= WINDOWS_KEPT:
+                self._windows.clear()
+            self._windows[day] = window
+        return window is not None and window[0] <= at.astimezone(UTC) < window[1]
+
+    def _window(self, day: date) -> tuple[datetime, datetime] | None:
+        """When local date `day` opens and closes, in UTC; None when closed all day."""
+        hours = self.day_plan(day).hours
+        if hours is None:
+            return None
+        opens = self._moment(day, hours.opens).astimezone(UTC)
+        return opens, self._moment(day, hours.closes).astimezone(UTC)
 
     def status(self, at: datetime) -> HoursStatus:
         """Open or closed at `at` (timezone-aware), and what to tell the caller.

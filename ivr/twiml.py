@@ -10,7 +10,7 @@ escaped as ElementTree escapes them.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from urllib.parse import urlencode
+from urllib.parse import quote_plus, urlencode
 
 from ivr.turn import AskKeys, HangUp, JoinQueue, Say, Turn
 
@@ -74,7 +74,7 @@ class CallUrls:
     seq: int = 0
 
     def _url(self, path: str, **query: str | int) -> str:
-        return f"{self.base}{path}?{urlencode(query)}"
+        return f"{self.base}{path}?{_query_string(query)}"
 
     def step(self) -> str:
         return self._url("/twilio/step", seq=self.seq, lang=self.language)
@@ -96,6 +96,18 @@ class CallUrls:
 
     def offer_answered(self, offer_id: str) -> str:
         return self._url("/twilio/offer-answered", offer=offer_id)
+
+
+def _query_string(query: dict[str, str | int]) -> str:
+    """As urlencode(query), without its per-value quoting where a value needs none (digits, a
+    language code, an offer id): every answer carries a few of these."""
+    parts = []
+    for name, value in query.items():
+        text = str(value)
+        if not (text.isascii() and text.isalnum()):
+            text = quote_plus(text)
+        parts.append(f"{name}={text}")
+    return "&".join(parts)
 
 
 @dataclass(frozen=True)

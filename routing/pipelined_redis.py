@@ -91,7 +91,14 @@ class _Line(asyncio.Protocol):
         reader = self._reader
         reader.feed(data)
         waiting = self._waiting
-        while (reply := reader.gets()) is not False:
+        while True:
+            try:
+                reply = reader.gets()
+            except Exception as error:  # not RESP, or text that is not UTF-8: out of step
+                self._fail(RedisConnectionError(f"unreadable reply from Redis: {error}"))
+                return
+            if reply is False:
+                return
             if not waiting:  # Redis said something nobody asked for: the line is out of step
                 self._fail(RedisConnectionError("Redis sent a reply nobody was waiting for"))
                 return
@@ -200,6 +207,8 @@ class PipelinedRedis(Redis):
         try:
             line = await self._open(loop)
         except BaseException as error:
+            if isinstance(error, asyncio.CancelledError):  # only this caller was cancelled
+                error = RedisConnectionError("connecting to Redis was interrupted")
             self._connecting.set_exception(error)
             self._connecting.exception()  # retrieved: waiters re-raise it themselves
             self._connecting = None

@@ -26,6 +26,7 @@ import hiredis
 from redis.asyncio import Redis
 from redis.asyncio.connection import Connection
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.typing import EncodableT
 
@@ -65,6 +66,12 @@ _POOL_ONLY = frozenset(
         "CLIENT",
         "DEBUG",
         "SHUTDOWN",
+        "UNSUBSCRIBE",  # these answer once per channel
+        "PUNSUBSCRIBE",
+        "SUNSUBSCRIBE",
+        "SYNC",
+        "PSYNC",
+        "HIMPORT",  # redis-py 8's import sessions are per-connection state
     }
 )
 
@@ -72,9 +79,18 @@ _POOL_ONLY = frozenset(
 class _Line(asyncio.Protocol):
     """One TCP connection; replies are handed to waiting commands in the order sent."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, *, decode: bool, timeout: float | None):
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        encoding: str | None,
+        errors: str,
+        timeout: float | None,
+    ):
         self.loop = loop
-        self._reader = hiredis.Reader(encoding="utf-8") if decode else hiredis.Reader()
+        self._reader = (
+            hiredis.Reader(encoding=encoding, errors=errors) if encoding else hiredis.Reader()
+        )
         self._waiting: deque[tuple[asyncio.Future[Any], float]] = deque()
         self._timeout = timeout
         self._transport: asyncio.Transport | None = None
@@ -94,7 +110,9 @@ class _Line(asyncio.Protocol):
         while True:
             try:
                 reply = reader.gets()
-            except Exception as error:  # not RESP, or text that is not UTF-8: out of step
+            except UnicodeDecodeError as error:  # hiredis consumed the reply: only its reader fails
+                reply = error
+            except Exception as error:  # not RESP: the line is out of step
                 self._fail(RedisConnectionError(f"unreadable reply from Redis: {error}"))
                 return
             if reply is False:
@@ -103,7 +121,11 @@ class _Line(asyncio.Protocol):
                 self._fail(RedisConnectionError("Redis sent a reply nobody was waiting for"))
                 return
             future, _ = waiting.popleft()
-            if not future.done():  # its caller may have been cancelled meanwhile
+            if future.done():  # its caller was cancelled meanwhile
+                continue
+            if isinstance(reply, UnicodeDecodeError):
+                future.set_exception(reply)
+            else:
                 future.set_result(reply)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -170,6 +192,7 @@ class PipelinedRedis(Redis):
         ) in {"2", "None"}
         self._line: _Line | None = None
         self._connecting: asyncio.Future[_Line] | None = None
+        self._closes = 0  # aclose() calls: a connect that finishes after one closes its line
 
     async def execute_command(self, *args: EncodableT, **options: Any) -> Any:
         name = str(args[0]).upper()
@@ -177,12 +200,15 @@ class PipelinedRedis(Redis):
             return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
         line = self._line
         if line is None or line.closed or line.loop is not asyncio.get_running_loop():
+            if line is not None and not line.closed and not line.loop.is_closed():
+                line.close()  # made in another event loop (tests); it cannot serve this one
             line = await self._connect()
         reply = await line.send(pack_command(args))
         if isinstance(reply, hiredis.ReplyError):
-            if EMPTY_RESPONSE in options:
+            error = parse_error(str(reply))
+            if EMPTY_RESPONSE in options and isinstance(error, ResponseError):
                 return options[EMPTY_RESPONSE]
-            raise parse_error(str(reply))
+            raise error
         options.pop(EMPTY_RESPONSE, None)
         options.pop("keys", None)
         callback = self.response_callbacks.get(name)
@@ -192,6 +218,7 @@ class PipelinedRedis(Redis):
         return await result if inspect.isawaitable(result) else result
 
     async def aclose(self, close_connection_pool: bool | None = None) -> None:
+        self._closes += 1
         if self._line is not None:
             self._line.close()
             self._line = None
@@ -204,8 +231,12 @@ class PipelinedRedis(Redis):
         if pending is not None and pending.get_loop() is loop and not pending.done():
             return await asyncio.shield(pending)
         self._connecting = loop.create_future()
+        closes = self._closes
         try:
             line = await self._open(loop)
+            if self._closes != closes:
+                line.close()
+                raise RedisConnectionError("the Redis client was closed while connecting")
         except BaseException as error:
             if isinstance(error, asyncio.CancelledError):  # only this caller was cancelled
                 error = RedisConnectionError("connecting to Redis was interrupted")
@@ -221,17 +252,31 @@ class PipelinedRedis(Redis):
     async def _open(self, loop: asyncio.AbstractEventLoop) -> _Line:
         settings = self.connection_pool.connection_kwargs
         decode = bool(settings.get("decode_responses", False))
-        line = _Line(loop, decode=decode, timeout=settings.get("socket_timeout"))
+        line = _Line(
+            loop,
+            encoding=settings.get("encoding", "utf-8") if decode else None,
+            errors=settings.get("encoding_errors", "strict"),
+            timeout=settings.get("socket_timeout"),
+        )
         host, port = settings.get("host", "localhost"), int(settings.get("port", 6379))
         try:
-            await asyncio.wait_for(
-                loop.create_connection(lambda: line, host, port),
-                settings.get("socket_connect_timeout"),
-            )
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
+            # arrives as the connection completes.
+            async with asyncio.timeout(settings.get("socket_connect_timeout")):
+                await loop.create_connection(lambda: line, host, port)
         except (OSError, TimeoutError) as error:
             raise RedisConnectionError(
                 f"Error connecting to Redis at {host}:{port}: {error}"
             ) from None
+        try:
+            await self._set_up(line, settings)
+        except BaseException:  # refused, or the caller was cancelled: no half-made line is left
+            line.close()
+            raise
+        return line
+
+    async def _set_up(self, line: _Line, settings: dict[str, Any]) -> None:
+        """AUTH, SELECT and CLIENT SETNAME, as redis-py's connections do."""
         setup: list[tuple[EncodableT, ...]] = []
         password, username = settings.get("password"), settings.get("username")
         if password:
@@ -243,6 +288,4 @@ class PipelinedRedis(Redis):
         for command in setup:
             reply = await line.send(pack_command(command))
             if isinstance(reply, hiredis.ReplyError):
-                line.close()
                 raise parse_error(str(reply))
-        return line

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from redis._parsers.base import BaseParser
-from redis.exceptions import DataError, ResponseError
+from redis.exceptions import DataError, RedisError
 from redis.typing import EncodableT
 
 
@@ -26,8 +26,8 @@ def pack_command(args: Sequence[EncodableT]) -> bytes:
             data = b"%d" % arg
         elif isinstance(arg, float):
             data = repr(arg).encode()
-        elif isinstance(arg, memoryview):
-            data = arg.tobytes()
+        elif isinstance(arg, memoryview | bytearray):
+            data = bytes(arg)
         else:
             raise DataError(
                 f"Invalid input of type: {type(arg).__name__!r}. "
@@ -37,8 +37,8 @@ def pack_command(args: Sequence[EncodableT]) -> bytes:
     return b"".join(parts)
 
 
-def parse_error(message: str) -> ResponseError:
-    """The redis-py exception for an error reply (NOSCRIPT → NoScriptError, ...)."""
-    error = BaseParser.parse_error(message)  # type: ignore[no-untyped-call]
-    assert isinstance(error, ResponseError)
+def parse_error(message: str) -> RedisError:
+    """The redis-py exception for an error reply: NOSCRIPT → NoScriptError, and also those that
+    are not ResponseErrors (LOADING → BusyLoadingError, NOAUTH → AuthenticationError, ...)."""
+    error: RedisError = BaseParser.parse_error(message)  # type: ignore[no-untyped-call]
     return error

@@ -10,11 +10,11 @@ from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
-from redis.exceptions import ConnectionError, DataError, ResponseError
+from redis.exceptions import BusyLoadingError, ConnectionError, DataError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeout
 
 from api.services import make_redis
-from routing.pipelined_redis import PipelinedRedis
+from routing.pipelined_redis import PipelinedRedis, _Line
 from routing.resp import pack_command
 from tests.conftest import REDIS_UP, missing_service
 
@@ -246,6 +246,65 @@ async def test_a_value_that_is_not_utf8_is_an_error_for_its_reader_only(
         await raw.set("text", b"fine")
     finally:
         await raw.aclose()
-    with pytest.raises(ConnectionError, match="unreadable reply"):
-        await ours.get("binary")
-    assert await ours.get("text") == "fine"  # connected again
+    answers = await asyncio.gather(
+        ours.get("text"), ours.get("binary"), ours.get("text"), return_exceptions=True
+    )
+    assert answers[0] == answers[2] == "fine"  # as redis-py: the others in flight are unharmed
+    assert isinstance(answers[1], UnicodeDecodeError)
+
+
+async def test_errors_that_are_not_response_errors_keep_redis_py_classes(
+    clients: tuple[aioredis.Redis, aioredis.Redis],
+) -> None:
+    ours, _ = clients
+    # A Redis still loading its data after a restart answers LOADING: redis-py's
+    # BusyLoadingError (a ConnectionError), which the callers' outage handling expects.
+    with pytest.raises(BusyLoadingError):
+        await ours.eval("return redis.error_reply('LOADING Redis is loading the dataset')", 0)
+    assert await ours.ping() is True
+
+
+async def _connections_on_11(plain: aioredis.Redis) -> int:
+    listed = await plain.client_list()
+    return sum(1 for c in listed if c.get("name") == "kcc-ivr" and c["db"] == "11")
+
+
+async def test_a_connect_cancelled_half_way_leaves_no_connection_behind(
+    clients: tuple[aioredis.Redis, aioredis.Redis], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lines: list[_Line] = []
+    made = _Line.connection_made
+
+    def remember(line: _Line, transport: asyncio.BaseTransport) -> None:
+        lines.append(line)
+        made(line, transport)
+
+    monkeypatch.setattr(_Line, "connection_made", remember)
+    client = make_redis(URL)
+    for _ in range(5):
+        known = len(lines)
+        command = asyncio.create_task(client.get("k"))
+        # Cancelled (the webhook's budget, a shutdown) once connected, while SELECT is out.
+        while len(lines) == known or not lines[-1]._waiting:
+            await asyncio.sleep(0)
+        command.cancel()
+        with contextlib.suppress(asyncio.CancelledError, ConnectionError):
+            await command
+    await asyncio.sleep(0.1)
+    assert all(line.closed for line in lines)
+    assert await client.get("k") is None  # and the client still connects
+    await client.aclose()
+
+
+async def test_closing_the_client_while_it_connects_leaves_no_connection_behind(
+    clients: tuple[aioredis.Redis, aioredis.Redis],
+) -> None:
+    _, plain = clients
+    client = make_redis(URL)
+    command = asyncio.create_task(client.get("k"))
+    await asyncio.sleep(0)  # the connect has started
+    await client.aclose()
+    with contextlib.suppress(ConnectionError):
+        await command
+    await asyncio.sleep(0.1)
+    assert await _connections_on_11(plain) == 0

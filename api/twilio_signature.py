@@ -11,6 +11,8 @@ import hmac
 from urllib.parse import unquote_plus
 
 from fastapi import HTTPException, Request, status
+from starlette.requests import ClientDisconnect
+from starlette.types import Scope
 from twilio.request_validator import RequestValidator
 
 
@@ -44,14 +46,36 @@ async def verified_form(request: Request) -> dict[str, str]:
     validator: RequestValidator = services.validator
     # Twilio posts application/x-www-form-urlencoded; parsing it directly is cheaper than the
     # multipart-capable form parser, and a webhook is on the caller's clock.
-    params = parse_form((await request.body()).decode("utf-8", "replace"))
-    signature = request.headers.get("X-Twilio-Signature", "")
+    params = parse_form((await _body(request)).decode("utf-8", "replace"))
+    signature = _header(request.scope, b"x-twilio-signature")
     url = signed_url(services.settings.public_base, request)
     if not signature or not _valid(validator, url, params, signature):
         raise HTTPException(
             status_code=status.HTTP_403_FORBIDDEN, detail="invalid Twilio signature"
         )
     return params
+
+
+async def _body(request: Request) -> bytes:
+    """The whole body, read as request.body() reads it but without its stream wrapper: a webhook
+    is read once, here (the body-size limits around the app still see every chunk)."""
+    chunks: list[bytes] = []
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _header(scope: Scope, name: bytes) -> str:
+    """One header's value ('' when absent), without building a Headers object per request."""
+    headers: list[tuple[bytes, bytes]] = scope["headers"]
+    for key, value in headers:
+        if key == name:
+            return value.decode("latin-1")
+    return ""
 
 
 def compute_signature(token: bytes, url: str, params: dict[str, str]) -> str:

@@ -4,12 +4,15 @@ guarantees around them must hold all the same: TwiML on any error, size limits, 
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from collections.abc import AsyncIterator
+from urllib.parse import urlencode
 
 import httpx
 import pytest
 import redis.asyncio as aioredis
 from fastapi import FastAPI
 from fastapi.requests import Request
+from twilio.request_validator import RequestValidator
 
 from api import twilio_routes
 from api.phone import Phone
@@ -52,6 +55,27 @@ async def test_an_oversized_request_is_refused_before_it_is_buffered(
     headers = {"Content-Type": "application/json"}
     response = await http.post("/api/flows/validate", content=body, headers=headers)
     assert response.status_code == 413
+
+
+async def test_a_webhook_body_sent_in_pieces_is_read_whole(http: httpx.AsyncClient) -> None:
+    params = {"CallSid": "CA" + "7" * 32, "From": "+31612345678", "To": "+31703700000"}
+    body = urlencode(params).encode()
+    signature = RequestValidator(AUTH_TOKEN).compute_signature(f"{PUBLIC_URL}/twilio/voice", params)
+
+    async def pieces() -> AsyncIterator[bytes]:
+        for start in range(0, len(body), 7):
+            yield body[start : start + 7]
+
+    response = await http.post(
+        "/twilio/voice",
+        content=pieces(),
+        headers={
+            "Content-Type": "application/x-www-form-urlencoded",
+            "X-Twilio-Signature": signature,
+        },
+    )
+    assert response.status_code == 200
+    assert ET.fromstring(response.text).find("Gather") is not None  # the menu: signature matched
 
 
 async def test_a_hang_up_whose_session_cannot_be_opened_still_leaves_the_queue(

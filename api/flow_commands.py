@@ -29,6 +29,7 @@ from zoneinfo import ZoneInfo
 
 import typer
 
+from api.flow_schema import AuditOut, VersionSummary
 from flows.versions import as_utc, version_diff
 
 if TYPE_CHECKING:
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
     from api.services import FlowAdmin
     from api.settings import Settings
     from flows.errors import Problem
-    from flows.versions import AuditEntry, FlowVersion
+    from flows.versions import FlowVersion
 
 LOCAL_TIME = ZoneInfo("Europe/Amsterdam")  # the contact centre's time, whatever the terminal's
 MAX_COMMENT = 500  # as the API and the audit table allow
@@ -58,31 +59,11 @@ class CommandFailed(Exception):
 
 
 @dataclass(frozen=True)
-class VersionInfo:
-    number: int
-    digest: str
-    author: str
-    created_at: datetime
-    comment: str
-    live: bool
-
-
-@dataclass(frozen=True)
-class AuditInfo:
-    at: datetime
-    actor: str
-    action: str
-    from_version: int | None
-    to_version: int
-    comment: str
-
-
-@dataclass(frozen=True)
 class Changed:
     """A version that went live, with what the user should know about how it spreads."""
 
     flow: str
-    version: VersionInfo
+    version: VersionSummary
     notes: list[str] = field(default_factory=list)  # stdout
     warnings: list[str] = field(default_factory=list)  # stderr
 
@@ -90,9 +71,9 @@ class Changed:
 class Backend(Protocol):
     async def flow_name(self) -> str: ...
 
-    async def history(self) -> list[VersionInfo]: ...  # newest first
+    async def history(self) -> list[VersionSummary]: ...  # newest first
 
-    async def audit(self) -> list[AuditInfo]: ...  # newest first
+    async def audit(self) -> list[AuditOut]: ...  # newest first
 
     async def diff(self, a: int, b: int | None) -> tuple[int, int, str]: ...
 
@@ -130,7 +111,7 @@ def _table(header: list[str], rows: list[list[str]], right: set[int]) -> list[st
     return out
 
 
-def history_lines(flow: str, versions: list[VersionInfo]) -> list[str]:
+def history_lines(flow: str, versions: list[VersionSummary]) -> list[str]:
     live = next((v.number for v in versions if v.live), None)
     title = f"flow {flow}: {len(versions)} version(s)"
     title += f", version {live} live" if live is not None else ", none live"
@@ -148,7 +129,7 @@ def history_lines(flow: str, versions: list[VersionInfo]) -> list[str]:
     return [title, *_table(header, rows, right={0})]
 
 
-def audit_lines(flow: str, entries: list[AuditInfo]) -> list[str]:
+def audit_lines(flow: str, entries: list[AuditOut]) -> list[str]:
     rows = [
         [
             local_time(e.at),
@@ -164,28 +145,6 @@ def audit_lines(flow: str, entries: list[AuditInfo]) -> list[str]:
 
 
 # -- directly against the database -------------------------------------------------------------
-
-
-def _version_info(version: FlowVersion, live: int | None) -> VersionInfo:
-    return VersionInfo(
-        number=version.number,
-        digest=version.digest,
-        author=version.author,
-        created_at=as_utc(version.created_at),
-        comment=version.comment,
-        live=version.number == live,
-    )
-
-
-def _audit_info(entry: AuditEntry) -> AuditInfo:
-    return AuditInfo(
-        at=as_utc(entry.at),
-        actor=entry.actor,
-        action=entry.action.value,
-        from_version=entry.from_number,
-        to_version=entry.to_number,
-        comment=entry.comment,
-    )
 
 
 class DirectBackend:
@@ -208,15 +167,15 @@ class DirectBackend:
         pointer = await self._sync(self._admin.flow_versions.live_pointer, self._admin.flows.name)
         return pointer.number if pointer else None
 
-    async def history(self) -> list[VersionInfo]:
+    async def history(self) -> list[VersionSummary]:
         versions = self._admin.flow_versions
         history = await self._sync(versions.history, self._admin.flows.name)
         live = await self._live_number()
-        return [_version_info(v, live) for v in history]
+        return [VersionSummary.of(v, live) for v in history]
 
-    async def audit(self) -> list[AuditInfo]:
+    async def audit(self) -> list[AuditOut]:
         entries = await self._sync(self._admin.flow_versions.audit, self._admin.flows.name)
-        return [_audit_info(e) for e in entries]
+        return [AuditOut.of(e) for e in entries]
 
     async def _get(self, number: int) -> FlowVersion:
         from flows.versions import UnknownVersion
@@ -271,7 +230,7 @@ class DirectBackend:
             raise CommandFailed(f"{name} is an {role}: only supervisors change flows", 2)
         return name
 
-    def _spread_notes(self, version: VersionInfo) -> list[str]:
+    def _spread_notes(self, version: VersionSummary) -> list[str]:
         if self._settings.redis_url is not None:
             return []
         return [
@@ -287,14 +246,14 @@ class DirectBackend:
         try:
             version = await change()
         except PublishedNotAnnounced as exc:
-            info = _version_info(exc.version, exc.version.number)
+            info = VersionSummary.of(exc.version, exc.version.number)
             note = (
                 f"warning: the database has version {info.number} live, but Redis could not be "
                 f"told ({exc.__cause__}); running instances take it from the database within "
                 f"about {RECONCILE_SECONDS} s"
             )
             return Changed(self._admin.flows.name, info, warnings=[note])
-        info = _version_info(version, version.number)
+        info = VersionSummary.of(version, version.number)
         return Changed(self._admin.flows.name, info, self._spread_notes(info))
 
     async def publish(self, text: str, *, filename: str, comment: str) -> Changed:
@@ -407,22 +366,12 @@ class HttpBackend:
         assert self._name is not None
         return self._name
 
-    async def history(self) -> list[VersionInfo]:
-        return [_version_from_json(v) for v in (await self._versions())["versions"]]
+    async def history(self) -> list[VersionSummary]:
+        return [VersionSummary.model_validate(v) for v in (await self._versions())["versions"]]
 
-    async def audit(self) -> list[AuditInfo]:
+    async def audit(self) -> list[AuditOut]:
         response = await self._request("GET", "/api/flows/audit")
-        return [
-            AuditInfo(
-                at=as_utc(datetime.fromisoformat(e["at"])),
-                actor=e["actor"],
-                action=e["action"],
-                from_version=e["from_version"],
-                to_version=e["to_version"],
-                comment=e["comment"],
-            )
-            for e in self._json(response, 200)
-        ]
+        return [AuditOut.model_validate(e) for e in self._json(response, 200)]
 
     async def diff(self, a: int, b: int | None) -> tuple[int, int, str]:
         params = {"a": a} if b is None else {"a": a, "b": b}
@@ -449,7 +398,7 @@ class HttpBackend:
         if response.status_code == 422:
             raise _refused(filename, response)
         body = self._json(response, 201)
-        return Changed(await self.flow_name(), _version_from_json(body))
+        return Changed(await self.flow_name(), VersionSummary.model_validate(body))
 
     async def rollback(self, number: int, *, comment: str) -> Changed:
         response = await self._request(
@@ -462,18 +411,7 @@ class HttpBackend:
         if response.status_code == 422:
             raise _refused(f"version {number}", response)
         body = self._json(response, 200)
-        return Changed(await self.flow_name(), _version_from_json(body))
-
-
-def _version_from_json(body: dict[str, Any]) -> VersionInfo:
-    return VersionInfo(
-        number=int(body["number"]),
-        digest=str(body["digest"]),
-        author=str(body["author"]),
-        created_at=as_utc(datetime.fromisoformat(body["created_at"])),
-        comment=str(body["comment"]),
-        live=bool(body["live"]),
-    )
+        return Changed(await self.flow_name(), VersionSummary.model_validate(body))
 
 
 def _detail(response: httpx.Response) -> str:

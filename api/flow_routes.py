@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Annotated
 
 import anyio.to_thread
@@ -10,6 +10,7 @@ from fastapi import APIRouter, HTTPException, Query, Request, status
 from pydantic import BaseModel, Field
 
 from api.auth import SupervisorUser
+from api.flow_schema import AuditOut, VersionSummary
 from api.services import Services
 from flows.errors import FlowInvalid, Problem
 from flows.tree import FlowTree, flow_tree
@@ -22,15 +23,6 @@ router = APIRouter(prefix="/api/flows", tags=["flows"])
 
 MAX_FLOW_BYTES = 512 * 1024  # kcc.yaml is about 30 kB; a bigger draft is a mistake
 CALENDAR_DAYS = 30
-
-
-class VersionSummary(BaseModel):
-    number: int
-    digest: str
-    author: str
-    created_at: datetime
-    comment: str
-    live: bool
 
 
 class ChangeAnswer(VersionSummary):
@@ -78,15 +70,6 @@ class DiffAnswer(BaseModel):
     diff: str  # unified diff from version a to version b
 
 
-class AuditOut(BaseModel):
-    at: datetime
-    actor: str
-    action: str
-    from_version: int | None
-    to_version: int
-    comment: str
-
-
 class CalendarDay(BaseModel):
     date: date
     open: bool
@@ -97,17 +80,6 @@ class CalendarDay(BaseModel):
 def _services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
-
-
-def _summary(version: FlowVersion, live: int) -> VersionSummary:
-    return VersionSummary(
-        number=version.number,
-        digest=version.digest,
-        author=version.author,
-        created_at=version.created_at,
-        comment=version.comment,
-        live=version.number == live,
-    )
 
 
 def _problems(problems: list[Problem]) -> list[ProblemOut]:
@@ -156,7 +128,7 @@ async def versions(request: Request, _: SupervisorUser) -> Versions:
     return Versions(
         flow=services.flows.name,
         live=live.number,
-        versions=[_summary(v, live.number) for v in history],
+        versions=[VersionSummary.of(v, live.number) for v in history],
     )
 
 
@@ -165,7 +137,7 @@ async def version(request: Request, number: int, _: SupervisorUser) -> VersionTe
     services = _services(request)
     stored = await _version(services, number)
     live = await _live(services)
-    return VersionText(**_summary(stored, live.number).model_dump(), text=stored.text)
+    return VersionText(**VersionSummary.of(stored, live.number).model_dump(), text=stored.text)
 
 
 @router.get("/diff")
@@ -200,7 +172,7 @@ async def publish(request: Request, body: PublishRequest, user: SupervisorUser) 
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
     except PublishedNotAnnounced as exc:
         return _unannounced(exc)
-    return ChangeAnswer(**_summary(version, version.number).model_dump())
+    return ChangeAnswer(**VersionSummary.of(version, version.number).model_dump())
 
 
 def _unannounced(exc: PublishedNotAnnounced) -> ChangeAnswer:
@@ -208,7 +180,7 @@ def _unannounced(exc: PublishedNotAnnounced) -> ChangeAnswer:
         "live in the database, but Redis could not be told: every instance takes it from the "
         "database within 10 s"
     )
-    summary = _summary(exc.version, exc.version.number)
+    summary = VersionSummary.of(exc.version, exc.version.number)
     return ChangeAnswer(**summary.model_dump(), announced=False, note=note)
 
 
@@ -227,24 +199,14 @@ async def rollback(request: Request, body: RollbackRequest, user: SupervisorUser
         raise _invalid(exc) from exc
     except PublishedNotAnnounced as exc:
         return _unannounced(exc)
-    return ChangeAnswer(**_summary(version, version.number).model_dump())
+    return ChangeAnswer(**VersionSummary.of(version, version.number).model_dump())
 
 
 @router.get("/audit")
 async def audit(request: Request, _: SupervisorUser) -> list[AuditOut]:
     services = _services(request)
     entries = await anyio.to_thread.run_sync(services.flow_versions.audit, services.flows.name)
-    return [
-        AuditOut(
-            at=e.at,
-            actor=e.actor,
-            action=e.action.value,
-            from_version=e.from_number,
-            to_version=e.to_number,
-            comment=e.comment,
-        )
-        for e in entries
-    ]
+    return [AuditOut.of(e) for e in entries]
 
 
 @router.get("/tree")

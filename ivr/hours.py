@@ -190,8 +190,10 @@ class OpeningHours:
     def _window(self, day: date) -> tuple[datetime, datetime] | None:
         """When local date `day` opens and closes, in UTC; None when closed all day."""
         hours = self.day_plan(day).hours
-        if hours is None:
-            return None
+        return None if hours is None else self._opening(day, hours)
+
+    def _opening(self, day: date, hours: OpeningRange) -> tuple[datetime, datetime]:
+        # In UTC: aware datetimes sharing a tzinfo compare by wall time, wrong at DST.
         opens = self._moment(day, hours.opens).astimezone(UTC)
         return opens, self._moment(day, hours.closes).astimezone(UTC)
 
@@ -220,11 +222,8 @@ class OpeningHours:
         return moment.astimezone(UTC).astimezone(self._zone)
 
     def _within(self, local: datetime, day: date, hours: OpeningRange) -> bool:
-        # Compared in UTC: aware datetimes sharing a tzinfo compare by wall time, wrong at DST.
-        now = local.astimezone(UTC)
-        opens = self._moment(day, hours.opens).astimezone(UTC)
-        closes = self._moment(day, hours.closes).astimezone(UTC)
-        return opens <= now < closes
+        opens, closes = self._opening(day, hours)
+        return opens <= local.astimezone(UTC) < closes
 
     def _next_open(self, local: datetime) -> datetime:
         today = local.date()

@@ -190,8 +190,10 @@ async def test_nothing_listening_is_a_connection_error_at_once() -> None:
 
 
 @contextlib.asynccontextmanager
-async def _silent_server(close_after_reading: bool) -> AsyncIterator[int]:
-    """A server (its port) that reads commands and never answers, or hangs up once it has one."""
+async def _client_of_silent_server(
+    *, close_after_reading: bool, socket_timeout: float
+) -> AsyncIterator[PipelinedRedis]:
+    """A client of a server that reads commands and never answers, or hangs up once it has one."""
     writers: list[asyncio.StreamWriter] = []
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -201,9 +203,17 @@ async def _silent_server(close_after_reading: bool) -> AsyncIterator[int]:
             writer.close()
 
     server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    client = PipelinedRedis.from_url(
+        f"redis://127.0.0.1:{port}/0",
+        protocol=2,
+        decode_responses=True,
+        socket_timeout=socket_timeout,
+    )
     try:
-        yield server.sockets[0].getsockname()[1]
+        yield client
     finally:
+        await client.aclose()
         server.close()
         for writer in writers:
             writer.close()
@@ -211,29 +221,17 @@ async def _silent_server(close_after_reading: bool) -> AsyncIterator[int]:
 
 
 async def test_a_redis_that_stops_answering_is_a_timeout_not_a_hang() -> None:
-    async with _silent_server(close_after_reading=False) as port:
-        client = PipelinedRedis.from_url(
-            f"redis://127.0.0.1:{port}/0", protocol=2, decode_responses=True, socket_timeout=0.4
-        )
-        try:
-            started = time.monotonic()
-            with pytest.raises(RedisTimeout):  # redis-py's, not the test's own limit of 5 s
-                await asyncio.wait_for(asyncio.gather(client.get("a"), client.get("b")), 5)
-            assert time.monotonic() - started < 1.5
-        finally:
-            await client.aclose()
+    async with _client_of_silent_server(close_after_reading=False, socket_timeout=0.4) as client:
+        started = time.monotonic()
+        with pytest.raises(RedisTimeout):  # redis-py's, not the test's own limit of 5 s
+            await asyncio.wait_for(asyncio.gather(client.get("a"), client.get("b")), 5)
+        assert time.monotonic() - started < 1.5
 
 
 async def test_a_connection_closed_mid_command_is_a_connection_error() -> None:
-    async with _silent_server(close_after_reading=True) as port:
-        client = PipelinedRedis.from_url(
-            f"redis://127.0.0.1:{port}/0", protocol=2, decode_responses=True, socket_timeout=5
-        )
-        try:
-            with pytest.raises(ConnectionError):
-                await client.get("a")
-        finally:
-            await client.aclose()
+    async with _client_of_silent_server(close_after_reading=True, socket_timeout=5) as client:
+        with pytest.raises(ConnectionError):
+            await client.get("a")
 
 
 async def test_a_value_that_is_not_utf8_is_an_error_for_its_reader_only(

@@ -9,7 +9,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from fastapi import HTTPException, Request
-from fastapi.responses import PlainTextResponse, Response
+from fastapi.responses import Response
 from prometheus_client import Counter, Histogram
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -18,71 +18,86 @@ from api.metrics import FALLBACKS, WEBHOOK_SECONDS, WEBHOOKS
 from api.services import Services
 from api.twilio_signature import parse_form, verified_form
 from ivr import fallback
+from ivr.fallback import last_resort
 from ivr.twiml import CallUrls, back_to_hold, empty
 
 log = logging.getLogger(__name__)
 Form = dict[str, str]
-Handler = Callable[[Request, Form], Awaitable[Response]]
-# Plain Starlette routes: a webhook needs no dependency injection or request models, and each
-# one is on the caller's clock (FastAPI's machinery cost a fifth of the CPU of a step).
+Handler = Callable[[Request, Form], Awaitable[str]]  # answers TwiML
+# What a webhook answers: status, body, content type.
+Answer = tuple[int, bytes, bytes]
+XML = "application/xml"
+_XML = XML.encode()
+_TEXT = b"text/plain; charset=utf-8"
+# Twilio's webhook forms are a few kilobytes; the signature is checked only after the body is
+# read, so an unsigned client must not get to make us buffer more than this.
+MAX_WEBHOOK_BYTES = 64 * 1024
+# Plain Starlette routes: a webhook needs no dependency injection or request models. They are
+# what the router serves when the shortcut below does not apply (another method: 405).
 routes: list[Route] = []
+_handlers: dict[str, Handler] = {}
 
 
 def webhook(path: str) -> Callable[[Handler], Handler]:
     def register(handler: Handler) -> Handler:
         async def endpoint(request: Request) -> Response:
-            try:
-                form = await verified_form(request)
-            except HTTPException as exc:
-                return PlainTextResponse(str(exc.detail), status_code=exc.status_code)
-            return await handler(request, form)
+            status, body, content_type = await _serve(handler, request)
+            return Response(body, status_code=status, media_type=content_type.decode())
 
         routes.append(Route(f"/twilio{path}", endpoint, methods=["POST"]))
+        _handlers[f"/twilio{path}"] = handler
         return handler
 
     return register
 
 
-# Twilio's webhook forms are a few kilobytes; the signature is checked only after the body is
-# read, so an unsigned client must not get to make us buffer more than this.
-MAX_WEBHOOK_BYTES = 64 * 1024
+async def _serve(handler: Handler, request: Request) -> Answer:
+    try:
+        form = await verified_form(request, MAX_WEBHOOK_BYTES)
+    except HTTPException as exc:
+        return exc.status_code, str(exc.detail).encode(), _TEXT
+    return 200, (await handler(request, form)).encode(), _XML
 
 
 def _declared_length(scope: Scope) -> int:
     for name, value in scope["headers"]:
         if name == b"content-length":
             return int(value) if value.isdigit() else MAX_WEBHOOK_BYTES + 1
-    return 0  # chunked: the app's own body limit applies
+    return 0  # chunked: counted while it is read
 
 
-class WebhookShortcut:
-    """ASGI middleware: a POST to a webhook goes straight to its endpoint.
+async def answer_webhook(app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> bool:
+    """Answer a POST to a webhook straight away, before any of the app's middleware; False
+    when `scope` is not one (the app then serves it as usual).
 
-    Each layer between the app's edge and a route (exception middleware, exit stack, matching
-    every route in turn, the request/response wrapper) costs every webhook; the endpoints need
-    none of them. The routes stay registered (other methods get their 405 from the router),
-    and what sits outside this middleware (the server-error handler that answers an unexpected
-    exception with the last-resort TwiML, the body size limit) still applies.
+    Each layer between the server and a route (the error, telemetry and body-limit middleware,
+    each wrapping `send`, the router matching every route in turn, the request/response
+    wrappers) costs every webhook, on the caller's clock, and the webhooks need none of them.
+    What those layers guarantee is kept here: an unexpected error still gets the last-resort
+    TwiML, and a body is capped at MAX_WEBHOOK_BYTES whether its length is declared or not.
     """
+    if scope["type"] != "http" or scope["method"] != "POST" or scope.get("root_path"):
+        return False
+    handler = _handlers.get(scope["path"])
+    if handler is None:
+        return False
+    scope["app"] = app
+    answer: Answer
+    if _declared_length(scope) > MAX_WEBHOOK_BYTES:  # not Twilio: never buffered
+        answer = 413, b"too large", _TEXT
+    else:
+        try:
+            answer = await _serve(handler, Request(scope, receive, send))
+        except Exception:
+            log.exception("unhandled error", extra={"path": scope["path"]})
+            answer = 200, last_resort().encode(), _XML
+    status, body, content_type = answer
+    headers = [(b"content-type", content_type), (b"content-length", b"%d" % len(body))]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+    return True
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-        self._endpoints = {route.path: route.endpoint for route in routes}
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST" and not scope.get("root_path"):
-            endpoint = self._endpoints.get(scope["path"])
-            if endpoint is not None:
-                if _declared_length(scope) > MAX_WEBHOOK_BYTES:  # not Twilio: never buffered
-                    await PlainTextResponse("too large", 413)(scope, receive, send)
-                    return
-                response = await endpoint(Request(scope, receive, send))
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
-
-
-XML = "application/xml"
 # Twilio waits 15 s for an answer; stop well before, so the caller hears our apology instead.
 WEBHOOK_BUDGET_SECONDS = 8.0
 
@@ -119,7 +134,7 @@ async def _answer(
     language: str | None,
     work: Awaitable[str],
     otherwise: Callable[[], str] | None = None,
-) -> Response:
+) -> str:
     """Run `work`; if it fails or is too slow, answer `otherwise` (default: the apology)."""
     services = _services(request)
     started = time.perf_counter()
@@ -142,18 +157,18 @@ async def _answer(
         outcome = "fallback"
     _answered(route, outcome).inc()
     _answer_seconds(route).observe(time.perf_counter() - started)
-    return Response(twiml, media_type=XML)
+    return twiml
 
 
 @webhook("/voice")
-async def incoming_call(request: Request, form: Form) -> Response:
+async def incoming_call(request: Request, form: Form) -> str:
     calls = _services(request).calls
     work = calls.incoming(form.get("CallSid", ""), form.get("From", ""))
     return await _answer(request, "voice", None, work)
 
 
 @webhook("/step")
-async def step(request: Request, form: Form) -> Response:
+async def step(request: Request, form: Form) -> str:
     seq = _query(request).get("seq", "")
     lang = _query(request).get("lang") or None
     event = _query(request).get("event")
@@ -167,7 +182,7 @@ async def step(request: Request, form: Form) -> Response:
 
 
 @webhook("/wait")
-async def wait(request: Request, form: Form) -> Response:
+async def wait(request: Request, form: Form) -> str:
     lang = _query(request).get("lang") or None
     calls = _services(request).calls
     position = form.get("QueuePosition", "")
@@ -184,7 +199,7 @@ async def wait(request: Request, form: Form) -> Response:
 
 
 @webhook("/queue-result")
-async def queue_result(request: Request, form: Form) -> Response:
+async def queue_result(request: Request, form: Form) -> str:
     lang = _query(request).get("lang") or None
     calls = _services(request).calls
     result = form.get("QueueResult", "")
@@ -197,18 +212,18 @@ async def queue_result(request: Request, form: Form) -> Response:
 
 
 @webhook("/status")
-async def call_status(request: Request, form: Form) -> Response:
+async def call_status(request: Request, form: Form) -> str:
     calls = _services(request).calls
     try:
         await calls.status(form.get("CallSid", ""), form.get("CallStatus", ""))
     except Exception:
         # Nothing to say to a caller here; the TTLs clean up what could not be removed now.
         log.exception("status callback failed", extra={"route": "status"})
-    return Response(empty(), media_type=XML)
+    return empty()
 
 
 @webhook("/connect")
-async def connect(request: Request, form: Form) -> Response:
+async def connect(request: Request, form: Form) -> str:
     """Routing moved the caller here (REST redirect): ring the adviser."""
     offer = _query(request).get("offer", "")
     calls = _services(request).calls
@@ -217,7 +232,7 @@ async def connect(request: Request, form: Form) -> Response:
 
 
 @webhook("/offer-answered")
-async def offer_answered(request: Request, form: Form) -> Response:
+async def offer_answered(request: Request, form: Form) -> str:
     """Status callback of the adviser's leg: answered means the two are connected."""
     offer = _query(request).get("offer", "")
     calls = _services(request).calls
@@ -226,11 +241,11 @@ async def offer_answered(request: Request, form: Form) -> Response:
             await calls.offer_answered(offer)
     except Exception:
         log.exception("offer-answered callback failed", extra={"route": "offer-answered"})
-    return Response(empty(), media_type=XML)
+    return empty()
 
 
 @webhook("/dial-result")
-async def dial_result(request: Request, form: Form) -> Response:
+async def dial_result(request: Request, form: Form) -> str:
     """The <Dial> to the adviser ended: after a conversation, goodbye; else back in line."""
     offer = _query(request).get("offer", "")
     lang = _query(request).get("lang") or None
@@ -240,7 +255,7 @@ async def dial_result(request: Request, form: Form) -> Response:
 
 
 @webhook("/callback-choice")
-async def callback_choice(request: Request, form: Form) -> Response:
+async def callback_choice(request: Request, form: Form) -> str:
     """The caller's key in the waitUrl's callback offer."""
     lang = _query(request).get("lang") or None
     calls = _services(request).calls

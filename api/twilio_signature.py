@@ -40,13 +40,14 @@ def parse_form(body: str) -> dict[str, str]:
     return params
 
 
-async def verified_form(request: Request) -> dict[str, str]:
-    """The POST parameters of a genuine Twilio request; 403 for anything else."""
+async def verified_form(request: Request, max_bytes: int) -> dict[str, str]:
+    """The POST parameters of a genuine Twilio request; 403 for anything else, and 413 for a
+    body over `max_bytes`."""
     services = request.app.state.services
     validator: RequestValidator = services.validator
     # Twilio posts application/x-www-form-urlencoded; parsing it directly is cheaper than the
     # multipart-capable form parser, and a webhook is on the caller's clock.
-    params = parse_form((await _body(request)).decode("utf-8", "replace"))
+    params = parse_form((await _body(request, max_bytes)).decode("utf-8", "replace"))
     signature = _header(request.scope, b"x-twilio-signature")
     url = signed_url(services.settings.public_base, request)
     if not signature or not _valid(validator, url, params, signature):
@@ -56,15 +57,20 @@ async def verified_form(request: Request) -> dict[str, str]:
     return params
 
 
-async def _body(request: Request) -> bytes:
-    """The whole body, read as request.body() reads it but without its stream wrapper: a webhook
-    is read once, here (the body-size limits around the app still see every chunk)."""
+async def _body(request: Request, max_bytes: int) -> bytes:
+    """The whole body, read as request.body() reads it but without its stream wrapper (a webhook
+    is read once, here), and refused once it grows over `max_bytes` (a chunked one too)."""
     chunks: list[bytes] = []
+    size = 0
     while True:
         message = await request.receive()
         if message["type"] == "http.disconnect":
             raise ClientDisconnect()
-        chunks.append(message.get("body", b""))
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > max_bytes:
+            raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, "too large")
+        chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)
 

@@ -37,6 +37,14 @@ async def clients() -> AsyncIterator[tuple[aioredis.Redis, aioredis.Redis]]:
 
 
 def test_commands_are_packed_as_redis_py_packs_them() -> None:
+    never_connected = aioredis.Connection()  # only its encoder is used
+    for args in [
+        ("SET", "k", "é", "", b"raw"),
+        ("ZADD", "z", 1.5, "m", 1e20, 0.1, -2.5e-7, float("inf")),
+        ("SET", "k", memoryview(b"mv"), bytearray(b"ba"), 10**30, -1),
+        ("SCRIPT LOAD", "return 1"),
+    ]:
+        assert pack_command(args) == b"".join(never_connected.pack_command(*args))
     assert pack_command(["SET", "k", "é"]) == b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$2\r\n\xc3\xa9\r\n"
     assert pack_command(["EXPIRE", "k", 30]) == b"*3\r\n$6\r\nEXPIRE\r\n$1\r\nk\r\n$2\r\n30\r\n"
     assert pack_command(["SCRIPT LOAD", b"x"]) == b"*3\r\n$6\r\nSCRIPT\r\n$4\r\nLOAD\r\n$1\r\nx\r\n"

@@ -1,5 +1,5 @@
-"""Webhooks skip the app's inner layers (api/twilio_routes.py WebhookShortcut); what the app
-guarantees around them must hold all the same: TwiML on any error, size limits, clean-up."""
+"""Webhooks are answered before the app's middleware (api/twilio_routes.py answer_webhook); what
+the app guarantees around them must hold all the same: TwiML on any error, size limits, clean-up."""
 
 from __future__ import annotations
 
@@ -54,6 +54,22 @@ async def test_an_oversized_request_is_refused_before_it_is_buffered(
     body = b'{"text": "' + b"x" * (3 * 1024 * 1024) + b'"}'
     headers = {"Content-Type": "application/json"}
     response = await http.post("/api/flows/validate", content=body, headers=headers)
+    assert response.status_code == 413
+
+
+async def test_an_oversized_body_of_undeclared_length_is_refused_while_it_is_read(
+    http: httpx.AsyncClient,
+) -> None:
+    """Chunked, so no Content-Length to refuse it by: the count while reading must stop it (the
+    app's own limit for other requests is far higher)."""
+
+    async def pieces() -> AsyncIterator[bytes]:
+        yield b"CallSid=CA1&Digits="
+        for _ in range(70):
+            yield b"1" * 1024
+
+    headers = {"Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": "x"}
+    response = await http.post("/twilio/voice", content=pieces(), headers=headers)
     assert response.status_code == 413
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,6 +17,7 @@ from twilio.request_validator import RequestValidator
 from api.db import create_tables, make_engine, session_scope
 from api.settings import Settings
 from api.users import adviser_skills
+from api.webhook_deadlines import Deadlines
 from flows.errors import FlowInvalid
 from flows.loader import parse_flow, read_flow_text
 from flows.versions import AlreadyLive, LivePointer, SqlFlowVersions, flow_digest
@@ -60,6 +61,7 @@ class Services:
     simulated_telephony: bool
     records: BackgroundWriter[CallRecord]
     state_log: BackgroundWriter[AdviserStateChange]
+    webhook_deadlines: Deadlines = field(default_factory=Deadlines)
 
     async def close(self) -> None:
         await self.records.flush()

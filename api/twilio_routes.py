@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from fastapi import HTTPException, Request
 from fastapi.responses import Response
 from prometheus_client import Counter, Histogram
+from starlette.applications import Starlette
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from api.metrics import FALLBACKS, WEBHOOK_SECONDS, WEBHOOKS
 from api.services import Services
@@ -22,8 +23,19 @@ from ivr.fallback import last_resort
 from ivr.twiml import CallUrls, back_to_hold, empty
 
 log = logging.getLogger(__name__)
-Form = dict[str, str]
-Handler = Callable[[Request, Form], Awaitable[str]]  # answers TwiML
+Params = dict[str, str]
+
+
+@dataclass(slots=True)
+class Delivery:
+    """One webhook delivery as its handler sees it."""
+
+    services: Services
+    query: Params  # the query string's parameters (seq, lang, offer...)
+    form: Params  # the POST parameters, signature checked
+
+
+Handler = Callable[[Delivery], Awaitable[str]]  # answers TwiML
 # What a webhook answers: status, body, content type.
 Answer = tuple[int, bytes, bytes]
 XML = "application/xml"
@@ -41,7 +53,10 @@ _handlers: dict[str, Handler] = {}
 def webhook(path: str) -> Callable[[Handler], Handler]:
     def register(handler: Handler) -> Handler:
         async def endpoint(request: Request) -> Response:
-            status, body, content_type = await _serve(handler, request)
+            services = request.app.state.services
+            status, body, content_type = await _serve(
+                handler, services, request.scope, request.receive
+            )
             return Response(body, status_code=status, media_type=content_type.decode())
 
         routes.append(Route(f"/twilio{path}", endpoint, methods=["POST"]))
@@ -51,12 +66,17 @@ def webhook(path: str) -> Callable[[Handler], Handler]:
     return register
 
 
-async def _serve(handler: Handler, request: Request) -> Answer:
+async def _serve(handler: Handler, services: Services, scope: Scope, receive: Receive) -> Answer:
     try:
-        form = await verified_form(request, MAX_WEBHOOK_BYTES)
+        form = await verified_form(
+            scope, receive, services.validator, services.settings.public_base, MAX_WEBHOOK_BYTES
+        )
     except HTTPException as exc:
         return exc.status_code, str(exc.detail).encode(), _TEXT
-    return 200, (await handler(request, form)).encode(), _XML
+    # Parsed here, leniently (the last of a repeated name wins): a bad query string must still
+    # get TwiML, never a 422.
+    query = parse_form(scope["query_string"].decode("latin-1"))
+    return 200, (await handler(Delivery(services, query, form))).encode(), _XML
 
 
 def _declared_length(scope: Scope) -> int:
@@ -66,7 +86,7 @@ def _declared_length(scope: Scope) -> int:
     return 0  # chunked: counted while it is read
 
 
-async def answer_webhook(app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> bool:
+async def answer_webhook(app: Starlette, scope: Scope, receive: Receive, send: Send) -> bool:
     """Answer a POST to a webhook straight away, before any of the app's middleware; False
     when `scope` is not one (the app then serves it as usual).
 
@@ -87,7 +107,7 @@ async def answer_webhook(app: ASGIApp, scope: Scope, receive: Receive, send: Sen
         answer = 413, b"too large", _TEXT
     else:
         try:
-            answer = await _serve(handler, Request(scope, receive, send))
+            answer = await _serve(handler, app.state.services, scope, receive)
         except Exception:
             log.exception("unhandled error", extra={"path": scope["path"]})
             answer = 200, last_resort().encode(), _XML
@@ -96,10 +116,6 @@ async def answer_webhook(app: ASGIApp, scope: Scope, receive: Receive, send: Sen
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
     return True
-
-
-# Twilio waits 15 s for an answer; stop well before, so the caller hears our apology instead.
-WEBHOOK_BUDGET_SECONDS = 8.0
 
 
 # A metric's labelled child, looked up once per label set: `labels()` is not free per webhook.
@@ -113,34 +129,18 @@ def _answer_seconds(route: str) -> Histogram:
     return WEBHOOK_SECONDS.labels(route=route)
 
 
-def _query(request: Request) -> dict[str, str]:
-    """The query string's parameters (seq, lang, offer...), parsed once per request, and more
-    cheaply than Starlette's QueryParams (same meaning: the last of a repeated name wins)."""
-    scope = request.scope
-    query: dict[str, str] | None = scope.get("kcc.query")
-    if query is None:
-        query = scope["kcc.query"] = parse_form(scope["query_string"].decode("latin-1"))
-    return query
-
-
-def _services(request: Request) -> Services:
-    services: Services = request.app.state.services
-    return services
-
-
 async def _answer(
-    request: Request,
+    hook: Delivery,
     route: str,
     language: str | None,
     work: Awaitable[str],
     otherwise: Callable[[], str] | None = None,
 ) -> str:
     """Run `work`; if it fails or is too slow, answer `otherwise` (default: the apology)."""
-    services = _services(request)
+    services = hook.services
     started = time.perf_counter()
     try:
-        async with asyncio.timeout(WEBHOOK_BUDGET_SECONDS):
-            twiml = await work
+        twiml = await services.webhook_deadlines.run(work)
         outcome = "ok"
     except Exception as exc:
         log.exception("webhook failed; answering with the fallback", extra={"route": route})
@@ -161,36 +161,38 @@ async def _answer(
 
 
 @webhook("/voice")
-async def incoming_call(request: Request, form: Form) -> str:
-    calls = _services(request).calls
-    work = calls.incoming(form.get("CallSid", ""), form.get("From", ""))
-    return await _answer(request, "voice", None, work)
+async def incoming_call(hook: Delivery) -> str:
+    calls = hook.services.calls
+    work = calls.incoming(hook.form.get("CallSid", ""), hook.form.get("From", ""))
+    return await _answer(hook, "voice", None, work)
 
 
 @webhook("/step")
-async def step(request: Request, form: Form) -> str:
-    seq = _query(request).get("seq", "")
-    lang = _query(request).get("lang") or None
-    event = _query(request).get("event")
-    calls = _services(request).calls
-    # Parsed here, leniently: a bad query string must still get TwiML, never a 422.
+async def step(hook: Delivery) -> str:
+    seq = hook.query.get("seq", "")
+    lang = hook.query.get("lang") or None
+    event = hook.query.get("event")
+    calls = hook.services.calls
     step_number = int(seq) if seq.isdigit() else -1
     work = calls.step(
-        form.get("CallSid", ""), step_number, form.get("Digits"), timed_out=event == "timeout"
+        hook.form.get("CallSid", ""),
+        step_number,
+        hook.form.get("Digits"),
+        timed_out=event == "timeout",
     )
-    return await _answer(request, "step", lang, work)
+    return await _answer(hook, "step", lang, work)
 
 
 @webhook("/wait")
-async def wait(request: Request, form: Form) -> str:
-    lang = _query(request).get("lang") or None
-    calls = _services(request).calls
-    position = form.get("QueuePosition", "")
+async def wait(hook: Delivery) -> str:
+    lang = hook.query.get("lang") or None
+    calls = hook.services.calls
+    position = hook.form.get("QueuePosition", "")
     twilio_position = int(position) if position.isdigit() else None
-    work = calls.wait(form.get("CallSid", ""), lang or "", twilio_position)
-    engine = _services(request).flows.current.engine
+    work = calls.wait(hook.form.get("CallSid", ""), lang or "", twilio_position)
+    engine = hook.services.flows.current.engine
     return await _answer(
-        request,
+        hook,
         "wait",
         lang,
         work,
@@ -199,23 +201,21 @@ async def wait(request: Request, form: Form) -> str:
 
 
 @webhook("/queue-result")
-async def queue_result(request: Request, form: Form) -> str:
-    lang = _query(request).get("lang") or None
-    calls = _services(request).calls
-    result = form.get("QueueResult", "")
-    work = calls.queue_result(form.get("CallSid", ""), lang or "", result)
+async def queue_result(hook: Delivery) -> str:
+    lang = hook.query.get("lang") or None
+    calls = hook.services.calls
+    result = hook.form.get("QueueResult", "")
+    work = calls.queue_result(hook.form.get("CallSid", ""), lang or "", result)
     if result in ("bridged", "hangup", "redirected"):
-        return await _answer(
-            request, "queue-result", lang, work, lambda: fallback.after_queue(result)
-        )
-    return await _answer(request, "queue-result", lang, work)
+        return await _answer(hook, "queue-result", lang, work, lambda: fallback.after_queue(result))
+    return await _answer(hook, "queue-result", lang, work)
 
 
 @webhook("/status")
-async def call_status(request: Request, form: Form) -> str:
-    calls = _services(request).calls
+async def call_status(hook: Delivery) -> str:
+    calls = hook.services.calls
     try:
-        await calls.status(form.get("CallSid", ""), form.get("CallStatus", ""))
+        await calls.status(hook.form.get("CallSid", ""), hook.form.get("CallStatus", ""))
     except Exception:
         # Nothing to say to a caller here; the TTLs clean up what could not be removed now.
         log.exception("status callback failed", extra={"route": "status"})
@@ -223,21 +223,21 @@ async def call_status(request: Request, form: Form) -> str:
 
 
 @webhook("/connect")
-async def connect(request: Request, form: Form) -> str:
+async def connect(hook: Delivery) -> str:
     """Routing moved the caller here (REST redirect): ring the adviser."""
-    offer = _query(request).get("offer", "")
-    calls = _services(request).calls
-    work = calls.connect(form.get("CallSid", ""), offer)
-    return await _answer(request, "connect", None, work)
+    offer = hook.query.get("offer", "")
+    calls = hook.services.calls
+    work = calls.connect(hook.form.get("CallSid", ""), offer)
+    return await _answer(hook, "connect", None, work)
 
 
 @webhook("/offer-answered")
-async def offer_answered(request: Request, form: Form) -> str:
+async def offer_answered(hook: Delivery) -> str:
     """Status callback of the adviser's leg: answered means the two are connected."""
-    offer = _query(request).get("offer", "")
-    calls = _services(request).calls
+    offer = hook.query.get("offer", "")
+    calls = hook.services.calls
     try:
-        if form.get("CallStatus", "") in ("in-progress", "answered"):
+        if hook.form.get("CallStatus", "") in ("in-progress", "answered"):
             await calls.offer_answered(offer)
     except Exception:
         log.exception("offer-answered callback failed", extra={"route": "offer-answered"})
@@ -245,20 +245,22 @@ async def offer_answered(request: Request, form: Form) -> str:
 
 
 @webhook("/dial-result")
-async def dial_result(request: Request, form: Form) -> str:
+async def dial_result(hook: Delivery) -> str:
     """The <Dial> to the adviser ended: after a conversation, goodbye; else back in line."""
-    offer = _query(request).get("offer", "")
-    lang = _query(request).get("lang") or None
-    calls = _services(request).calls
-    work = calls.dial_result(form.get("CallSid", ""), offer, form.get("DialCallStatus", ""))
-    return await _answer(request, "dial-result", lang, work)
+    offer = hook.query.get("offer", "")
+    lang = hook.query.get("lang") or None
+    calls = hook.services.calls
+    work = calls.dial_result(
+        hook.form.get("CallSid", ""), offer, hook.form.get("DialCallStatus", "")
+    )
+    return await _answer(hook, "dial-result", lang, work)
 
 
 @webhook("/callback-choice")
-async def callback_choice(request: Request, form: Form) -> str:
+async def callback_choice(hook: Delivery) -> str:
     """The caller's key in the waitUrl's callback offer."""
-    lang = _query(request).get("lang") or None
-    calls = _services(request).calls
-    urls = CallUrls(_services(request).settings.public_base, lang or "")
-    work = calls.callback_choice(form.get("CallSid", ""), lang or "", form.get("Digits"))
-    return await _answer(request, "callback-choice", lang, work, lambda: back_to_hold(urls))
+    lang = hook.query.get("lang") or None
+    calls = hook.services.calls
+    urls = CallUrls(hook.services.settings.public_base, lang or "")
+    work = calls.callback_choice(hook.form.get("CallSid", ""), lang or "", hook.form.get("Digits"))
+    return await _answer(hook, "callback-choice", lang, work, lambda: back_to_hold(urls))

@@ -10,15 +10,14 @@ import base64
 import hmac
 from urllib.parse import unquote_plus
 
-from fastapi import HTTPException, Request, status
+from fastapi import HTTPException, status
 from starlette.requests import ClientDisconnect
-from starlette.types import Scope
+from starlette.types import Receive, Scope
 from twilio.request_validator import RequestValidator
 
 
-def signed_url(public_base: str, request: Request) -> str:
+def signed_url(public_base: str, scope: Scope) -> str:
     # What request.url.path and .query give, without building a URL object per request.
-    scope = request.scope
     path = scope["path"].replace("?", "%3F").replace("#", "%23").replace("\\", "%5C")
     query = scope.get("query_string", b"").decode()
     return f"{public_base}{path}" + (f"?{query}" if query else "")
@@ -40,16 +39,16 @@ def parse_form(body: str) -> dict[str, str]:
     return params
 
 
-async def verified_form(request: Request, max_bytes: int) -> dict[str, str]:
+async def verified_form(
+    scope: Scope, receive: Receive, validator: RequestValidator, public_base: str, max_bytes: int
+) -> dict[str, str]:
     """The POST parameters of a genuine Twilio request; 403 for anything else, and 413 for a
     body over `max_bytes`."""
-    services = request.app.state.services
-    validator: RequestValidator = services.validator
     # Twilio posts application/x-www-form-urlencoded; parsing it directly is cheaper than the
     # multipart-capable form parser, and a webhook is on the caller's clock.
-    params = parse_form((await _body(request, max_bytes)).decode("utf-8", "replace"))
-    signature = _header(request.scope, b"x-twilio-signature")
-    url = signed_url(services.settings.public_base, request)
+    params = parse_form((await _body(receive, max_bytes)).decode("utf-8", "replace"))
+    signature = _header(scope, b"x-twilio-signature")
+    url = signed_url(public_base, scope)
     if not signature or not _valid(validator, url, params, signature):
         raise HTTPException(
             status_code=status.HTTP_403_FORBIDDEN, detail="invalid Twilio signature"
@@ -57,13 +56,13 @@ async def verified_form(request: Request, max_bytes: int) -> dict[str, str]:
     return params
 
 
-async def _body(request: Request, max_bytes: int) -> bytes:
+async def _body(receive: Receive, max_bytes: int) -> bytes:
     """The whole body, read as request.body() reads it but without its stream wrapper (a webhook
     is read once, here), and refused once it grows over `max_bytes` (a chunked one too)."""
     chunks: list[bytes] = []
     size = 0
     while True:
-        message = await request.receive()
+        message = await receive()
         if message["type"] == "http.disconnect":
             raise ClientDisconnect()
         chunk = message.get("body", b"")

@@ -38,12 +38,14 @@ class Sealer:
     def seal(self, text: str) -> str:
         nonce = os.urandom(_NONCE)
         sealed = nonce + self._gcm.encrypt(nonce, text.encode(), None)
-        return _GCM + base64.urlsafe_b64encode(sealed).decode("ascii")
+        # The standard alphabet, straight from binascii (no translation pass): a sealed value
+        # only ever lives in Redis, and `open` reads both alphabets (values sealed before).
+        return _GCM + binascii.b2a_base64(sealed, newline=False).decode("ascii")
 
     def open(self, sealed: str) -> str:
         try:
             if sealed.startswith(_GCM):
-                raw = base64.urlsafe_b64decode(sealed[len(_GCM) :])
+                raw = base64.urlsafe_b64decode(sealed[len(_GCM) :])  # '-_' and '+/' alike
                 return self._gcm.decrypt(raw[:_NONCE], raw[_NONCE:], None).decode()
             return self._fernet.decrypt(sealed.encode("ascii")).decode()
         except (InvalidTag, InvalidToken, ValueError, binascii.Error) as exc:

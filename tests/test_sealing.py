@@ -31,6 +31,16 @@ def test_values_sealed_with_fernet_before_still_open() -> None:
     assert Sealer(SECRET).open(before) == TEXT
 
 
+def test_values_sealed_in_the_url_safe_alphabet_before_still_open() -> None:
+    """Sealed values were written with '-' and '_' where they now have '+' and '/'."""
+    sealer = Sealer(SECRET)
+    sealed = next(s for s in (sealer.seal(TEXT) for _ in range(200)) if "+" in s or "/" in s)
+    before = sealed.translate(str.maketrans("+/", "-_"))
+    assert before != sealed
+    assert sealer.open(before) == TEXT
+    assert sealer.open(sealed) == TEXT
+
+
 @pytest.mark.parametrize(
     "spoil",
     [

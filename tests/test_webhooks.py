@@ -46,7 +46,6 @@ def test_twilio_published_signature_vector() -> None:
 
 
 def test_signed_url_comes_from_the_public_url_not_the_host_header() -> None:
-    from starlette.requests import Request
 
     scope = {
         "type": "http",
@@ -58,7 +57,7 @@ def test_signed_url_comes_from_the_public_url_not_the_host_header() -> None:
         "server": ("10.0.0.7", 8000),
     }
     assert (
-        signed_url("https://ivr.justis.nl", Request(scope))
+        signed_url("https://ivr.justis.nl", scope)
         == "https://ivr.justis.nl/twilio/step?seq=2&lang=nl"
     )
 

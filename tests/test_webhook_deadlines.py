@@ -1,0 +1,67 @@
+"""Every webhook has a time budget (api/webhook_deadlines.py): a caller whose step hangs hears
+the apology long before Twilio gives up (15 s), and nothing else is cancelled by it."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+import pytest
+from fastapi import FastAPI
+
+from api.phone import Phone
+from api.webhook_deadlines import Deadlines
+
+
+async def _forever() -> str:
+    await asyncio.Event().wait()
+    return "never"
+
+
+async def test_work_over_its_budget_is_stopped_with_a_timeout() -> None:
+    deadlines = Deadlines(0.2, sweep_every=0.05)
+    started = time.monotonic()
+    async with asyncio.timeout(5):  # the test's own limit: a broken budget fails, not hangs
+        with pytest.raises(TimeoutError, match="budget"):
+            await deadlines.run(_forever())
+    assert 0.2 <= time.monotonic() - started < 1.0
+    current = asyncio.current_task()
+    assert current is not None and current.cancelling() == 0  # the task is whole again
+    assert await deadlines.run(asyncio.sleep(0, "next")) == "next"
+
+
+async def test_work_within_its_budget_is_left_alone() -> None:
+    deadlines = Deadlines(0.3, sweep_every=0.05)
+    assert await deadlines.run(asyncio.sleep(0.1, "done")) == "done"
+    await asyncio.sleep(0.4)  # long past the budget: nothing left to cancel
+    assert await deadlines.run(asyncio.sleep(0.1, "again")) == "again"
+
+
+async def test_a_cancellation_from_elsewhere_is_not_taken_for_a_timeout() -> None:
+    deadlines = Deadlines(5, sweep_every=0.05)
+    task = asyncio.create_task(deadlines.run(_forever()))
+    await asyncio.sleep(0.1)
+    task.cancel()  # as at shutdown
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+async def test_a_hanging_step_answers_the_apology_within_the_budget(
+    app: FastAPI, phone: Callable[..., Phone], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    services = app.state.services
+    services.webhook_deadlines = Deadlines(0.3, sweep_every=0.05)
+    caller = phone()
+    await caller.dial()
+
+    async def hanging(*args: object, **kwargs: object) -> str:
+        return await _forever()
+
+    monkeypatch.setattr(services.calls, "step", hanging)
+    started = time.monotonic()
+    async with asyncio.timeout(5):  # the test's own limit
+        turn = await caller.press("1")
+    assert time.monotonic() - started < 2.0
+    assert turn.heard[0].text.startswith("Excuses, er ging iets mis.")
+    assert turn.queue == "kcc-general"

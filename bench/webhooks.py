@@ -33,7 +33,8 @@ invalid XML, unexpected TwiML, apology fallback or error in the kcc server log f
 the machine is printed for every phase, so a noisy run can be recognised.
 
 Other options: --rate N for an open loop (N requests/s offered, latency counted from when a
-request was due); --only bare|kcc; --profile FILE (py-spy on the kcc worker); --kcc-app
+request was due); --only bare|kcc; --profile FILE (py-spy on the kcc worker; --profile-gil for
+the samples that hold the GIL only); --kcc-app
 another ASGI app with --app (e.g. a changed copy of api.asgi);
 --source DIR to run the kcc app from a snapshot (`git archive HEAD | tar -x -C DIR`);
 --database-url for PostgreSQL instead of the SQLite file. See docs/BENCHMARKS.md.
@@ -624,6 +625,7 @@ def start_profiler(server: Server, args: argparse.Namespace) -> subprocess.Popen
         str(max(1, round(args.warmup + args.duration))),
         "--rate",
         "250",
+        *(["--gil"] if args.profile_gil else []),
         "--format",
         formats.get(args.profile.suffix, "raw"),
         "--output",
@@ -842,6 +844,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=Path,
         help="record the kcc worker with py-spy during the first kcc phase "
         "(.svg: flame graph, .json: speedscope, else collapsed stacks); skews the figures",
+    )
+    parser.add_argument(
+        "--profile-gil",
+        action="store_true",
+        help="with --profile: only samples that hold the GIL (what limits one worker; the "
+        "call-record thread mostly waits in the database without it)",
     )
     args = parser.parse_args(argv)
     if args.concurrency < 1 or args.duration <= 0 or args.warmup < 0 or args.rounds < 1:

@@ -64,6 +64,7 @@ class Services:
     webhook_deadlines: Deadlines = field(default_factory=Deadlines)
 
     async def close(self) -> None:
+        self.webhook_deadlines.close()
         await self.records.flush()
         await self.state_log.flush()
         await self.redis.aclose()

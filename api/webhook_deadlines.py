@@ -33,22 +33,31 @@ class Deadlines:
         """Await `work` in the current task; TimeoutError when it runs over the budget."""
         task = asyncio.current_task()
         assert task is not None, "a webhook always runs in a task"
+        if task in self._running:  # already under a budget: that one applies
+            return await work
         loop = task.get_loop()
         self._running[task] = loop.time() + self.budget
-        if self._sweeper is None or self._sweeper.done():
+        sweeper = self._sweeper
+        if sweeper is None or sweeper.done() or sweeper.get_loop() is not loop:
             self._sweeper = loop.create_task(self._sweep())
+        cancels_before = task.cancelling()  # a cancel swallowed earlier must not count as ours
         try:
             return await work
-        except asyncio.CancelledError:
+        except asyncio.CancelledError as cancelled:
             # Ours alone: a cancellation from elsewhere (shutdown) must still go through.
-            if task in self._expired and task.cancelling() == 1:
-                raise TimeoutError(f"over the webhook budget of {self.budget} s") from None
+            if task in self._expired and task.cancelling() == cancels_before + 1:
+                raise TimeoutError(f"over the webhook budget of {self.budget} s") from cancelled
             raise
         finally:
             del self._running[task]
             if task in self._expired:
                 self._expired.discard(task)
                 task.uncancel()
+
+    def close(self) -> None:
+        """Stop the sweep (the app shuts down)."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
 
     async def _sweep(self) -> None:
         """Cancel what is over its deadline; stops when nothing is running (`run` restarts it),
@@ -58,6 +67,7 @@ class Deadlines:
             await asyncio.sleep(self._sweep_every)
             now = loop.time()
             for task, deadline in list(self._running.items()):
-                if deadline <= now and task not in self._expired:
+                # Only this loop's tasks: a task may be cancelled from its own loop's thread only.
+                if deadline <= now and task not in self._expired and task.get_loop() is loop:
                     self._expired.add(task)
                     task.cancel()

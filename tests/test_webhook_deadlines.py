@@ -4,6 +4,7 @@ the apology long before Twilio gives up (15 s), and nothing else is cancelled by
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 
@@ -45,6 +46,52 @@ async def test_a_cancellation_from_elsewhere_is_not_taken_for_a_timeout() -> Non
     task.cancel()  # as at shutdown
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+async def test_a_cancellation_swallowed_earlier_does_not_hide_the_timeout() -> None:
+    """asyncio.timeout counts from the task's cancel count on entry; so must the sweep."""
+    current = asyncio.current_task()
+    assert current is not None
+    current.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await asyncio.sleep(0)  # delivered and swallowed, without uncancel: the count stays 1
+    deadlines = Deadlines(0.1, sweep_every=0.02)
+    async with asyncio.timeout(5):
+        with pytest.raises(TimeoutError, match="budget"):
+            await deadlines.run(_forever())
+    current.uncancel()
+
+
+async def test_a_budget_inside_a_budget_keeps_the_outer_one() -> None:
+    deadlines = Deadlines(0.2, sweep_every=0.02)
+
+    async def inner() -> str:
+        return await deadlines.run(asyncio.sleep(0.05, "inner"))
+
+    assert await deadlines.run(inner()) == "inner"
+    async with asyncio.timeout(5):
+        with pytest.raises(TimeoutError, match="budget"):
+            await deadlines.run(deadlines.run(_forever()))
+
+
+def test_the_budget_holds_on_a_new_event_loop_after_the_old_one_was_dropped() -> None:
+    """A loop closed with the sweep still pending (not cancelled) must not leave the next loop
+    without one."""
+    deadlines = Deadlines(0.1, sweep_every=0.02)
+    first = asyncio.new_event_loop()
+    first.run_until_complete(deadlines.run(asyncio.sleep(0)))  # the sweep starts, still pending
+    first.close()
+
+    async def overrun() -> None:
+        async with asyncio.timeout(5):
+            with pytest.raises(TimeoutError, match="budget"):
+                await deadlines.run(_forever())
+
+    second = asyncio.new_event_loop()
+    try:
+        second.run_until_complete(overrun())
+    finally:
+        second.close()
 
 
 async def test_a_hanging_step_answers_the_apology_within_the_budget(

@@ -12,6 +12,7 @@ from fastapi import HTTPException, Request
 from fastapi.responses import Response
 from prometheus_client import Counter, Histogram
 from starlette.applications import Starlette
+from starlette.requests import ClientDisconnect
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
@@ -108,6 +109,9 @@ async def answer_webhook(app: Starlette, scope: Scope, receive: Receive, send: S
     else:
         try:
             answer = await _serve(handler, app.state.services, scope, receive)
+        except ClientDisconnect:  # gone before its request was read: nobody to answer
+            log.info("webhook client went away", extra={"path": scope["path"]})
+            return True
         except Exception:
             log.exception("unhandled error", extra={"path": scope["path"]})
             answer = 200, last_resort().encode(), _XML

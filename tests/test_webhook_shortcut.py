@@ -3,6 +3,7 @@ the app guarantees around them must hold all the same: TwiML on any error, size 
 
 from __future__ import annotations
 
+import logging
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator
 from urllib.parse import urlencode
@@ -11,6 +12,7 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 from fastapi import FastAPI
+from starlette.types import Message
 from twilio.request_validator import RequestValidator
 
 from api import twilio_routes
@@ -110,3 +112,28 @@ async def test_a_hang_up_whose_session_cannot_be_opened_still_leaves_the_queue(
 
     assert response.status_code == 200
     assert await queue.waiting() == []
+
+
+async def test_a_client_gone_before_its_request_was_read_is_not_an_error(
+    app: FastAPI, caplog: pytest.LogCaptureFixture
+) -> None:
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return {"type": "http.disconnect"}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/twilio/voice",
+        "query_string": b"",
+        "headers": [(b"content-type", b"application/x-www-form-urlencoded")],
+    }
+    with caplog.at_level(logging.INFO):
+        await app(scope, receive, send)
+    assert sent == []  # nobody left to answer
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert any(r.getMessage() == "webhook client went away" for r in caplog.records)

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request, status
 from pydantic import BaseModel, Field
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from api.auth import SupervisorUser, require_role
+from api.auth import CurrentUser, SupervisorUser, require_role
 from api.services import Services
 from api.users import Role, User
 from ivr.adviser_log import WrapUp
@@ -193,8 +193,8 @@ async def hang_up(request: Request, user: AdviserDep) -> None:
 
 
 @router.get("/config")
-async def config(request: Request) -> dict[str, object]:
-    """What the desk page needs to know about this installation."""
+async def config(request: Request, user: CurrentUser) -> dict[str, object]:
+    """What the desk page needs to know about this installation (staff only, as all of /api)."""
     services = _services(request)
     return {
         "simulated_telephony": services.simulated_telephony,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 import httpx
@@ -75,6 +76,34 @@ async def test_hours_without_at_uses_the_clock(http: httpx.AsyncClient) -> None:
 async def test_queue_needs_a_signed_in_user(http: httpx.AsyncClient) -> None:
     response = await http.get("/api/queue")
     assert response.status_code == 401
+
+
+PUBLIC_API = {"/api/hours", "/api/token"}
+
+
+async def test_every_api_route_but_hours_and_sign_in_needs_a_signed_in_user(
+    app: FastAPI, http: httpx.AsyncClient
+) -> None:
+    """Walks the app's own route list (its OpenAPI paths), so that a route added later without
+    sign-in fails here."""
+    checked = []
+    for path, operations in app.openapi()["paths"].items():
+        if not path.startswith("/api/") or path in PUBLIC_API:
+            continue
+        url = re.sub(r"\{[^}]+\}", "1", path)
+        for method in operations:
+            response = await http.request(method.upper(), url)
+            assert response.status_code == 401, (method, path, response.status_code)
+            checked.append(path)
+    assert "/api/config" in checked and "/api/queue" in checked and len(checked) > 15
+
+
+@pytest.mark.usefixtures("staff")
+async def test_the_desk_configuration_is_for_signed_in_staff(http: httpx.AsyncClient) -> None:
+    headers = await token(http, "ahmed", "adviser-pass")
+    body = (await http.get("/api/config", headers=headers)).json()
+    assert body["languages"] == ["nl", "en"]
+    assert isinstance(body["simulated_telephony"], bool)
 
 
 @pytest.mark.usefixtures("staff")

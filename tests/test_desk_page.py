@@ -72,6 +72,23 @@ def _seed(database_url: str) -> None:
         engine.dispose()
 
 
+def _new_adviser(database_url: str) -> str:
+    """A new adviser for all products; offline until they say otherwise."""
+    name = f"adviser{uuid.uuid4().hex[:8]}"
+    engine = make_engine(database_url)
+    try:
+        with session_scope(engine) as session:
+            create_user(session, name=name, role=Role.ADVISER, password=PASSWORD)
+    finally:
+        engine.dispose()
+    return name
+
+
+def _signed_in(url: str, name: str) -> dict[str, str]:
+    token = httpx.post(f"{url}/api/token", data={"username": name, "password": PASSWORD})
+    return {"Authorization": f"Bearer {token.json()['access_token']}"}
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DeskServer]:
     """`kcc serve` in its own process: the embedded demo, open for calls."""
@@ -87,7 +104,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DeskServer]:
         KCC_SECRET_KEY=SECRET_KEY,
         KCC_NOW=OPEN_TUESDAY,
     ) as served:
-        config = httpx.get(f"{served.url}/api/config", timeout=5).json()
+        assert httpx.get(f"{served.url}/api/config", timeout=5).status_code == 401
+        config = httpx.get(
+            f"{served.url}/api/config",
+            headers=_signed_in(served.url, _new_adviser(database_url)),
+            timeout=5,
+        ).json()
         assert config["simulated_telephony"] is True, config
         yield DeskServer(url=served.url, database_url=database_url)
 
@@ -101,18 +123,10 @@ def page(browser: Browser, server: DeskServer) -> Iterator[Page]:
 @pytest.fixture
 def adviser(server: DeskServer) -> Iterator[str]:
     """A new adviser (all products) per test; signed off afterwards so no call goes to them."""
-    name = f"adviser{uuid.uuid4().hex[:8]}"
-    engine = make_engine(server.database_url)
-    try:
-        with session_scope(engine) as session:
-            create_user(session, name=name, role=Role.ADVISER, password=PASSWORD)
-    finally:
-        engine.dispose()
+    name = _new_adviser(server.database_url)
     yield name
-    with httpx.Client(base_url=server.url, timeout=5) as client:
-        token = client.post("/api/token", data={"username": name, "password": PASSWORD})
-        headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
-        client.post("/api/advisers/me/status", json={"status": "offline"}, headers=headers)
+    headers = _signed_in(server.url, name)
+    httpx.post(f"{server.url}/api/advisers/me/status", json={"status": "offline"}, headers=headers)
 
 
 # -- the software phone, in a thread of its own (Playwright's sync API owns this one's loop) ----

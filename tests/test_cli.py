@@ -8,7 +8,12 @@ KCC_REDIS_URL or TWILIO_AUTH_TOKEN in the shell that runs the tests changes noth
 
 from __future__ import annotations
 
+import os
+import select
+import subprocess
+import time
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +26,7 @@ from api.db import create_tables, make_engine
 from api.settings import DEFAULT_FLOW, PLACEHOLDER_AUTH_TOKEN, PLACEHOLDER_SECRET
 from api.users import Role, authenticate, get_user
 from flows.loader import load_flow
-from tests.support.servers import KccServer, clean_env, kcc_serve, run_kcc
+from tests.support.servers import KCC, KccServer, clean_env, kcc_serve, run_kcc
 
 PROMPTS = load_flow(DEFAULT_FLOW).prompts
 OPEN_TUESDAY = "2026-12-01T10:00+01:00"  # Tuesday 1 December 2026, 10:00 in Amsterdam
@@ -562,3 +567,195 @@ def test_users_add_refuses_a_device_that_is_not_a_client_or_number(tmp_path: Pat
     )  # fmt: skip
     assert result.exit_code == 1
     assert "device must be client:NAME or a phone number" in result.stderr
+
+
+# -- production refuses what only fits a laptop --------------------------------------------------
+
+PRODUCTION_ENV = {
+    "KCC_ENV": "production",
+    "KCC_SECRET_KEY": "production-secret-key-0123456789abcdef0123",
+    "TWILIO_AUTH_TOKEN": "production-auth-token-0123456789abcdef",
+    "KCC_PUBLIC_URL": "https://ivr.justis.example.nl",
+    "KCC_REDIS_URL": "redis://redis.justis.internal:6379/0",
+}
+
+
+@pytest.mark.usefixtures("no_server")
+@pytest.mark.parametrize(
+    ("changes", "problem"),
+    [
+        (
+            {"KCC_REDIS_URL": None},
+            "KCC_REDIS_URL is unset (the embedded store is for one process only)",
+        ),
+        ({"KCC_NOW": "2026-12-01T10:00:00+01:00"}, "KCC_NOW pins the clock"),
+    ],
+    ids=["embedded store", "pinned clock"],
+)
+def test_serve_in_production_refuses_a_single_process_store_or_a_pinned_clock(
+    changes: dict[str, str | None], problem: str, tmp_path: Path
+) -> None:
+    # Otherwise valid, so the one problem named is the one this case introduces.
+    env = {**PRODUCTION_ENV, **changes}
+    settings = {name: value for name, value in env.items() if value is not None}
+
+    result = kcc("serve", env=settings, tmp_path=tmp_path)
+
+    assert result.exit_code == 1
+    assert result.stderr.strip() == f"error: refusing to start in production: {problem}"
+    assert result.stdout == ""
+
+
+# -- kcc call: keys typed at the prompt, another caller number ----------------------------------
+
+
+def kcc_typing(*args: str, typed: str, tmp_path: Path) -> Result:
+    """`kcc ARGS` in-process with `typed` on standard input, as if typed at its prompts."""
+    env = {"KCC_DATABASE_URL": db_url(tmp_path)}
+    result = CliRunner().invoke(app, list(args), input=typed, env=env)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result
+
+
+def test_call_without_keys_reads_them_from_standard_input_to_the_vog_rp_queue(
+    tmp_path: Path,
+) -> None:
+    result = kcc_typing("call", "--at", OPEN_TUESDAY, typed="2\n#\n", tmp_path=tmp_path)
+
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert out.count("keys (Enter: silence, q: hang up)> ") == 2  # asked once per menu
+    queue_lines = [line for line in out.splitlines() if line.startswith("-- waiting in queue")]
+    assert queue_lines == ["-- waiting in queue kcc-vog_rp"]
+    assert out.index("> 2") < out.index("> #") < out.index(queue_lines[0])
+    assert "U bent nummer 1 in de wachtrij" in out
+    assert out.rstrip().endswith("-- you hang up")  # end of input: the caller hangs up
+
+
+def test_call_from_another_number_calls_from_that_number(tmp_path: Path) -> None:
+    result = kcc(
+        "call", "--from", "+31687654321", "--keys", "-", "--at", OPEN_TUESDAY,
+        tmp_path=tmp_path,
+    )  # fmt: skip
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[0].startswith("calling from +31687654321 (call CA")
+    assert "+31612345678" not in result.stdout  # not the default number
+
+
+# -- kcc users add at a real terminal ------------------------------------------------------------
+
+
+class Terminal:
+    """The screen and keyboard of a pseudo-terminal that a `kcc` process runs in."""
+
+    def __init__(self, process: subprocess.Popen[bytes], master: int) -> None:
+        self.process = process
+        self.master = master
+        self.screen = ""  # everything shown so far
+        self._seen = 0  # how much of the screen `wait_for` has consumed
+
+    def _read(self, deadline: float) -> bool:
+        """Read what is shown; False once the process has closed the terminal."""
+        ready, _, _ = select.select([self.master], [], [], max(0.0, deadline - time.monotonic()))
+        if not ready:
+            return True
+        try:
+            chunk = os.read(self.master, 4096)
+        except OSError:  # EIO: every end of the terminal on the process side is closed
+            return False
+        self.screen += chunk.decode("utf-8", errors="replace")
+        return bool(chunk)
+
+    def wait_for(self, text: str, timeout: float = 30) -> str:
+        """Wait until `text` is shown; what was shown up to and including it."""
+        deadline = time.monotonic() + timeout
+        while text not in self.screen[self._seen :]:
+            if time.monotonic() > deadline or not self._read(deadline):
+                pytest.fail(f"{text!r} never shown; the screen:\n{self.screen}")
+        end = self.screen.index(text, self._seen) + len(text)
+        shown, self._seen = self.screen[self._seen : end], end
+        return shown
+
+    def type(self, line: str) -> None:
+        os.write(self.master, f"{line}\n".encode())
+
+    def exit_code(self, timeout: float = 30) -> int:
+        """Read the screen to the end and wait for the process to exit."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self._read(deadline):
+            pass
+        return self.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+
+
+@contextmanager
+def kcc_in_a_terminal(*args: str, tmp_path: Path) -> Iterator[Terminal]:
+    """The installed `kcc ARGS` with a pseudo-terminal for stdin, stdout and stderr. A session of
+    its own: no controlling terminal, so a password prompt cannot reach the one running pytest."""
+    master, slave = os.openpty()
+    try:
+        process = subprocess.Popen(
+            [*KCC, *args], env=clean_env(KCC_DATABASE_URL=db_url(tmp_path)), cwd=tmp_path,
+            stdin=slave, stdout=slave, stderr=slave, start_new_session=True,
+        )  # fmt: skip
+    finally:
+        os.close(slave)
+    try:
+        yield Terminal(process, master)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+        os.close(master)
+
+
+def signs_in(tmp_path: Path, name: str, password: str) -> Role | None:
+    """The role `name` signs in with using `password`; None if refused."""
+    engine = make_engine(db_url(tmp_path))
+    try:
+        with Session(engine) as session:
+            user = authenticate(session, name=name, password=password)
+            return None if user is None else user.role
+    finally:
+        engine.dispose()
+
+
+def test_users_add_at_a_terminal_asks_for_the_password_twice_without_echoing_it(
+    tmp_path: Path,
+) -> None:
+    with kcc_in_a_terminal("users", "add", "bram", "--role", "adviser", tmp_path=tmp_path) as tty:
+        tty.wait_for("Password: ")
+        tty.type(GOOD_PASSWORD)
+        tty.wait_for("Repeat for confirmation: ")
+        tty.type(GOOD_PASSWORD)
+        code = tty.exit_code()
+
+    assert code == 0, tty.screen
+    assert "added adviser bram (skills: all; device: client:bram)" in tty.screen
+    assert GOOD_PASSWORD not in tty.screen  # hidden input
+    assert signs_in(tmp_path, "bram", GOOD_PASSWORD) is Role.ADVISER
+
+
+def test_users_add_at_a_terminal_refuses_a_mismatched_confirmation_and_asks_again(
+    tmp_path: Path,
+) -> None:
+    first, mistyped = "first password typed", "first pasword typed"
+    with kcc_in_a_terminal("users", "add", "bram", "--role", "adviser", tmp_path=tmp_path) as tty:
+        tty.wait_for("Password: ")
+        tty.type(first)
+        tty.wait_for("Repeat for confirmation: ")
+        tty.type(mistyped)
+        refused = tty.wait_for("Password: ")  # asked again from the start
+        assert "Error: The two entered values do not match." in refused
+        assert "added" not in refused
+        tty.type(GOOD_PASSWORD)
+        tty.wait_for("Repeat for confirmation: ")
+        tty.type(GOOD_PASSWORD)
+        code = tty.exit_code()
+
+    assert code == 0, tty.screen  # not "already exists": the mismatch created nobody
+    assert tty.screen.count("added adviser bram") == 1
+    assert signs_in(tmp_path, "bram", GOOD_PASSWORD) is Role.ADVISER
+    assert signs_in(tmp_path, "bram", first) is None
+    assert signs_in(tmp_path, "bram", mistyped) is None

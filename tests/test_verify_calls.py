@@ -13,35 +13,19 @@ import redis.asyncio as aioredis
 from fastapi import FastAPI
 from sqlmodel import Session, select
 
-from api.demo import DEMO_APPLICATIONS
 from api.logs import JsonFormatter, MaskingFilter
 from api.phone import Phone
-from api.users import Role, create_user
-from ivr.application_import import import_applications
-from ivr.applications import DateOfBirthHasher
 from ivr.clock import FixedClock
 from ivr.records import CallRecord
 from tests.conftest import AMSTERDAM, AUTH_TOKEN, PUBLIC_URL, SECRET_KEY
+from tests.support.applications import app_with_demo_applications
 
 NUMBER, BORN = "1234567", "03111985"
 
 
 @pytest.fixture
 async def app(make_app: Callable[..., FastAPI]) -> FastAPI:
-    """The app with the demo applications, and no padding so the tests run fast."""
-    app = make_app(verify_min_seconds=0)
-    services = app.state.services
-    import_applications(
-        DEMO_APPLICATIONS,
-        engine=services.db_engine,
-        hasher=DateOfBirthHasher(SECRET_KEY),
-        products=set(services.flows.current.engine.flow.products),
-        today=date(2026, 11, 28),
-    )
-    with Session(services.db_engine) as db:
-        create_user(db, name="sanne", role=Role.SUPERVISOR, password="supervisor-pass")
-        db.commit()
-    return app
+    return app_with_demo_applications(make_app, SECRET_KEY)
 
 
 async def waiting(http: httpx.AsyncClient) -> list[dict[str, object]]:

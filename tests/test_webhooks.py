@@ -17,7 +17,7 @@ from sqlmodel import Session, select
 from twilio.request_validator import RequestValidator
 
 from api.phone import Phone, parse_twiml
-from api.twilio_signature import parse_form, signed_url
+from api.twilio_signature import _valid, compute_signature, parse_form, signed_url
 from ivr.clock import FixedClock
 from ivr.records import CallRecord
 from ivr.sealing import Sealer
@@ -45,6 +45,11 @@ def test_twilio_published_signature_vector() -> None:
     url = "https://mycompany.com/myapp.php?foo=1&bar=2"
     assert validator.compute_signature(url, params) == "0/KCTR6DLpKmkAf8muzZqo1nDgQ="
     assert validator.validate(url, params, "0/KCTR6DLpKmkAf8muzZqo1nDgQ=")
+    # The app's own check (one HMAC first, twilio's validator only on a mismatch) agrees.
+    assert compute_signature(b"12345", url, params) == "0/KCTR6DLpKmkAf8muzZqo1nDgQ="
+    assert _valid(validator, url, params, "0/KCTR6DLpKmkAf8muzZqo1nDgQ=")
+    assert not _valid(validator, url, params, "1/KCTR6DLpKmkAf8muzZqo1nDgQ=")
+    assert not _valid(validator, url, {**params, "Digits": "1235"}, "0/KCTR6DLpKmkAf8muzZqo1nDgQ=")
 
 
 def test_signed_url_comes_from_the_public_url_not_the_host_header() -> None:

@@ -1,0 +1,32 @@
+"""An app that knows the demo applications, for tests of the identity check."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date
+
+from fastapi import FastAPI
+from sqlmodel import Session
+
+from api.demo import DEMO_APPLICATIONS
+from api.users import Role, create_user
+from ivr.application_import import import_applications
+from ivr.applications import DateOfBirthHasher
+
+
+def app_with_demo_applications(make_app: Callable[..., FastAPI], secret_key: str) -> FastAPI:
+    """The demo applications imported, a supervisor `sanne`, and no padding of the identity
+    check's answer time, so that the tests run fast."""
+    app = make_app(verify_min_seconds=0)
+    services = app.state.services
+    import_applications(
+        DEMO_APPLICATIONS,
+        engine=services.db_engine,
+        hasher=DateOfBirthHasher(secret_key),
+        products=set(services.flows.current.engine.flow.products),
+        today=date(2026, 11, 28),
+    )
+    with Session(services.db_engine) as db:
+        create_user(db, name="sanne", role=Role.SUPERVISOR, password="supervisor-pass")
+        db.commit()
+    return app

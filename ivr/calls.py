@@ -193,13 +193,15 @@ class CallHandler:
         """The number's status callback: a finished call leaves the queue and is forgotten."""
         if call_status not in FINAL_STATUSES:
             return
-        # One round trip: the ended marker first (it stops a late enqueue), then the queue entry
-        # and the routing state are read in the same script.
-        reads = [self.queue.get_step(call_sid)]
-        if self.router is not None:
-            reads.append(self.router.board.call_state_step(call_sid))
+        # One round trip for a caller waiting in line: the ended marker first (it stops a late
+        # enqueue), then in the same script the call leaves its line, and the routing state is
+        # read. A call that routing has (offered, talking) keeps its entry until routing is told:
+        # the adviser's card needs it. A callback keeps its place.
+        routing = self.router.board.call_state_step(call_sid) if self.router else None
+        leave = self.queue.leave_step(call_sid, unless=routing.keys if routing else ())
+        reads = [leave] if routing is None else [leave, routing]
         session, found = await self.store.end(call_sid, then=reads)
-        entry = self.queue.entry_from(found[0])
+        entry, left_line = self.queue.left_from(found[0])
         if entry is not None and entry.callback:
             if session is not None and self.record_call is not None:
                 await self.record_call(self._record(session, call_status, False, False, "callback"))
@@ -208,7 +210,9 @@ class CallHandler:
         if self.router is not None:
             call_state = self.router.board.call_state_from(found[1])
             answered = await self.router.caller_gone(call_sid, call_state)
-        was_waiting = await self.queue.remove(call_sid, entry) and not answered
+        if not left_line:  # routing had it, or an entry without its line marker: as before
+            left_line = await self.queue.remove(call_sid, entry)
+        was_waiting = left_line and not answered
         if session is not None and self.record_call is not None:
             await self.record_call(self._record(session, call_status, was_waiting, answered))
 

@@ -43,6 +43,18 @@ def queue_entry(call_sid: str) -> str:
     return f"{PREFIX}queue-entry:{call_sid}"
 
 
+def queue_line(call_sid: str) -> str:
+    """The product whose line a waiting call is in, in clear (not personal data): lets the
+    status callback take the call out of its line in the same script that ends it. Absent for
+    a call that asked to be called back: that one keeps its place."""
+    return f"{PREFIX}queue-line:{call_sid}"
+
+
+def queue_key_prefix() -> str:
+    """What `queue(product)` starts with, for a script that learns the product as it runs."""
+    return queue("")
+
+
 def queue_arrivals() -> str:
     """Counter that numbers arrivals, so the line keeps its order within a millisecond."""
     return f"{PREFIX}queue-arrivals"

@@ -9,6 +9,7 @@ webhook or two instances racing can never queue a call twice.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Protocol, cast
 
 from redis.asyncio import Redis
@@ -29,7 +30,7 @@ class Sealing(Protocol):
 PRIORITY_STEP = 10**13  # room for 10^13 arrivals per priority; scores stay exact in a double
 
 _ENQUEUE = """
--- KEYS: entry, queue, index, arrivals, ended marker
+-- KEYS: entry, queue, index, arrivals, ended marker, line
 -- ARGV: entry json, priority base, call sid, product, entry ttl, queue ttl
 if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[5]) == 1 then
   return 0
@@ -37,6 +38,7 @@ end
 local arrival = redis.call('INCR', KEYS[4])
 redis.call('EXPIRE', KEYS[4], ARGV[5])
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[5])
+redis.call('SET', KEYS[6], ARGV[4], 'EX', ARGV[5])
 redis.call('ZADD', KEYS[2], 'NX', tonumber(ARGV[2]) + arrival, ARGV[3])
 redis.call('EXPIRE', KEYS[2], ARGV[6])
 redis.call('SADD', KEYS[3], ARGV[4])
@@ -45,13 +47,37 @@ return 1
 """
 
 _REMOVE = """
--- KEYS: queue, entry
+-- KEYS: queue, entry, line
 -- ARGV: call sid
 redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('DEL', KEYS[3])
 return redis.call('DEL', KEYS[2])
 """
 
-_GET = "return redis.call('GET', KEYS[1])"
+_LEAVE = """
+-- KEYS: entry, line, then keys any of which, if it exists, means: not now (routing has the call)
+-- ARGV: call sid, queue key prefix
+-- Returns {entry or '', 1 if the call was taken out of its line and the entry deleted}.
+local raw = redis.call('GET', KEYS[1])
+if not raw then return {'', 0} end
+local product = redis.call('GET', KEYS[2])
+if not product then return {raw, 0} end
+for i = 3, #KEYS do
+  if redis.call('EXISTS', KEYS[i]) == 1 then return {raw, 0} end
+end
+redis.call('ZREM', ARGV[2] .. product, ARGV[1])
+redis.call('DEL', KEYS[1], KEYS[2])
+return {raw, 1}
+"""
+
+_ASK_CALLBACK = """
+-- KEYS: entry, queue, line
+-- ARGV: entry json, ttl
+if not redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2], 'XX') then return 0 end
+redis.call('EXPIRE', KEYS[2], ARGV[2])
+redis.call('DEL', KEYS[3])
+return 1
+"""
 
 
 def priority_base(priority: int) -> int:
@@ -64,6 +90,7 @@ class CallQueue:
         self._sealer = sealer
         self._enqueue = redis.register_script(_ENQUEUE)
         self._remove = redis.register_script(_REMOVE)
+        self._ask_callback = redis.register_script(_ASK_CALLBACK)
 
     async def enqueue(self, entry: QueueEntry) -> bool:
         """Add a waiting call; False when it was already queued (a retried webhook)."""
@@ -80,6 +107,7 @@ class CallQueue:
                 keys.queue_index(),
                 keys.queue_arrivals(),
                 keys.ended(entry.call_sid),  # a status callback that came first: never queue
+                keys.queue_line(entry.call_sid),
             ],
             args=[
                 self._sealer.seal(entry.model_dump_json()),
@@ -100,9 +128,25 @@ class CallQueue:
         if entry is None:
             return False
         deleted = await self._remove(
-            keys=[keys.queue(entry.product), keys.queue_entry(call_sid)], args=[call_sid]
+            keys=[keys.queue(entry.product), keys.queue_entry(call_sid), keys.queue_line(call_sid)],
+            args=[call_sid],
         )
         return bool(deleted)
+
+    def leave_step(self, call_sid: str, unless: Sequence[str] = ()) -> ScriptStep:
+        """A step of a longer script (the status callback's): the call's entry, and the call
+        taken out of its line, entry deleted, unless one of the keys `unless` exists (routing
+        still has the call), or it asked to be called back. Its result goes to `left_from`."""
+        return ScriptStep(
+            _LEAVE,
+            keys=[keys.queue_entry(call_sid), keys.queue_line(call_sid), *unless],
+            args=[call_sid, keys.queue_key_prefix()],
+        )
+
+    def left_from(self, found: Any) -> tuple[QueueEntry | None, bool]:
+        """The entry the leave step found, and whether it took the call out of its line."""
+        raw, left = found
+        return self.entry_from(raw), bool(left)
 
     async def ask_callback(self, call_sid: str) -> QueueEntry | None:
         """The caller will hang up and be called back: the entry keeps its place and lives on."""
@@ -110,21 +154,15 @@ class CallQueue:
         if entry is None:
             return None
         entry = entry.model_copy(update={"callback": True})
-        await self._redis.set(
-            keys.queue_entry(call_sid),
-            self._sealer.seal(entry.model_dump_json()),
-            ex=keys.CALLBACK_TTL,
-            xx=True,
+        # One script: the entry lives on and leaves no line marker, so a hang-up keeps its place.
+        kept = await self._ask_callback(
+            keys=[keys.queue_entry(call_sid), keys.queue(entry.product), keys.queue_line(call_sid)],
+            args=[self._sealer.seal(entry.model_dump_json()), keys.CALLBACK_TTL],
         )
-        await self._redis.expire(keys.queue(entry.product), keys.CALLBACK_TTL)
-        return entry
+        return entry if kept else None  # gone meanwhile (the call ended): nothing to keep
 
     async def get(self, call_sid: str) -> QueueEntry | None:
         return self.entry_from(await self._redis.get(keys.queue_entry(call_sid)))
-
-    def get_step(self, call_sid: str) -> ScriptStep:
-        """`get` as a step of a longer script; its result goes to `entry_from`."""
-        return ScriptStep(_GET, keys=[keys.queue_entry(call_sid)], args=[])
 
     def entry_from(self, raw: Any) -> QueueEntry | None:
         return self._open(str(raw)) if raw else None

@@ -3,6 +3,7 @@ local stub, the connect and dial webhooks, wrap-up."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -145,6 +146,29 @@ async def test_caller_hanging_up_while_ringing_frees_the_adviser(
     await caller.hang_up()
     me = (await http.get("/api/advisers/me", headers=ann)).json()
     assert me["status"] == "available" and me["call"] is None
+
+
+@pytest.mark.usefixtures("staff")
+async def test_the_desk_is_told_which_call_ended_when_the_caller_hangs_up_while_ringing(
+    app: FastAPI, http: httpx.AsyncClient, phone: Callable[..., Phone]
+) -> None:
+    """The card that goes away still says whose call it was: the entry outlives the hang-up
+    until routing has told the desk."""
+    ann = await login(http, "ann")
+    await set_status(http, ann, "available")
+    events = app.state.services.router.events.listen("ann")
+    await anext(events)  # subscribed
+    caller = await queued_vog_rp(phone)
+    await caller.hang_up()
+    ended: dict[str, object] = {}
+    async with asyncio.timeout(5):
+        async for name, data in events:
+            if name == "ended":
+                ended = data
+                break
+    await events.aclose()
+    assert ended["call_sid"] == caller.call_sid and ended["reason"] == "caller hung up"
+    assert ended["product"] == "vog_rp" and ended["caller"] == caller.caller
 
 
 @pytest.mark.usefixtures("staff")

@@ -56,12 +56,16 @@ return redis.call('DEL', KEYS[2])
 
 _LEAVE = """
 -- KEYS: entry, line, then keys any of which, if it exists, means: not now (routing has the call)
--- ARGV: call sid, queue key prefix
+-- ARGV: call sid, queue key prefix, the entry ttl of a call that did not ask for a callback
 -- Returns {entry or '', 1 if the call was taken out of its line and the entry deleted}.
 local raw = redis.call('GET', KEYS[1])
 if not raw then return {'', 0} end
 local product = redis.call('GET', KEYS[2])
 if not product then return {raw, 0} end
+-- A callback keeps its place. Asking for one drops the line marker, but an instance of the
+-- version before the marker (a rolling upgrade) does not: every version gives the entry the
+-- longer callback ttl, though.
+if redis.call('TTL', KEYS[1]) > tonumber(ARGV[3]) then return {raw, 0} end
 for i = 3, #KEYS do
   if redis.call('EXISTS', KEYS[i]) == 1 then return {raw, 0} end
 end
@@ -140,7 +144,7 @@ class CallQueue:
         return ScriptStep(
             _LEAVE,
             keys=[keys.queue_entry(call_sid), keys.queue_line(call_sid), *unless],
-            args=[call_sid, keys.queue_key_prefix()],
+            args=[call_sid, keys.queue_key_prefix(), keys.QUEUE_TTL],
         )
 
     def left_from(self, found: Any) -> tuple[QueueEntry | None, bool]:

@@ -11,7 +11,9 @@ import redis.asyncio as aioredis
 from fastapi import FastAPI
 
 from api.phone import Phone
+from ivr.sealing import Sealer
 from routing import keys
+from tests.conftest import SECRET_KEY
 
 
 async def _queued(phone: Callable[..., Phone]) -> Phone:
@@ -40,6 +42,8 @@ def _count_commands(app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> list[str]:
 async def test_a_waiting_caller_who_hangs_up_leaves_the_line_in_one_round_trip(
     app: FastAPI, phone: Callable[..., Phone], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    first = await _queued(phone)
+    await first.hang_up()  # Redis has the script from here on (else: SCRIPT LOAD, once)
     caller = await _queued(phone)
     queue = app.state.services.queue
     assert [e.call_sid for e in await queue.waiting()] == [caller.call_sid]
@@ -66,6 +70,26 @@ async def test_an_entry_from_before_the_line_marker_still_leaves_the_line(
     assert await queue.waiting() == []
     assert await queue.get(caller.call_sid) is None
     assert await redis_client.zcard(keys.queue("vog_rp")) == 0
+
+
+async def test_a_callback_asked_for_on_an_instance_from_before_the_marker_keeps_its_place(
+    app: FastAPI, phone: Callable[..., Phone], redis_client: aioredis.Redis
+) -> None:
+    """During a rolling upgrade the callback choice may reach an instance of the previous
+    version: it keeps the entry (callback TTL) but knows nothing of the line marker."""
+    caller = await _queued(phone)
+    queue = app.state.services.queue
+    entry = await queue.get(caller.call_sid)
+    assert entry is not None
+    sealed = Sealer(SECRET_KEY).seal(entry.model_copy(update={"callback": True}).model_dump_json())
+    # What the previous version's ask_callback sent, command for command.
+    await redis_client.set(keys.queue_entry(caller.call_sid), sealed, ex=keys.CALLBACK_TTL, xx=True)
+    await redis_client.expire(keys.queue("vog_rp"), keys.CALLBACK_TTL)
+
+    await caller.hang_up()
+
+    [waiting] = await queue.waiting()
+    assert waiting.call_sid == caller.call_sid and waiting.callback
 
 
 async def test_a_callback_for_a_call_whose_entry_has_gone_is_not_confirmed(

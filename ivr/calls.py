@@ -210,7 +210,9 @@ class CallHandler:
         if self.router is not None:
             call_state = self.router.board.call_state_from(found[1])
             answered = await self.router.caller_gone(call_sid, call_state)
-        if not left_line:  # routing had it, or an entry without its line marker: as before
+        # Routing had it, or an entry without its line marker: the second round trip, as before.
+        # No entry: nothing to take out (none can come now: the ended marker refuses it).
+        if not left_line and entry is not None:
             left_line = await self.queue.remove(call_sid, entry)
         was_waiting = left_line and not answered
         if session is not None and self.record_call is not None:

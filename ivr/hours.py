@@ -118,9 +118,6 @@ def _holiday_names(country: str, year: int, language: str | None) -> Mapping[dat
     return MappingProxyType({day: tuple(table.get_list(day)) for day in table})
 
 
-WINDOWS_KEPT = 64  # days whose opening window is kept (is_open); a call asks about today
-
-
 WINDOWS_KEPT = 64  # days whose opening window is_open keeps; calls ask about today
 
 

@@ -158,7 +158,7 @@ class FlowRegistry:
                     await self._adopt(pointer)
         finally:
             await pubsub.unsubscribe()
-            await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await pubsub.aclose()
 
     async def _write_pointer(self, *, force: bool) -> bool:
         pointer = self.pointer

@@ -39,4 +39,4 @@ class EventBus:
                 yield str(payload["event"]), dict(payload["data"])
         finally:
             await pubsub.unsubscribe()
-            await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await pubsub.aclose()

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import gc
 
-from api.app import create_app
 from api.logs import configure_logging
 from api.settings import Settings
+from api.web.app import create_app
 
 _settings = Settings()
 configure_logging(_settings.log_level)

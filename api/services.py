@@ -14,30 +14,31 @@ from fakeredis import FakeAsyncRedis
 from sqlalchemy import Engine
 from twilio.request_validator import RequestValidator
 
-from api.db import create_tables, make_engine, session_scope
+from api.accounts import adviser_skills
+from api.database.engine import create_tables, make_engine, session_scope
 from api.settings import Settings
-from api.users import adviser_skills
-from api.webhook_deadlines import Deadlines
+from api.webhooks.deadlines import Deadlines
 from flows.errors import FlowInvalid
 from flows.loader import parse_flow, read_flow_text
 from flows.versions import AlreadyLive, LivePointer, SqlFlowVersions, flow_digest
 from flows.yaml_source import YamlSyntaxError, read_yaml
-from ivr.adviser_log import AdviserStateChange, SqlAdviserLog
-from ivr.applications import DateOfBirthHasher, SqlApplicationDirectory
 from ivr.calls import CallHandler
-from ivr.clock import Clock, ShiftedClock, SystemClock
 from ivr.flow_publishing import FlowPublisher
 from ivr.flow_registry import FlowRegistry, LoadedFlow, load_version
-from ivr.records import BackgroundWriter, CallRecord, SqlCallRecorder
-from ivr.sealing import Pseudonymizer, Sealer
+from ivr.identity.applications import DateOfBirthHasher, SqlApplicationDirectory
+from ivr.identity.verifier import GuardPolicy, IdentityVerifier
+from ivr.records import CallRecord, SqlCallRecorder
 from ivr.store import SessionStore
 from ivr.twiml import RoutingUrls
-from ivr.verification import GuardPolicy, IdentityVerifier
+from routing.adviser_history import AdviserStateChange, SqlAdviserLog
+from routing.background import BackgroundWriter
 from routing.board import AdviserBoard
+from routing.clock import Clock, ShiftedClock, SystemClock
 from routing.events import EventBus
 from routing.pipelined_redis import PipelinedRedis
 from routing.queue import CallQueue
 from routing.router import Router
+from routing.sealing import Pseudonymizer, Sealer
 from routing.telephony import RecordingTelephony, Telephony, TwilioTelephony
 
 log = logging.getLogger(__name__)

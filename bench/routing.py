@@ -12,7 +12,7 @@ Setup (a dedicated database of the real Redis, flushed first, `--redis-url`):
 * queues: n calls spread round-robin over the 9 products (95 % priority 0, 4 % priority 1,
   1 % priority 2), written with pipelined SET (one per call) + ZADD (one per product and
   batch of 2,000) in the format of routing/queue.py's enqueue script: the QueueEntry JSON
-  sealed with ivr.sealing.Sealer under `queue-entry:<sid>`, the CallSid in `queue:<product>`
+  sealed with routing.sealing.Sealer under `queue-entry:<sid>`, the CallSid in `queue:<product>`
   scored priority_base(priority) + arrival, the arrival counter. Then one probe call per
   product is queued with CallQueue.enqueue itself (which also sets the product index and the
   queues' TTLs the app's way), checked to land right behind the filled ones and to open with
@@ -87,13 +87,13 @@ import uvicorn
 import uvloop
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from ivr.sealing import Sealer
 from routing import keys
 from routing.board import AdviserBoard, AdviserState, Command, Offer, Settle
 from routing.entry import QueueEntry
 from routing.events import EventBus
 from routing.queue import CallQueue, priority_base
 from routing.router import Router
+from routing.sealing import Sealer
 from routing.telephony import RecordingTelephony, Telephony, TwilioTelephony
 from tests.support.twilio_stub import TwilioStub
 
@@ -516,9 +516,9 @@ async def redis_cpu_seconds(redis: aioredis.Redis) -> float:
 
 def make_state_log(url: str) -> Callable[[str, str, int, str | None], Awaitable[None]]:
     """What api/services.py wires into Router.on_state_change: the log written in the background."""
-    from api.db import create_tables, make_engine
-    from ivr.adviser_log import AdviserStateChange, SqlAdviserLog
-    from ivr.records import BackgroundWriter
+    from api.database.engine import create_tables, make_engine
+    from routing.adviser_history import AdviserStateChange, SqlAdviserLog
+    from routing.background import BackgroundWriter
 
     engine = make_engine(url)
     create_tables(engine)

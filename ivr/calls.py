@@ -11,10 +11,10 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from ivr.clock import Clock
 from ivr.engine import Engine
 from ivr.flow_registry import FlowRegistry
-from ivr.identity import CheckOutcome
+from ivr.identity.check import CheckOutcome
+from ivr.identity.verifier import IdentityVerifier
 from ivr.records import CallRecord
 from ivr.session import CallPhase, CallSession, Verification
 from ivr.store import NEW_CALL, SessionStore, StaleFlow
@@ -30,7 +30,7 @@ from ivr.twiml import (
     speak_and_enqueue,
     speak_and_hang_up,
 )
-from ivr.verification import IdentityVerifier
+from routing.clock import Clock
 from routing.entry import QueueEntry
 from routing.queue import CallQueue
 from routing.router import Router

@@ -24,8 +24,8 @@ from flows.model import (
     VerifyNode,
 )
 from ivr.hours import OpeningHours
-from ivr.identity import CheckOutcome, CheckResult, IdentityCheck
-from ivr.keyed_dates import keyed_date_of_birth, spoken_date
+from ivr.identity.check import CheckOutcome, CheckResult, IdentityCheck
+from ivr.identity.keyed_dates import keyed_date_of_birth, spoken_date
 from ivr.session import CallPhase, CallSession, Verification, VerifyStage
 from ivr.turn import AskKeys, HangUp, JoinQueue, Say, Turn
 

@@ -16,10 +16,10 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from ivr.sealing import SealBroken, Sealer
 from ivr.session import CallSession
 from routing import keys
 from routing.scripts import Refused, ScriptChain, ScriptStep
+from routing.sealing import SealBroken, Sealer
 
 NEW_CALL = -1
 # Calls whose last step this instance answered, kept to answer their next step without reading

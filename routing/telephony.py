@@ -25,7 +25,7 @@ from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioS
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
-from ivr.privacy import mask_number, mask_text
+from routing.privacy import mask_number, mask_text
 
 log = logging.getLogger(__name__)
 

@@ -18,11 +18,11 @@ from fastapi import FastAPI
 from sqlalchemy import Engine
 from sqlmodel import SQLModel, create_engine
 
-from api.app import create_app
-from api.phone import Phone
+from api.cli.phone import Phone
 from api.services import make_redis
 from api.settings import DEFAULT_FLOW, Settings
-from ivr.clock import FixedClock
+from api.web.app import create_app
+from routing.clock import FixedClock
 from tests.support.servers import OUTER_PREFIXES
 from tests.support.twilio_stub import TwilioStub
 

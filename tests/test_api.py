@@ -10,8 +10,8 @@ import pytest
 from fastapi import FastAPI
 from sqlmodel import Session
 
-from api.phone import Phone
-from api.users import Role, create_user
+from api.accounts import Role, create_user
+from api.cli.phone import Phone
 
 
 @pytest.fixture

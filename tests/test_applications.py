@@ -19,12 +19,11 @@ from sqlalchemy import Engine, text
 from sqlmodel import Session, select
 from typer.testing import CliRunner, Result
 
-from api.cli import app
-from api.db import make_engine
-from api.demo import DEMO_APPLICATIONS, seed_demo
+from api.cli.demo import DEMO_APPLICATIONS, seed_demo
+from api.cli.main import app
+from api.database.engine import make_engine
 from api.settings import DEFAULT_FLOW, Settings
-from ivr.application_import import HEADER, ImportReport, RejectedRow, import_applications
-from ivr.applications import (
+from ivr.identity.applications import (
     APPLICATION_NUMBER,
     Application,
     ApplicationInfo,
@@ -33,6 +32,7 @@ from ivr.applications import (
     SqlApplicationDirectory,
     parse_date_of_birth,
 )
+from ivr.identity.importer import HEADER, ImportReport, RejectedRow, import_applications
 
 SECRET = "test-secret-key-0123456789abcdef0123456789"
 TODAY = date(2026, 12, 1)

@@ -17,10 +17,7 @@ from fastapi import FastAPI
 from sqlalchemy import Engine, text
 from sqlmodel import select
 
-from api.auth import BAD_LOGIN, SupervisorUser, router
-from api.db import make_engine, session_scope
-from api.tokens import InvalidToken, decode_token, issue_token
-from api.users import (
+from api.accounts import (
     InvalidUser,
     Role,
     User,
@@ -30,6 +27,9 @@ from api.users import (
     create_user,
     get_user,
 )
+from api.database.engine import make_engine, session_scope
+from api.web.routes.auth import BAD_LOGIN, SupervisorUser, router
+from api.web.tokens import InvalidToken, decode_token, issue_token
 
 SECRET = "x" * 40
 PASSWORD = "correct horse battery"

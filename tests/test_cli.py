@@ -21,10 +21,10 @@ import pytest
 from sqlmodel import Session
 from typer.testing import CliRunner, Result
 
-from api.cli import app
-from api.db import create_tables, make_engine
+from api.accounts import Role, authenticate, get_user
+from api.cli.main import app
+from api.database.engine import create_tables, make_engine
 from api.settings import DEFAULT_FLOW, PLACEHOLDER_AUTH_TOKEN, PLACEHOLDER_SECRET
-from api.users import Role, authenticate, get_user
 from flows.loader import load_flow
 from tests.support.servers import KCC, KccServer, clean_env, kcc_serve, run_kcc
 

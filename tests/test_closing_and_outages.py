@@ -12,9 +12,9 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy.exc import OperationalError
 
-from api.phone import Phone, parse_twiml
-from ivr.applications import ApplicationInfo
-from ivr.clock import FixedClock
+from api.cli.phone import Phone, parse_twiml
+from ivr.identity.applications import ApplicationInfo
+from routing.clock import FixedClock
 from tests.conftest import AMSTERDAM, SECRET_KEY
 from tests.support.applications import app_with_demo_applications
 

@@ -26,16 +26,16 @@ import httpx
 import pytest
 from sqlmodel import Session, select
 
-from api.db import create_tables, make_engine, session_scope
-from api.demo import DEMO_APPLICATIONS
-from api.phone import Phone
+from api.accounts import Role, create_user
+from api.cli.demo import DEMO_APPLICATIONS
+from api.cli.phone import Phone
+from api.database.engine import create_tables, make_engine, session_scope
 from api.settings import DEFAULT_FLOW, PLACEHOLDER_AUTH_TOKEN
-from api.users import Role, create_user
 from flows.loader import load_flow
-from ivr.adviser_log import WrapUp
-from ivr.application_import import import_applications
-from ivr.applications import DateOfBirthHasher
+from ivr.identity.applications import DateOfBirthHasher
+from ivr.identity.importer import import_applications
 from ivr.twiml import CallUrls
+from routing.adviser_history import WrapUp
 from tests.conftest import REDIS_UP, SECRET_KEY
 from tests.support.browser import Browser, Page, expect, open_page, submit_sign_in
 from tests.support.servers import kcc_serve

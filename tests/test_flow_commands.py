@@ -19,10 +19,10 @@ import pytest
 import redis
 from typer.testing import CliRunner, Result
 
-from api.cli import app
-from api.db import create_tables, make_engine, session_scope
+from api.accounts import Role, create_user
+from api.cli.main import app
+from api.database.engine import create_tables, make_engine, session_scope
 from api.settings import DEFAULT_FLOW
-from api.users import Role, create_user
 from flows.versions import AuditAction, SqlFlowVersions, flow_digest
 from routing import keys
 from tests.conftest import IN_CI, REDIS_UP, REDIS_URL, SECRET_KEY

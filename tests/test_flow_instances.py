@@ -13,8 +13,8 @@ import pytest
 import redis.asyncio as aioredis
 from sqlmodel import Session
 
-from api.db import create_tables, make_engine
-from api.users import Role, create_user
+from api.accounts import Role, create_user
+from api.database.engine import create_tables, make_engine
 from tests.conftest import REDIS_UP, REDIS_URL, missing_service
 from tests.support.servers import kcc_serve
 from tests.test_flow_versions import NEW_WELCOME, edited

@@ -10,7 +10,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from api.cli import app
+from api.cli.main import app
 from flows.loader import check_flow_text, load_flow
 from flows.model import SYSTEM_PROMPTS, VERIFY_PROMPTS, MenuNode
 from flows.paths import (

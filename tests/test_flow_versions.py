@@ -17,9 +17,9 @@ from fastapi import FastAPI
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from api.phone import Phone
+from api.accounts import Role, create_user
+from api.cli.phone import Phone
 from api.settings import DEFAULT_FLOW
-from api.users import Role, create_user
 from flows.versions import AlreadyLive, AuditAction, SqlFlowVersions, UnknownVersion, flow_digest
 from routing import keys
 from tests.conftest import AUTH_TOKEN, PUBLIC_URL

@@ -10,9 +10,9 @@ import pytest
 import redis.asyncio as aioredis
 from fastapi import FastAPI
 
-from api.phone import Phone
-from ivr.sealing import Sealer
+from api.cli.phone import Phone
 from routing import keys
+from routing.sealing import Sealer
 from tests.conftest import SECRET_KEY
 
 

@@ -9,7 +9,7 @@ import logging
 import pytest
 
 from api.logs import JsonFormatter, MaskingFilter
-from ivr.privacy import mask_number, mask_text
+from routing.privacy import mask_number, mask_text
 
 
 @pytest.fixture

@@ -11,13 +11,13 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from ivr.sealing import Sealer
 from routing import keys
 from routing.board import AdviserBoard, AdviserState, Command, InvalidTransition, Settle
 from routing.entry import QueueEntry
 from routing.events import EventBus
 from routing.queue import CallQueue
 from routing.router import Router
+from routing.sealing import Sealer
 from routing.telephony import RecordingTelephony, TelephonyError
 from tests.conftest import SECRET_KEY
 

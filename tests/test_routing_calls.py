@@ -12,10 +12,10 @@ import pytest
 from fastapi import FastAPI
 from sqlmodel import Session, select
 
-from api.phone import Phone, parse_twiml
-from api.users import Role, create_user
-from ivr.adviser_log import AdviserStateChange, WrapUp
-from ivr.clock import FixedClock
+from api.accounts import Role, create_user
+from api.cli.phone import Phone, parse_twiml
+from routing.adviser_history import AdviserStateChange, WrapUp
+from routing.clock import FixedClock
 from tests.conftest import AUTH_TOKEN, PUBLIC_URL
 from tests.support.twilio_stub import TwilioStub
 

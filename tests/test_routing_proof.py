@@ -45,11 +45,11 @@ import redis
 from sqlalchemy import Engine, text
 from sqlmodel import Session, col, select
 
-from api.db import create_tables, make_engine
-from api.users import Role, create_user
-from ivr.adviser_log import AdviserStateChange
+from api.accounts import Role, create_user
+from api.database.engine import create_tables, make_engine
 from ivr.records import CallRecord
 from routing import keys
+from routing.adviser_history import AdviserStateChange
 from tests.conftest import IN_CI, POSTGRES_UP, REDIS_UP
 from tests.support.call_simulator import (
     Desk,

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 from cryptography.fernet import Fernet
 
-from ivr.sealing import SealBroken, Sealer
+from routing.sealing import SealBroken, Sealer
 
 SECRET = "a-test-secret-that-is-long-enough-0123456789"
 TEXT = '{"caller": "+31612345678", "application_number": "1234567"}'

@@ -17,9 +17,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from api.db import create_tables, make_engine, session_scope
+from api.accounts import Role, create_user
+from api.database.engine import create_tables, make_engine, session_scope
 from api.settings import DEFAULT_FLOW
-from api.users import Role, create_user
 from flows.loader import load_flow
 from tests.conftest import REDIS_UP, REDIS_URL, SECRET_KEY
 from tests.support.browser import Browser, Page, expect, open_page, submit_sign_in

@@ -14,15 +14,15 @@ import redis.asyncio as aioredis
 from prometheus_client import REGISTRY
 from sqlalchemy import Engine
 
-from api.db import create_tables
-from ivr.application_import import import_applications
-from ivr.applications import ApplicationInfo, DateOfBirthHasher, SqlApplicationDirectory
-from ivr.identity import CheckResult, IdentityCheck
-from ivr.sealing import Pseudonymizer
-from ivr.verification import GuardPolicy, IdentityVerifier
+from api.database.engine import create_tables
+from ivr.identity.applications import ApplicationInfo, DateOfBirthHasher, SqlApplicationDirectory
+from ivr.identity.check import CheckResult, IdentityCheck
+from ivr.identity.importer import import_applications
+from ivr.identity.verifier import GuardPolicy, IdentityVerifier
+from routing.sealing import Pseudonymizer
 from tests.conftest import SECRET_KEY
 
-DEMO = Path(__file__).resolve().parent.parent / "api" / "demo_applications.csv"
+DEMO = Path(__file__).resolve().parent.parent / "api" / "cli" / "demo_applications.csv"
 PRODUCTS = {"vog_np", "vog_rp", "gva", "name_change", "general"}
 RIGHT = IdentityCheck(application_number="1234567", born=date(1985, 11, 3))
 WRONG_DATE = IdentityCheck(application_number="1234567", born=date(1985, 11, 4))
@@ -188,7 +188,7 @@ async def test_lockout_is_logged_masked_and_counted(
         or 0
     )
     v = verifier()
-    with caplog.at_level(logging.WARNING, logger="ivr.verification"):
+    with caplog.at_level(logging.WARNING, logger="ivr.identity.verifier"):
         for number in range(5):
             await check(v, WRONG_DATE, caller=f"+3161111111{number}")
     [record] = [r for r in caplog.records if "locked" in r.getMessage()]

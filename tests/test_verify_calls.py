@@ -13,10 +13,10 @@ import redis.asyncio as aioredis
 from fastapi import FastAPI
 from sqlmodel import Session, select
 
+from api.cli.phone import Phone
 from api.logs import JsonFormatter, MaskingFilter
-from api.phone import Phone
-from ivr.clock import FixedClock
 from ivr.records import CallRecord
+from routing.clock import FixedClock
 from tests.conftest import AMSTERDAM, AUTH_TOKEN, PUBLIC_URL, SECRET_KEY
 from tests.support.applications import app_with_demo_applications
 

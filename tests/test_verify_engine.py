@@ -11,7 +11,7 @@ import pytest
 from flows.loader import load_flow
 from ivr.engine import Engine
 from ivr.hours import OpeningHours
-from ivr.identity import CheckOutcome, CheckResult, IdentityCheck
+from ivr.identity.check import CheckOutcome, CheckResult, IdentityCheck
 from ivr.session import CallPhase, CallSession, Verification, VerifyStage
 from ivr.turn import AskKeys, HangUp, JoinQueue, Turn
 

@@ -11,8 +11,8 @@ from collections.abc import Callable
 import pytest
 from fastapi import FastAPI
 
-from api.phone import Phone
-from api.webhook_deadlines import Deadlines
+from api.cli.phone import Phone
+from api.webhooks.deadlines import Deadlines
 
 
 async def _forever() -> str:

@@ -15,8 +15,8 @@ from fastapi import FastAPI
 from starlette.types import Message
 from twilio.request_validator import RequestValidator
 
-from api import twilio_routes
-from api.phone import Phone
+from api.cli.phone import Phone
+from api.webhooks import handlers as twilio_routes
 from ivr.fallback import LAST_RESORT
 from routing import keys
 from tests.conftest import AUTH_TOKEN, PUBLIC_URL

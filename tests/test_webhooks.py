@@ -16,13 +16,13 @@ from fastapi import FastAPI
 from sqlmodel import Session, select
 from twilio.request_validator import RequestValidator
 
-from api.phone import Phone, parse_twiml
-from api.twilio_signature import _valid, compute_signature, parse_form, signed_url
-from ivr.clock import FixedClock
+from api.cli.phone import Phone, parse_twiml
+from api.webhooks.signature import _valid, compute_signature, parse_form, signed_url
 from ivr.records import CallRecord
-from ivr.sealing import Sealer
 from routing import keys
+from routing.clock import FixedClock
 from routing.queue import CallQueue
+from routing.sealing import Sealer
 from tests.conftest import AMSTERDAM, AUTH_TOKEN, IN_CI, PUBLIC_URL, REDIS_UP, SECRET_KEY
 
 PhoneFactory = Callable[..., Phone]

@@ -8,10 +8,10 @@ from datetime import date
 from fastapi import FastAPI
 from sqlmodel import Session
 
-from api.demo import DEMO_APPLICATIONS
-from api.users import Role, create_user
-from ivr.application_import import import_applications
-from ivr.applications import DateOfBirthHasher
+from api.accounts import Role, create_user
+from api.cli.demo import DEMO_APPLICATIONS
+from ivr.identity.applications import DateOfBirthHasher
+from ivr.identity.importer import import_applications
 
 
 def app_with_demo_applications(make_app: Callable[..., FastAPI], secret_key: str) -> FastAPI:

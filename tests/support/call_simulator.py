@@ -8,7 +8,7 @@ Used by tests/test_routing_proof.py. The pieces:
   instances share one KCC_PUBLIC_URL, so a request signed for that URL is valid on any of them
   (the app rebuilds the signed URL from KCC_PUBLIC_URL, never from Host).
 * `Simulation`, which plays
-  - the callers: api.phone.Phone through the menu into a product's queue (the waitUrl fetched);
+  - the callers: api.cli.phone.Phone through the menu into a product's queue (the waitUrl fetched);
     some hang up in the menu, some at a random moment while waiting, some while an adviser's
     phone rings;
   - Twilio: it follows each REST redirect the stub accepted (polled from GET /_stub/requests)
@@ -49,7 +49,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
-from api.phone import Phone, PhoneTurn
+from api.cli.phone import Phone, PhoneTurn
 
 try:
     import sniffio  # type: ignore[import-not-found]  # noqa: F401

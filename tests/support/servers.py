@@ -24,7 +24,11 @@ _SCRIPT = Path(sys.executable).parent / "kcc"
 KCC = (
     [str(_SCRIPT)]
     if _SCRIPT.exists()
-    else [sys.executable, "-c", "import sys; from api.cli import main; sys.argv[0] = 'kcc'; main()"]
+    else [
+        sys.executable,
+        "-c",
+        "import sys; from api.cli.main import main; sys.argv[0] = 'kcc'; main()",
+    ]
 )
 
 

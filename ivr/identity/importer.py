@@ -19,7 +19,7 @@ from pathlib import Path
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
-from ivr.applications import (
+from ivr.identity.applications import (
     APPLICATION_NUMBER,
     Application,
     ApplicationStatus,
@@ -27,7 +27,7 @@ from ivr.applications import (
     parse_date_of_birth,
     parse_iso_date,
 )
-from ivr.privacy import mask_number
+from routing.privacy import mask_number
 
 HEADER = ("application_number", "date_of_birth", "product", "status", "status_date")
 _STATUSES = tuple(status.value for status in ApplicationStatus)

@@ -12,10 +12,10 @@ from fastapi import APIRouter, Depends, HTTPException, Request, status
 from pydantic import BaseModel, Field
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from api.auth import CurrentUser, SupervisorUser, require_role
+from api.accounts import Role, User
 from api.services import Services
-from api.users import Role, User
-from ivr.adviser_log import WrapUp
+from api.web.routes.auth import CurrentUser, SupervisorUser, require_role
+from routing.adviser_history import WrapUp
 from routing.board import AdviserView, Command, InvalidTransition
 from routing.entry import QueueEntry
 from routing.telephony import TelephonyError

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from api.phone import Phone, PhoneTurn
+from api.cli.phone import Phone, PhoneTurn
 
 SILENCE = "-"
 HOLD_REFRESH_SECONDS = 10
@@ -30,8 +30,8 @@ async def _client(
         async with httpx.AsyncClient(base_url=url, timeout=20) as client:
             yield client, url, settings.twilio_auth_token
         return
-    from api.app import create_app
-    from api.demo import seed_demo
+    from api.cli.demo import seed_demo
+    from api.web.app import create_app
 
     with tempfile.TemporaryDirectory(prefix="kcc-call-") as tmp:
         if flow is None:  # the live version of the configured database, not the file

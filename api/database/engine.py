@@ -10,12 +10,14 @@ from typing import Any
 from sqlalchemy import Engine, event, make_url
 from sqlmodel import Session, SQLModel, create_engine
 
-from api import users
+from api import accounts
 from flows import versions
-from ivr import adviser_log, applications, records
+from ivr import records
+from ivr.identity import applications
+from routing import adviser_history
 
 # Importing a table module registers its tables on SQLModel.metadata; create_tables needs them all.
-TABLE_MODULES = (users, records, applications, adviser_log, versions)
+TABLE_MODULES = (accounts, records, applications, adviser_history, versions)
 
 _IN_MEMORY = {"", ":memory:"}
 

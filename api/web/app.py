@@ -16,11 +16,13 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import Receive, Scope, Send
 
-from api import adviser_routes, auth, flow_routes, pages, staff_routes, twilio_routes
 from api.services import Services, build_services
 from api.settings import Settings
-from ivr.clock import Clock
+from api.web.routes import advisers, auth, hours, pages
+from api.web.routes import flows as flow_routes
+from api.webhooks import handlers as twilio_routes
 from ivr.fallback import last_resort
+from routing.clock import Clock
 
 log = logging.getLogger(__name__)
 TICK_SECONDS = 1.0  # the routing safety net: wrap-ups over, offers unanswered, idle advisers
@@ -89,9 +91,9 @@ def create_app(
     app.state.services = services
     app.router.routes.extend(twilio_routes.routes)
     app.include_router(auth.router)
-    app.include_router(staff_routes.router)
+    app.include_router(hours.router)
     app.include_router(flow_routes.router)
-    app.include_router(adviser_routes.router)
+    app.include_router(advisers.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=pages.STATIC), name="static")
 

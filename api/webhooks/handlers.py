@@ -16,9 +16,9 @@ from starlette.requests import ClientDisconnect
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from api.metrics import FALLBACKS, WEBHOOK_SECONDS, WEBHOOKS
 from api.services import Services
-from api.twilio_signature import parse_form, verified_form
+from api.webhooks.metrics import FALLBACKS, WEBHOOK_SECONDS, WEBHOOKS
+from api.webhooks.signature import parse_form, verified_form
 from ivr import fallback
 from ivr.fallback import last_resort
 from ivr.twiml import CallUrls, back_to_hold, empty

@@ -8,12 +8,12 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from api.db import create_tables, make_engine, session_scope
+from api.accounts import Role, create_user, get_user
+from api.database.engine import create_tables, make_engine, session_scope
 from api.services import current_flow
 from api.settings import Settings
-from api.users import Role, create_user, get_user
-from ivr.application_import import import_applications
-from ivr.applications import DateOfBirthHasher
+from ivr.identity.applications import DateOfBirthHasher
+from ivr.identity.importer import import_applications
 
 DEMO_USERS = (
     ("supervisor", Role.SUPERVISOR, "supervisor-demo"),

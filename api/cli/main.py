@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from api.flow_commands import register_flow_commands
+from api.cli.flows import register_flow_commands
 from api.settings import DEFAULT_FLOW, Settings
 
 if TYPE_CHECKING:
@@ -65,7 +65,7 @@ def serve(
     """Run the service with uvicorn."""
     import uvicorn
 
-    from api.demo import seed_demo
+    from api.cli.demo import seed_demo
     from flows.errors import FlowInvalid
 
     if "KCC_PUBLIC_URL" not in os.environ:
@@ -171,9 +171,9 @@ def users_add(
     ] = None,
 ) -> None:
     """Add a staff account. The password comes from KCC_PASSWORD or a prompt."""
-    from api.db import create_tables, make_engine, session_scope
+    from api.accounts import Role, UserError, create_user
+    from api.database.engine import create_tables, make_engine, session_scope
     from api.services import current_flow
-    from api.users import Role, UserError, create_user
     from flows.errors import FlowInvalid
 
     try:
@@ -232,11 +232,11 @@ def applications_import(
     from datetime import UTC
     from zoneinfo import ZoneInfo
 
-    from api.db import create_tables, make_engine
+    from api.database.engine import create_tables, make_engine
     from api.services import current_flow
     from flows.errors import FlowInvalid
-    from ivr.application_import import import_applications
-    from ivr.applications import DateOfBirthHasher
+    from ivr.identity.applications import DateOfBirthHasher
+    from ivr.identity.importer import import_applications
 
     settings = _settings()
     try:
@@ -291,7 +291,7 @@ def call(
     ] = None,
 ) -> None:
     """Walk the flow as a phone would: prints what is said and reads keypad keys."""
-    from api.terminal_phone import run_call
+    from api.cli.call import run_call
 
     if url is not None and (at is not None or flow is not None):
         raise _fail("--at and --flow work in-process only (leave out --url)", 2)

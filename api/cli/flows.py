@@ -29,7 +29,7 @@ from zoneinfo import ZoneInfo
 
 import typer
 
-from api.flow_schema import AuditOut, VersionSummary
+from flows.version_summary import AuditOut, VersionSummary
 from flows.versions import as_utc, version_diff
 
 if TYPE_CHECKING:
@@ -203,8 +203,8 @@ class DirectBackend:
 
     async def _author(self) -> str:
         """The --user, once the users table shows an active supervisor of that name."""
-        from api.db import session_scope
-        from api.users import Role, get_user
+        from api.accounts import Role, get_user
+        from api.database.engine import session_scope
 
         if not self._user:
             raise CommandFailed(
@@ -479,7 +479,7 @@ async def open_backend(target: Target) -> AsyncIterator[Backend]:
             yield backend
         return
 
-    from api.cli import _settings
+    from api.cli.main import _settings
     from api.services import build_flow_admin
     from flows.errors import FlowInvalid
 
@@ -580,7 +580,7 @@ def flows_publish(
     """Check FILE and make it the live version; prints every problem as file:line: message.
 
     Exit 1 when it is invalid or identical to the live version (nothing changes)."""
-    from api.flow_routes import MAX_FLOW_BYTES
+    from api.web.routes.flows import MAX_FLOW_BYTES
 
     comment = _comment(comment, required=True)
     try:

@@ -8,8 +8,8 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, Request, status
 from pydantic import BaseModel
 
-from api.auth import SupervisorUser
 from api.services import Services
+from api.web.routes.auth import SupervisorUser
 from routing.entry import QueueEntry
 
 router = APIRouter(prefix="/api", tags=["api"])

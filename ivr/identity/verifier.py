@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from prometheus_client import Counter
 from redis.asyncio import Redis
 
-from ivr.applications import ApplicationDirectory, ApplicationInfo
-from ivr.identity import CheckOutcome, CheckResult, IdentityCheck
-from ivr.privacy import mask_number
-from ivr.sealing import Pseudonymizer
+from ivr.identity.applications import ApplicationDirectory, ApplicationInfo
+from ivr.identity.check import CheckOutcome, CheckResult, IdentityCheck
 from routing import keys
+from routing.privacy import mask_number
+from routing.sealing import Pseudonymizer
 
 log = logging.getLogger(__name__)
 

@@ -9,11 +9,11 @@ import anyio.to_thread
 from fastapi import APIRouter, HTTPException, Query, Request, status
 from pydantic import BaseModel, Field
 
-from api.auth import SupervisorUser
-from api.flow_schema import AuditOut, VersionSummary
 from api.services import Services
+from api.web.routes.auth import SupervisorUser
 from flows.errors import FlowInvalid, Problem
 from flows.tree import FlowTree, flow_tree
+from flows.version_summary import AuditOut, VersionSummary
 from flows.versions import AlreadyLive, FlowVersion, LivePointer, UnknownVersion, version_diff
 from ivr.engine import Engine
 from ivr.flow_publishing import PublishedNotAnnounced

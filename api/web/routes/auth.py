@@ -10,9 +10,9 @@ from fastapi.security import OAuth2PasswordBearer, OAuth2PasswordRequestForm
 from pydantic import BaseModel
 from sqlalchemy import Engine
 
-from api.db import session_scope
-from api.tokens import InvalidToken, decode_token, issue_token
-from api.users import Role, User, UserPublic, authenticate, get_user
+from api.accounts import Role, User, UserPublic, authenticate, get_user
+from api.database.engine import session_scope
+from api.web.tokens import InvalidToken, decode_token, issue_token
 
 router = APIRouter(prefix="/api", tags=["auth"])
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/token")

@@ -14,6 +14,8 @@ from sqlalchemy import Enum as SAEnum
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, Session, SQLModel, select
 
+from flows.errors import ErrorKind, KccError
+
 NAME_PATTERN = re.compile(r"[a-z][a-z0-9._-]{1,63}")
 MIN_PASSWORD_LENGTH = 8
 
@@ -25,16 +27,24 @@ class Role(StrEnum):
     ADVISER = "adviser"
 
 
-class UserError(Exception):
+class UserError(KccError):
     """A user could not be created or changed."""
+
+    code = "user_error"
+    kind = ErrorKind.INVALID
 
 
 class UserExists(UserError):
     """The name is already taken."""
 
+    code = "user_exists"
+    kind = ErrorKind.CONFLICT
+
 
 class InvalidUser(UserError):
     """The name or password does not meet the rules."""
+
+    code = "user_invalid"
 
 
 def _utcnow() -> datetime:

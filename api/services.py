@@ -32,7 +32,7 @@ from ivr.store import SessionStore
 from ivr.twiml import RoutingUrls
 from routing.adviser_history import AdviserStateChange, SqlAdviserLog
 from routing.background import BackgroundWriter
-from routing.board import AdviserBoard
+from routing.board import AdviserBoard, AdviserState
 from routing.clock import Clock, ShiftedClock, SystemClock
 from routing.events import EventBus
 from routing.pipelined_redis import PipelinedRedis
@@ -256,9 +256,13 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
         adviser_log.state_changes, anyio.to_thread.run_sync
     )
 
-    async def state_changed(adviser: str, state: str, at_ms: int, call_sid: str | None) -> None:
+    async def state_changed(
+        adviser: str, state: AdviserState, at_ms: int, call_sid: str | None
+    ) -> None:
         at = datetime.fromtimestamp(at_ms / 1000, UTC)
-        state_log.submit(AdviserStateChange(adviser=adviser, state=state, at=at, call_sid=call_sid))
+        state_log.submit(
+            AdviserStateChange(adviser=adviser, state=state.value, at=at, call_sid=call_sid)
+        )
 
     router = Router(
         board=AdviserBoard(redis, offer_seconds=settings.offer_seconds),

@@ -239,11 +239,11 @@ class RedirectFirstRouter(Router):
             view = await self.board.view(name)
             offers = await self.board.match(view.skills if view else [], self.now_ms())
         if not offers:
-            await self._state_changed(name, state.value, None)
+            await self._state_changed(name, state, None)
             return state
         await self._deliver(offers)
         if self.on_state_change is not None:
-            await self.on_state_change(name, state.value, at, None)
+            await self.on_state_change(name, state, at, None)
         return state
 
 
@@ -397,7 +397,7 @@ class Bench:
 
     async def put_back(self, offer_id: str, name: str) -> None:
         settled = await self.board.settle(offer_id, Settle.WITHDRAWN, now_ms())
-        if settled is None or settled.adviser != name or settled.adviser_state != "available":
+        if settled is None or settled.adviser != name or settled.adviser_state is not AdviserState.AVAILABLE:
             raise RuntimeError(f"could not withdraw offer {offer_id}: {settled}")
         await self.board.command(name, Command.BREAK, now_ms())
 
@@ -526,9 +526,13 @@ def make_state_log(url: str) -> Callable[[str, str, int, str | None], Awaitable[
         SqlAdviserLog(engine).state_changes, anyio.to_thread.run_sync
     )
 
-    async def state_changed(adviser: str, state: str, at_ms: int, call_sid: str | None) -> None:
+    async def state_changed(
+        adviser: str, state: AdviserState, at_ms: int, call_sid: str | None
+    ) -> None:
         at = datetime.fromtimestamp(at_ms / 1000, UTC)
-        writer.submit(AdviserStateChange(adviser=adviser, state=state, at=at, call_sid=call_sid))
+        writer.submit(
+            AdviserStateChange(adviser=adviser, state=state.value, at=at, call_sid=call_sid)
+        )
 
     return state_changed
 

@@ -19,6 +19,8 @@ from sqlalchemy import Engine, UniqueConstraint, func, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import DateTime, Field, Session, SQLModel, Text, col, select
 
+from flows.errors import ErrorKind, FlowError
+
 CONCURRENT_TRIES = 10
 
 
@@ -112,16 +114,23 @@ class LivePointer:
         return cls(int(parts[0]), int(parts[1]), parts[2])
 
 
-class UnknownVersion(LookupError):
-    pass
+class UnknownVersion(FlowError):
+    code = "unknown_version"
+    kind = ErrorKind.NOT_FOUND
 
 
-class ConcurrentChange(Exception):
+class ConcurrentChange(FlowError):
     """Another publish or rollback changed the live version between our read and our write."""
 
+    code = "concurrent_change"
+    kind = ErrorKind.CONFLICT
 
-class AlreadyLive(ValueError):
+
+class AlreadyLive(FlowError):
     """Publishing the live text again, or rolling back to the live version: nothing would change."""
+
+    code = "already_live"
+    kind = ErrorKind.CONFLICT
 
 
 def version_diff(a: FlowVersion, b: FlowVersion) -> str:
@@ -157,7 +166,7 @@ def _numbered(session: Session, flow: str, number: int) -> FlowVersionRow:
         select(FlowVersionRow).where(FlowVersionRow.flow == flow, FlowVersionRow.number == number)
     ).first()
     if row is None:
-        raise UnknownVersion(f"flow {flow!r} has no version {number}")
+        raise UnknownVersion(f"flow {flow!r} has no version {number}", version=number)
     return row
 
 
@@ -252,7 +261,9 @@ class SqlFlowVersions:
         with Session(self._engine) as session:
             live = session.get(FlowLiveRow, flow, with_for_update=True)
             if live is not None and _numbered(session, flow, live.number).digest == digest:
-                raise AlreadyLive(f"version {live.number} of {flow!r} is this text already")
+                raise AlreadyLive(
+                    f"version {live.number} of {flow!r} is this text already", version=live.number
+                )
             highest = session.exec(
                 select(func.max(FlowVersionRow.number)).where(FlowVersionRow.flow == flow)
             ).one()
@@ -302,7 +313,7 @@ class SqlFlowVersions:
             row = _numbered(session, flow, number)
             live = session.get(FlowLiveRow, flow, with_for_update=True)
             if live is not None and live.number == number:
-                raise AlreadyLive(f"version {number} of {flow!r} is live already")
+                raise AlreadyLive(f"version {number} of {flow!r} is live already", version=number)
             previous = live.number if live else None
             self._make_live(session, flow, number, live, at)
             session.add(
@@ -337,4 +348,4 @@ class SqlFlowVersions:
             .values(number=number, since=at, generation=seen + 1)
         )
         if changed.rowcount != 1:
-            raise ConcurrentChange(flow)
+            raise ConcurrentChange(f"flow {flow!r} changed meanwhile")

@@ -13,6 +13,8 @@ from typing import Any
 
 import yaml
 
+from flows.errors import FlowError
+
 Path = tuple[str, ...]
 
 
@@ -44,7 +46,9 @@ class YamlSource:
         return 1
 
 
-class YamlSyntaxError(Exception):
+class YamlSyntaxError(FlowError):
+    code = "yaml_syntax"
+
     def __init__(self, line: int, message: str) -> None:
         self.line = line
         super().__init__(message)

@@ -10,7 +10,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
+from flows.errors import ErrorKind, KccError
 from ivr.engine import Engine
 from ivr.flow_registry import FlowRegistry
 from ivr.identity.check import CheckOutcome
@@ -30,10 +32,12 @@ from ivr.twiml import (
     speak_and_enqueue,
     speak_and_hang_up,
 )
+from routing.board import OfferState
 from routing.clock import Clock
 from routing.entry import QueueEntry
 from routing.queue import CallQueue
 from routing.router import Router
+from routing.scripts import ScriptStep
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +48,11 @@ FINAL_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "cancele
 RecordCall = Callable[[CallRecord], Awaitable[None]]
 
 
-class CallNotFound(Exception):
+class CallNotFound(KccError):
     """A step arrived for a call we hold no session for (expired, or Redis lost it)."""
+
+    code = "call_not_found"
+    kind = ErrorKind.NOT_FOUND
 
 
 @dataclass
@@ -199,17 +206,17 @@ class CallHandler:
         # the adviser's card needs it. A callback keeps its place.
         routing = self.router.board.call_state_step(call_sid) if self.router else None
         leave = self.queue.leave_step(call_sid, unless=routing.keys if routing else ())
-        reads = [leave] if routing is None else [leave, routing]
+        reads: list[ScriptStep[Any]] = [leave] if routing is None else [leave, routing]
         session, found = await self.store.end(call_sid, then=reads)
-        entry, left_line = self.queue.left_from(found[0])
+        left = found.of(leave)
+        entry, left_line = left.entry, left.left_line
         if entry is not None and entry.callback:
             if session is not None and self.record_call is not None:
                 await self.record_call(self._record(session, call_status, False, False, "callback"))
             return  # hung up to be called back: the entry keeps its place in line
         answered = False
-        if self.router is not None:
-            call_state = self.router.board.call_state_from(found[1])
-            answered = await self.router.caller_gone(call_sid, call_state)
+        if self.router is not None and routing is not None:
+            answered = await self.router.caller_gone(call_sid, found.of(routing))
         # Routing had it, or an entry without its line marker: the second round trip, as before.
         # No entry: nothing to take out (none can come now: the ended marker refuses it).
         if not left_line and entry is not None:
@@ -224,15 +231,15 @@ class CallHandler:
         For a callback, `call_sid` is Justis' call to the caller, answered by them.
         """
         router = self.router
-        offer = await router.board.offer(offer_id) if router else {}
-        callback = bool(offer.get("dialled")) and call_sid == offer.get("dialled")
-        waiting_sid = offer.get("call_sid", call_sid) if callback else call_sid
+        offer = await router.board.offer(offer_id) if router else None
+        callback = offer is not None and offer.dialled is not None and call_sid == offer.dialled
+        waiting_sid = offer.call_sid if offer is not None and callback else call_sid
         entry, language = await self._entry_and_language(waiting_sid)
         engine = await self._engine_of(entry.flow_version if entry else None)
         urls = CallUrls(self.base_url, language)
-        mine = callback or offer.get("call_sid") == call_sid
-        if router and mine and offer.get("state") == "offered":
-            adviser = await router.board.view(offer["adviser"])
+        mine = offer is not None and (callback or offer.call_sid == call_sid)
+        if router and offer is not None and mine and offer.state is OfferState.OFFERED:
+            adviser = await router.board.view(offer.adviser)
             if adviser is not None and adviser.device:
                 greeting = [engine.say("callback_greeting", language)] if callback else []
                 return dial_adviser(
@@ -256,7 +263,7 @@ class CallHandler:
         engine = await self._engine_of(entry.flow_version if entry else None)
         urls = CallUrls(self.base_url, language)
         settled = await self.router.dial_finished(offer_id, dial_status) if self.router else None
-        if settled is not None and settled.previous == "connected":
+        if settled is not None and settled.previous is OfferState.CONNECTED:
             return speak_and_hang_up([engine.say("call_end", language)])
         product = entry.product if entry else engine.flow.queue.general_product
         return speak_and_enqueue([engine.say("queue_return", language)], product, urls)
@@ -283,11 +290,13 @@ class CallHandler:
         session.seq = max(answered_seq, 0) + 1
         reply = render(turn, CallUrls(self.base_url, session.language, session.seq))
         # Queueing the call and matching it run in the commit's script: one round trip.
-        then = []
+        then: list[ScriptStep[Any]] = []
+        match = None
         if isinstance(turn.ending, JoinQueue):
             then.append(self.queue.enqueue_step(self._entry(session)))
             if self.router is not None:
-                then.append(self.router.waiting_step(turn.ending.product))
+                match = self.router.waiting_step(turn.ending.product)
+                then.append(match)
         done = await self.store.commit(
             session, answered_seq=answered_seq, reply=reply, then=then, live_pointer=live_pointer
         )
@@ -298,8 +307,9 @@ class CallHandler:
                     return speak_and_hang_up([])
                 raise CallNotFound(session.call_sid)
             return await self._earlier_reply(current, max(answered_seq, 0))
-        if self.router is not None and len(done) == 2:
-            await self.router.matched(done[1])
+        if match is not None:
+            assert self.router is not None
+            await self.router.matched(done.of(match))
         return reply
 
     async def _earlier_reply(self, session: CallSession, seq: int) -> str:

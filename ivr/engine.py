@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from datetime import date, datetime
 
+from flows.errors import KccError
 from flows.model import (
     Flow,
     GatherNode,
@@ -32,8 +33,10 @@ from ivr.turn import AskKeys, HangUp, JoinQueue, Say, Turn
 MAX_AUTOMATIC_STEPS = 200  # the validator forbids loops without input; this is a second guard
 
 
-class EngineError(Exception):
+class EngineError(KccError):
     """The flow cannot continue (a bug or a flow that slipped past validation)."""
+
+    code = "engine_error"
 
 
 class Engine:

@@ -10,7 +10,7 @@ from datetime import datetime
 
 from redis.exceptions import RedisError
 
-from flows.errors import FlowInvalid, Problem
+from flows.errors import ErrorKind, FlowInvalid, KccError, Problem
 from flows.loader import check_flow_text
 from flows.model import Flow, QueueNode
 from flows.versions import FlowVersion, SqlFlowVersions
@@ -23,11 +23,16 @@ log = logging.getLogger(__name__)
 AdviserSkills = Callable[[], Mapping[str, list[str]]]
 
 
-class PublishedNotAnnounced(Exception):
+class PublishedNotAnnounced(KccError):
     """The change is live in the database; Redis could not be told."""
 
+    code = "not_announced"
+    kind = ErrorKind.UNAVAILABLE
+
     def __init__(self, version: FlowVersion, cause: Exception) -> None:
-        super().__init__(f"version {version.number} is live but not announced: {cause}")
+        super().__init__(
+            f"version {version.number} is live but not announced: {cause}", version=version.number
+        )
         self.version = version
 
 

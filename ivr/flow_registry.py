@@ -26,6 +26,7 @@ from flows.versions import FlowVersion, LivePointer, SqlFlowVersions
 from ivr.engine import Engine
 from ivr.hours import OpeningHours
 from routing import keys
+from routing.scripts import LuaScript, ScriptRunner, ScriptStep, as_bool
 
 log = logging.getLogger(__name__)
 
@@ -34,17 +35,7 @@ OnLive = Callable[["LoadedFlow"], None]
 
 KEEP_VERSIONS = 8  # parsed versions kept per instance: calls still on older ones find theirs
 
-# Set the pointer unless Redis already holds a newer generation. KEYS: pointer.
-# ARGV: value, its generation, ttl, force (1: the database is the truth, whatever Redis holds).
-_SET_POINTER = """
-local current = redis.call('GET', KEYS[1])
-if current and ARGV[4] ~= '1' then
-  local generation = tonumber(string.match(current, '^(%d+):'))
-  if generation and generation > tonumber(ARGV[2]) then return 0 end
-end
-redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
-return 1
-"""
+_SET_POINTER = LuaScript.named("flow_pointer")
 
 
 @dataclass(frozen=True)
@@ -83,7 +74,7 @@ class FlowRegistry:
         self._run_sync = run_sync
         self._loaded: OrderedDict[str, LoadedFlow] = OrderedDict({live.digest: live})
         self._loading = asyncio.Lock()  # a burst of calls parses a missed version once
-        self._set_pointer = redis.register_script(_SET_POINTER)
+        self._scripts = ScriptRunner(redis)
         self._listeners: list[OnLive] = []
 
     @property
@@ -162,11 +153,13 @@ class FlowRegistry:
 
     async def _write_pointer(self, *, force: bool) -> bool:
         pointer = self.pointer
-        written = await self._set_pointer(
+        step = ScriptStep(
+            _SET_POINTER,
             keys=[keys.live_flow(self.name)],
             args=[pointer.value, pointer.generation, keys.LIVE_FLOW_TTL, 1 if force else 0],
+            decode=as_bool,
         )
-        return bool(written)
+        return await self._scripts.run_one(step)
 
     async def _adopt(self, pointer: LivePointer, *, force: bool = False) -> bool:
         """Make `pointer` current here if it is newer than ours (or `force`: the database says

@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays
 
+from flows.errors import KccError
 from flows.holiday_names import known_holiday_names, unknown_holiday_names
 from flows.model import Calendar, CalendarException, OpeningRange, PublicHolidays, Weekday
 
@@ -41,8 +42,10 @@ _WEEKDAYS: tuple[Weekday, ...] = tuple(Weekday)
 DaySource = Literal["weekly", "holiday", "exception"]
 
 
-class NeverOpenError(RuntimeError):
+class NeverOpenError(KccError):
     """The calendar does not open within `SEARCH_DAYS` days, so there is no `next_open`."""
+
+    code = "never_open"
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Call sessions in Redis: one hash per CallSid (seq + JSON), written compare-and-set.
 
-The session JSON is sealed (ivr/sealing.py): it holds the caller's number. A step is committed
+The session JSON is sealed (routing/sealing.py): it holds the caller's number. A step is committed
 only if the session is still at the seq the request was answered from, in
 one Lua script that also keeps the TwiML reply for that seq. So when Twilio retries a webhook,
 or two instances get the same request, exactly one advances the call and the other answers with
@@ -16,9 +16,10 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from flows.errors import ErrorKind, KccError
 from ivr.session import CallSession
 from routing import keys
-from routing.scripts import Refused, ScriptChain, ScriptStep
+from routing.scripts import LuaScript, Outcomes, Refused, ScriptRunner, ScriptStep, as_int
 from routing.sealing import SealBroken, Sealer
 
 NEW_CALL = -1
@@ -28,8 +29,11 @@ RECENT_SESSIONS = 4096
 log = logging.getLogger(__name__)
 
 
-class StaleFlow(Exception):
+class StaleFlow(KccError):
     """A new call was built on a flow version that is not (or no longer known to be) live."""
+
+    code = "stale_flow"
+    kind = ErrorKind.CONFLICT
 
     def __init__(self, *, pointer_lost: bool) -> None:
         super().__init__(
@@ -38,37 +42,8 @@ class StaleFlow(Exception):
         self.pointer_lost = pointer_lost
 
 
-_COMMIT = """
--- KEYS: session, reply, ended marker[, live flow pointer]
--- ARGV: expected seq (-1: new call), new seq, data, ttl, reply, reply ttl[, live pointer]
--- Returns 1 committed, 0 another delivery was first (or the call ended), -1 the call was
--- started on a flow version that is no longer live, -2 nobody knows the live version.
-local current = redis.call('HGET', KEYS[1], 'seq')
-local expected = tonumber(ARGV[1])
-if expected < 0 then
-  if current or redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
-  if KEYS[4] then
-    local live = redis.call('GET', KEYS[4])
-    if not live then return -2 end
-    if live ~= ARGV[7] then return -1 end
-  end
-elseif (not current) or tonumber(current) ~= expected then
-  return 0
-end
-redis.call('HSET', KEYS[1], 'seq', ARGV[2], 'data', ARGV[3])
-redis.call('EXPIRE', KEYS[1], ARGV[4])
-redis.call('SET', KEYS[2], ARGV[5], 'EX', ARGV[6])
-return 1
-"""
-
-_END = """
--- KEYS: session, ended marker
--- ARGV: ended marker ttl
-local data = redis.call('HGET', KEYS[1], 'data')
-redis.call('DEL', KEYS[1])
-redis.call('SET', KEYS[2], '1', 'EX', ARGV[1])
-return data
-"""
+_COMMIT = LuaScript.named("session_commit")
+_END = LuaScript.named("session_end")
 
 
 class SessionStore:
@@ -76,7 +51,7 @@ class SessionStore:
         self._redis = redis
         self._sealer = sealer
         self._ttl = ttl
-        self._chain = ScriptChain(redis)
+        self._scripts = ScriptRunner(redis)
         self._recent: dict[str, CallSession] = {}  # oldest first
 
     async def load(self, call_sid: str) -> CallSession | None:
@@ -103,12 +78,12 @@ class SessionStore:
         *,
         answered_seq: int,
         reply: str,
-        then: Sequence[ScriptStep] = (),
+        then: Sequence[ScriptStep[Any]] = (),
         live_pointer: str | None = None,
-    ) -> list[Any] | None:
+    ) -> Outcomes | None:
         """Save `session` (already at its next seq) if nobody else answered `answered_seq`.
 
-        None when another delivery committed first; else what each of `then` returned (they
+        None when another delivery committed first; else what the steps `then` answered (they
         run only after a commit, in the same atomic script). A new call given `live_pointer`
         (the flow version it was built on) is committed only if that is still the live one in
         Redis (no extra round trip): else StaleFlow.
@@ -130,13 +105,13 @@ class SessionStore:
             session_keys.append(keys.live_flow(session.flow))
             args.append(live_pointer)
         try:
-            done = await self._chain.run([ScriptStep(_COMMIT, session_keys, args), *then])
+            done = await self._scripts.run(ScriptStep(_COMMIT, session_keys, args, as_int), *then)
         except Refused as refused:
-            if refused.code == 0:
+            if refused.reason == 0:
                 return None
-            raise StaleFlow(pointer_lost=refused.code == -2) from None
+            raise StaleFlow(pointer_lost=refused.reason == -2) from None
         self._remember(session)
-        return done[1:]
+        return done
 
     def _remember(self, session: CallSession) -> None:
         recent = self._recent
@@ -150,20 +125,23 @@ class SessionStore:
         return str(value) if value is not None else None
 
     async def end(
-        self, call_sid: str, *, then: Sequence[ScriptStep] = ()
-    ) -> tuple[CallSession | None, list[Any]]:
-        """Forget a finished call: what was known about it, and what each of `then` returned
+        self, call_sid: str, *, then: Sequence[ScriptStep[Any]] = ()
+    ) -> tuple[CallSession | None, Outcomes]:
+        """Forget a finished call: what was known about it, and what the steps `then` answered
         (read in the same script, right after the ended marker was set)."""
         self._recent.pop(call_sid, None)
         end = ScriptStep(
-            _END, keys=[keys.session(call_sid), keys.ended(call_sid)], args=[keys.ENDED_TTL]
+            _END,
+            keys=[keys.session(call_sid), keys.ended(call_sid)],
+            args=[keys.ENDED_TTL],
+            decode=lambda data: data,
         )
-        done = await self._chain.run([end, *then])
+        done = await self._scripts.run(end, *then)
         try:
-            return self._open(done[0]), done[1:]
+            return self._open(done.of(end)), done
         except SealBroken:  # another secret key, or tampered with: still clean up the rest
             log.error("a finished call's session could not be opened")
-            return None, done[1:]
+            return None, done
 
     async def has_ended(self, call_sid: str) -> bool:
         return bool(await self._redis.exists(keys.ended(call_sid)))

@@ -1,24 +1,29 @@
 """Advisers' live states and the offers that pair them with waiting calls, in Redis.
 
 Every change is one Lua script (routing/lua/), so several app instances on one Redis never give
-a call to two advisers or two calls to one adviser. Key names come from routing/keys.py; the
-scripts build the per-product and per-adviser names from the same prefix.
+a call to two advisers or two calls to one adviser. Key names come from routing/keys.py. What
+the scripts answer is decoded here into typed values with enum states.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from importlib import resources
 from typing import Any, cast
 
 from redis.asyncio import Redis
 
+from flows.errors import ErrorKind, KccError
 from routing import keys
-from routing.scripts import ScriptStep
+from routing.scripts import LuaScript, ScriptRunner, ScriptStep
 
 OFFER_SECONDS = 20  # how long an adviser's phone rings before the call goes back
 MATCH_ROUNDS = 50  # pairs made by one script run; the rest on the next event or tick
+
+_COMMAND = LuaScript.named("adviser_command")
+_MATCH = LuaScript.named("offer_match")
+_SETTLE = LuaScript.named("offer_settle")
+_CALL_STATE = LuaScript.named("call_state")
 
 
 class AdviserState(StrEnum):
@@ -29,6 +34,16 @@ class AdviserState(StrEnum):
     WRAP_UP = "wrap_up"  # after-call work, until ready or the wrap-up time is over
     BREAK = "break"  # away
     MISSED = "missed"  # did not answer an offer; no calls until available again
+
+
+class OfferState(StrEnum):
+    OFFERED = "offered"  # the adviser's phone rings (or a callback waits to be dialled)
+    CONNECTED = "connected"  # the adviser answered: they talk
+
+
+class OfferKind(StrEnum):
+    CALL = "call"  # the caller is on the line, in the queue
+    CALLBACK = "callback"  # the caller hung up to be called back: the adviser dials
 
 
 class Command(StrEnum):
@@ -55,12 +70,34 @@ class Offer:
 
 
 @dataclass(frozen=True)
+class OfferView:
+    """An open offer as Redis holds it."""
+
+    offer_id: str
+    call_sid: str
+    adviser: str
+    product: str
+    state: OfferState
+    kind: OfferKind
+    dialled: str | None  # a callback: the call Justis placed to the caller
+    connected_ms: int | None  # when the adviser answered
+
+
+@dataclass(frozen=True)
 class Settled:
     call_sid: str
     adviser: str
     product: str
-    previous: str  # the offer's state before: offered or connected
-    adviser_state: str
+    previous: OfferState  # the offer's state before it was settled
+    adviser_state: AdviserState
+
+
+@dataclass(frozen=True)
+class CallState:
+    """What routing knows of a call."""
+
+    answered: bool  # an adviser answered it
+    offer_id: str | None  # its open offer
 
 
 @dataclass(frozen=True)
@@ -76,24 +113,32 @@ class AdviserView:
     last_call_sid: str | None = None  # the call they last talked to, for the wrap-up form
 
 
-class InvalidTransition(Exception):
-    def __init__(self, state: str, reason: str) -> None:
+# What the command script refuses with, as English; the pages translate the code.
+REFUSALS = {
+    "call_in_progress": "you have a call; it ends first",
+    "break_after_call": "you have a call; take a break after it",
+    "sign_in_first": "sign in (available) before taking a break",
+    "not_in_wrap_up": "ready is for the end of wrap-up; you are {state}",
+    "unknown_command": "unknown command",
+}
+
+
+class InvalidTransition(KccError):
+    """An adviser asked for a state change that is not allowed now; `code` says why."""
+
+    kind = ErrorKind.CONFLICT
+
+    def __init__(self, state: AdviserState, refusal: str) -> None:
+        super().__init__(REFUSALS.get(refusal, refusal).format(state=state.value), state=state)
+        self.code = refusal
         self.state = state
-        super().__init__(reason)
-
-
-def _script(name: str) -> str:
-    return resources.files("routing.lua").joinpath(name).read_text(encoding="utf-8")
 
 
 class AdviserBoard:
     def __init__(self, redis: Redis, *, offer_seconds: int = OFFER_SECONDS) -> None:
         self._redis = redis
+        self._scripts = ScriptRunner(redis)
         self.offer_seconds = offer_seconds
-        self._match_lua = _script("match.lua")
-        self._match = redis.register_script(self._match_lua)
-        self._command = redis.register_script(_script("command.lua"))
-        self._settle = redis.register_script(_script("settle.lua"))
 
     async def register(self, name: str, *, skills: list[str], device: str) -> None:
         """Make the adviser known with their skills and device (from the database)."""
@@ -109,52 +154,67 @@ class AdviserBoard:
 
     async def command(self, name: str, command: Command, now_ms: int) -> AdviserState:
         """The adviser's own change; raises InvalidTransition with the reason."""
-        result = await self._command(
-            keys=[keys.adviser(name)],
-            args=[keys.PREFIX, name, command.value, now_ms, keys.ADVISER_TTL],
+        step = ScriptStep(
+            _COMMAND,
+            keys=[keys.adviser(name), keys.wrap_up_ends()],
+            args=[keys.template(keys.available), name, command.value, now_ms, keys.ADVISER_TTL],
+            decode=_command_result,
         )
-        if int(result[0]) != 1:
-            raise InvalidTransition(str(result[1]), str(result[2]))
-        return AdviserState(str(result[1]))
+        state, refusal = await self._scripts.run_one(step)
+        if refusal is not None:
+            raise InvalidTransition(state, refusal)
+        return state
 
     async def match(self, products: list[str], now_ms: int) -> list[Offer]:
         """Pair waiting calls with available advisers; returns the offers made."""
         if not products:
             return []
-        step = self.match_step(products, now_ms)
-        return self.offers_from(await self._match(keys=step.keys, args=step.args))
+        return await self._scripts.run_one(self.match_step(products, now_ms))
 
-    def match_step(self, products: list[str], now_ms: int) -> ScriptStep:
-        """`match` as a step of a longer script; its result goes to `offers_from`."""
+    def match_step(self, products: list[str], now_ms: int) -> ScriptStep[list[Offer]]:
+        """`match` as a step of a longer script."""
         deadline = now_ms + (self.offer_seconds + 15) * 1000
         return ScriptStep(
-            self._match_lua,
-            keys=[],
-            args=[keys.PREFIX, now_ms, deadline, MATCH_ROUNDS, keys.OFFER_TTL, *products],
+            _MATCH,
+            keys=[keys.offer_sequence(), keys.offer_deadlines()],
+            args=[
+                keys.template(keys.queue),
+                keys.template(keys.available),
+                keys.template(keys.adviser),
+                keys.template(keys.offer),
+                keys.template(keys.call_offer),
+                now_ms,
+                deadline,
+                MATCH_ROUNDS,
+                keys.OFFER_TTL,
+                *products,
+            ],
+            decode=_offers,
         )
-
-    @staticmethod
-    def offers_from(made: Any) -> list[Offer]:
-        return [Offer(str(i), str(c), str(a), str(p)) for i, c, a, p in made or []]
 
     async def settle(
         self, offer_id: str, outcome: Settle, now_ms: int, *, wrap_up_seconds: int = 0
     ) -> Settled | None:
-        result = await self._settle(
-            keys=[],
+        step = ScriptStep(
+            _SETTLE,
+            keys=[keys.offer_deadlines(), keys.wrap_up_ends()],
             args=[
-                keys.PREFIX,
+                keys.template(keys.offer),
+                keys.template(keys.adviser),
+                keys.template(keys.available),
+                keys.template(keys.call_offer),
+                keys.template(keys.call_answered),
+                keys.template(keys.queue_entry),
+                keys.template(keys.queue),
                 offer_id,
                 outcome.value,
                 now_ms,
                 keys.OFFER_TTL,
                 now_ms + wrap_up_seconds * 1000,
             ],
+            decode=_settled,
         )
-        if not result:
-            return None
-        call, adviser, product, previous, state = (str(v) if v else "" for v in result)
-        return Settled(call, adviser, product, previous, state)
+        return await self._scripts.run_one(step)
 
     async def working(self, product: str) -> int:
         """Advisers with this skill who are at work (not offline, not on a break)."""
@@ -173,7 +233,7 @@ class AdviserBoard:
     async def mark_callback(self, offer_id: str, deadline_ms: int) -> None:
         """A callback offer waits for the adviser to dial, so it gets longer than a ring."""
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(keys.offer(offer_id), "kind", "callback")
+            pipe.hset(keys.offer(offer_id), "kind", OfferKind.CALLBACK.value)
             pipe.zadd(keys.offer_deadlines(), {offer_id: deadline_ms})
             await pipe.execute()
 
@@ -183,30 +243,26 @@ class AdviserBoard:
     async def was_answered(self, call_sid: str) -> bool:
         return bool(await self._redis.exists(keys.call_answered(call_sid)))
 
-    async def call_state(self, call_sid: str) -> tuple[bool, str | None]:
-        """(an adviser answered it, its open offer) in one round trip."""
-        step = self.call_state_step(call_sid)
-        return self.call_state_from(await self._redis.mget(step.keys))
+    async def call_state(self, call_sid: str) -> CallState:
+        """What routing knows of a call, in one round trip."""
+        return await self._scripts.run_one(self.call_state_step(call_sid))
 
-    def call_state_step(self, call_sid: str) -> ScriptStep:
-        """`call_state` as a step of a longer script; its result goes to `call_state_from`."""
+    def call_state_step(self, call_sid: str) -> ScriptStep[CallState]:
+        """`call_state` as a step of a longer script; `keys` are the call's routing keys."""
         return ScriptStep(
-            "return redis.call('MGET', KEYS[1], KEYS[2])",
+            _CALL_STATE,
             keys=[keys.call_answered(call_sid), keys.call_offer(call_sid)],
             args=[],
+            decode=_call_state,
         )
-
-    @staticmethod
-    def call_state_from(found: Any) -> tuple[bool, str | None]:
-        answered, offer_id = found
-        return bool(answered), str(offer_id) if offer_id else None
 
     async def offer_of_call(self, call_sid: str) -> str | None:
         value = await self._redis.get(keys.call_offer(call_sid))
         return str(value) if value else None
 
-    async def offer(self, offer_id: str) -> dict[str, str]:
-        return cast(dict[str, str], await self._redis.hgetall(keys.offer(offer_id)))
+    async def offer(self, offer_id: str) -> OfferView | None:
+        raw = cast(dict[str, str], await self._redis.hgetall(keys.offer(offer_id)))
+        return _offer_view(offer_id, raw) if raw.get("call_sid") else None
 
     async def view(self, name: str) -> AdviserView | None:
         raw = cast(dict[str, str], await self._redis.hgetall(keys.adviser(name)))
@@ -226,16 +282,61 @@ class AdviserBoard:
         return [str(offer_id) for offer_id in found]
 
 
+# -- what the scripts answer, decoded ---------------------------------------------------------
+
+
+def _command_result(raw: Any) -> tuple[AdviserState, str | None]:
+    done, state, *refusal = raw
+    return AdviserState(str(state)), None if int(done) == 1 else str(refusal[0])
+
+
+def _offers(raw: Any) -> list[Offer]:
+    return [Offer(str(i), str(c), str(a), str(p)) for i, c, a, p in raw or []]
+
+
+def _settled(raw: Any) -> Settled | None:
+    if not raw:
+        return None
+    call, adviser, product, previous, state = (str(v) if v else "" for v in raw)
+    return Settled(
+        call_sid=call,
+        adviser=adviser,
+        product=product,
+        previous=OfferState(previous or OfferState.OFFERED.value),
+        adviser_state=AdviserState(state or AdviserState.OFFLINE.value),
+    )
+
+
+def _call_state(raw: Any) -> CallState:
+    answered, offer_id = raw
+    return CallState(answered=bool(answered), offer_id=str(offer_id) if offer_id else None)
+
+
+def _offer_view(offer_id: str, raw: dict[str, str]) -> OfferView:
+    connected = raw.get("connected")
+    return OfferView(
+        offer_id=offer_id,
+        call_sid=raw["call_sid"],
+        adviser=raw.get("adviser", ""),
+        product=raw.get("product", ""),
+        state=OfferState(raw.get("state", OfferState.OFFERED.value)),
+        kind=OfferKind(raw.get("kind", OfferKind.CALL.value)),
+        dialled=raw.get("dialled") or None,
+        connected_ms=int(connected) if connected else None,
+    )
+
+
 def _view(name: str, raw: dict[str, Any]) -> AdviserView:
+    state = AdviserState(raw.get("state", AdviserState.OFFLINE.value))
     wrap_until = raw.get("wrap_until")
     return AdviserView(
         name=name,
-        state=AdviserState(raw.get("state", "offline")),
+        state=state,
         since_ms=int(raw.get("since") or 0),
         skills=[s for s in str(raw.get("skills", "")).split(",") if s],
         device=str(raw.get("device", "")),
         call_sid=str(raw["call_sid"]) if raw.get("call_sid") else None,
         offer_id=str(raw["offer_id"]) if raw.get("offer_id") else None,
-        wrap_until_ms=int(wrap_until) if wrap_until and raw.get("state") == "wrap_up" else None,
+        wrap_until_ms=int(wrap_until) if wrap_until and state is AdviserState.WRAP_UP else None,
         last_call_sid=str(raw["last_call"]) if raw.get("last_call") else None,
     )

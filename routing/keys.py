@@ -1,13 +1,26 @@
-"""Every Redis key name and time-to-live of kcc-ivr, in one place.
+"""Every Redis key name, pub/sub channel and time-to-live of kcc-ivr, in one place.
 
 All keys start with `{kcc}:`: the braces are a Redis Cluster hash tag, so every key lands in one
 slot and the multi-key Lua scripts and transactions stay valid on a cluster. Every key gets a
 TTL: a crashed instance or a lost status callback can never leave state behind for ever.
+
+The Lua scripts (routing/lua/) build no names of their own: they get keys through KEYS, and
+where a script learns an id only as it runs (the offer it numbers, an adviser's skills) it gets
+the name's `template` from here through ARGV and puts the id in place of PLACEHOLDER.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 PREFIX = "{kcc}:"
+PLACEHOLDER = "{}"  # where the id goes in a key template
+
+
+def template(name: Callable[[str], str]) -> str:
+    """The key `name` makes, with PLACEHOLDER for its id, for a Lua script to fill in."""
+    return name(PLACEHOLDER)
+
 
 SESSION_TTL = 4 * 3600  # a call's webhook state; longer than any call
 REPLY_TTL = 15 * 60  # the TwiML answered for one step, for Twilio's retries of that step
@@ -48,11 +61,6 @@ def queue_line(call_sid: str) -> str:
     status callback take the call out of its line in the same script that ends it. Absent for
     a call that asked to be called back: that one keeps its place."""
     return f"{PREFIX}queue-line:{call_sid}"
-
-
-def queue_key_prefix() -> str:
-    """What `queue(product)` starts with, for a script that learns the product as it runs."""
-    return queue("")
 
 
 def queue_arrivals() -> str:

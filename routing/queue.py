@@ -10,78 +10,30 @@ webhook or two instances racing can never queue a call twice.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol, cast
+from dataclasses import dataclass
+from typing import Any, cast
 
 from redis.asyncio import Redis
 
 from routing import keys
 from routing.entry import QueueEntry
-from routing.scripts import ScriptStep
-
-
-class Sealing(Protocol):
-    """Encrypts entries at rest (they hold caller and application numbers)."""
-
-    def seal(self, text: str) -> str: ...
-
-    def open(self, sealed: str) -> str: ...
-
+from routing.scripts import LuaScript, ScriptRunner, ScriptStep, as_bool
+from routing.sealing import Sealer
 
 PRIORITY_STEP = 10**13  # room for 10^13 arrivals per priority; scores stay exact in a double
 
-_ENQUEUE = """
--- KEYS: entry, queue, index, arrivals, ended marker, line
--- ARGV: entry json, priority base, call sid, product, entry ttl, queue ttl
-if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[5]) == 1 then
-  return 0
-end
-local arrival = redis.call('INCR', KEYS[4])
-redis.call('EXPIRE', KEYS[4], ARGV[5])
-redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[5])
-redis.call('SET', KEYS[6], ARGV[4], 'EX', ARGV[5])
-redis.call('ZADD', KEYS[2], 'NX', tonumber(ARGV[2]) + arrival, ARGV[3])
-redis.call('EXPIRE', KEYS[2], ARGV[6])
-redis.call('SADD', KEYS[3], ARGV[4])
-redis.call('EXPIRE', KEYS[3], ARGV[6])
-return 1
-"""
+_ENQUEUE = LuaScript.named("queue_enqueue")
+_REMOVE = LuaScript.named("queue_remove")
+_LEAVE = LuaScript.named("queue_leave")
+_ASK_CALLBACK = LuaScript.named("queue_ask_callback")
 
-_REMOVE = """
--- KEYS: queue, entry, line
--- ARGV: call sid
-redis.call('ZREM', KEYS[1], ARGV[1])
-redis.call('DEL', KEYS[3])
-return redis.call('DEL', KEYS[2])
-"""
 
-_LEAVE = """
--- KEYS: entry, line, then keys any of which, if it exists, means: not now (routing has the call)
--- ARGV: call sid, queue key prefix, the entry ttl of a call that did not ask for a callback
--- Returns {entry or '', 1 if the call was taken out of its line and the entry deleted}.
-local raw = redis.call('GET', KEYS[1])
-if not raw then return {'', 0} end
-local product = redis.call('GET', KEYS[2])
-if not product then return {raw, 0} end
--- A callback keeps its place. Asking for one drops the line marker, but an instance of the
--- version before the marker (a rolling upgrade) does not: every version gives the entry the
--- longer callback ttl, though.
-if redis.call('TTL', KEYS[1]) > tonumber(ARGV[3]) then return {raw, 0} end
-for i = 3, #KEYS do
-  if redis.call('EXISTS', KEYS[i]) == 1 then return {raw, 0} end
-end
-redis.call('ZREM', ARGV[2] .. product, ARGV[1])
-redis.call('DEL', KEYS[1], KEYS[2])
-return {raw, 1}
-"""
+@dataclass(frozen=True)
+class LeftQueue:
+    """What the status callback's leave step found."""
 
-_ASK_CALLBACK = """
--- KEYS: entry, queue, line
--- ARGV: entry json, ttl
-if not redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2], 'XX') then return 0 end
-redis.call('EXPIRE', KEYS[2], ARGV[2])
-redis.call('DEL', KEYS[3])
-return 1
-"""
+    entry: QueueEntry | None
+    left_line: bool  # the call was taken out of its line and its entry deleted
 
 
 def priority_base(priority: int) -> int:
@@ -89,20 +41,17 @@ def priority_base(priority: int) -> int:
 
 
 class CallQueue:
-    def __init__(self, redis: Redis, sealer: Sealing) -> None:
+    def __init__(self, redis: Redis, sealer: Sealer) -> None:
         self._redis = redis
         self._sealer = sealer
-        self._enqueue = redis.register_script(_ENQUEUE)
-        self._remove = redis.register_script(_REMOVE)
-        self._ask_callback = redis.register_script(_ASK_CALLBACK)
+        self._scripts = ScriptRunner(redis)
 
     async def enqueue(self, entry: QueueEntry) -> bool:
         """Add a waiting call; False when it was already queued (a retried webhook)."""
-        step = self.enqueue_step(entry)
-        return bool(await self._enqueue(keys=step.keys, args=step.args))
+        return await self._scripts.run_one(self.enqueue_step(entry))
 
-    def enqueue_step(self, entry: QueueEntry) -> ScriptStep:
-        """`enqueue` as a step of a longer script (routing/scripts.py); returns 1 if added."""
+    def enqueue_step(self, entry: QueueEntry) -> ScriptStep[bool]:
+        """`enqueue` as a step of a longer script (routing/scripts.py): True if added."""
         return ScriptStep(
             _ENQUEUE,
             keys=[
@@ -121,6 +70,7 @@ class CallQueue:
                 keys.QUEUE_TTL,
                 keys.CALLBACK_TTL,  # the line itself outlives any callback waiting in it
             ],
+            decode=as_bool,
         )
 
     async def remove(self, call_sid: str, entry: QueueEntry | None = None) -> bool:
@@ -131,26 +81,28 @@ class CallQueue:
         entry = entry or await self.get(call_sid)
         if entry is None:
             return False
-        deleted = await self._remove(
+        step = ScriptStep(
+            _REMOVE,
             keys=[keys.queue(entry.product), keys.queue_entry(call_sid), keys.queue_line(call_sid)],
             args=[call_sid],
+            decode=as_bool,
         )
-        return bool(deleted)
+        return await self._scripts.run_one(step)
 
-    def leave_step(self, call_sid: str, unless: Sequence[str] = ()) -> ScriptStep:
+    def leave_step(self, call_sid: str, unless: Sequence[str] = ()) -> ScriptStep[LeftQueue]:
         """A step of a longer script (the status callback's): the call's entry, and the call
         taken out of its line, entry deleted, unless one of the keys `unless` exists (routing
-        still has the call), or it asked to be called back. Its result goes to `left_from`."""
+        still has the call), or it asked to be called back."""
         return ScriptStep(
             _LEAVE,
             keys=[keys.queue_entry(call_sid), keys.queue_line(call_sid), *unless],
-            args=[call_sid, keys.queue_key_prefix(), keys.QUEUE_TTL],
+            args=[call_sid, keys.template(keys.queue), keys.QUEUE_TTL],
+            decode=self._left,
         )
 
-    def left_from(self, found: Any) -> tuple[QueueEntry | None, bool]:
-        """The entry the leave step found, and whether it took the call out of its line."""
+    def _left(self, found: Any) -> LeftQueue:
         raw, left = found
-        return self.entry_from(raw), bool(left)
+        return LeftQueue(self.entry_from(raw), bool(left))
 
     async def ask_callback(self, call_sid: str) -> QueueEntry | None:
         """The caller will hang up and be called back: the entry keeps its place and lives on."""
@@ -159,10 +111,13 @@ class CallQueue:
             return None
         entry = entry.model_copy(update={"callback": True})
         # One script: the entry lives on and leaves no line marker, so a hang-up keeps its place.
-        kept = await self._ask_callback(
+        step = ScriptStep(
+            _ASK_CALLBACK,
             keys=[keys.queue_entry(call_sid), keys.queue(entry.product), keys.queue_line(call_sid)],
             args=[self._sealer.seal(entry.model_dump_json()), keys.CALLBACK_TTL],
+            decode=as_bool,
         )
+        kept = await self._scripts.run_one(step)
         return entry if kept else None  # gone meanwhile (the call ended): nothing to keep
 
     async def get(self, call_sid: str) -> QueueEntry | None:

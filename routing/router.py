@@ -12,12 +12,17 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from flows.errors import ErrorKind, KccError
 from routing.board import (
     AdviserBoard,
     AdviserState,
+    CallState,
     Command,
     InvalidTransition,
     Offer,
+    OfferKind,
+    OfferState,
+    OfferView,
     Settle,
     Settled,
 )
@@ -31,11 +36,19 @@ log = logging.getLogger(__name__)
 CALLBACK_OFFER_MS = 5 * 60 * 1000  # an adviser has 5 minutes to start a callback
 
 
+class NotACallback(KccError):
+    """The adviser pressed "call back" on an offer that is not a callback (or is gone)."""
+
+    code = "not_a_callback"
+    kind = ErrorKind.CONFLICT
+
+
 class ConnectUrls(Protocol):
     def connect(self, offer_id: str) -> str: ...
 
 
-StateChange = Callable[[str, str, int, str | None], Awaitable[None]]  # adviser, state, ms, call
+# adviser, state, when (ms), call
+StateChange = Callable[[str, AdviserState, int, str | None], Awaitable[None]]
 
 
 @dataclass
@@ -55,18 +68,18 @@ class Router:
     async def call_waiting(self, product: str) -> None:
         await self._deliver(await self.board.match([product], self.now_ms()))
 
-    def waiting_step(self, product: str) -> ScriptStep:
+    def waiting_step(self, product: str) -> ScriptStep[list[Offer]]:
         """`call_waiting`'s match as a step of a longer script (e.g. the one that queues the
-        call); hand its result to `matched`."""
+        call); hand what it answered to `matched`."""
         return self.board.match_step([product], self.now_ms())
 
-    async def matched(self, made: Any) -> None:
+    async def matched(self, offers: list[Offer]) -> None:
         """Deliver the offers a `waiting_step` made."""
-        await self._deliver(self.board.offers_from(made))
+        await self._deliver(offers)
 
     async def adviser_command(self, name: str, command: Command) -> AdviserState:
         state = await self.board.command(name, command, self.now_ms())
-        await self._state_changed(name, state.value, None)  # cheap: the log is written later
+        await self._state_changed(name, state, None)  # cheap: the log is written later
         if state is AdviserState.AVAILABLE:
             view = await self.board.view(name)
             await self._deliver(await self.board.match(view.skills if view else [], self.now_ms()))
@@ -74,21 +87,20 @@ class Router:
 
     async def answered(self, offer_id: str) -> None:
         settled = await self.board.settle(offer_id, Settle.ANSWERED, self.now_ms())
-        if settled is not None and settled.previous == "offered":
+        if settled is not None and settled.previous is OfferState.OFFERED:
             await self._tell(settled, "connected")
-            await self._state_changed(settled.adviser, AdviserState.ON_CALL.value, settled.call_sid)
+            await self._state_changed(settled.adviser, AdviserState.ON_CALL, settled.call_sid)
 
     async def dial_finished(self, offer_id: str, dial_status: str) -> Settled | None:
         """The adviser's leg ended: a conversation (wrap-up) or no answer (the call goes back)."""
         offer = await self.board.offer(offer_id)
-        if not offer:
+        if offer is None:
             return None
-        talked = offer.get("state") == "connected"
+        talked = offer.state is OfferState.CONNECTED
         outcome = Settle.FINISHED if talked else Settle.MISSED
-        if not talked and offer.get("dialled"):
-            outcome = (
-                Settle.WITHDRAWN
-            )  # the caller did not answer our callback: not the adviser's fault
+        if not talked and offer.dialled:
+            # The caller did not answer our callback: not the adviser's fault.
+            outcome = Settle.WITHDRAWN
         settled = await self.board.settle(
             offer_id, outcome, self.now_ms(), wrap_up_seconds=self.wrap_up_seconds
         )
@@ -96,7 +108,7 @@ class Router:
             return None
         await self._tell(settled, "ended", reason="completed" if talked else dial_status)
         await self._state_changed(settled.adviser, settled.adviser_state, settled.call_sid)
-        if offer.get("kind") == "callback" and offer.get("dialled"):
+        if offer.kind is OfferKind.CALLBACK and offer.dialled:
             # Called back: done when they talked; not reached, the request ends (the adviser
             # sees it on the card). Either way the caller's place in line is released.
             await self.queue.remove(settled.call_sid)
@@ -114,14 +126,13 @@ class Router:
             await self.call_waiting(settled.product)
         return settled
 
-    async def caller_gone(
-        self, call_sid: str, call_state: tuple[bool, str | None] | None = None
-    ) -> bool:
+    async def caller_gone(self, call_sid: str, call_state: CallState | None = None) -> bool:
         """The caller hung up: withdraw an open offer, end a conversation. True if they talked.
 
         `call_state`: the board's `call_state` of the call when it was read already.
         """
-        answered, offer_id = call_state or await self.board.call_state(call_sid)
+        state = call_state or await self.board.call_state(call_sid)
+        answered, offer_id = state.answered, state.offer_id
         if offer_id is None:
             return answered
         settled = await self.board.settle(
@@ -130,7 +141,7 @@ class Router:
         if settled is not None:
             await self._tell(settled, "ended", reason="caller hung up")
             await self._state_changed(settled.adviser, settled.adviser_state, call_sid)
-            if settled.adviser_state == AdviserState.AVAILABLE.value:
+            if settled.adviser_state is AdviserState.AVAILABLE:
                 view = await self.board.view(settled.adviser)
                 await self._deliver(
                     await self.board.match(view.skills if view else [], self.now_ms())
@@ -161,9 +172,9 @@ class Router:
         if entry is not None and entry.callback:
             # The caller is not on the line: the adviser calls them back from the desk.
             await self.board.mark_callback(offer.offer_id, self.now_ms() + CALLBACK_OFFER_MS)
-            card = {**self._card(offer.offer_id, entry), "kind": "callback"}
+            card = {**self._card(offer.offer_id, entry), "kind": OfferKind.CALLBACK.value}
             await self.events.publish(offer.adviser, "offer", card)
-            await self._state_changed(offer.adviser, AdviserState.OFFERED.value, offer.call_sid)
+            await self._state_changed(offer.adviser, AdviserState.OFFERED, offer.call_sid)
             return
         try:
             await self.telephony.redirect(offer.call_sid, self.urls.connect(offer.offer_id))
@@ -180,16 +191,16 @@ class Router:
             if settled is not None:
                 await self._state_changed(settled.adviser, settled.adviser_state, None)
             return
-        card = {**self._card(offer.offer_id, entry), "kind": "call"}
+        card = {**self._card(offer.offer_id, entry), "kind": OfferKind.CALL.value}
         await self.events.publish(offer.adviser, "offer", card)
-        await self._state_changed(offer.adviser, AdviserState.OFFERED.value, offer.call_sid)
+        await self._state_changed(offer.adviser, AdviserState.OFFERED, offer.call_sid)
 
     async def call_back(self, offer_id: str, *, caller_id: str, status_callback: str) -> str:
         """The adviser presses "call back": Justis calls the caller, who is then put through."""
         offer = await self.board.offer(offer_id)
-        entry = await self.queue.get(offer.get("call_sid", ""))
-        if offer.get("kind") != "callback" or entry is None:
-            raise ValueError("this offer is not a callback")
+        entry = await self.queue.get(offer.call_sid) if offer is not None else None
+        if offer is None or offer.kind is not OfferKind.CALLBACK or entry is None:
+            raise NotACallback("this offer is not a callback")
         dialled = await self.telephony.dial_out(
             to=entry.caller,
             from_=caller_id,
@@ -215,13 +226,13 @@ class Router:
         return card
 
     async def _state_changed(
-        self, adviser: str, state: str, call_sid: str | None, *, at_ms: int | None = None
+        self, adviser: str, state: AdviserState, call_sid: str | None, *, at_ms: int | None = None
     ) -> None:
-        await self.events.publish(adviser, "state", {"status": state})
+        await self.events.publish(adviser, "state", {"status": state.value})
         if self.on_state_change is not None:
             await self.on_state_change(adviser, state, at_ms or self.now_ms(), call_sid)
 
-    async def _record_handle_time(self, product: str, offer: dict[str, str]) -> None:
-        connected = offer.get("connected")
-        if connected:
-            await self.queue.record_handle_time(product, (self.now_ms() - int(connected)) / 1000)
+    async def _record_handle_time(self, product: str, offer: OfferView) -> None:
+        if offer.connected_ms:
+            seconds = (self.now_ms() - offer.connected_ms) / 1000
+            await self.queue.record_handle_time(product, seconds)

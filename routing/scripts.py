@@ -1,96 +1,127 @@
-"""Several Lua scripts run as one: one round trip to Redis, and one atomic change.
+"""Every Lua script of kcc-ivr (routing/lua/), and the one way they run.
 
-A webhook that needs three scripts (commit the session, queue the call, match it with an
-adviser) pays a Redis round trip for each, and each costs more of the caller's time in redis-py
-than in Redis. A `ScriptStep` is one script's Lua with its own KEYS and ARGV; `ScriptChain` runs
-steps in order inside one EVALSHA, each step seeing only its own KEYS and ARGV, exactly as if it
-ran alone. When the first step returns 0 or a negative number (it refused: e.g. another delivery
-of the webhook committed first) the others do not run, and `run` raises `Refused` with it.
+A `ScriptStep` is one script with its own KEYS and ARGV and a `decode` that turns what Redis
+answered into a typed value. `ScriptRunner.run` runs one or more steps as ONE script (EVALSHA
+of routing/lua/chain.lua wrapped around their bodies): one round trip and one atomic change,
+each step seeing only its own KEYS and ARGV, exactly as if it ran alone. A step that answers
+`{'refused', code}` stops the chain; `run` raises `Refused` with the code. The results are read
+by step (`Outcomes.of(step)`), never by position.
 
-Key names still come from routing/keys.py: the steps are built by the owners of the keys.
+EVALSHA directly rather than redis-py's registered scripts: those check on every call whether
+they were given a pipeline, an isinstance against a Protocol (slow). After a Redis restart
+forgot the script, it is loaded again. Key names come from routing/keys.py: the steps are built
+by the owners of the keys.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from functools import cache
+from importlib import resources
+from typing import Any, Generic, TypeVar
 
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
 
+from flows.errors import ErrorKind, KccError
 
-class Refused(Exception):
-    """The first step of a chain refused (returned `code` <= 0); nothing else ran."""
+T = TypeVar("T")
+Arg = str | int | float
 
-    def __init__(self, code: int) -> None:
-        super().__init__(f"the script refused with {code}")
-        self.code = code
+
+class Refused(KccError):
+    """A step of a chain refused (answered {'refused', code}); nothing after it ran."""
+
+    code = "script_refused"
+    kind = ErrorKind.CONFLICT
+
+    def __init__(self, reason: int) -> None:
+        super().__init__(f"the script refused with {reason}", reason=reason)
+        self.reason = reason
 
 
 @dataclass(frozen=True)
-class ScriptStep:
-    lua: str  # a script body that reads KEYS and ARGV and returns a value
-    keys: list[str]
-    args: list[str | int | float]
+class LuaScript:
+    name: str  # the file in routing/lua/, without .lua
+    body: str
+
+    @classmethod
+    def named(cls, name: str) -> LuaScript:
+        return _script(name)
 
 
-_RUN = """
-local function slice(list, first, count)
-  local part = {}
-  for i = 1, count do part[i] = list[first + i - 1] end
-  return part
-end
-local steps = {%s}
-local counts = #steps * 2
-local next_key, next_arg = 1, counts + 1
-local results = {}
-for i = 1, #steps do
-  local key_count, arg_count = tonumber(ARGV[2 * i - 1]), tonumber(ARGV[2 * i])
-  local result = steps[i](slice(KEYS, next_key, key_count), slice(ARGV, next_arg, arg_count))
-  next_key, next_arg = next_key + key_count, next_arg + arg_count
-  if i == 1 and type(result) == 'number' and result <= 0 then return {'refused', result} end
-  if result == nil then result = false end
-  results[i] = result
-end
-return results
-"""
+@cache
+def _script(name: str) -> LuaScript:
+    body = resources.files("routing.lua").joinpath(f"{name}.lua").read_text(encoding="utf-8")
+    return LuaScript(name, body)
 
 
-def chain_lua(bodies: Sequence[str]) -> str:
+def as_int(raw: Any) -> int:
+    return int(raw)
+
+
+def as_bool(raw: Any) -> bool:
+    return bool(raw)
+
+
+@dataclass(frozen=True, eq=False)
+class ScriptStep(Generic[T]):
+    script: LuaScript
+    keys: Sequence[str]
+    args: Sequence[Arg]
+    decode: Callable[[Any], T]
+
+
+class Outcomes:
+    """What each step of a chain answered; `of(step)` decodes one step's answer."""
+
+    def __init__(self, steps: Sequence[ScriptStep[Any]], raw: Sequence[Any]) -> None:
+        if len(raw) != len(steps):
+            raise ValueError(f"{len(steps)} steps ran but {len(raw)} answered")
+        self._steps = steps
+        self._raw = raw
+
+    def of(self, step: ScriptStep[T]) -> T:
+        for candidate, raw in zip(self._steps, self._raw, strict=True):
+            if candidate is step:
+                return step.decode(raw)
+        raise KeyError(f"{step.script.name} was not a step of this chain")
+
+
+def chain_lua(scripts: Sequence[LuaScript]) -> str:
     """One script that runs each body as a function of its own KEYS and ARGV."""
-    functions = ", ".join(f"function(KEYS, ARGV)\n{body}\nend" for body in bodies)
-    return _RUN % functions
+    functions = ", ".join(f"function(KEYS, ARGV)\n{script.body}\nend" for script in scripts)
+    return LuaScript.named("chain").body % functions
 
 
-class ScriptChain:
-    """Runs steps as one script; the script of each combination is loaded once.
-
-    EVALSHA directly rather than redis-py's registered scripts: those check on every call
-    whether they were given a pipeline, an isinstance against a Protocol (slow). After a Redis
-    restart forgot the script, it is loaded again.
-    """
+class ScriptRunner:
+    """Runs steps as one script; the script of each combination is made and hashed once."""
 
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
-        self._scripts: dict[tuple[str, ...], tuple[str, str]] = {}  # bodies: (lua, sha1)
+        self._chains: dict[tuple[str, ...], tuple[str, str]] = {}  # script names: (lua, sha1)
 
-    async def run(self, steps: Sequence[ScriptStep]) -> list[Any]:
-        """Each step's result, in order. Raises Refused when the first step refused."""
-        bodies = tuple(step.lua for step in steps)
-        script = self._scripts.get(bodies)
-        if script is None:
-            lua = chain_lua(bodies)
-            script = self._scripts[bodies] = (lua, hashlib.sha1(lua.encode()).hexdigest())
-        counts: list[str | int | float] = []
+    async def run_one(self, step: ScriptStep[T]) -> T:
+        """Run one step; raises Refused when it refused."""
+        return (await self.run(step)).of(step)
+
+    async def run(self, *steps: ScriptStep[Any]) -> Outcomes:
+        """Run the steps as one script. Raises Refused when a step refused."""
+        names = tuple(step.script.name for step in steps)
+        chain = self._chains.get(names)
+        if chain is None:
+            lua = chain_lua([step.script for step in steps])
+            chain = self._chains[names] = (lua, hashlib.sha1(lua.encode()).hexdigest())
+        counts: list[Arg] = []
         keys: list[str] = []
-        args: list[str | int | float] = []
+        args: list[Arg] = []
         for step in steps:
             counts += [len(step.keys), len(step.args)]
             keys += step.keys
             args += step.args
-        lua, sha = script
+        lua, sha = chain
         try:
             reply = await self._redis.evalsha(sha, len(keys), *keys, *counts, *args)
         except NoScriptError:
@@ -99,4 +130,4 @@ class ScriptChain:
         results = list(reply)
         if len(results) == 2 and results[0] == "refused":
             raise Refused(int(results[1]))
-        return results
+        return Outcomes(steps, results)

@@ -20,12 +20,16 @@ from cryptography.exceptions import InvalidTag
 from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from flows.errors import KccError
+
 _GCM = "2."  # the format marker of an AES-GCM value
 _NONCE = 12
 
 
-class SealBroken(Exception):
+class SealBroken(KccError):
     """A sealed value could not be opened (another secret key, or tampered with)."""
+
+    code = "seal_broken"
 
 
 class Sealer:

@@ -25,6 +25,7 @@ from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioS
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
+from flows.errors import ErrorKind, KccError
 from routing.privacy import mask_number, mask_text
 
 log = logging.getLogger(__name__)
@@ -37,16 +38,24 @@ Sleep = Callable[[float], Awaitable[object]]
 CALL_NOT_IN_PROGRESS = 21220
 
 
-class TelephonyError(Exception):
+class TelephonyError(KccError):
     """A Twilio request failed for good (`permanent`) or after all retries (put the call back)."""
 
+    code = "telephony_failed"
+    kind = ErrorKind.UPSTREAM
+
     def __init__(
-        self, message: str, *, permanent: bool, status: int | None = None, code: int | None = None
+        self,
+        message: str,
+        *,
+        permanent: bool,
+        status: int | None = None,
+        twilio_code: int | None = None,
     ) -> None:
         super().__init__(message)
         self.permanent = permanent
         self.status = status  # HTTP status; None when no answer came (timeout, connection)
-        self.code = code  # Twilio error code, e.g. 21220
+        self.twilio_code = twilio_code  # Twilio's error code, e.g. 21220
 
 
 class Telephony(Protocol):
@@ -153,13 +162,13 @@ class TwilioTelephony:
                         f"{what}: Twilio answered {status} (code {code}): {_detail(exc)}",
                         permanent=True,
                         status=status,
-                        code=code,
+                        twilio_code=code,
                     ) from None
                 error: TelephonyError = TelephonyError(
                     f"{what}: Twilio answered {status} (code {code}) {attempts} times",
                     permanent=False,
                     status=status,
-                    code=code,
+                    twilio_code=code,
                 )
                 reason = f"HTTP {status}"
             except ValueError as exc:
@@ -238,5 +247,5 @@ class RecordingTelephony:
                 f"{call_sid} is not in progress",
                 permanent=True,
                 status=400,
-                code=CALL_NOT_IN_PROGRESS,
+                twilio_code=CALL_NOT_IN_PROGRESS,
             )

@@ -170,17 +170,22 @@ async def test_nobody_gets_two_calls_and_no_call_goes_twice_under_concurrency(
 
 
 @pytest.mark.parametrize(
-    ("start", "command", "reason"),
+    ("start", "command", "code", "reason"),
     [
-        ("offline", Command.BREAK, "sign in (available) before taking a break"),
-        ("offline", Command.READY, "ready is for the end of wrap-up; you are offline"),
-        ("offered", Command.AVAILABLE, "you have a call; it ends first"),
-        ("offered", Command.OFFLINE, "you have a call; it ends first"),
-        ("offered", Command.BREAK, "you have a call; take a break after it"),
+        ("offline", Command.BREAK, "sign_in_first", "sign in (available) before taking a break"),
+        (
+            "offline",
+            Command.READY,
+            "not_in_wrap_up",
+            "ready is for the end of wrap-up; you are offline",
+        ),
+        ("offered", Command.AVAILABLE, "call_in_progress", "you have a call; it ends first"),
+        ("offered", Command.OFFLINE, "call_in_progress", "you have a call; it ends first"),
+        ("offered", Command.BREAK, "break_after_call", "you have a call; take a break after it"),
     ],
 )
 async def test_invalid_transitions_are_refused_with_the_reason(
-    board: AdviserBoard, queue: CallQueue, start: str, command: Command, reason: str
+    board: AdviserBoard, queue: CallQueue, start: str, command: Command, code: str, reason: str
 ) -> None:
     await adviser(board, "ann", ["vog_np"], now=1000, available=start != "offline")
     if start == "offered":
@@ -188,7 +193,7 @@ async def test_invalid_transitions_are_refused_with_the_reason(
         await board.match(["vog_np"], 2000)
     with pytest.raises(InvalidTransition) as refused:
         await board.command("ann", command, 3000)
-    assert str(refused.value) == reason
+    assert (refused.value.code, str(refused.value)) == (code, reason)
 
 
 async def test_missed_offer_puts_the_call_back_at_the_head_and_parks_the_adviser(
@@ -199,7 +204,7 @@ async def test_missed_offer_puts_the_call_back_at_the_head_and_parks_the_adviser
     await adviser(board, "ann", ["vog_np"], now=1000)
     [offer] = await board.match(["vog_np"], 2000)
     settled = await board.settle(offer.offer_id, Settle.MISSED, 3000)
-    assert settled is not None and settled.adviser_state == "missed"
+    assert settled is not None and settled.adviser_state is AdviserState.MISSED
     assert await queue.position("CA1", "vog_np") == 1  # its old place, ahead of CA2
     assert await board.match(["vog_np"], 4000) == []  # a missed adviser gets nothing
     await board.command("ann", Command.AVAILABLE, 5000)

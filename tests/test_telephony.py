@@ -188,7 +188,7 @@ async def test_caller_who_hung_up_is_a_permanent_error_without_retries(
         await telephony.redirect(CALLER, CONNECT_URL)
 
     assert caught.value.permanent is True
-    assert (caught.value.status, caught.value.code) == (400, CALL_NOT_IN_PROGRESS)
+    assert (caught.value.status, caught.value.twilio_code) == (400, CALL_NOT_IN_PROGRESS)
     assert len(stub.updates_for(CALLER)) == 1
     assert sleep.delays == []
 
@@ -202,7 +202,7 @@ async def test_not_found_is_a_permanent_error_without_retries(
         await telephony.redirect(CALLER, CONNECT_URL)
 
     assert caught.value.permanent is True
-    assert (caught.value.status, caught.value.code) == (404, 20404)
+    assert (caught.value.status, caught.value.twilio_code) == (404, 20404)
     assert sleep.delays == []
 
 
@@ -228,7 +228,7 @@ async def test_wrong_auth_token_is_a_permanent_401(stub: TwilioStub, sleep: Fake
         telephony.close()
 
     assert caught.value.permanent is True
-    assert (caught.value.status, caught.value.code) == (401, 20003)
+    assert (caught.value.status, caught.value.twilio_code) == (401, 20003)
     assert sleep.delays == []
 
 
@@ -293,7 +293,7 @@ async def test_rejected_dial_out_is_permanent_and_its_error_does_not_carry_the_n
         )
 
     assert caught.value.permanent is True
-    assert (caught.value.status, caught.value.code) == (400, 21211)
+    assert (caught.value.status, caught.value.twilio_code) == (400, 21211)
     assert "not a valid phone number" in str(caught.value)
     assert "612345678" not in str(caught.value)
     assert caught.value.__cause__ is None and caught.value.__suppress_context__
@@ -342,7 +342,7 @@ async def test_recording_telephony_refuses_to_move_a_caller_who_has_gone() -> No
         await recording.redirect(CALLER, CONNECT_URL)
 
     assert caught.value.permanent is True
-    assert caught.value.code == CALL_NOT_IN_PROGRESS
+    assert caught.value.twilio_code == CALL_NOT_IN_PROGRESS
     assert recording.redirects == []
 
 

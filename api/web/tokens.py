@@ -7,11 +7,16 @@ from datetime import UTC, datetime, timedelta
 
 import jwt
 
+from flows.errors import ErrorKind, KccError
+
 ALGORITHM = "HS256"
 
 
-class InvalidToken(Exception):
+class InvalidToken(KccError):
     """The token is malformed, badly signed, expired or lacks a claim."""
+
+    code = "bad_token"
+    kind = ErrorKind.UNAUTHORIZED
 
 
 @dataclass(frozen=True)

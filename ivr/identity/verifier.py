@@ -16,6 +16,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from enum import IntEnum
 
 from prometheus_client import Counter
 from redis.asyncio import Redis
@@ -24,6 +25,7 @@ from ivr.identity.applications import ApplicationDirectory, ApplicationInfo
 from ivr.identity.check import CheckOutcome, CheckResult, IdentityCheck
 from routing import keys
 from routing.privacy import mask_number
+from routing.scripts import LuaScript, ScriptRunner, ScriptStep
 from routing.sealing import Pseudonymizer
 
 log = logging.getLogger(__name__)
@@ -44,27 +46,15 @@ class GuardPolicy:
 
 RunSync = Callable[[Callable[[], ApplicationInfo | None]], Awaitable[ApplicationInfo | None]]
 
-# Checks the guard and reserves the attempt in one step: the attempt counts as a failure until
-# the directory says otherwise, so tries made at the same moment cannot all slip under the limit.
-# Returns 1 (go ahead), 0 (the number is locked) or -1 (the caller is limited).
-_RESERVE = """
--- KEYS: number lock, number failures, caller failures, attempt marker
--- ARGV: now (ms), member, number window (ms), number limit, number ttl (s),
---       caller window (ms), caller limit, caller ttl (s), attempt ttl (s)
-local now = tonumber(ARGV[1])
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - tonumber(ARGV[3]))
-if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[4]) then return 0 end
-redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now - tonumber(ARGV[6]))
-if redis.call('ZCARD', KEYS[3]) > tonumber(ARGV[7]) then return -1 end
-if redis.call('SET', KEYS[4], '1', 'NX', 'EX', ARGV[9]) then
-  redis.call('ZADD', KEYS[2], now, ARGV[2])
-  redis.call('EXPIRE', KEYS[2], ARGV[5])
-  redis.call('ZADD', KEYS[3], now, ARGV[2])
-  redis.call('EXPIRE', KEYS[3], ARGV[8])
-end
-return 1
-"""
+_RESERVE = LuaScript.named("verify_reserve")
+
+
+class Guard(IntEnum):
+    """What the guessing guard says before a check (the reserve script's answer)."""
+
+    GO = 1  # within the limits; the attempt is reserved as a failure until it verifies
+    NUMBER_LOCKED = 0  # too many failures for this application number
+    CALLER_LIMITED = -1  # too many failures from this caller number
 
 
 class IdentityVerifier:
@@ -86,7 +76,7 @@ class IdentityVerifier:
         self.policy = policy or GuardPolicy()
         self._sleep = sleep
         self._monotonic = monotonic
-        self._reserve = redis.register_script(_RESERVE)
+        self._scripts = ScriptRunner(redis)
 
     async def check(
         self, request: IdentityCheck, *, caller: str, call_sid: str, seq: int, now_ms: int
@@ -96,8 +86,9 @@ class IdentityVerifier:
         caller_key = self._pseudonymize(caller or "anonymous")
         member = f"{call_sid}:{seq}"
         policy = self.policy
-        allowed = int(
-            await self._reserve(
+        allowed = await self._scripts.run_one(
+            ScriptStep(
+                _RESERVE,
                 keys=[
                     keys.verify_lock_by_number(number_key),
                     keys.verify_failures_by_number(number_key),
@@ -115,6 +106,7 @@ class IdentityVerifier:
                     policy.caller_window_seconds,
                     keys.VERIFY_ATTEMPT_TTL,
                 ],
+                decode=lambda raw: Guard(int(raw)),
             )
         )
         # Always ask the directory: a locked number must cost the same as any other try.
@@ -122,9 +114,9 @@ class IdentityVerifier:
         found = await self._run_sync(
             lambda: directory.check(request.application_number, request.born)
         )
-        if allowed != 1:
+        if allowed is not Guard.GO:
             outcome = CheckOutcome(CheckResult.LOCKED)
-            if allowed == 0:
+            if allowed is Guard.NUMBER_LOCKED:
                 await self._lock(request, number_key)
         elif found is not None:
             outcome = CheckOutcome(

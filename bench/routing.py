@@ -397,7 +397,11 @@ class Bench:
 
     async def put_back(self, offer_id: str, name: str) -> None:
         settled = await self.board.settle(offer_id, Settle.WITHDRAWN, now_ms())
-        if settled is None or settled.adviser != name or settled.adviser_state is not AdviserState.AVAILABLE:
+        if (
+            settled is None
+            or settled.adviser != name
+            or settled.adviser_state is not AdviserState.AVAILABLE
+        ):
             raise RuntimeError(f"could not withdraw offer {offer_id}: {settled}")
         await self.board.command(name, Command.BREAK, now_ms())
 

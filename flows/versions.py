@@ -133,6 +133,12 @@ class AlreadyLive(FlowError):
     kind = ErrorKind.CONFLICT
 
 
+class TextAlreadyLive(AlreadyLive):
+    """The text published is the live version's text already."""
+
+    code = "text_already_live"
+
+
 def version_diff(a: FlowVersion, b: FlowVersion) -> str:
     """A unified diff from version a to version b."""
     lines = difflib.unified_diff(
@@ -261,7 +267,7 @@ class SqlFlowVersions:
         with Session(self._engine) as session:
             live = session.get(FlowLiveRow, flow, with_for_update=True)
             if live is not None and _numbered(session, flow, live.number).digest == digest:
-                raise AlreadyLive(
+                raise TextAlreadyLive(
                     f"version {live.number} of {flow!r} is this text already", version=live.number
                 )
             highest = session.exec(

@@ -28,7 +28,9 @@ from api.accounts import (
     get_user,
 )
 from api.database.engine import make_engine, session_scope
-from api.web.routes.auth import BAD_LOGIN, SupervisorUser, router
+from api.web.deps import SupervisorUser
+from api.web.errors import install_error_handlers
+from api.web.routes.auth import BAD_LOGIN, router
 from api.web.tokens import InvalidToken, decode_token, issue_token
 
 SECRET = "x" * 40
@@ -41,6 +43,7 @@ PASSWORD = "correct horse battery"
 async def client(db_engine: Engine) -> AsyncIterator[httpx.AsyncClient]:
     app = FastAPI()
     app.include_router(router)
+    install_error_handlers(app)
 
     @app.get("/test/supervisor-only")
     def supervisor_only(user: SupervisorUser) -> dict[str, str]:
@@ -169,7 +172,7 @@ async def test_unknown_user_and_wrong_password_get_the_same_401(
     for response in (wrong_password, unknown_user):
         assert response.status_code == 401
         assert response.headers["WWW-Authenticate"] == "Bearer"
-        assert response.json() == {"detail": BAD_LOGIN}
+        assert response.json() == {"detail": BAD_LOGIN, "code": "bad_login", "params": {}}
 
 
 async def test_inactive_user_cannot_log_in_and_loses_an_earlier_token(
@@ -184,7 +187,7 @@ async def test_inactive_user_cannot_log_in_and_loses_an_earlier_token(
         session.add(user)
     response = await login(client, "anna")
     assert response.status_code == 401
-    assert response.json() == {"detail": BAD_LOGIN}
+    assert response.json() == {"detail": BAD_LOGIN, "code": "bad_login", "params": {}}
     assert (await client.get("/api/me", headers=bearer(token))).status_code == 401
 
 
@@ -277,7 +280,11 @@ async def test_supervisor_only_route_forbids_an_adviser(
         "/test/supervisor-only", headers=bearer(await token_for(client, "anna"))
     )
     assert response.status_code == 403
-    assert response.json() == {"detail": "requires role supervisor"}
+    assert response.json() == {
+        "detail": "requires role supervisor",
+        "code": "role_required",
+        "params": {"role": "supervisor"},
+    }
 
 
 async def test_supervisor_only_route_admits_a_supervisor(

@@ -170,7 +170,9 @@ async def test_an_invalid_draft_is_refused_with_its_line_and_nothing_changes(
         "/api/flows/publish", json={"text": draft, "comment": "oeps"}, headers=headers
     )
     assert response.status_code == 422
-    assert response.json()["detail"]["problems"] == checked["problems"]
+    refusal = response.json()
+    assert refusal["code"] == "flow_invalid"
+    assert refusal["problems"] == checked["problems"]
     versions = (await http.get("/api/flows", headers=headers)).json()
     assert versions["live"] == 1 and len(versions["versions"]) == 1
     assert OLD_WELCOME in (await phone().dial()).text

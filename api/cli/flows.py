@@ -435,9 +435,9 @@ def _refused(filename: str, response: httpx.Response) -> CommandFailed:
         body = response.json()
     except ValueError:
         body = None
-    detail = body.get("detail") if isinstance(body, dict) else None
-    if isinstance(detail, dict) and isinstance(detail.get("problems"), list):
-        problems = [(int(p["line"]), str(p["message"])) for p in detail["problems"]]
+    found = body.get("problems") if isinstance(body, dict) else None
+    if isinstance(found, list):  # the server's flow_invalid answer: every problem and its line
+        problems = [(int(p["line"]), str(p["message"])) for p in found]
         lines = _problem_lines(filename, problems)
         return CommandFailed(
             f"{len(lines)} problem(s) in {filename}; nothing was changed", 1, details=lines

@@ -1,4 +1,4 @@
-"""The FastAPI application: wires settings, stores and routes together."""
+"""The app: the staff web app (FastAPI) with Twilio's webhooks in front of it."""
 
 from __future__ import annotations
 
@@ -7,21 +7,19 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.exception_handlers import request_validation_exception_handler
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import PlainTextResponse, Response
+from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import Receive, Scope, Send
 
 from api.services import Services, build_services
 from api.settings import Settings
-from api.web.routes import advisers, auth, hours, pages
+from api.web.errors import ErrorOut, install_error_handlers
+from api.web.routes import advisers, auth, config, hours, operations, pages, queue
 from api.web.routes import flows as flow_routes
-from api.webhooks import handlers as twilio_routes
-from ivr.fallback import last_resort
+from api.webhooks.dispatcher import PREFIX, WebhookDispatcher
+from api.webhooks.handlers import HANDLERS
 from routing.clock import Clock
 
 log = logging.getLogger(__name__)
@@ -32,14 +30,26 @@ RECONCILE_TICKS = 10
 # The largest request anyone sends is a flow draft (at most 512 kB of YAML, as JSON); a client
 # sending more is answered 413 before the body is buffered. Webhooks are capped far lower.
 MAX_BODY_BYTES = 2 * 1024 * 1024
+# Every refusal of the staff API has this body (api/web/errors.py); the schema says so.
+REFUSALS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorOut} for status in (401, 403, 404, 409, 422)
+}
+
+# The routes per noun: the staff API, then what is not part of it (pages, health, metrics).
+API_ROUTERS = tuple(m.router for m in (auth, hours, queue, config, advisers, flow_routes))
+OTHER_ROUTERS = (operations.router, pages.router)
 
 
 class KccApp(FastAPI):
-    """FastAPI, but Twilio's webhooks are answered before its middleware stack: they are on the
-    caller's clock and need none of it (api/twilio_routes.py answer_webhook)."""
+    """FastAPI, with Twilio's webhooks answered before its middleware stack by their own
+    dispatcher: they are on the caller's clock and need none of it (api/webhooks/)."""
+
+    twilio_edge: WebhookDispatcher
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if not await twilio_routes.answer_webhook(self, scope, receive, send):
+        if scope["type"] == "http" and scope["path"].startswith(f"{PREFIX}/"):
+            await self.twilio_edge(scope, receive, send)
+        else:
             await super().__call__(scope, receive, send)
 
 
@@ -89,39 +99,11 @@ def create_app(
 
     app = KccApp(title="kcc-ivr", version="0.1.0", lifespan=lifespan, max_body_size=MAX_BODY_BYTES)
     app.state.services = services
-    app.router.routes.extend(twilio_routes.routes)
-    app.include_router(auth.router)
-    app.include_router(hours.router)
-    app.include_router(flow_routes.router)
-    app.include_router(advisers.router)
-    app.include_router(pages.router)
+    app.twilio_edge = WebhookDispatcher(HANDLERS, services)
+    for router in API_ROUTERS:
+        app.include_router(router, responses=REFUSALS)
+    for router in OTHER_ROUTERS:
+        app.include_router(router)
     app.mount("/static", StaticFiles(directory=pages.STATIC), name="static")
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
-        if request.url.path.startswith("/twilio/"):  # Twilio must always get TwiML
-            log.warning("malformed Twilio request", extra={"path": request.url.path})
-            return Response(last_resort(), media_type="application/xml")
-        return await request_validation_exception_handler(request, exc)
-
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception) -> Response:
-        log.exception("unhandled error", extra={"path": request.url.path})
-        if request.url.path.startswith("/twilio/"):
-            return Response(last_resort(), media_type="application/xml")
-        return PlainTextResponse("internal error", status_code=500)
-
-    @app.get("/healthz", include_in_schema=False)
-    async def health() -> dict[str, str]:
-        flows = services.flows
-        return {
-            "status": "ok",
-            "flow_version": flows.pointer.digest,
-            "flow_number": str(flows.number),
-        }
-
-    @app.get("/metrics", include_in_schema=False)
-    async def metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
-
+    install_error_handlers(app)
     return app

@@ -1,125 +1,39 @@
-"""The Twilio contract: webhooks that answer TwiML, whatever happens behind them."""
+"""The Twilio contract: each webhook, registered once, answers TwiML whatever happens behind it.
+
+`WEBHOOKS` maps each path under /twilio/ to its handler; api/webhooks/dispatcher.py serves
+them. A handler gets one `Delivery` (services, query, signed form) and runs its work within the
+webhook budget: on any error, or when the budget is over, the caller hears an apology.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 
-from fastapi import HTTPException, Request
-from fastapi.responses import Response
 from prometheus_client import Counter, Histogram
-from starlette.applications import Starlette
-from starlette.requests import ClientDisconnect
-from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
 
-from api.services import Services
+from api.webhooks.dispatcher import Delivery, Handler
 from api.webhooks.metrics import FALLBACKS, WEBHOOK_SECONDS, WEBHOOKS
-from api.webhooks.signature import parse_form, verified_form
 from ivr import fallback
-from ivr.fallback import last_resort
 from ivr.twiml import CallUrls, back_to_hold, empty
 
 log = logging.getLogger(__name__)
-Params = dict[str, str]
 
-
-@dataclass(slots=True)
-class Delivery:
-    """One webhook delivery as its handler sees it."""
-
-    services: Services
-    query: Params  # the query string's parameters (seq, lang, offer...)
-    form: Params  # the POST parameters, signature checked
-
-
-Handler = Callable[[Delivery], Awaitable[str]]  # answers TwiML
-# What a webhook answers: status, body, content type.
-Answer = tuple[int, bytes, bytes]
-XML = "application/xml"
-_XML = XML.encode()
-_TEXT = b"text/plain; charset=utf-8"
-# Twilio's webhook forms are a few kilobytes; the signature is checked only after the body is
-# read, so an unsigned client must not get to make us buffer more than this.
-MAX_WEBHOOK_BYTES = 64 * 1024
-# Plain Starlette routes: a webhook needs no dependency injection or request models. They are
-# what the router serves when the shortcut below does not apply (another method: 405).
-routes: list[Route] = []
-_handlers: dict[str, Handler] = {}
+# Every webhook's path under /twilio/ and its handler; filled once by @webhook below.
+HANDLERS: dict[str, Handler] = {}
 
 
 def webhook(path: str) -> Callable[[Handler], Handler]:
     def register(handler: Handler) -> Handler:
-        async def endpoint(request: Request) -> Response:
-            services = request.app.state.services
-            status, body, content_type = await _serve(
-                handler, services, request.scope, request.receive
-            )
-            return Response(body, status_code=status, media_type=content_type.decode())
-
-        routes.append(Route(f"/twilio{path}", endpoint, methods=["POST"]))
-        _handlers[f"/twilio{path}"] = handler
+        if path in HANDLERS:
+            raise ValueError(f"webhook {path} is registered twice")
+        HANDLERS[path] = handler
         return handler
 
     return register
-
-
-async def _serve(handler: Handler, services: Services, scope: Scope, receive: Receive) -> Answer:
-    try:
-        form = await verified_form(
-            scope, receive, services.validator, services.settings.public_base, MAX_WEBHOOK_BYTES
-        )
-    except HTTPException as exc:
-        return exc.status_code, str(exc.detail).encode(), _TEXT
-    # Parsed here, leniently (the last of a repeated name wins): a bad query string must still
-    # get TwiML, never a 422.
-    query = parse_form(scope["query_string"].decode("latin-1"))
-    return 200, (await handler(Delivery(services, query, form))).encode(), _XML
-
-
-def _declared_length(scope: Scope) -> int:
-    for name, value in scope["headers"]:
-        if name == b"content-length":
-            return int(value) if value.isdigit() else MAX_WEBHOOK_BYTES + 1
-    return 0  # chunked: counted while it is read
-
-
-async def answer_webhook(app: Starlette, scope: Scope, receive: Receive, send: Send) -> bool:
-    """Answer a POST to a webhook straight away, before any of the app's middleware; False
-    when `scope` is not one (the app then serves it as usual).
-
-    Each layer between the server and a route (the error, telemetry and body-limit middleware,
-    each wrapping `send`, the router matching every route in turn, the request/response
-    wrappers) costs every webhook, on the caller's clock, and the webhooks need none of them.
-    What those layers guarantee is kept here: an unexpected error still gets the last-resort
-    TwiML, and a body is capped at MAX_WEBHOOK_BYTES whether its length is declared or not.
-    """
-    if scope["type"] != "http" or scope["method"] != "POST" or scope.get("root_path"):
-        return False
-    handler = _handlers.get(scope["path"])
-    if handler is None:
-        return False
-    scope["app"] = app
-    answer: Answer
-    if _declared_length(scope) > MAX_WEBHOOK_BYTES:  # not Twilio: never buffered
-        answer = 413, b"too large", _TEXT
-    else:
-        try:
-            answer = await _serve(handler, app.state.services, scope, receive)
-        except ClientDisconnect:  # gone before its request was read: nobody to answer
-            log.info("webhook client went away", extra={"path": scope["path"]})
-            return True
-        except Exception:
-            log.exception("unhandled error", extra={"path": scope["path"]})
-            answer = 200, last_resort().encode(), _XML
-    status, body, content_type = answer
-    headers = [(b"content-type", content_type), (b"content-length", b"%d" % len(body))]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
-    return True
 
 
 # A metric's labelled child, looked up once per label set: `labels()` is not free per webhook.
@@ -144,7 +58,9 @@ async def _answer(
     services = hook.services
     started = time.perf_counter()
     try:
-        twiml = await services.webhook_deadlines.run(work)
+        # Twilio waits 15 s for an answer; past the budget the caller hears our apology.
+        async with asyncio.timeout(services.webhook_budget_seconds):
+            twiml = await work
         outcome = "ok"
     except Exception as exc:
         log.exception("webhook failed; answering with the fallback", extra={"route": route})

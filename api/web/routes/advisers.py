@@ -5,27 +5,22 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Literal
 
 import anyio.to_thread
-from fastapi import APIRouter, Depends, HTTPException, Request, status
+from fastapi import APIRouter, Request, status
 from pydantic import BaseModel, Field
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from api.accounts import Role, User
+from api.accounts import User
 from api.services import Services
-from api.web.routes.auth import CurrentUser, SupervisorUser, require_role
+from api.web.deps import AdviserUser, ServicesDep, SupervisorUser
+from api.web.errors import NotFound, WebError
 from routing.adviser_history import WrapUp
-from routing.board import AdviserView, Command, InvalidTransition
+from routing.board import AdviserView, Command
 from routing.entry import QueueEntry
-from routing.telephony import TelephonyError
 
 router = APIRouter(prefix="/api", tags=["advisers"])
-
-
-def _services(request: Request) -> Services:
-    services: Services = request.app.state.services
-    return services
 
 
 class AdviserOut(BaseModel):
@@ -75,41 +70,31 @@ async def _registered(services: Services, user: User) -> AdviserView:
     return view
 
 
-AdviserDep = Annotated[User, Depends(require_role(Role.ADVISER))]
-
-
 @router.get("/advisers/me")
-async def me(request: Request, user: AdviserDep) -> AdviserOut:
-    services = _services(request)
+async def me(services: ServicesDep, user: AdviserUser) -> AdviserOut:
     return await _out(services, await _registered(services, user))
 
 
 @router.post("/advisers/me/status")
-async def set_status(request: Request, user: AdviserDep, body: StatusIn) -> AdviserOut:
-    services = _services(request)
+async def set_status(services: ServicesDep, user: AdviserUser, body: StatusIn) -> AdviserOut:
     await _registered(services, user)
-    try:
-        await services.router.adviser_command(user.name, Command(body.status))
-    except InvalidTransition as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+    await services.router.adviser_command(user.name, Command(body.status))
     view = await services.router.board.view(user.name)
     assert view is not None
     return await _out(services, view)
 
 
 @router.get("/advisers")
-async def advisers(request: Request, _: SupervisorUser) -> list[AdviserOut]:
-    services = _services(request)
+async def advisers(services: ServicesDep, _: SupervisorUser) -> list[AdviserOut]:
     return [await _out(services, view) for view in await services.router.board.views()]
 
 
 @router.post("/advisers/me/wrap-up", status_code=status.HTTP_204_NO_CONTENT)
-async def wrap_up(request: Request, user: AdviserDep, body: WrapUpIn) -> None:
-    services = _services(request)
+async def wrap_up(services: ServicesDep, user: AdviserUser, body: WrapUpIn) -> None:
     view = await _registered(services, user)
     call_sid = view.call_sid or view.last_call_sid  # wrap-up time may be over already
     if call_sid is None:
-        raise HTTPException(status.HTTP_409_CONFLICT, "there is no call to wrap up")
+        raise WebError("no_call_to_wrap_up", "there is no call to wrap up")
     record = WrapUp(
         adviser=user.name,
         call_sid=call_sid,
@@ -121,9 +106,8 @@ async def wrap_up(request: Request, user: AdviserDep, body: WrapUpIn) -> None:
 
 
 @router.get("/advisers/me/events")
-async def events(request: Request, user: AdviserDep) -> EventSourceResponse:
+async def events(request: Request, services: ServicesDep, user: AdviserUser) -> EventSourceResponse:
     """Server-sent events for this adviser only: offer, connected, ended (call context), state."""
-    services = _services(request)
     await _registered(services, user)
 
     async def stream() -> AsyncIterator[ServerSentEvent]:
@@ -142,61 +126,44 @@ async def events(request: Request, user: AdviserDep) -> EventSourceResponse:
 
 
 @router.post("/advisers/me/callback", status_code=status.HTTP_202_ACCEPTED)
-async def call_back(request: Request, user: AdviserDep) -> dict[str, str]:
+async def call_back(services: ServicesDep, user: AdviserUser) -> dict[str, str]:
     """Call back the caller of the callback offered to this adviser."""
-    services = _services(request)
     view = await _registered(services, user)
     if view.offer_id is None:
-        raise HTTPException(status.HTTP_409_CONFLICT, "there is no callback to make")
+        raise WebError("no_callback", "there is no callback to make")
     settings = services.settings
     if not settings.caller_id and not services.simulated_telephony:
-        raise HTTPException(
-            status.HTTP_409_CONFLICT, "no KCC number to call from: set KCC_CALLER_ID"
-        )
-    try:
-        dialled = await services.router.call_back(
-            view.offer_id,
-            caller_id=settings.caller_id or "",
-            status_callback=f"{settings.public_base}/twilio/status",
-        )
-    except ValueError as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
-    except TelephonyError as exc:
-        raise HTTPException(status.HTTP_502_BAD_GATEWAY, "Twilio could not place the call") from exc
+        raise WebError("no_caller_id", "no KCC number to call from: set KCC_CALLER_ID")
+    dialled = await services.router.call_back(
+        view.offer_id,
+        caller_id=settings.caller_id or "",
+        status_callback=f"{settings.public_base}/twilio/status",
+    )
     return {"call_sid": dialled}
 
 
 # -- the simulated phone of the embedded demo (no Twilio account) ------------------------------
 
 
-async def _simulated_offer(services: Services, user: User, missing: str) -> str:
+async def _simulated_offer(services: Services, user: User, missing: WebError) -> str:
     """The adviser's current offer, in the demo without Twilio only."""
     if not services.simulated_telephony:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "only in the demo without Twilio")
+        raise NotFound("demo_only", "only in the demo without Twilio")
     view = await _registered(services, user)
     if view.offer_id is None:
-        raise HTTPException(status.HTTP_409_CONFLICT, missing)
+        raise missing
     return view.offer_id
 
 
 @router.post("/advisers/me/answer", status_code=status.HTTP_204_NO_CONTENT)
-async def answer(request: Request, user: AdviserDep) -> None:
-    services = _services(request)
-    await services.router.answered(await _simulated_offer(services, user, "no call is ringing"))
+async def answer(services: ServicesDep, user: AdviserUser) -> None:
+    await services.router.answered(
+        await _simulated_offer(services, user, WebError("no_call_ringing", "no call is ringing"))
+    )
 
 
 @router.post("/advisers/me/hang-up", status_code=status.HTTP_204_NO_CONTENT)
-async def hang_up(request: Request, user: AdviserDep) -> None:
-    services = _services(request)
-    offer_id = await _simulated_offer(services, user, "there is no call")
+async def hang_up(services: ServicesDep, user: AdviserUser) -> None:
+    missing = WebError("no_call", "there is no call")
+    offer_id = await _simulated_offer(services, user, missing)
     await services.router.dial_finished(offer_id, "completed")
-
-
-@router.get("/config")
-async def config(request: Request, user: CurrentUser) -> dict[str, object]:
-    """What the desk page needs to know about this installation (staff only, as all of /api)."""
-    services = _services(request)
-    return {
-        "simulated_telephony": services.simulated_telephony,
-        "languages": services.flows.flow.languages,
-    }

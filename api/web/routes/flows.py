@@ -6,15 +6,16 @@ from datetime import date, timedelta
 from typing import Annotated
 
 import anyio.to_thread
-from fastapi import APIRouter, HTTPException, Query, Request, status
+from fastapi import APIRouter, Query, status
 from pydantic import BaseModel, Field
 
 from api.services import Services
-from api.web.routes.auth import SupervisorUser
-from flows.errors import FlowInvalid, Problem
+from api.web.deps import ServicesDep, SupervisorUser
+from api.web.errors import NotFound, ProblemOut
+from flows.errors import Problem
 from flows.tree import FlowTree, flow_tree
 from flows.version_summary import AuditOut, VersionSummary
-from flows.versions import AlreadyLive, FlowVersion, LivePointer, UnknownVersion, version_diff
+from flows.versions import FlowVersion, LivePointer, version_diff
 from ivr.engine import Engine
 from ivr.flow_publishing import PublishedNotAnnounced
 from ivr.flow_registry import load_version
@@ -38,11 +39,6 @@ class Versions(BaseModel):
     flow: str
     live: int
     versions: list[VersionSummary]  # newest first
-
-
-class ProblemOut(BaseModel):
-    line: int
-    message: str
 
 
 class DraftAnswer(BaseModel):
@@ -77,32 +73,17 @@ class CalendarDay(BaseModel):
     reason: str | None  # holiday name or the exception's announcement
 
 
-def _services(request: Request) -> Services:
-    services: Services = request.app.state.services
-    return services
-
-
 def _problems(problems: list[Problem]) -> list[ProblemOut]:
-    return [ProblemOut(line=p.line, message=p.message) for p in problems]
-
-
-def _invalid(exc: FlowInvalid) -> HTTPException:
-    return HTTPException(
-        status.HTTP_422_UNPROCESSABLE_CONTENT,
-        {
-            "message": "the flow is invalid; nothing was changed",
-            "problems": [p.model_dump() for p in _problems(exc.problems)],
-        },
-    )
+    return [
+        ProblemOut(line=p.line, message=p.message, code=p.code, params=dict(p.params))
+        for p in problems
+    ]
 
 
 async def _version(services: Services, number: int) -> FlowVersion:
-    try:
-        version: FlowVersion = await anyio.to_thread.run_sync(
-            services.flow_versions.get, services.flows.name, number
-        )
-    except UnknownVersion as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+    version: FlowVersion = await anyio.to_thread.run_sync(
+        services.flow_versions.get, services.flows.name, number
+    )
     return version
 
 
@@ -112,7 +93,7 @@ async def _live(services: Services) -> LivePointer:
         services.flow_versions.live_pointer, services.flows.name
     )
     if pointer is None:  # cannot happen once the service has started
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "no flow version is live")
+        raise NotFound("no_live_version", "no flow version is live")
     return pointer
 
 
@@ -121,8 +102,7 @@ async def _live_engine(services: Services) -> Engine:
 
 
 @router.get("")
-async def versions(request: Request, _: SupervisorUser) -> Versions:
-    services = _services(request)
+async def versions(services: ServicesDep, _: SupervisorUser) -> Versions:
     history = await anyio.to_thread.run_sync(services.flow_versions.history, services.flows.name)
     live = await _live(services)
     return Versions(
@@ -133,8 +113,7 @@ async def versions(request: Request, _: SupervisorUser) -> Versions:
 
 
 @router.get("/versions/{number}")
-async def version(request: Request, number: int, _: SupervisorUser) -> VersionText:
-    services = _services(request)
+async def version(services: ServicesDep, number: int, _: SupervisorUser) -> VersionText:
     stored = await _version(services, number)
     live = await _live(services)
     return VersionText(**VersionSummary.of(stored, live.number).model_dump(), text=stored.text)
@@ -142,34 +121,30 @@ async def version(request: Request, number: int, _: SupervisorUser) -> VersionTe
 
 @router.get("/diff")
 async def diff(
-    request: Request, a: int, _: SupervisorUser, b: Annotated[int | None, Query()] = None
+    services: ServicesDep, a: int, _: SupervisorUser, b: Annotated[int | None, Query()] = None
 ) -> DiffAnswer:
     """From version a to version b (default: the live one)."""
-    services = _services(request)
     b = b if b is not None else (await _live(services)).number
     old, new = await _version(services, a), await _version(services, b)
     return DiffAnswer(a=a, b=b, diff=version_diff(old, new))
 
 
 @router.post("/validate")
-async def validate(request: Request, draft: Draft, _: SupervisorUser) -> DraftAnswer:
-    checked = await _services(request).publisher.validate(draft.text)
+async def validate(services: ServicesDep, draft: Draft, _: SupervisorUser) -> DraftAnswer:
+    checked = await services.publisher.validate(draft.text)
     return DraftAnswer(
         ok=checked.ok, problems=_problems(checked.problems), warnings=_problems(checked.warnings)
     )
 
 
 @router.post("/publish", status_code=status.HTTP_201_CREATED)
-async def publish(request: Request, body: PublishRequest, user: SupervisorUser) -> ChangeAnswer:
-    services = _services(request)
+async def publish(
+    services: ServicesDep, body: PublishRequest, user: SupervisorUser
+) -> ChangeAnswer:
     try:
         version = await services.publisher.publish(
             body.text, author=user.name, comment=body.comment
         )
-    except FlowInvalid as exc:
-        raise _invalid(exc) from exc
-    except AlreadyLive as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
     except PublishedNotAnnounced as exc:
         return _unannounced(exc)
     return ChangeAnswer(**VersionSummary.of(version, version.number).model_dump())
@@ -185,36 +160,29 @@ def _unannounced(exc: PublishedNotAnnounced) -> ChangeAnswer:
 
 
 @router.post("/rollback")
-async def rollback(request: Request, body: RollbackRequest, user: SupervisorUser) -> ChangeAnswer:
-    services = _services(request)
+async def rollback(
+    services: ServicesDep, body: RollbackRequest, user: SupervisorUser
+) -> ChangeAnswer:
     try:
         version = await services.publisher.rollback(
             body.version, actor=user.name, comment=body.comment
         )
-    except UnknownVersion as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
-    except AlreadyLive as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
-    except FlowInvalid as exc:
-        raise _invalid(exc) from exc
     except PublishedNotAnnounced as exc:
         return _unannounced(exc)
     return ChangeAnswer(**VersionSummary.of(version, version.number).model_dump())
 
 
 @router.get("/audit")
-async def audit(request: Request, _: SupervisorUser) -> list[AuditOut]:
-    services = _services(request)
+async def audit(services: ServicesDep, _: SupervisorUser) -> list[AuditOut]:
     entries = await anyio.to_thread.run_sync(services.flow_versions.audit, services.flows.name)
     return [AuditOut.of(e) for e in entries]
 
 
 @router.get("/tree")
 async def tree(
-    request: Request, _: SupervisorUser, version: Annotated[int | None, Query()] = None
+    services: ServicesDep, _: SupervisorUser, version: Annotated[int | None, Query()] = None
 ) -> FlowTree:
     """The live flow (or `version`) as a readable tree."""
-    services = _services(request)
     if version is None:
         return flow_tree((await _live_engine(services)).flow)
     stored = await _version(services, version)
@@ -224,14 +192,13 @@ async def tree(
 
 @router.get("/calendar")
 async def calendar(
-    request: Request,
+    services: ServicesDep,
     _: SupervisorUser,
     start: Annotated[date | None, Query(description="first day (default: today)")] = None,
     days: Annotated[int, Query(ge=1, le=366)] = CALENDAR_DAYS,
     lang: Annotated[str | None, Query(max_length=8)] = None,
 ) -> list[CalendarDay]:
     """Open or closed, with the hours and why, for the next `days` days of the live flow."""
-    services = _services(request)
     engine = await _live_engine(services)
     language = lang if lang in engine.flow.languages else engine.flow.default_language
     timezone = engine.hours.timezone

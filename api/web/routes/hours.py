@@ -1,18 +1,17 @@
-"""JSON API: opening hours (public) and the waiting calls (supervisors)."""
+"""Opening hours, for anyone: open now (or at a moment), why, and when next."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Request, status
+from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from api.services import Services
-from api.web.routes.auth import SupervisorUser
-from routing.entry import QueueEntry
+from api.web.deps import ServicesDep
+from api.web.errors import RequestInvalid
 
-router = APIRouter(prefix="/api", tags=["api"])
+router = APIRouter(prefix="/api", tags=["hours"])
 
 
 class HoursAnswer(BaseModel):
@@ -25,16 +24,14 @@ class HoursAnswer(BaseModel):
 
 @router.get("/hours")
 async def hours(
-    request: Request,
+    services: ServicesDep,
     at: Annotated[datetime | None, Query(description="ISO-8601 instant with offset")] = None,
     lang: Annotated[str | None, Query(max_length=8)] = None,
 ) -> HoursAnswer:
-    services: Services = request.app.state.services
     moment = at or services.clock.now()
     if moment.tzinfo is None:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
-            "'at' needs a UTC offset, e.g. 2026-12-24T16:30+01:00",
+        raise RequestInvalid(
+            "timezone_required", "'at' needs a UTC offset, e.g. 2026-12-24T16:30+01:00"
         )
     engine = services.flows.current.engine
     language = lang if lang in engine.flow.languages else engine.flow.default_language
@@ -46,9 +43,3 @@ async def hours(
         closes_at=state.closes_at,
         announcement=state.announcement.get(language) if state.announcement else None,
     )
-
-
-@router.get("/queue")
-async def waiting_calls(request: Request, _: SupervisorUser) -> list[QueueEntry]:
-    services: Services = request.app.state.services
-    return await services.queue.waiting()

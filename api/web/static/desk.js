@@ -81,33 +81,21 @@
     entered: "ingevoerd",
     closed: "gesloten",
   };
-  // The service's reasons (English) in Dutch; anything else is shown as it came.
-  const REASONS = [
-    [/^incorrect user name or password$/, () => "Onjuiste gebruikersnaam of wachtwoord."],
-    [/^you have a call; it ends first$/, () => "Je hebt een gesprek. Rond dat eerst af."],
-    [
-      /^you have a call; take a break after it$/,
-      () => "Je hebt een gesprek. Neem pauze als het gesprek is afgerond.",
-    ],
-    [
-      /^sign in \(available\) before taking a break$/,
-      () => "Meld je eerst beschikbaar voordat je pauze neemt.",
-    ],
-    [
-      /^ready is for the end of wrap-up; you are (\w+)$/,
-      (m) => `'Klaar' is voor het einde van het nawerk. Je status is nu: ${stateName(m[1])}.`,
-    ],
-    [/^there is no call to wrap up$/, () => "Er is geen gesprek meer om nawerk voor op te slaan."],
-    [/^no call is ringing$/, () => "Er wordt op dit moment geen gesprek aangeboden."],
-    [/^there is no call$/, () => "Er is op dit moment geen gesprek."],
-    [/^there is no callback to make$/, () => "Er is geen terugbelverzoek om te bellen."],
-    [/^this offer is not a callback$/, () => "Dit gesprek is geen terugbelverzoek."],
-    [
-      /^no KCC number to call from/,
-      () => "Terugbellen kan niet: er is geen KCC-nummer ingesteld (KCC_CALLER_ID).",
-    ],
-    [/^requires role/, () => "Dit account is geen adviseursaccount."],
-  ];
+  // The service's refusal codes in Dutch (api/web/errors.py; staff.js has the common ones).
+  const MESSAGES = {
+    call_in_progress: () => "Je hebt een gesprek. Rond dat eerst af.",
+    break_after_call: () => "Je hebt een gesprek. Neem pauze als het gesprek is afgerond.",
+    sign_in_first: () => "Meld je eerst beschikbaar voordat je pauze neemt.",
+    not_in_wrap_up: (p) =>
+      `'Klaar' is voor het einde van het nawerk. Je status is nu: ${stateName(p.state)}.`,
+    no_call_to_wrap_up: () => "Er is geen gesprek meer om nawerk voor op te slaan.",
+    no_call_ringing: () => "Er wordt op dit moment geen gesprek aangeboden.",
+    no_call: () => "Er is op dit moment geen gesprek.",
+    no_callback: () => "Er is geen terugbelverzoek om te bellen.",
+    not_a_callback: () => "Dit gesprek is geen terugbelverzoek.",
+    no_caller_id: () => "Terugbellen kan niet: er is geen KCC-nummer ingesteld (KCC_CALLER_ID).",
+    role_required: () => "Dit account is geen adviseursaccount.",
+  };
 
   const desk = {
     token: null,
@@ -207,7 +195,7 @@
   const { api, report, signIn: staffSignIn, expired } = window.KccStaff.connect({
     token: () => desk.token,
     stop: stopSession,
-    reasons: REASONS,
+    messages: MESSAGES,
   });
 
   // -- sign in and out --------------------------------------------------------------------

@@ -12,13 +12,31 @@ window.KccStaff = (() => {
   const EXPIRED = "Je sessie is verlopen of ongeldig. Log opnieuw in.";
   const PAGE_FAULT = "Er ging iets mis op deze pagina. Vernieuw de pagina en probeer het opnieuw.";
 
+  // A refusal of the service: its HTTP status and what every refusal carries (api/web/errors.py):
+  // `code` (what the page translates), `params` (values for the translation), the English
+  // `detail` (never shown as it is), and for an invalid flow its `problems`.
   class ApiError extends Error {
-    constructor(status, detail) {
-      super(typeof detail === "string" ? detail : "");
+    constructor(status, body = {}) {
+      super(typeof body.detail === "string" ? body.detail : "");
       this.status = status;
-      this.detail = detail;
+      this.detail = body.detail;
+      this.code = body.code || "";
+      this.params = body.params || {};
+      this.problems = body.problems || null;
     }
   }
+
+  // Codes every staff page may meet; a page adds its own (translate(err, messages)).
+  const COMMON = {
+    bad_login: () => "Onjuiste gebruikersnaam of wachtwoord.",
+    not_signed_in: () => EXPIRED,
+    bad_token: () => EXPIRED,
+    request_invalid: () => "De invoer is niet geldig. Controleer de velden en probeer het opnieuw.",
+    too_large: () => "Dat is te groot om te versturen.",
+    telephony_failed: () => "Twilio kon het gesprek niet opzetten. Probeer het zo opnieuw.",
+    not_announced: () => "Redis was niet bereikbaar: alle servers nemen de wijziging binnen 10 seconden over.",
+    internal: () => "Er ging iets mis bij de server. Probeer het over een ogenblik opnieuw.",
+  };
 
   // -- messages ---------------------------------------------------------------------------
 
@@ -42,17 +60,11 @@ window.KccStaff = (() => {
     showNotice("");
   }
 
-  // The service's reason (English) in Dutch by the page's `reasons`, [pattern, render] pairs;
-  // anything else is shown as it came.
-  function dutchReason(reasons, detail) {
-    const text = typeof detail === "string" ? detail.trim() : "";
-    for (const [pattern, render] of reasons) {
-      const match = pattern.exec(text);
-      if (match) {
-        return render(match);
-      }
-    }
-    return text ? `Dat lukte niet: ${text}` : "Dat lukte niet. Probeer het opnieuw.";
+  // A refusal in Dutch: the page's `messages` and the common ones, by the refusal's code (never
+  // by its English text). An unknown code gets a general sentence.
+  function translate(err, messages = {}) {
+    const render = messages[err.code] || COMMON[err.code];
+    return render ? render(err.params || {}) : "Dat lukte niet. Probeer het opnieuw.";
   }
 
   // Times as the contact centre reads them: Dutch time, dd-mm-jjjj hh:mm.
@@ -86,11 +98,11 @@ window.KccStaff = (() => {
   // The calls of one page to the service:
   // - token(): the bearer token, or null when signed out;
   // - stop(): stops the page's session (forgets the token) and shows the sign-in form;
-  // - reasons: the page's Dutch for the service's reasons (see dutchReason);
+  // - messages: the page's Dutch for the service's refusal codes (see translate);
   // - forbidden: on a 403, the session ends with this message; without it a 403 is reported;
   // - logFaults: a fault of the page itself (not an ApiError) also goes to the console.
   // A 401 (the token expired or is no longer valid) ends the session: expired().
-  function connect({ token, stop, reasons, forbidden = null, logFaults = false }) {
+  function connect({ token, stop, messages, forbidden = null, logFaults = false }) {
     function end(message) {
       if (!token()) {
         return;
@@ -122,24 +134,24 @@ window.KccStaff = (() => {
           cache: "no-store",
         });
       } catch (err) {
-        throw new ApiError(0, "");
+        throw new ApiError(0);
       }
       if (response.status === 401) {
         expired();
-        throw new ApiError(401, "");
+        throw new ApiError(401);
       }
       if (response.status === 403 && forbidden) {
         end(forbidden);
-        throw new ApiError(403, "");
+        throw new ApiError(403);
       }
       if (!response.ok) {
-        let detail = "";
+        let refusal = {};
         try {
-          detail = (await response.json()).detail;
+          refusal = await response.json();
         } catch (err) {
-          detail = "";
+          refusal = {};
         }
-        throw new ApiError(response.status, detail === undefined ? "" : detail);
+        throw new ApiError(response.status, refusal || {});
       }
       if (response.status === 204) {
         return null;
@@ -160,12 +172,10 @@ window.KccStaff = (() => {
       }
       if (err.status === 0) {
         showError(NO_CONNECTION);
-      } else if (err.status >= 500) {
-        showError("Er ging iets mis bij de server. Probeer het over een ogenblik opnieuw.");
-      } else if (err.status === 422 && typeof err.detail !== "string") {
-        showError("De invoer is niet geldig. Controleer de velden en probeer het opnieuw.");
+      } else if (err.status >= 500 && !err.code) {
+        showError(COMMON.internal());
       } else {
-        showError(dutchReason(reasons, err.detail));
+        showError(translate(err, messages));
       }
     }
 
@@ -194,16 +204,16 @@ window.KccStaff = (() => {
             cache: "no-store",
           });
         } catch (err) {
-          throw new ApiError(0, "");
+          throw new ApiError(0);
         }
         if (response.status === 401) {
-          showError("Onjuiste gebruikersnaam of wachtwoord.");
+          showError(COMMON.bad_login());
           $("password").value = "";
           $("password").focus();
           return;
         }
         if (!response.ok) {
-          throw new ApiError(response.status, "");
+          throw new ApiError(response.status);
         }
         if (!accept(await response.json())) {
           return;
@@ -248,7 +258,7 @@ window.KccStaff = (() => {
     showError,
     showNotice,
     clearMessages,
-    dutchReason,
+    translate,
     dutchTime,
     connect,
     resume,

@@ -5,7 +5,7 @@
 "use strict";
 
 (() => {
-  const { $, ApiError, showError, showNotice, clearMessages, dutchReason, dutchTime } =
+  const { $, ApiError, showError, showNotice, clearMessages, translate, dutchTime } =
     window.KccStaff;
   const TOKEN_KEY = "kcc.supervisor.token";
   const DRAFT_KEY = "kcc.supervisor.draft";
@@ -47,17 +47,15 @@
       : "";
   }
   const WEEKDAYS = ["zondag", "maandag", "dinsdag", "woensdag", "donderdag", "vrijdag", "zaterdag"];
-  // The service's reasons (English) in Dutch; anything else is shown as it came.
-  const REASONS = [
-    [/^incorrect user name or password$/, () => "Onjuiste gebruikersnaam of wachtwoord."],
-    [
-      /^version (\d+) of .* is this text already$/,
-      (m) => `Deze tekst is al live (versie ${m[1]}). Er is niets veranderd.`,
-    ],
-    [/^version (\d+) of .* is live already$/, (m) => `Versie ${m[1]} is al live.`],
-    [/has no version (\d+)$/, (m) => `Versie ${m[1]} bestaat niet.`],
-    [/^requires role/, () => "Dit account is geen supervisoraccount."],
-  ];
+  // The service's refusal codes in Dutch (api/web/errors.py; staff.js has the common ones).
+  const MESSAGES = {
+    already_live: (p) => `Versie ${p.version} is al live. Er is niets veranderd.`,
+    text_already_live: (p) => `Deze tekst is al live (versie ${p.version}). Er is niets veranderd.`,
+    unknown_version: (p) => `Versie ${p.version} bestaat niet.`,
+    concurrent_change: () =>
+      "Iemand anders wijzigde de flow op hetzelfde moment. Laad de live versie en probeer het opnieuw.",
+    role_required: () => "Dit account is geen supervisoraccount.",
+  };
   const NOT_A_SUPERVISOR =
     "Dit account is geen supervisoraccount. Deze pagina is alleen voor supervisors.";
 
@@ -136,7 +134,7 @@
   const { api, report, signIn: staffSignIn } = window.KccStaff.connect({
     token: () => page.token,
     stop: stopSession,
-    reasons: REASONS,
+    messages: MESSAGES,
     forbidden: NOT_A_SUPERVISOR,
     logFaults: true,
   });
@@ -586,21 +584,21 @@
       await refreshAll();
       showNotice(`Gepubliceerd: versie ${version.number} is live.` + notAnnounced(version));
     } catch (err) {
-      if (err instanceof ApiError && err.status === 422 && err.detail && err.detail.problems) {
+      if (err instanceof ApiError && err.status === 422 && err.problems) {
         page.check = {
           seq: page.check.seq + 1,
           text,
           ok: false,
           pending: false,
-          problems: err.detail.problems,
+          problems: err.problems,
           warnings: [],
         };
         renderCheck();
         showError(
-          `Niet gepubliceerd: het concept heeft ${plural(err.detail.problems.length, "fout", "fouten")}. Er is niets veranderd.`
+          `Niet gepubliceerd: het concept heeft ${plural(err.problems.length, "fout", "fouten")}. Er is niets veranderd.`
         );
       } else if (err instanceof ApiError && err.status === 409) {
-        showError(`Niet gepubliceerd. ${dutchReason(REASONS, err.detail)}`);
+        showError(`Niet gepubliceerd. ${translate(err, MESSAGES)}`);
       } else {
         report(err);
       }
@@ -752,8 +750,8 @@
       showNotice(`Teruggezet: versie ${version.number} is weer live.` + notAnnounced(version));
       $("history-title").focus();
     } catch (err) {
-      if (err instanceof ApiError && err.status === 422 && err.detail && err.detail.problems) {
-        const problems = err.detail.problems
+      if (err instanceof ApiError && err.status === 422 && err.problems) {
+        const problems = err.problems
           .map((p) => `regel ${p.line}: ${p.message}`)
           .join("; ");
         showError(`Niet teruggezet: versie ${number} is niet meer geldig (${problems}).`);

@@ -1,9 +1,11 @@
-"""Webhooks are answered before the app's middleware (api/twilio_routes.py answer_webhook); what
-the app guarantees around them must hold all the same: TwiML on any error, size limits, clean-up."""
+"""The Twilio edge (api/webhooks/): one dispatcher answers every webhook before the app's
+middleware, each registered once; TwiML on any error or past the budget, size limits, clean-up."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator
 from urllib.parse import urlencode
@@ -16,7 +18,9 @@ from starlette.types import Message
 from twilio.request_validator import RequestValidator
 
 from api.cli.phone import Phone
-from api.webhooks import handlers as twilio_routes
+from api.web.app import API_ROUTERS, OTHER_ROUTERS
+from api.webhooks import dispatcher
+from api.webhooks.handlers import HANDLERS
 from ivr.fallback import LAST_RESORT
 from routing import keys
 from tests.conftest import AUTH_TOKEN, PUBLIC_URL
@@ -25,10 +29,10 @@ from tests.conftest import AUTH_TOKEN, PUBLIC_URL
 async def test_an_unexpected_error_in_a_webhook_still_answers_the_last_resort_twiml(
     app: FastAPI, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async def broken(*args: object) -> dict[str, str]:
+    def broken(*args: object) -> bool:
         raise RuntimeError("something nobody expected")
 
-    monkeypatch.setattr(twilio_routes, "verified_form", broken)
+    monkeypatch.setattr(dispatcher, "is_signed", broken)
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url=PUBLIC_URL) as client:
         response = await client.post("/twilio/step?seq=1", data={"CallSid": "CA1"})
@@ -38,12 +42,62 @@ async def test_an_unexpected_error_in_a_webhook_still_answers_the_last_resort_tw
     assert root[0].text == LAST_RESORT
 
 
-async def test_other_methods_and_unknown_webhooks_still_go_to_the_router(
+async def test_other_methods_and_unknown_webhooks_are_refused_by_the_dispatcher(
     http: httpx.AsyncClient,
 ) -> None:
-    assert (await http.get("/twilio/voice")).status_code == 405
+    wrong_method = await http.get("/twilio/voice")
+    assert (wrong_method.status_code, wrong_method.headers["allow"]) == (405, "POST")
     assert (await http.post("/twilio/nothing-here", data={"CallSid": "CA1"})).status_code == 404
     assert (await http.post("/twilio/voice", data={"CallSid": "CA1"})).status_code == 403
+
+
+def test_each_webhook_is_registered_once_and_no_route_exists_twice(app: FastAPI) -> None:
+    """The dispatcher serves every webhook the docs name; FastAPI has no /twilio route that
+    could never run, and no path and method is routed twice."""
+    assert app.twilio_edge.paths == sorted(  # type: ignore[attr-defined]
+        f"/twilio{path}" for path in HANDLERS
+    )
+    assert set(HANDLERS) == {
+        "/voice",
+        "/status",
+        "/step",
+        "/wait",
+        "/queue-result",
+        "/callback-choice",
+        "/connect",
+        "/offer-answered",
+        "/dial-result",
+    }
+    routed = [
+        (method, route.path)
+        for router in (*API_ROUTERS, *OTHER_ROUTERS)
+        for route in router.routes
+        for method in sorted(getattr(route, "methods", None) or {"*"})
+    ]
+    assert len(routed) > 20
+    assert len(routed) == len(set(routed))
+    assert not [path for _, path in routed if path.startswith("/twilio")]
+
+
+async def test_a_hanging_step_answers_the_apology_within_the_budget(
+    app: FastAPI, http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    services = app.state.services
+    services.webhook_budget_seconds = 0.3
+    caller = Phone(http, public_url=PUBLIC_URL, auth_token=AUTH_TOKEN)
+    await caller.dial()
+
+    async def hanging(*args: object, **kwargs: object) -> str:
+        await asyncio.sleep(3600)
+        return ""
+
+    monkeypatch.setattr(services.calls, "step", hanging)
+    started = time.monotonic()
+    async with asyncio.timeout(5):  # the test's own limit
+        turn = await caller.press("1")
+    assert time.monotonic() - started < 2.0
+    assert turn.heard[0].text.startswith("Excuses, er ging iets mis.")
+    assert turn.queue == "kcc-general"
 
 
 async def test_an_oversized_request_is_refused_before_it_is_buffered(

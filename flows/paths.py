@@ -21,7 +21,7 @@ from __future__ import annotations
 import textwrap
 from collections import deque
 from dataclasses import dataclass, field, replace
-from datetime import time
+from datetime import time, timedelta
 from enum import StrEnum
 from typing import Literal
 
@@ -29,6 +29,8 @@ from pydantic import BaseModel, ConfigDict, computed_field
 
 from flows.model import (
     END_KINDS,
+    Calendar,
+    CalendarException,
     Flow,
     GatherNode,
     GotoNode,
@@ -152,7 +154,10 @@ def spoken_seconds(text: str) -> float:
 
 # -- walking ---------------------------------------------------------------------------------
 
-Clock = Literal["unknown", "open", "closed"]
+# "open": found open in the engine call now running (no key pressed since), so a queue reached
+# before the next key finds it open too; "was_open": open when last looked at, but the caller has
+# pressed keys since, so closing time may have passed.
+Clock = Literal["unknown", "open", "was_open", "closed"]
 
 
 @dataclass(frozen=True)
@@ -163,7 +168,7 @@ class _Situation:
     language: str
     verified: bool
     verify_failures: int  # a verify node passes straight to `unverified` once tries are used up
-    clock: Clock  # what the last hours node said; "unknown" before any
+    clock: Clock  # what the clock said last (hours, status, queue); "unknown" before any
 
 
 @dataclass(frozen=True)
@@ -210,11 +215,12 @@ class _Walker:
                 continue
             node = self.flow.node(node_id)
             if node.kind not in END_KINDS:
-                if partial.at in self.claimed:
+                situation = _claim(node, partial.at)
+                if situation in self.claimed:
                     end = PathEnd(kind=EndKind.SAME_AS, node=node_id, language=partial.at.language)
-                    finished.append(_Finished(partial.order, partial.steps, end, partial.at))
+                    finished.append(_Finished(partial.order, partial.steps, end, situation))
                     continue
-                self.claimed[partial.at] = partial.order
+                self.claimed[situation] = partial.order
             for number, branch in enumerate(self._branches(node, partial.at)):
                 step = Step(node=node_id, kind=node.kind, choice=branch.choice, says=branch.says)
                 order = (*partial.order, number)
@@ -280,8 +286,11 @@ class _Walker:
         if holidays is not None and holidays.observe and at.language in holidays.announcement:
             # The engine fills in the day's name; the first observed holiday stands in for it.
             text = holidays.announcement[at.language].replace("{holiday}", holidays.observe[0])
-            branches.append(_Branch("(holiday)", [self._plain(text)], closed))
+            says = [self._plain(text)] if text else []  # the engine says no empty text
+            branches.append(_Branch("(holiday)", says, closed))
         for exception in calendar.exceptions:
+            if not _decides_a_day(calendar, exception):
+                continue  # callers never hear it: another exception decides each of its days
             day = exception.date.isoformat()
             if exception.until is not None:
                 day += f"..{exception.until.isoformat()}"
@@ -300,6 +309,7 @@ class _Walker:
         if node.repeat is not None:
             prompt = prompt.model_copy(update={"note": f"{node.repeat} repeats it"})
         branches = []
+        at = _pressed(at)
         for key in node.options:
             option = node.option(key)
             assert option is not None
@@ -315,6 +325,7 @@ class _Walker:
         return branches
 
     def _gather(self, node: GatherNode, at: _Situation) -> list[_Branch]:
+        at = _pressed(at)
         prompt = self._say(node.prompt, at)
         says = [prompt, *self._complaints(at, node.retries, node.no_input, node.invalid)]
         return [
@@ -329,9 +340,12 @@ class _Walker:
             return [_Branch("(already verified)", [], verified)]
         if at.verify_failures >= node.tries:
             return [_Branch("(already failed)", [], unverified)]
+        verified, unverified = _pressed(verified), _pressed(unverified)
         ask = self._say("verify_number_required" if node.required else "verify_number_optional", at)
         born = self._say("verify_date_of_birth", at)
-        tries = "" if node.tries == 1 else f" {node.tries}×"
+        # The tries are per call: wrong details at an earlier verify node count here too.
+        left = node.tries - at.verify_failures
+        tries = "" if left == 1 else f" {left}×"
         # Wrong details, a locked number and, after the retries, no or a malformed date all end
         # as "failed" with the same words; only wrong details count towards `tries`.
         mismatch = self._say("verify_mismatch", at).model_copy(
@@ -353,16 +367,19 @@ class _Walker:
         ]
 
     def _status(self, node: StatusNode, at: _Situation) -> list[_Branch]:
-        adviser = replace(at, node=node.adviser)
+        # The engine looks at the clock to send the caller to the adviser: open at that moment.
+        adviser = replace(at, node=node.adviser, clock="open")
         goodbye = replace(at, node=node.goodbye)
         if not at.verified:
             # No input: the engine sends an unverified caller on by the clock alone.
             branches = []
             if at.clock != "closed":
                 branches.append(_Branch("(not verified, open)", [], adviser))
-            if at.clock != "open":
-                branches.append(_Branch("(not verified, closed)", [], goodbye))
+            if at.clock not in ("open", "was_open"):
+                closed = replace(goodbye, clock="closed")
+                branches.append(_Branch("(not verified, closed)", [], closed))
             return branches
+        goodbye = _pressed(goodbye)
         sample = self._say(SAMPLE_STATUS_PROMPT, at).model_copy(
             update={"note": "or another status_* text, by the application's status"}
         )
@@ -392,8 +409,11 @@ class _Walker:
         closed = replace(at, node=node.closed, clock="closed")
         if at.clock == "closed":
             return [_Branch("(closed)", [], closed)]
-        # Open when the hours were checked, but the call can reach the queue after closing time.
-        label = "(closed meanwhile)" if at.clock == "open" else "(closed)"
+        if at.clock == "open":
+            # Found open in this same engine call, before any key: the queue finds it open too.
+            return [_Branch(None, says, joined)]
+        # Open when the clock was looked at, but keys were pressed since: closing time can pass.
+        label = "(closed meanwhile)" if at.clock == "was_open" else "(closed)"
         return [_Branch(None, says, joined), _Branch(label, [], closed)]
 
     # -- what is said ---------------------------------------------------------------------------
@@ -455,6 +475,35 @@ class _Walker:
                     )
                 )
         return warnings
+
+
+def _decides_a_day(calendar: Calendar, exception: CalendarException) -> bool:
+    """Whether `exception` decides at least one of its days, as ivr/hours.py picks: of the
+    exceptions covering a date the one spanning the fewest days, ties to the one listed first."""
+
+    def span(item: CalendarException) -> int:
+        return ((item.until or item.date) - item.date).days
+
+    for offset in range(span(exception) + 1):
+        day = exception.date + timedelta(days=offset)
+        covering = [item for item in calendar.exceptions if item.covers(day)]
+        if min(covering, key=span) is exception:
+            return True
+    return False
+
+
+def _pressed(at: _Situation) -> _Situation:
+    """The caller pressed keys (or let the time run out): an open clock may have closed since."""
+    return replace(at, clock="was_open") if at.clock == "open" else at
+
+
+def _claim(node: Node, at: _Situation) -> _Situation:
+    """The situation as far as it decides how the call goes on from `node`: a menu, a gather and
+    a status node go on alike from "open" and "was_open" (they wait for keys, or look at the
+    clock again)."""
+    if isinstance(node, MenuNode | GatherNode | StatusNode):
+        return _pressed(at)
+    return at
 
 
 def _clock(moment: time) -> str:

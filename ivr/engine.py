@@ -116,8 +116,9 @@ class Engine:
                 case HoursNode():
                     # day_plan and is_open never need to search for the next opening.
                     plan = self.hours.day_plan(self._local_date(now))
-                    if plan.announcement and language in plan.announcement:
-                        turn.says.append(self._plain(plan.announcement[language], language))
+                    announcement = (plan.announcement or {}).get(language)
+                    if announcement:  # an empty text says nothing: no empty <Say>
+                        turn.says.append(self._plain(announcement, language))
                     node_id = node.open if self.hours.is_open(now) else node.closed
                 case VerifyNode() if session.verification is Verification.VERIFIED:
                     node_id = node.verified  # verified once in this call is enough

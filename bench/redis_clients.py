@@ -111,10 +111,10 @@ class Chain:
     counts: tuple[int, ...]  # per step: its key count, its arg count
 
 
-def make_chain(name: str, bodies: Sequence[str], shapes: Sequence[tuple[int, int]]) -> Chain:
+def make_chain(name: str, scripts: Sequence[Any], shapes: Sequence[tuple[int, int]]) -> Chain:
     from routing.scripts import chain_lua
 
-    lua = chain_lua(bodies)
+    lua = chain_lua(scripts)
     counts = tuple(n for shape in shapes for n in shape)
     return Chain(name, lua, hashlib.sha1(lua.encode()).hexdigest(), counts)
 
@@ -126,13 +126,11 @@ class Workload:
     PRODUCT = "vog_np"
 
     def __init__(self) -> None:
-        from importlib import resources
-
-        from ivr.sealing import Sealer
-        from ivr.store import _COMMIT, _END
         from routing import keys
-        from routing.board import MATCH_ROUNDS, AdviserBoard
-        from routing.queue import _ENQUEUE, _LEAVE, priority_base
+        from routing.board import MATCH_ROUNDS
+        from routing.queue import priority_base
+        from routing.scripts import LuaScript
+        from routing.sealing import Sealer
 
         self.keys = keys
         sealer = Sealer("bench-redis-clients-" + "0123456789abcdef" * 3)
@@ -162,15 +160,16 @@ class Workload:
         self.pointer = "1:1:" + "f" * 64
         self.priority_base = priority_base(0)
         self.match_rounds = MATCH_ROUNDS
-        match_lua = resources.files("routing.lua").joinpath("match.lua").read_text("utf-8")
-        call_state = AdviserBoard.__new__(AdviserBoard).call_state_step("x").lua
-        self.new_call = make_chain("commit-new", [_COMMIT], [(4, 7)])
-        self.commit = make_chain("commit", [_COMMIT], [(3, 6)])
+        commit, end = LuaScript.named("session_commit"), LuaScript.named("session_end")
+        enqueue, leave = LuaScript.named("queue_enqueue"), LuaScript.named("queue_leave")
+        match, call_state = LuaScript.named("offer_match"), LuaScript.named("call_state")
+        self.new_call = make_chain("commit-new", [commit], [(4, 7)])
+        self.commit = make_chain("commit", [commit], [(3, 6)])
         self.queue_call = make_chain(
-            "commit+enqueue+match", [_COMMIT, _ENQUEUE, match_lua], [(3, 6), (6, 6), (0, 6)]
+            "commit+enqueue+match", [commit, enqueue, match], [(3, 6), (6, 6), (2, 10)]
         )
         self.end_call = make_chain(
-            "end+leave+state", [_END, _LEAVE, call_state], [(2, 1), (4, 3), (2, 0)]
+            "end+leave+state", [end, leave, call_state], [(2, 1), (4, 3), (2, 0)]
         )
         self.chains = (self.new_call, self.commit, self.queue_call, self.end_call)
 
@@ -200,14 +199,15 @@ class Workload:
         args: list[Any] = [self.entry, self.priority_base, sid, self.PRODUCT]
         args += [k.QUEUE_TTL, k.CALLBACK_TTL]
         deadline = now_ms + 35_000
-        match_args = [k.PREFIX, now_ms, deadline, self.match_rounds, k.OFFER_TTL, self.PRODUCT]
-        return keys, args + match_args
+        templates = [k.template(n) for n in (k.queue, k.available, k.adviser, k.offer, k.call_offer)]
+        match_args = [*templates, now_ms, deadline, self.match_rounds, k.OFFER_TTL, self.PRODUCT]
+        return keys + [k.offer_sequence(), k.offer_deadlines()], args + match_args
 
     def end_args(self, sid: str) -> tuple[list[str], list[Any]]:
         k = self.keys
         routing = [k.call_answered(sid), k.call_offer(sid)]
         keys = [k.session(sid), k.ended(sid), k.queue_entry(sid), k.queue_line(sid), *routing]
-        args: list[Any] = [k.ENDED_TTL, sid, k.queue_key_prefix(), k.QUEUE_TTL]
+        args: list[Any] = [k.ENDED_TTL, sid, k.template(k.queue), k.QUEUE_TTL]
         return keys + routing, args
 
 

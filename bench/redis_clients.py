@@ -199,9 +199,10 @@ class Workload:
         args: list[Any] = [self.entry, self.priority_base, sid, self.PRODUCT]
         args += [k.QUEUE_TTL, k.CALLBACK_TTL]
         deadline = now_ms + 35_000
-        templates = [k.template(n) for n in (k.queue, k.available, k.adviser, k.offer, k.call_offer)]
+        named = (k.queue, k.available, k.adviser, k.offer, k.call_offer)
+        templates = [k.template(name) for name in named]
         match_args = [*templates, now_ms, deadline, self.match_rounds, k.OFFER_TTL, self.PRODUCT]
-        return keys + [k.offer_sequence(), k.offer_deadlines()], args + match_args
+        return [*keys, k.offer_sequence(), k.offer_deadlines()], args + match_args
 
     def end_args(self, sid: str) -> tuple[list[str], list[Any]]:
         k = self.keys

@@ -46,7 +46,7 @@ from flows.model import Flow, GatherNode, MenuNode, OpeningRange, VerifyNode
 from flows.paths import SAMPLE_STATUS_PROMPT, EndKind, FlowPath, PathReport, Said, Step
 from ivr.engine import Engine, EngineError
 from ivr.hours import DayPlan, OpeningHours
-from ivr.identity import CheckOutcome, CheckResult
+from ivr.identity.check import CheckOutcome, CheckResult
 from ivr.session import CallPhase, CallSession, Verification
 from ivr.turn import AskKeys, HangUp, JoinQueue, Say, Turn
 

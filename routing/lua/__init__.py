@@ -1,0 +1,1 @@
+"""Every Lua script of kcc-ivr; routing/scripts.py runs them (one runner, typed results)."""

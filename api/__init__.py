@@ -1,2 +1,2 @@
 """The edges of kcc-ivr: the staff web app, the Twilio webhooks and the `kcc` command line,
-with the settings, the database plumbing and the wiring (services.py) they share. Nothing imports api."""
+with the settings, database plumbing and wiring (services.py) they share. Nothing imports api."""

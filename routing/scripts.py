@@ -35,7 +35,7 @@ class Refused(KccError):
     """A step of a chain refused (answered {'refused', code}); nothing after it ran."""
 
     code = "script_refused"
-    kind = ErrorKind.CONFLICT
+    kind = ErrorKind.INTERNAL  # always handled by the step's owner; never reaches anyone
 
     def __init__(self, reason: int) -> None:
         super().__init__(f"the script refused with {reason}", reason=reason)

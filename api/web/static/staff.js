@@ -36,6 +36,13 @@ window.KccStaff = (() => {
     telephony_failed: () => "Twilio kon het gesprek niet opzetten. Probeer het zo opnieuw.",
     not_announced: () => "Redis was niet bereikbaar: alle servers nemen de wijziging binnen 10 seconden over.",
     internal: () => "Er ging iets mis bij de server. Probeer het over een ogenblik opnieuw.",
+    not_found: () => "Dat is niet gevonden. Vernieuw de pagina.",
+    forbidden: () => "Dat mag dit account niet.",
+    method_not_allowed: () => "Dat kan deze pagina niet vragen. Vernieuw de pagina.",
+    timezone_required: () => "Geef een tijdstip met tijdzone op.",
+    no_live_version: () => "Er is geen live versie van de flow.",
+    unknown_command: () => "Die status bestaat niet.",
+    demo_only: () => "Dit kan alleen in de demo zonder Twilio.",
   };
 
   // -- messages ---------------------------------------------------------------------------

@@ -51,7 +51,7 @@ class Settings(BaseSettings):
     session_ttl_seconds: int = 4 * 3600
     token_ttl_seconds: int = 8 * 3600
     log_level: str = "INFO"
-    # Guessing guard of the identity check (see ivr/verification.py).
+    # Guessing guard of the identity check (see ivr/identity/verifier.py).
     verify_number_failures: int = 5  # failures per application number in 24 h before a lock
     verify_lock_hours: int = 24
     verify_caller_failures: int = 10  # failures per caller number in an hour before a limit

@@ -289,7 +289,7 @@ class RedisPyClient(Client):
         await self.redis.aclose()
 
     async def script(self, chain: Chain, keys: list[str], args: list[Any]) -> Any:
-        # routing/scripts.py's ScriptChain.run, as it calls the client
+        # routing/scripts.py's ScriptRunner.run, as it calls the client
         redis = self.redis
         try:
             return await redis.evalsha(chain.sha, len(keys), *keys, *chain.counts, *args)
@@ -1109,13 +1109,13 @@ async def fake_server_probe(name: str, workload: Workload) -> str:
     if name in ("ours", "redis-py"):
         from fakeredis import FakeAsyncRedis
 
-        from ivr.store import _COMMIT
-        from routing.scripts import ScriptChain, ScriptStep
+        from routing.scripts import LuaScript, ScriptRunner, ScriptStep, as_int
 
         fake = FakeAsyncRedis(decode_responses=True)
         try:
             await fake.set(w.live_pointer_key(), w.pointer)
-            done = await ScriptChain(fake).run([ScriptStep(_COMMIT, keys, args)])
+            commit = ScriptStep(LuaScript.named("session_commit"), keys, args, as_int)
+            done = [await ScriptRunner(fake).run_one(commit)]
             value = await fake.hget(w.keys.session("CAfake"), "data")
         finally:
             await fake.aclose()

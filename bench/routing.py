@@ -23,7 +23,7 @@ Setup (a dedicated database of the real Redis, flushed first, `--redis-url`):
 
 Every sample takes one random adviser from break/offline to available while everyone else is
 away, so the match finds exactly that adviser and the head of one of their queues. Afterwards
-the offer is settled `withdrawn` (settle.lua puts the call back at its own score and the
+the offer is settled `withdrawn` (offer_settle.lua puts the call back at its own score and the
 adviser to available) and the adviser goes back to break: n stays constant, nothing piles up.
 
 Phases, interleaved sample by sample (rotating order) so that all see the same machine noise:
@@ -77,7 +77,6 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -93,6 +92,7 @@ from routing.entry import QueueEntry
 from routing.events import EventBus
 from routing.queue import CallQueue, priority_base
 from routing.router import Router
+from routing.scripts import LuaScript, chain_lua
 from routing.sealing import Sealer
 from routing.telephony import RecordingTelephony, Telephony, TwilioTelephony
 from tests.support.twilio_stub import TwilioStub
@@ -129,13 +129,13 @@ class TimedBoard(AdviserBoard):
         self.steps = steps
 
     async def command(self, name: str, command: Command, now_ms: int) -> AdviserState:
-        return await self.steps.time("command.lua", super().command(name, command, now_ms))
+        return await self.steps.time("adviser_command.lua", super().command(name, command, now_ms))
 
     async def view(self, name: str) -> Any:
         return await self.steps.time("view (HGETALL)", super().view(name))
 
     async def match(self, products: list[str], now_ms: int) -> list[Offer]:
-        return await self.steps.time("match.lua", super().match(products, now_ms))
+        return await self.steps.time("offer_match.lua", super().match(products, now_ms))
 
 
 class TimedQueue(CallQueue):
@@ -557,7 +557,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     board = TimedBoard(redis, steps)
     queue = TimedQueue(redis, sealer, steps)
     events = TimedEvents(redis, steps)
-    match_text = resources.files("routing.lua").joinpath("match.lua").read_text(encoding="utf-8")
+    # The match script as the runner sends it: wrapped by routing/lua/chain.lua.
+    match_text = chain_lua([LuaScript.named("offer_match")])
     match_sha = hashlib.sha1(match_text.encode()).hexdigest()
     started = time.monotonic()
     skills = await register_advisers(board, args.advisers, rng)
@@ -712,7 +713,7 @@ async def run_size(
 
 LABELS = {
     "ping": "PING round trip",
-    "match": "match.lua alone (client)",
+    "match": "offer_match.lua alone (client)",
     "recording": "available -> redirect (Recording)",
     "twilio": "available -> redirect invoked (Twilio)",
     "statelog": "available -> redirect (+SQLite state log)",
@@ -791,7 +792,7 @@ def growth(low: dict[str, Any], high: dict[str, Any]) -> dict[str, Any]:
         )
         if a > 0:
             result["match_server_side"] = b / a
-            print(f"  {'match.lua server-side (SLOWLOG)':<44} x{b / a:5.2f}")
+            print(f"  {'offer_match.lua server-side (SLOWLOG)':<44} x{b / a:5.2f}")
     ratio = high["size"] / low["size"]
     print(
         f"  (n grew x{ratio:,.0f}: linear cost would be x{ratio:,.0f}; "

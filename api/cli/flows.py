@@ -2,7 +2,7 @@
 
 Two ways to reach the versions, the same commands and output for both:
 
-- `--url URL`: a running server's supervisor API (api/flow_routes.py), signed in as `--user`
+- `--url URL`: a running server's supervisor API (api/web/routes/flows.py), signed in as `--user`
   (or KCC_USER) with the password from KCC_PASSWORD or a hidden prompt;
 - without `--url`: the database and Redis of the settings (KCC_DATABASE_URL, KCC_REDIS_URL),
   through the same publisher the service uses, so running instances hear of a new live version.
@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 LOCAL_TIME = ZoneInfo("Europe/Amsterdam")  # the contact centre's time, whatever the terminal's
 MAX_COMMENT = 500  # as the API and the audit table allow
 HTTP_TIMEOUT = 30.0
-RECONCILE_SECONDS = 10  # api/app.py: TICK_SECONDS * RECONCILE_TICKS
+RECONCILE_SECONDS = 10  # api/web/app.py: TICK_SECONDS * RECONCILE_TICKS
 
 T = TypeVar("T")
 

@@ -304,7 +304,7 @@ def call(
     raise typer.Exit(code)
 
 
-register_flow_commands(flows_app)  # publish, history, diff, rollback: api/flow_commands.py
+register_flow_commands(flows_app)  # publish, history, diff, show, rollback: api/cli/flows.py
 
 
 def main() -> None:

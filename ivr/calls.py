@@ -17,7 +17,7 @@ from ivr.engine import Engine
 from ivr.flow_registry import FlowRegistry
 from ivr.identity.check import CheckOutcome
 from ivr.identity.verifier import IdentityVerifier
-from ivr.records import CallRecord
+from ivr.records import CallOutcome, CallRecord
 from ivr.session import CallPhase, CallSession, Verification
 from ivr.store import NEW_CALL, SessionStore, StaleFlow
 from ivr.turn import JoinQueue, Turn
@@ -212,7 +212,7 @@ class CallHandler:
         entry, left_line = left.entry, left.left_line
         if entry is not None and entry.callback:
             if session is not None and self.record_call is not None:
-                await self.record_call(self._record(session, call_status, False, False, "callback"))
+                await self.record_call(self._record(session, call_status, False, False, CallOutcome.CALLBACK))
             return  # hung up to be called back: the entry keeps its place in line
         answered = False
         if self.router is not None and routing is not None:
@@ -366,15 +366,17 @@ class CallHandler:
         call_status: str,
         was_waiting: bool,
         answered: bool,
-        special: str | None = None,
+        special: CallOutcome | None = None,
     ) -> CallRecord:
         outcome = {
-            CallPhase.MENU: "abandoned_in_menu",
-            CallPhase.ENDED: "ended_by_flow",
-            CallPhase.QUEUED: "abandoned_in_queue" if was_waiting else "left_queue",
+            CallPhase.MENU: CallOutcome.ABANDONED_IN_MENU,
+            CallPhase.ENDED: CallOutcome.ENDED_BY_FLOW,
+            CallPhase.QUEUED: (
+                CallOutcome.ABANDONED_IN_QUEUE if was_waiting else CallOutcome.LEFT_QUEUE
+            ),
         }[session.phase]
         if answered:
-            outcome = "answered"
+            outcome = CallOutcome.ANSWERED
         if special is not None:
             outcome = special
         helped_by_machine = session.self_service and session.phase is not CallPhase.QUEUED
@@ -390,7 +392,7 @@ class CallHandler:
             theme=session.theme,
             path=list(session.path),
             verification=session.verification,
-            outcome=outcome,
+            outcome=outcome.value,
             self_service=helped_by_machine,
             call_status=call_status,
             queued_at=session.queued_at,

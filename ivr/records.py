@@ -4,11 +4,23 @@ no caller number, no application number, no date of birth."""
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, Protocol
 
 from sqlalchemy import Engine, Executable
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import JSON, Column, Field, SQLModel
+
+
+class CallOutcome(StrEnum):
+    """How a call ended, as reports count it."""
+
+    ABANDONED_IN_MENU = "abandoned_in_menu"  # hung up before reaching a queue
+    ENDED_BY_FLOW = "ended_by_flow"  # the flow said goodbye (closed, self-service, ...)
+    ABANDONED_IN_QUEUE = "abandoned_in_queue"  # hung up while waiting for an adviser
+    LEFT_QUEUE = "left_queue"  # queued, then gone without an adviser and without waiting
+    ANSWERED = "answered"  # talked to an adviser
+    CALLBACK = "callback"  # hung up to be called back, keeping the place in line
 
 
 class CallRecord(SQLModel, table=True):
@@ -25,7 +37,7 @@ class CallRecord(SQLModel, table=True):
     theme: str | None = None
     path: list[str] = Field(default_factory=list, sa_column=Column(JSON))
     verification: str
-    outcome: str  # abandoned_in_menu, ended_by_flow, abandoned_in_queue, answered, ...
+    outcome: str  # a CallOutcome value
     self_service: bool = False  # heard their application's status and needed no adviser
     call_status: str  # Twilio's final CallStatus
     queued_at: datetime | None = None

@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PYPROJECT = ROOT / "pyproject.toml"
 SERVICE_LOCK = ROOT / "requirements" / "service.txt"
 TEST_LOCK = ROOT / "requirements" / "test.txt"
+BENCH_LOCK = ROOT / "requirements" / "bench.txt"  # the `bench` extra: what bench/ needs besides
 
 
 class LockError(ValueError):
@@ -75,8 +76,14 @@ def parse_lock(text: str) -> Lock:
         ):
             raise LockError(f"{entry!r}: not pinned with == to one version from the index")
         name = canonicalize_name(requirement.name)
+        marker = requirement.marker
         if name in pins:
-            raise LockError(f"{entry!r}: {name} is pinned twice")
+            # A universal lock may pin a package once per Python version (markers that cannot
+            # both hold); the pin for this interpreter counts.
+            if pins[name].marker == str(marker or "") or marker is None:
+                raise LockError(f"{entry!r}: {name} is pinned twice")
+            if not marker.evaluate():
+                continue
         pins[name] = Pin(
             name=name,
             version=Version(specs[0].version),
@@ -86,11 +93,14 @@ def parse_lock(text: str) -> Lock:
     return pins
 
 
-def lock_problems(pyproject: dict[str, Any], service: Lock, test: Lock) -> list[str]:
-    """What is wrong with the two locks for this pyproject.toml; empty when they agree."""
+def lock_problems(
+    pyproject: dict[str, Any], service: Lock, test: Lock, others: dict[str, Lock] | None = None
+) -> list[str]:
+    """What is wrong with the locks for this pyproject.toml; empty when they agree. An extra is
+    locked in the test lock, or in its own (`others`: extra -> lock, requirements/EXTRA.txt)."""
     project = pyproject["project"]
     runtime = [*project.get("dependencies", []), *pyproject["build-system"]["requires"]]
-    extras = [text for texts in project.get("optional-dependencies", {}).values() for text in texts]
+    others = others or {}
     problems: list[str] = []
 
     def check(text: str, lock: Lock, lock_name: str) -> None:
@@ -106,21 +116,31 @@ def lock_problems(pyproject: dict[str, Any], service: Lock, test: Lock) -> list[
     for text in runtime:
         check(text, service, "requirements/service.txt")
         check(text, test, "requirements/test.txt")
-    for text in extras:
-        check(text, test, "requirements/test.txt")
-    for lock_name, lock in (("requirements/service.txt", service), ("requirements/test.txt", test)):
+    for extra, texts in project.get("optional-dependencies", {}).items():
+        lock_name = f"requirements/{extra}.txt" if extra in others else "requirements/test.txt"
+        for text in texts:
+            check(text, others.get(extra, test), lock_name)
+    locks = {
+        "requirements/service.txt": service,
+        "requirements/test.txt": test,
+        **{f"requirements/{extra}.txt": lock for extra, lock in others.items()},
+    }
+    for lock_name, lock in locks.items():
         problems += [
             f"{lock_name}: {pin.name} has no hash" for pin in lock.values() if not pin.hashes
         ]
-    for name, pin in service.items():
-        other = test.get(name)
-        if other is None:
-            problems.append(f"{name}: in requirements/service.txt, not in requirements/test.txt")
-        elif (other.version, other.marker) != (pin.version, pin.marker):
-            problems.append(
-                f"{name}: {pin.version} in requirements/service.txt, {other.version} in "
-                "requirements/test.txt"
-            )
+    for lock_name, lock in list(locks.items())[1:]:
+        for name, pin in service.items():
+            other = lock.get(name)
+            if other is None:
+                problems.append(f"{name}: in requirements/service.txt, not in {lock_name}")
+            # The test lock matches the service's exactly; another extra may need a package
+            # on more platforms than the service does (a broader marker), at the same version.
+            elif other.version != pin.version or (lock is test and other.marker != pin.marker):
+                problems.append(
+                    f"{name}: {pin.version} in requirements/service.txt, {other.version} in "
+                    f"{lock_name}"
+                )
     return problems
 
 
@@ -134,7 +154,8 @@ def _lock(path: Path) -> Lock:
 
 
 def test_the_lock_agrees_with_pyproject() -> None:
-    assert lock_problems(_pyproject(), _lock(SERVICE_LOCK), _lock(TEST_LOCK)) == []
+    others = {"bench": _lock(BENCH_LOCK)}
+    assert lock_problems(_pyproject(), _lock(SERVICE_LOCK), _lock(TEST_LOCK), others) == []
 
 
 def test_the_extras_of_dependencies_are_locked_too() -> None:

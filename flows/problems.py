@@ -1,8 +1,9 @@
 """Every problem a flow check can report: its stable code, and the English words for it.
 
 A problem is a code with string params; its English message (what `kcc flows check` prints) is
-rendered here from the code's template, and a page can say the same in its own language from
-the code and params. Most problems are about one place in the document: its dotted
+rendered here from the code's template, and the supervisor page says the same in Dutch from
+the code and params (api/web/static/problems.js has a translation for every code below; a test
+holds the two lists together). Most problems are about one place in the document: its dotted
 path is the param `where` and comes first in the message ("nodes.welcome.next: unknown target
 'x'").
 

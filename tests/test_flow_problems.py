@@ -1,9 +1,10 @@
-"""The problems of a flow draft: all of them at once, each with a code and params from one
-list."""
+"""The problems of a flow draft: all of them at once, each with a code and params from one list,
+and a Dutch translation of every code for the supervisor page."""
 
 from __future__ import annotations
 
 import ast
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
@@ -18,6 +19,7 @@ from ivr.flow_publishing import FlowPublisher
 from tests.support.flow_drafts import MISTAKES, TEXT, edit, line_of, several_mistakes
 
 ROOT = Path(__file__).resolve().parent.parent
+PROBLEMS_JS = ROOT / "api" / "web" / "static" / "problems.js"
 # Everything that makes problems: the flows package and the publisher's own checks.
 SOURCES = [*sorted((ROOT / "flows").glob("*.py")), ROOT / "ivr" / "flow_publishing.py"]
 
@@ -295,6 +297,28 @@ def test_every_template_renders_with_its_params() -> None:
     with pytest.raises(ValueError, match="no params"):
         render("unknown_target", {"target": "x", "colour": "red"})
     assert isinstance(PROBLEM_CODES["unknown_key"], ProblemCode)
+
+
+def _dutch_messages() -> dict[str, str]:
+    """code -> the source of its Dutch translation in problems.js."""
+    text = PROBLEMS_JS.read_text(encoding="utf-8")
+    block = text[
+        text.index("const MESSAGES = {") : text.index("\n  };", text.index("const MESSAGES = {"))
+    ]
+    entries = re.split(r"\n    (?=[a-z0-9_]+: \()", block)[1:]
+    return {entry.split(":", 1)[0]: entry for entry in entries}
+
+
+def test_the_supervisor_page_has_dutch_for_every_code_with_its_params() -> None:
+    dutch = _dutch_messages()
+    assert set(dutch) == set(PROBLEM_CODES), (
+        f"no Dutch for {sorted(set(PROBLEM_CODES) - set(dutch))}; "
+        f"Dutch for unknown codes {sorted(set(dutch) - set(PROBLEM_CODES))}"
+    )
+    for code, source in dutch.items():
+        used = set(re.findall(r"\bp\.([a-z_]+)", source))
+        assert used <= PROBLEM_CODES[code].params, (code, used - PROBLEM_CODES[code].params)
+        assert "message" not in used
 
 
 # -- the publisher's own checks ----------------------------------------------------------------

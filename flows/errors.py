@@ -44,7 +44,8 @@ class Problem:
     """One thing wrong in a flow document, at the line a supervisor must fix.
 
     `message` is English (the command line shows it); `code` and `params` let a page say the same
-    in its reader's language."""
+    in its reader's language. Make one with `flows.problems.problem`, which lists every code and
+    renders the message from it."""
 
     file: str
     line: int

@@ -14,6 +14,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from flows.problems import FlowValueError
+
 NodeId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
 PromptId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
 Key = Annotated[str, Field(pattern=r"^[0-9*#]$")]
@@ -92,13 +94,13 @@ def _range_fields(text: str) -> dict[str, time]:
     """'09:00-17:00' -> opens/closes; '24:00' closes at midnight."""
     match = _HOURS_RANGE.match(text.strip())
     if not match:
-        raise ValueError(f"hours must look like '09:00-17:00', not {text!r}")
+        raise FlowValueError("hours_format", text=text)
     h1, m1, h2, m2 = (int(g) for g in match.groups())
     if h1 > 23 or h2 > 24 or m1 > 59 or m2 > 59 or (h2 == 24 and m2 != 0):
-        raise ValueError(f"{text!r} is not a valid time range")
+        raise FlowValueError("hours_invalid", text=text)
     closes = time(23, 59, 59, 999999) if h2 == 24 else time(h2, m2)
     if closes <= time(h1, m1):
-        raise ValueError(f"{text!r} closes before it opens")
+        raise FlowValueError("hours_reversed", text=text)
     return {"opens": time(h1, m1), "closes": closes}
 
 
@@ -121,7 +123,7 @@ class CalendarException(Strict):
     @model_validator(mode="after")
     def _until_after_date(self) -> CalendarException:
         if self.until is not None and self.until < self.date:
-            raise ValueError("'until' lies before 'date'")
+            raise FlowValueError("until_before_date")
         return self
 
     def covers(self, day: dt.date) -> bool:
@@ -196,16 +198,16 @@ class GatherNode(Strict):
     @model_validator(mode="after")
     def _check(self) -> GatherNode:
         if self.max_digits < self.min_digits:
-            raise ValueError("max_digits is smaller than min_digits")
+            raise FlowValueError("max_below_min", max_field="max_digits", min_field="min_digits")
         if self.pattern is not None:
             try:
                 re.compile(self.pattern)
             except re.error as exc:
-                raise ValueError(f"pattern is not a valid regular expression: {exc}") from exc
+                raise FlowValueError("pattern_invalid", reason=str(exc)) from exc
             # A quantified group inside a quantifier can take exponential time on a long input,
             # stalling every call on the instance; digit patterns never need one.
             if re.search(r"\)[*+?{]", self.pattern):
-                raise ValueError("pattern must not repeat a group, e.g. (1+)+; use [0-9]{6,12}")
+                raise FlowValueError("pattern_repeats_group")
         return self
 
 
@@ -229,7 +231,9 @@ class VerifyNode(Strict):
     @model_validator(mode="after")
     def _check(self) -> VerifyNode:
         if self.number_max_digits < self.number_min_digits:
-            raise ValueError("number_max_digits is smaller than number_min_digits")
+            raise FlowValueError(
+                "max_below_min", max_field="number_max_digits", min_field="number_min_digits"
+            )
         return self
 
 
@@ -300,6 +304,17 @@ END_KINDS = frozenset({"queue", "hangup"})
 
 # Twilio queue names are "kcc-<product>" and may be 64 characters at most.
 ProductId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=40)]
+ThemeId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
+
+
+class Labels(Strict):
+    """What the staff pages show for the flow's products, themes and nodes, per language (the
+    callers never hear these: the spoken names of products stay under `products`). Each is
+    optional; a page shows the id of a product or theme without one."""
+
+    products: dict[ProductId, dict[str, str]] = {}
+    themes: dict[ThemeId, dict[str, str]] = {}
+    nodes: dict[NodeId, dict[str, str]] = {}
 
 
 class Flow(Strict):
@@ -308,6 +323,7 @@ class Flow(Strict):
     voices: dict[str, Voice]
     # Every product a call can be queued for, with its spoken name per language.
     products: dict[ProductId, dict[str, str]]
+    labels: Labels = Labels()  # what the staff pages show (optional)
     prompts: dict[PromptId, dict[str, str]]
     calendar: Calendar
     queue: QueueSettings = QueueSettings()
@@ -323,6 +339,11 @@ class Flow(Strict):
 
     def text(self, prompt: str, language: str) -> str:
         return self.prompts[prompt][language]
+
+    def themes(self) -> list[str]:
+        """Every theme a call can be queued with: the queue nodes' and the general one."""
+        found = [n.theme for n in self.nodes.values() if isinstance(n, QueueNode)]
+        return list(dict.fromkeys([*found, self.queue.general_theme]))
 
 
 def targets(node: Node) -> list[tuple[str, str]]:

@@ -1,13 +1,21 @@
-"""Checks that span a whole flow: targets, prompts, translations, reachability and loops.
+"""Checks that span a whole flow: targets, prompts, translations, labels, reachability, loops.
 
-Each check yields (document path, message); the loader turns the path into a line number.
+Each check yields a `Finding`: the document path (the loader turns it into a line number), a
+problem code and its params (flows/problems.py has the English words for each code).
+
+A draft whose parts did not all fit the model is checked too, on what parsed (`Gaps` names the
+rest): a node that failed still exists as a target, its kind still needs its prompts, and
+nothing is said that follows from a part already reported (no "unreachable" behind a node
+whose targets could not be read, no "missing translation" when `languages` itself is wrong).
 """
 
 from __future__ import annotations
 
 import re
 import string
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flows.holiday_names import known_holiday_names, unknown_holiday_names
@@ -29,84 +37,137 @@ from flows.model import (
 )
 
 Path = tuple[str, ...]
-Finding = tuple[Path, str]
 
 
-def _path(*parts: str) -> Path:
-    return parts
+class Finding(NamedTuple):
+    path: Path
+    code: str
+    params: dict[str, str]
 
 
-def validate_flow(flow: Flow) -> list[Finding]:
-    checks = (_languages, _prompts, _products, _nodes, _loops_without_input, _calendar)
-    findings = [finding for check in checks for finding in check(flow)]
-    if _has_unknown_target(flow):
+def _finding(path: Path, code: str, *, where: str | None = None, **params: str) -> Finding:
+    """A problem at `path`; its message starts with `where` (by default the path, dotted)."""
+    return Finding(path, code, {"where": ".".join(path) if where is None else where, **params})
+
+
+@dataclass(frozen=True)
+class BrokenNode:
+    """A node that did not fit the model: its kind when that is a known one, and every text in
+    it (a superset of the nodes it leads to)."""
+
+    kind: str | None
+    names: frozenset[str]
+
+
+@dataclass(frozen=True)
+class Gaps:
+    """What of a draft did not fit the model, so that the checks judge only the rest."""
+
+    broken: frozenset[Path] = frozenset()  # parts that failed as a whole, e.g. ("languages",)
+    nodes: Mapping[str, BrokenNode] = field(default_factory=dict)  # nodes that failed
+    prompts: frozenset[str] = frozenset()  # prompts that are there but failed
+    products: frozenset[str] = frozenset()  # products that are there but failed
+    # the number in the document of each calendar exception that parsed (None: all did)
+    exception_numbers: tuple[int, ...] | None = None
+
+    def ok(self, *path: str) -> bool:
+        """Whether `path` parsed: neither it nor a part around it failed as a whole."""
+        return not any(path[:end] in self.broken for end in range(1, len(path) + 1))
+
+
+NO_GAPS = Gaps()
+
+
+def validate_flow(flow: Flow, gaps: Gaps = NO_GAPS) -> list[Finding]:
+    checks = (_languages, _prompts, _products, _labels, _nodes, _loops_without_input, _calendar)
+    findings = [finding for check in checks for finding in check(flow, gaps)]
+    if _has_unknown_target(flow, gaps) or not (gaps.ok("start") and gaps.ok("nodes")):
         # Reachability and exits follow the targets: with one missing they would report every
         # node behind it too, burying the one line the supervisor must fix.
         return findings
-    return findings + [finding for check in (_reachability, _exits) for finding in check(flow)]
+    return findings + [
+        finding for check in (_reachability, _exits) for finding in check(flow, gaps)
+    ]
 
 
-def _has_unknown_target(flow: Flow) -> bool:
-    return flow.start not in flow.nodes or any(
-        target not in flow.nodes for node in flow.nodes.values() for _, target in targets(node)
+def _node_ids(flow: Flow, gaps: Gaps) -> set[str]:
+    """Every node of the document, parsed or not: a target may name any of them."""
+    return set(flow.nodes) | set(gaps.nodes)
+
+
+def _has_unknown_target(flow: Flow, gaps: Gaps) -> bool:
+    known = _node_ids(flow, gaps)
+    return (gaps.ok("start") and flow.start not in known) or any(
+        target not in known for node in flow.nodes.values() for _, target in targets(node)
     )
 
 
-def _languages(flow: Flow) -> Iterator[Finding]:
+def _languages(flow: Flow, gaps: Gaps) -> Iterator[Finding]:
+    if not gaps.ok("languages"):
+        return
     if len(set(flow.languages)) != len(flow.languages):
-        yield ("languages",), "languages: a language is listed twice"
+        yield _finding(("languages",), "language_twice")
     for language in flow.languages:
         if not LANGUAGE.match(language):
-            yield ("languages",), f"languages: {language!r} is not a language code like nl or en"
+            yield _finding(("languages",), "language_code", language=language)
+    if not gaps.ok("voices"):
+        return
     for language in flow.languages:
         if language not in flow.voices:
-            yield ("voices",), f"voices: no voice for language {language!r}"
+            yield _finding(("voices",), "voice_missing", language=language)
     for language in flow.voices:
         if language not in flow.languages:
-            yield ("voices", language), f"voices.{language}: {language!r} is not in languages"
+            yield _finding(("voices", language), "language_not_listed", language=language)
 
 
-def _prompts(flow: Flow) -> Iterator[Finding]:
+def _translations(
+    path: Path, texts: Mapping[str, str], flow: Flow, gaps: Gaps
+) -> Iterator[Finding]:
+    """Every language of the flow has a text, and every text is in a language of the flow."""
+    if not gaps.ok("languages"):
+        return
+    for language in flow.languages:
+        if not texts.get(language, "").strip():
+            yield _finding(path, "translation_missing", language=language)
+    for language in texts:
+        if language not in flow.languages:
+            yield _finding((*path, language), "language_not_listed", language=language)
+
+
+def _prompts(flow: Flow, gaps: Gaps) -> Iterator[Finding]:
     for prompt_id, texts in flow.prompts.items():
-        for language in flow.languages:
-            if not texts.get(language, "").strip() and prompt_id != "queue_hold":
-                yield (
-                    ("prompts", prompt_id),
-                    f"prompts.{prompt_id}: missing translation for {language!r}",
-                )
-        for language in texts:
-            if language not in flow.languages:
-                path = _path("prompts", prompt_id, language)
-                yield path, f"prompts.{prompt_id}.{language}: {language!r} is not in languages"
+        if prompt_id != "queue_hold":
+            yield from _translations(("prompts", prompt_id), texts, flow, gaps)
+        elif gaps.ok("languages"):
+            for language in texts:
+                if language not in flow.languages:
+                    path = ("prompts", prompt_id, language)
+                    yield _finding(path, "language_not_listed", language=language)
         for language, text in texts.items():
+            path = ("prompts", prompt_id, language)
             bad = _unspeakable(text)
             if bad is not None:
-                yield (
-                    _path("prompts", prompt_id, language),
-                    f"prompts.{prompt_id}.{language}: contains U+{ord(bad):04X}, a control or "
-                    "surrogate character that cannot be spoken or written in TwiML",
-                )
-            if not _formats(text, PLACEHOLDERS.get(prompt_id, set())):
-                path = _path("prompts", prompt_id, language)
-                allowed = ", ".join(
-                    f"{{{name}}}" for name in sorted(PLACEHOLDERS.get(prompt_id, ()))
-                )
-                yield (
-                    path,
-                    (
-                        f"prompts.{prompt_id}.{language}: unknown {{placeholder}} in the text "
-                        f"(allowed here: {allowed or 'none'}; write {{{{ and }}}} for braces)"
-                    ),
-                )
-    kinds = {node.kind for node in flow.nodes.values()}
+                yield _finding(path, "unspeakable_character", character=f"{ord(bad):04X}")
+            allowed = PLACEHOLDERS.get(prompt_id, set())
+            if not _formats(text, allowed):
+                if allowed:
+                    names = ", ".join(f"{{{name}}}" for name in sorted(allowed))
+                    yield _finding(path, "unknown_placeholder", allowed=names)
+                else:
+                    yield _finding(path, "placeholder_not_allowed")
+    if not gaps.ok("prompts"):
+        return
+    kinds: set[str] = {node.kind for node in flow.nodes.values()}
+    kinds |= {node.kind for node in gaps.nodes.values() if node.kind}
     needed = [
         *SYSTEM_PROMPTS,
         *(VERIFY_PROMPTS if "verify" in kinds else ()),
         *(STATUS_PROMPTS if "status" in kinds else ()),
     ]
+    present = set(flow.prompts) | gaps.prompts
     for prompt_id in needed:
-        if prompt_id not in flow.prompts:
-            yield ("prompts",), f"prompts: missing prompt {prompt_id!r} (the engine says it)"
+        if prompt_id not in present:
+            yield _finding(("prompts",), "prompt_missing", prompt=prompt_id)
 
 
 PLACEHOLDERS = {
@@ -146,53 +207,93 @@ def _unspeakable(text: str) -> str | None:
     return None
 
 
-def _products(flow: Flow) -> Iterator[Finding]:
+def _products(flow: Flow, gaps: Gaps) -> Iterator[Finding]:
     for product, names in flow.products.items():
-        for language in flow.languages:
-            if not names.get(language, "").strip():
-                yield ("products", product), f"products.{product}: missing name for {language!r}"
-    if flow.queue.general_product not in flow.products:
-        path = _path("queue", "general_product")
-        yield path, f"queue.general_product: unknown product {flow.queue.general_product!r}"
+        if gaps.ok("languages"):
+            for language in flow.languages:
+                if not names.get(language, "").strip():
+                    yield _finding(("products", product), "name_missing", language=language)
+    if not gaps.ok("products"):
+        return
+    known = set(flow.products) | gaps.products
+    if gaps.ok("queue") and flow.queue.general_product not in known:
+        path = ("queue", "general_product")
+        yield _finding(path, "unknown_product", product=flow.queue.general_product)
     for node_id, node in flow.nodes.items():
-        if isinstance(node, QueueNode) and node.product not in flow.products:
-            path = _path("nodes", node_id, "product")
-            yield path, f"nodes.{node_id}.product: unknown product {node.product!r}"
+        if isinstance(node, QueueNode) and node.product not in known:
+            yield _finding(("nodes", node_id, "product"), "unknown_product", product=node.product)
 
 
-def _nodes(flow: Flow) -> Iterator[Finding]:
-    if flow.start not in flow.nodes:
-        yield ("start",), f"start: unknown target {flow.start!r}"
+def _labels(flow: Flow, gaps: Gaps) -> Iterator[Finding]:
+    """Labels for products, themes and nodes the flow has, in every language of the flow."""
+    if not gaps.ok("labels"):
+        return
+    products = set(flow.products) | gaps.products if gaps.ok("products") else None
+    themes: set[str] | None = None
+    if gaps.ok("nodes") and gaps.ok("queue"):
+        themes = set(flow.themes())
+        for node in gaps.nodes.values():
+            themes |= node.names  # a broken queue node may name any of them
+    nodes = _node_ids(flow, gaps) if gaps.ok("nodes") else None
+    labels = flow.labels
+    for product, texts in labels.products.items():
+        path = ("labels", "products", product)
+        if products is not None and product not in products:
+            yield _finding(path, "unknown_product", product=product)
+        yield from _translations(path, texts, flow, gaps)
+    for theme, texts in labels.themes.items():
+        path = ("labels", "themes", theme)
+        if themes is not None and theme not in themes:
+            yield _finding(path, "unknown_theme", theme=theme)
+        yield from _translations(path, texts, flow, gaps)
+    for node_id, texts in labels.nodes.items():
+        path = ("labels", "nodes", node_id)
+        if nodes is not None and node_id not in nodes:
+            yield _finding(path, "unknown_node", node=node_id)
+        yield from _translations(path, texts, flow, gaps)
+
+
+def _nodes(flow: Flow, gaps: Gaps) -> Iterator[Finding]:
+    known = _node_ids(flow, gaps)
+    if gaps.ok("start") and gaps.ok("nodes") and flow.start not in known:
+        yield _finding(("start",), "unknown_target", target=flow.start)
+    prompts = set(flow.prompts) | gaps.prompts if gaps.ok("prompts") else None
     for node_id, node in flow.nodes.items():
-        for field, target in targets(node):
-            if target not in flow.nodes:
-                path = _path("nodes", node_id, *field.split("."))
-                yield path, f"nodes.{node_id}.{field}: unknown target {target!r}"
-        for field, prompt in prompts_used(node):
-            if prompt not in flow.prompts:
-                yield (
-                    ("nodes", node_id, field),
-                    f"nodes.{node_id}.{field}: unknown prompt {prompt!r}",
-                )
+        for field_name, target in targets(node):
+            if target not in known:
+                path = ("nodes", node_id, *field_name.split("."))
+                where = f"nodes.{node_id}.{field_name}"
+                yield _finding(path, "unknown_target", where=where, target=target)
+        for field_name, prompt in prompts_used(node):
+            if prompts is not None and prompt not in prompts:
+                yield _finding(("nodes", node_id, field_name), "unknown_prompt", prompt=prompt)
         if isinstance(node, MenuNode):
-            yield from _menu(flow, node_id, node)
+            yield from _menu(flow, gaps, node_id, node)
 
 
-def _menu(flow: Flow, node_id: str, node: MenuNode) -> Iterator[Finding]:
+def _menu(flow: Flow, gaps: Gaps, node_id: str, node: MenuNode) -> Iterator[Finding]:
     if node.repeat is not None and node.repeat in node.options:
-        path = _path("nodes", node_id, "repeat")
-        yield path, f"nodes.{node_id}.repeat: key {node.repeat!r} is also an option"
+        yield _finding(("nodes", node_id, "repeat"), "repeat_is_option", key=node.repeat)
+    if not gaps.ok("languages"):
+        return
     for key, option in node.options.items():
-        if isinstance(option, MenuOption) and option.language not in (None, *flow.languages):
-            path = _path("nodes", node_id, "options", key, "language")
-            yield path, f"nodes.{node_id}.options.{key}: unknown language {option.language!r}"
+        if not isinstance(option, MenuOption) or option.language is None:
+            continue
+        if option.language not in flow.languages:
+            path = ("nodes", node_id, "options", key, "language")
+            where = f"nodes.{node_id}.options.{key}"
+            yield _finding(path, "unknown_language", where=where, language=option.language)
 
 
-def _graph(flow: Flow) -> dict[str, list[str]]:
-    return {
-        node_id: [t for _, t in targets(node) if t in flow.nodes]
-        for node_id, node in flow.nodes.items()
+def _graph(flow: Flow, gaps: Gaps) -> dict[str, list[str]]:
+    """Where each node leads; a node that failed may lead to any node it names."""
+    known = _node_ids(flow, gaps)
+    graph = {
+        node_id: [t for _, t in targets(node) if t in known] for node_id, node in flow.nodes.items()
     }
+    for node_id, broken in gaps.nodes.items():
+        graph[node_id] = sorted(name for name in broken.names if name in known)
+    return graph
 
 
 def _reachable(graph: dict[str, list[str]], start: str) -> set[str]:
@@ -206,31 +307,30 @@ def _reachable(graph: dict[str, list[str]], start: str) -> set[str]:
     return seen
 
 
-def _reachability(flow: Flow) -> Iterator[Finding]:
-    reachable = _reachable(_graph(flow), flow.start)
-    if flow.start not in flow.nodes:
+def _reachability(flow: Flow, gaps: Gaps) -> Iterator[Finding]:
+    graph = _graph(flow, gaps)
+    if flow.start not in graph:
         return
-    for node_id in flow.nodes:
+    reachable = _reachable(graph, flow.start)
+    for node_id in graph:
         if node_id not in reachable:
-            yield ("nodes", node_id), f"nodes.{node_id}: unreachable from start {flow.start!r}"
+            yield _finding(("nodes", node_id), "unreachable", start=flow.start)
 
 
-def _exits(flow: Flow) -> Iterator[Finding]:
+def _exits(flow: Flow, gaps: Gaps) -> Iterator[Finding]:
     """Every reachable node must be able to reach a queue or a hang-up."""
-    graph = _graph(flow)
+    graph = _graph(flow, gaps)
     reverse: dict[str, list[str]] = {node_id: [] for node_id in graph}
     for node_id, outs in graph.items():
         for target in outs:
             reverse[target].append(node_id)
     ends = [n for n, node in flow.nodes.items() if node.kind in END_KINDS]
+    ends += list(gaps.nodes)  # a node that failed might end the call: say nothing about it
     can_exit: set[str] = set()
     for end in ends:
         can_exit |= _reachable(reverse, end)
     for node_id in sorted(_reachable(graph, flow.start) - can_exit):
-        yield (
-            ("nodes", node_id),
-            f"nodes.{node_id}: loop without an exit (never reaches a queue or hangup)",
-        )
+        yield _finding(("nodes", node_id), "no_exit")
 
 
 def _passes_without_input(node: Node) -> list[str]:
@@ -245,7 +345,7 @@ def _passes_without_input(node: Node) -> list[str]:
     return [target for _, target in targets(node)]
 
 
-def _loops_without_input(flow: Flow) -> Iterator[Finding]:
+def _loops_without_input(flow: Flow, gaps: Gaps) -> Iterator[Finding]:
     """A cycle that never waits for a key would spin for ever (or until Twilio gives up)."""
     automatic = {
         node_id: [t for t in _passes_without_input(node) if t in flow.nodes]
@@ -256,10 +356,7 @@ def _loops_without_input(flow: Flow) -> Iterator[Finding]:
         if looping:
             first = sorted(component)[0]
             names = " -> ".join(sorted(component))
-            yield (
-                ("nodes", first),
-                f"nodes.{first}: loop without input ({names}) never waits for the caller",
-            )
+            yield _finding(("nodes", first), "loop_without_input", nodes=names)
 
 
 def _strongly_connected(graph: dict[str, list[str]]) -> list[list[str]]:
@@ -306,37 +403,39 @@ def _strongly_connected(graph: dict[str, list[str]]) -> list[list[str]]:
     return result
 
 
-def _calendar(flow: Flow) -> Iterator[Finding]:
+def _calendar(flow: Flow, gaps: Gaps) -> Iterator[Finding]:
+    if not gaps.ok("calendar"):
+        return
     calendar = flow.calendar
-    try:
-        ZoneInfo(calendar.timezone)
-    except (ZoneInfoNotFoundError, ValueError):
-        yield (
-            ("calendar", "timezone"),
-            f"calendar.timezone: unknown time zone {calendar.timezone!r}",
-        )
-    if calendar.public_holidays is not None:
-        country = calendar.public_holidays.country
+    if gaps.ok("calendar", "timezone"):
+        try:
+            ZoneInfo(calendar.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            path: Path = ("calendar", "timezone")
+            yield _finding(path, "unknown_timezone", timezone=calendar.timezone)
+    holidays = calendar.public_holidays
+    if holidays is not None and gaps.ok("calendar", "public_holidays"):
+        country = holidays.country
         if not known_holiday_names(country):
-            path = _path("calendar", "public_holidays", "country")
-            yield path, f"calendar.public_holidays.country: no holidays known for {country!r}"
-        for number, name in enumerate(calendar.public_holidays.observe):
+            path = ("calendar", "public_holidays", "country")
+            yield _finding(path, "unknown_country", country=country)
+        for number, name in enumerate(holidays.observe):
             if name in unknown_holiday_names(country, [name]) and known_holiday_names(country):
                 known = ", ".join(sorted(known_holiday_names(country)))
-                path = _path("calendar", "public_holidays", "observe", str(number))
-                yield (
-                    path,
-                    f"calendar.public_holidays.observe: unknown holiday {name!r} (known: {known})",
-                )
-        for language in flow.languages:
-            if language not in calendar.public_holidays.announcement:
-                path = _path("calendar", "public_holidays", "announcement")
-                yield (
-                    path,
-                    f"calendar.public_holidays.announcement: missing translation for {language!r}",
-                )
-    for number, exception in enumerate(calendar.exceptions):
+                path = ("calendar", "public_holidays", "observe", str(number))
+                where = "calendar.public_holidays.observe"
+                yield _finding(path, "unknown_holiday", where=where, holiday=name, known=known)
+        if gaps.ok("languages"):
+            for language in flow.languages:
+                if language not in holidays.announcement:
+                    path = ("calendar", "public_holidays", "announcement")
+                    yield _finding(path, "translation_missing", language=language)
+    numbers = gaps.exception_numbers or range(len(calendar.exceptions))
+    for number, exception in zip(numbers, calendar.exceptions, strict=False):
+        if not gaps.ok("languages"):
+            break
         for language in flow.languages:
             if language not in exception.announcement:
-                path = _path("calendar", "exceptions", str(number), "announcement")
-                yield path, f"calendar.exceptions[{number}]: missing translation for {language!r}"
+                path = ("calendar", "exceptions", str(number), "announcement")
+                where = f"calendar.exceptions[{number}]"
+                yield _finding(path, "translation_missing", where=where, language=language)

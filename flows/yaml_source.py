@@ -14,8 +14,9 @@ from typing import Any
 import yaml
 
 from flows.errors import FlowError
+from flows.problems import render
 
-Path = tuple[str, ...]
+DocPath = tuple[str, ...]
 
 
 class _FlowLoader(yaml.SafeLoader):
@@ -35,10 +36,11 @@ for _tag, _pattern, _first in (
 @dataclass
 class YamlSource:
     data: Any
-    lines: dict[Path, int] = field(default_factory=dict)
-    duplicates: list[tuple[int, str]] = field(default_factory=list)  # (line, message)
+    lines: dict[DocPath, int] = field(default_factory=dict)
+    # keys that cannot be read or are there twice: (line, problem code, params)
+    duplicates: list[tuple[int, str, dict[str, str]]] = field(default_factory=list)
 
-    def line_of(self, path: Path) -> int:
+    def line_of(self, path: DocPath) -> int:
         """The line of the deepest part of `path` that exists in the document (1-based)."""
         for end in range(len(path), -1, -1):
             if path[:end] in self.lines:
@@ -49,9 +51,12 @@ class YamlSource:
 class YamlSyntaxError(FlowError):
     code = "yaml_syntax"
 
-    def __init__(self, line: int, message: str) -> None:
+    def __init__(self, line: int, detail: str, opened_line: int | None = None) -> None:
         self.line = line
-        super().__init__(message)
+        self.problem_params = {"detail": detail}
+        if opened_line is not None:
+            self.problem_params["opened_line"] = str(opened_line)
+        super().__init__(render(self.code, self.problem_params))
 
 
 def read_yaml(text: str) -> YamlSource:
@@ -61,12 +66,14 @@ def read_yaml(text: str) -> YamlSource:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 1
-        message = f"YAML syntax: {exc.problem or exc}"
+        detail = str(exc.problem or exc)
+        opened = None
         if exc.context_mark is not None and exc.context_mark.line + 1 != line:
-            message += f" ({exc.context} on line {exc.context_mark.line + 1})"
-        raise YamlSyntaxError(line, message) from exc
+            opened = exc.context_mark.line + 1
+            detail += f" ({exc.context} on line {opened})"
+        raise YamlSyntaxError(line, detail, opened) from exc
     except yaml.YAMLError as exc:
-        raise YamlSyntaxError(1, f"YAML syntax: {exc}") from exc
+        raise YamlSyntaxError(1, str(exc)) from exc
     finally:
         loader.dispose()
     source = YamlSource(data=None)
@@ -76,20 +83,24 @@ def read_yaml(text: str) -> YamlSource:
     return source
 
 
-def _convert(node: yaml.Node, path: Path, loader: _FlowLoader, source: YamlSource) -> Any:
+def _refuse_key(source: YamlSource, line: int, code: str, **params: str) -> None:
+    source.duplicates.append((line, code, params))
+
+
+def _convert(node: yaml.Node, path: DocPath, loader: _FlowLoader, source: YamlSource) -> Any:
     if isinstance(node, yaml.MappingNode):
         result: dict[str, Any] = {}
         for key_node, value_node in node.value:
             if not isinstance(key_node, yaml.ScalarNode):
-                source.duplicates.append((key_node.start_mark.line + 1, "keys must be plain text"))
+                _refuse_key(source, key_node.start_mark.line + 1, "key_not_text")
                 continue
             key = str(loader.construct_object(key_node, deep=True))
             line = key_node.start_mark.line + 1
             if key in result:
                 first = source.lines[(*path, key)]
                 where = ".".join((*path, key))
-                source.duplicates.append(
-                    (line, f"{where}: duplicate key {key!r} (first on line {first})")
+                _refuse_key(
+                    source, line, "duplicate_key", where=where, key=key, first_line=str(first)
                 )
                 continue
             source.lines[(*path, key)] = line

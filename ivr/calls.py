@@ -212,7 +212,9 @@ class CallHandler:
         entry, left_line = left.entry, left.left_line
         if entry is not None and entry.callback:
             if session is not None and self.record_call is not None:
-                await self.record_call(self._record(session, call_status, False, False, CallOutcome.CALLBACK))
+                await self.record_call(
+                    self._record(session, call_status, False, False, CallOutcome.CALLBACK)
+                )
             return  # hung up to be called back: the entry keeps its place in line
         answered = False
         if self.router is not None and routing is not None:

@@ -11,10 +11,10 @@ from datetime import datetime
 from redis.exceptions import RedisError
 
 from flows.errors import ErrorKind, FlowInvalid, KccError, Problem
-from flows.loader import check_flow_text
+from flows.loader import inspect_flow_text
 from flows.model import Flow, QueueNode
+from flows.problems import problem
 from flows.versions import FlowVersion, SqlFlowVersions
-from flows.yaml_source import YamlSyntaxError, read_yaml
 from ivr.flow_registry import FlowRegistry, RunSync
 
 log = logging.getLogger(__name__)
@@ -65,53 +65,43 @@ class FlowPublisher:
 
     def check(self, text: str, filename: str = "draft") -> DraftCheck:
         """Everything `kcc flows check` checks, plus what only the running centre knows: the
-        flow's name, and that every adviser's skill is still a product of the flow."""
-        flow, problems = check_flow_text(text, filename)
-        if flow is None:
-            return DraftCheck(problems)
-        try:
-            source = read_yaml(text)
-        except YamlSyntaxError:  # cannot happen: check_flow_text parsed it
-            return DraftCheck(problems)
-        problems = list(problems)
+        flow's name, and that every adviser's skill is still a product of the flow. A draft
+        with problems is judged on what parsed, so every problem comes at once."""
+        checked = inspect_flow_text(text, filename)
+        draft, gaps, source = checked.draft, checked.gaps, checked.source
+        if draft is None or source is None:
+            return DraftCheck(checked.problems)
+        problems = list(checked.problems)
         warnings: list[Problem] = []
-        if flow.name != self._registry.name:
-            problems.append(
-                Problem(
-                    filename,
-                    source.line_of(("name",)),
-                    f"name: this centre runs the flow {self._registry.name!r}, not {flow.name!r}",
-                )
+
+        def add(to: list[Problem], path: tuple[str, ...], code: str, **params: str) -> None:
+            line = source.line_of(path)
+            to.append(problem(filename, line, code, where=".".join(path), **params))
+
+        if gaps.ok("name") and draft.name != self._registry.name:
+            add(
+                problems,
+                ("name",),
+                "wrong_flow_name",
+                expected=self._registry.name,
+                name=draft.name,
             )
-        products_line = source.line_of(("products",))
         skills = self._adviser_skills()
-        for adviser, adviser_products in sorted(skills.items()):
-            for product in adviser_products:
-                if product not in flow.products:
-                    problems.append(
-                        Problem(
-                            filename,
-                            products_line,
-                            f"products: adviser {adviser!r} has the skill {product!r}, which "
-                            "this flow does not define (keep the product, or change the "
-                            "adviser's skills first)",
-                        )
-                    )
-        queued = {n.product for n in flow.nodes.values() if isinstance(n, QueueNode)}
-        queued.add(flow.queue.general_product)
-        if skills:
-            for product in sorted(queued):
+        if gaps.ok("products"):
+            products = set(draft.products) | gaps.products
+            for adviser, adviser_products in sorted(skills.items()):
+                for product in adviser_products:
+                    if product not in products:
+                        code = "skill_not_a_product"
+                        add(problems, ("products",), code, adviser=adviser, product=product)
+            queued = {n.product for n in draft.nodes.values() if isinstance(n, QueueNode)}
+            if gaps.ok("queue"):
+                queued.add(draft.queue.general_product)
+            for product in sorted(queued & products) if skills else ():
                 if not any(not p or product in p for p in skills.values()):
-                    warnings.append(
-                        Problem(
-                            filename,
-                            source.line_of(("products", product)),
-                            f"products.{product}: no adviser has this skill; its callers "
-                            "would wait until one has",
-                        )
-                    )
+                    add(warnings, ("products", product), "product_without_adviser")
         problems = sorted(set(problems))
-        return DraftCheck(problems, warnings, None if problems else flow)
+        return DraftCheck(problems, warnings, None if problems else checked.flow)
 
     async def validate(self, text: str, filename: str = "draft") -> DraftCheck:
         return await self._run_sync(self.check, text, filename)  # type: ignore[no-any-return]

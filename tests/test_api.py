@@ -12,6 +12,11 @@ from sqlmodel import Session
 
 from api.accounts import Role, create_user
 from api.cli.phone import Phone
+from api.settings import DEFAULT_FLOW
+from api.web.routes.config import staff_config
+from flows.loader import load_flow, parse_flow
+
+LIVE_TEXT = DEFAULT_FLOW.read_text(encoding="utf-8")
 
 
 @pytest.fixture
@@ -104,6 +109,42 @@ async def test_the_desk_configuration_is_for_signed_in_staff(http: httpx.AsyncCl
     body = (await http.get("/api/config", headers=headers)).json()
     assert body["languages"] == ["nl", "en"]
     assert isinstance(body["simulated_telephony"], bool)
+    # The labels of the live flow, in its first language by default.
+    assert body["language"] == "nl"
+    assert body["products"]["vog_np"] == "VOG natuurlijk persoon"
+    assert body["themes"]["status"] == "Status aanvraag"
+    assert body["themes"]["general"] == "Overig"
+    assert body["nodes"]["main_menu"] == "Hoofdmenu"
+    assert "welcome" not in body["nodes"]  # no label: the desk names it by its kind or id
+    assert body["node_kinds"]["verify_vog_rp"] == "verify"
+    flow = load_flow(DEFAULT_FLOW)
+    assert set(body["products"]) == set(flow.products)
+    assert set(body["themes"]) == {
+        "status",
+        "procedure",
+        "objection",
+        "childcare",
+        "other",
+        "general",
+    }
+    assert set(body["node_kinds"]) == set(flow.nodes)
+
+    english = (await http.get("/api/config?lang=en", headers=headers)).json()
+    assert english["language"] == "en"
+    assert english["products"]["vog_np"] == "Certificate of conduct, natural person"
+    assert english["nodes"]["main_menu"] == "Main menu"
+    unknown = (await http.get("/api/config?lang=de", headers=headers)).json()
+    assert unknown["language"] == "nl" and unknown["products"] == body["products"]
+
+
+def test_a_product_or_theme_without_a_label_is_shown_by_its_id() -> None:
+    text = (
+        LIVE_TEXT[: LIVE_TEXT.index("\nlabels:\n")] + LIVE_TEXT[LIVE_TEXT.index("\ncalendar:\n") :]
+    )
+    config = staff_config(parse_flow(text), "nl", simulated_telephony=True)
+    assert config.products["vog_np"] == "vog_np"
+    assert config.themes["status"] == "status"
+    assert config.nodes == {}
 
 
 @pytest.mark.usefixtures("staff")

@@ -26,6 +26,8 @@ from api.cli.main import app
 from api.database.engine import create_tables, make_engine
 from api.settings import DEFAULT_FLOW, PLACEHOLDER_AUTH_TOKEN, PLACEHOLDER_SECRET
 from flows.loader import load_flow
+from tests.support.flow_drafts import MISTAKES, several_mistakes
+from tests.support.flow_drafts import line_of as line_of_fragment
 from tests.support.servers import KCC, KccServer, clean_env, kcc_serve, run_kcc
 
 PROMPTS = load_flow(DEFAULT_FLOW).prompts
@@ -172,6 +174,28 @@ def test_flows_check_lists_every_problem_not_just_the_first(
     assert result.exit_code == 1
     assert_problems_listed(result.stdout, path, text, names)
     assert f"{len(names)} problem(s) in {path}" in result.stderr
+
+
+def test_flows_check_lists_mistakes_of_every_kind_at_once(tmp_path: Path) -> None:
+    """A wrong key, an unknown kind or a wrong value does not hide an unknown target, a missing
+    translation or an unknown product: each is on its own line, at its line."""
+    text = several_mistakes()
+    path = tmp_path / "draft.yaml"
+    path.write_text(text, encoding="utf-8")
+
+    result = kcc("flows", "check", str(path), tmp_path=tmp_path)
+
+    assert result.exit_code == 1
+    printed = result.stdout.splitlines()
+    assert len(printed) == len(MISTAKES), result.stdout
+    for mistake in MISTAKES:
+        line = line_of_fragment(text, mistake.fragment, mistake.after)
+        expected = f"{path}:{line}: {mistake.message}"
+        assert any(printed_line.startswith(expected) for printed_line in printed), (
+            expected,
+            result.stdout,
+        )
+    assert f"{len(MISTAKES)} problem(s) in {path}" in result.stderr
 
 
 def test_flows_check_duplicate_key_also_names_the_line_of_the_first(tmp_path: Path) -> None:

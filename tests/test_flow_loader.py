@@ -118,14 +118,35 @@ BROKEN = {
 LINE_OFFSET = {"prompts.welcome: missing translation for 'en'": -1, "YAML syntax": 1}
 
 
-@pytest.mark.parametrize("case", BROKEN.values(), ids=BROKEN.keys())
-def test_broken_flow_is_reported_at_its_line(case: tuple[str, str, str]) -> None:
+# The code of each problem above (flows/problems.py): what the supervisor page translates.
+CODES = {
+    "unknown target": "unknown_target",
+    "unknown key lists the allowed ones": "unknown_key",
+    "missing translation": "translation_missing",
+    "duplicate digit": "duplicate_key",
+    "repeat key is also an option": "repeat_is_option",
+    "unknown prompt": "unknown_prompt",
+    "unknown node kind": "unknown_kind",
+    "bad opening hours": "hours_reversed",
+    "unknown holiday": "unknown_holiday",
+    "unknown language in a menu": "unknown_language",
+    "unknown placeholder": "unknown_placeholder",
+    "missing system prompt": "prompt_missing",
+    "yaml syntax": "yaml_syntax",
+}
+
+
+@pytest.mark.parametrize(
+    ("case", "code"), [(BROKEN[n], CODES[n]) for n in BROKEN], ids=BROKEN.keys()
+)
+def test_broken_flow_is_reported_at_its_line(case: tuple[str, str, str], code: str) -> None:
     text, fragment, message = case
     flow, problems = check_flow_text(text, "draft.yaml")
     assert flow is None
     matching = [p for p in problems if message in p.message]
     assert matching, [str(p) for p in problems]
     problem = matching[0]
+    assert problem.code == code
     assert problem.file == "draft.yaml"
     assert problem.line == _line_of(text, fragment) + LINE_OFFSET.get(message, 0)
     assert str(problem).startswith(f"draft.yaml:{problem.line}: ")

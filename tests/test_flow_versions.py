@@ -23,6 +23,8 @@ from api.settings import DEFAULT_FLOW
 from flows.versions import AlreadyLive, AuditAction, SqlFlowVersions, UnknownVersion, flow_digest
 from routing import keys
 from tests.conftest import AUTH_TOKEN, PUBLIC_URL
+from tests.support.flow_drafts import MISTAKES, edit, several_mistakes
+from tests.support.flow_drafts import line_of as line_of_fragment
 
 LIVE_TEXT = DEFAULT_FLOW.read_text(encoding="utf-8")
 OLD_WELCOME = "Welkom bij Justis, de screeningsautoriteit."
@@ -176,6 +178,39 @@ async def test_an_invalid_draft_is_refused_with_its_line_and_nothing_changes(
     versions = (await http.get("/api/flows", headers=headers)).json()
     assert versions["live"] == 1 and len(versions["versions"]) == 1
     assert OLD_WELCOME in (await phone().dial()).text
+
+
+@pytest.mark.usefixtures("staff")
+async def test_every_mistake_of_a_draft_comes_back_at_once_with_its_code(
+    http: httpx.AsyncClient,
+) -> None:
+    """The checker as you type and the publish refusal: every mistake, not the first few, each
+    with its line, code and params (the page says it in Dutch from those)."""
+    headers = await signed_in(http)
+    draft = edit(several_mistakes(), "name: kcc\n", "name: kcc-test\n")
+    checked = (await http.post("/api/flows/validate", json={"text": draft}, headers=headers)).json()
+    assert checked["ok"] is False
+    problems = checked["problems"]
+    for mistake in MISTAKES:
+        line = line_of_fragment(draft, mistake.fragment, mistake.after)
+        matching = [p for p in problems if p["message"].startswith(mistake.message)]
+        assert [(p["line"], p["code"]) for p in matching] == [(line, mistake.code)], problems
+        assert matching[0]["params"]["where"] == mistake.message.split(": ", 1)[0]
+    [name] = [p for p in problems if p["code"] == "wrong_flow_name"]
+    assert name == {
+        "line": line_of_fragment(draft, "name: kcc-test"),
+        "message": "name: this centre runs the flow 'kcc', not 'kcc-test'",
+        "code": "wrong_flow_name",
+        "params": {"where": "name", "expected": "kcc", "name": "kcc-test"},
+    }
+    assert len(problems) == len(MISTAKES) + 1
+
+    response = await http.post(
+        "/api/flows/publish", json={"text": draft, "comment": "alles tegelijk"}, headers=headers
+    )
+    assert response.status_code == 422
+    assert response.json()["code"] == "flow_invalid"
+    assert response.json()["problems"] == problems
 
 
 @pytest.mark.usefixtures("staff")

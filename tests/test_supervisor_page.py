@@ -23,6 +23,8 @@ from api.settings import DEFAULT_FLOW
 from flows.loader import load_flow
 from tests.conftest import REDIS_UP, REDIS_URL, SECRET_KEY
 from tests.support.browser import Browser, Page, expect, open_page, submit_sign_in
+from tests.support.flow_drafts import MISTAKES, several_mistakes
+from tests.support.flow_drafts import line_of as line_of_fragment
 from tests.support.servers import KccServer, kcc_serve, run_kcc
 
 # A Redis database flushed before and after: the server shares it with nobody while it runs.
@@ -193,7 +195,10 @@ def test_edit_break_fix_publish_call_and_roll_back(page: Page, server: KccServer
     expect(publish).to_be_disabled()  # until the check has answered, and then for the error
     problems = page.get_by_test_id("problems").get_by_role("button")
     expect(problems).to_have_text(
-        [f"regel {broken_line}: nodes.main_menu.on_fail: unknown target 'nergens'"]
+        [
+            f"regel {broken_line}: nodes.main_menu.on_fail: Onbekend doel 'nergens': er is geen "
+            "node met die naam."
+        ]
     )
     expect(summary).to_have_text(
         f"1 fout gevonden, de eerste op regel {broken_line}. "
@@ -295,6 +300,43 @@ def test_edit_break_fix_publish_call_and_roll_back(page: Page, server: KccServer
     heard = kcc_call(server, "2 #")
     assert OLD_WELCOME in heard
     assert NEW_WELCOME not in heard
+
+
+def test_every_mistake_of_a_draft_is_listed_in_dutch_at_its_line(page: Page) -> None:
+    """A draft with mistakes of every sort: all of them at once, in Dutch, at their lines; the
+    gutter marks each line; fixing one takes only that one away."""
+    sign_in(page, SUPERVISOR)
+    page.get_by_role("button", name="Laad live versie").click()
+    summary = page.get_by_test_id("validation-summary")
+    expect(summary).to_have_text("Geen fouten gevonden. Het concept is nog ongewijzigd.")
+
+    draft = page.get_by_label("YAML-tekst van het concept")
+    text = several_mistakes()
+    draft.fill(text)
+    problems = page.get_by_test_id("problems").get_by_role("button")
+    expect(problems).to_have_count(len(MISTAKES))
+    lines = sorted((line_of_fragment(text, m.fragment, m.after), m.dutch) for m in MISTAKES)
+    shown = problems.all_inner_texts()
+    for (line, dutch), item in zip(lines, shown, strict=True):
+        assert item.startswith(f"regel {line}: {dutch}"), (line, dutch, shown)
+    for mistake in MISTAKES:  # never the English
+        assert not any(mistake.message in item for item in shown), shown
+    expect(summary).to_have_text(
+        f"{len(MISTAKES)} fouten gevonden, de eerste op regel {lines[0][0]}. "
+        "Klik op een fout om naar die regel te gaan."
+    )
+    gutter = page.get_by_test_id("gutter")
+    expect(gutter.locator(".line-error")).to_have_count(len({line for line, _ in lines}))
+    for line, _ in lines:
+        expect(gutter.locator(f"div[data-line='{line}']")).to_have_class("line-error")
+
+    # Typed: the unknown target fixed, the other problems stay.
+    target_line = line_of_fragment(text, '"2": verify_vog_rpp')
+    select_in_draft(page, target_line, "verify_vog_rpp")
+    page.keyboard.type("verify_vog_rp")
+    expect(problems).to_have_count(len(MISTAKES) - 1)
+    expect(problems.filter(has_text="Onbekend doel")).to_have_count(0)
+    expect(page.get_by_role("button", name="Publiceren")).to_be_disabled()
 
 
 def test_an_adviser_gets_a_message_and_no_tools(page: Page, server: KccServer) -> None:

@@ -4,8 +4,16 @@
 "use strict";
 
 (() => {
-  const { $, ApiError, NO_CONNECTION, showError, showNotice, clearMessages, dutchTime } =
-    window.KccStaff;
+  const {
+    $,
+    ApiError,
+    NO_CONNECTION,
+    showError,
+    showNotice,
+    clearMessages,
+    languageName,
+    dutchTime,
+  } = window.KccStaff;
   const TOKEN_KEY = "kcc.desk.token";
   const RESYNC_MS = 20000; // a safety net for events lost while the stream was away
   const BACKOFF_MS = [1000, 2000, 4000, 8000, 15000];
@@ -20,34 +28,15 @@
     missed: "Gemist - meld je opnieuw beschikbaar",
   };
   const CALL_STATES = new Set(["offered", "on_call", "wrap_up"]);
-  const PRODUCTS = {
-    vog_np: "VOG natuurlijk persoon",
-    vog_rp: "VOG rechtspersoon",
-    gva: "Gedragsverklaring aanbesteden",
-    name_change: "Naamswijziging",
-    pardon: "Gratie",
-    boa: "BOA",
-    wpbr: "Wpbr",
-    wwm: "Wet wapens en munitie",
-    track: "TRACK",
-    general: "Algemeen",
-  };
-  const THEMES = {
-    status: "Status aanvraag",
-    procedure: "Procedure",
-    objection: "Bezwaar",
-    childcare: "Kinderopvang",
-    other: "Overig",
-    general: "Overig",
-  };
-  // The wrap-up category a call's theme suggests (the adviser may change it).
-  const THEME_CATEGORY = {
-    status: "status",
-    procedure: "procedure",
-    objection: "objection",
-    childcare: "childcare",
-    other: "other",
-    general: "other",
+  // What the desk shows for the live flow's products, themes and nodes comes from the flow
+  // (GET /api/config: its `labels`), never from a copy here.
+  const NO_CONFIG = {
+    simulated_telephony: false,
+    languages: [],
+    products: {},
+    themes: {},
+    nodes: {},
+    node_kinds: {},
   };
   const STATUSES = {
     received: "Ontvangen",
@@ -63,13 +52,12 @@
     skipped: "beller heeft geen aanvraagnummer",
     unverified: "niet gecontroleerd",
   };
-  const LANGUAGES = { nl: "Nederlands", en: "Engels" };
-  const NODES = {
-    main_menu: "Hoofdmenu",
-    vog_np_menu: "Menu VOG natuurlijk persoon",
-    other_menu: "Menu overige producten",
-    closed_menu: "Menu buiten openingstijden",
-    status_self_service: "Statusinformatie",
+  // A step in a node the flow gives no label, by the node's kind (a code of the flow model).
+  const KIND_PLACES = {
+    verify: "Identiteitscontrole",
+    queue: "Wachtrij",
+    status: "Statusinformatie",
+    hours: "Openingstijden",
   };
   const OUTCOMES = {
     verified: "geverifieerd",
@@ -99,7 +87,7 @@
 
   const desk = {
     token: null,
-    config: { simulated_telephony: false, languages: [] },
+    config: NO_CONFIG,
     name: "",
     status: "",
     since: null,
@@ -125,6 +113,29 @@
 
   function stateName(status) {
     return STATES[status] || status;
+  }
+
+  // map[key] when the map has it itself (a node may be called "constructor").
+  function own(map, key) {
+    return map && Object.prototype.hasOwnProperty.call(map, key) ? map[key] : undefined;
+  }
+
+  function productName(product) {
+    return own(desk.config.products, product) || product || "";
+  }
+
+  function themeName(theme) {
+    return own(desk.config.themes, theme) || theme || "";
+  }
+
+  // The wrap-up category a call's theme suggests (the adviser may change it): the theme itself
+  // when it is one of the form's categories, else "other".
+  function themeCategory(theme) {
+    if (!theme) {
+      return "";
+    }
+    const categories = Array.from($("wrap-category").options, (option) => option.value);
+    return categories.includes(theme) ? theme : "other";
   }
 
   function pad(n) {
@@ -161,12 +172,8 @@
     }
     const node = text.slice(0, at);
     const value = text.slice(at + 1);
-    let place = NODES[node];
-    if (!place && node.startsWith("verify_")) {
-      place = "Identiteitscontrole";
-    } else if (!place && node.startsWith("queue_")) {
-      place = "Wachtrij";
-    } else if (!place) {
+    let place = own(desk.config.nodes, node) || own(KIND_PLACES, own(desk.config.node_kinds, node));
+    if (!place) {
       place = node.replace(/_/g, " ");
       place = place.charAt(0).toUpperCase() + place.slice(1);
     }
@@ -261,12 +268,12 @@
 
   async function start() {
     try {
-      desk.config = await api("/api/config");
+      desk.config = { ...NO_CONFIG, ...(await api("/api/config?lang=nl")) };
     } catch (err) {
       if (err instanceof ApiError && err.status === 401) {
         return;
       }
-      desk.config = { simulated_telephony: false, languages: [] };
+      desk.config = NO_CONFIG;
     }
     try {
       applyView(await api("/api/advisers/me"));
@@ -377,7 +384,7 @@
       desk.wrapped = false;
       desk.dialled = false;
       $("wrap-up-form").reset();
-      $("wrap-category").value = THEME_CATEGORY[context.theme] || "";
+      $("wrap-category").value = themeCategory(context.theme);
     } else {
       const { waited_seconds: _ignored, ...rest } = context;
       Object.assign(desk.call, rest);
@@ -411,11 +418,8 @@
         }
         showError("");
         showNotice(
-          `${isCallback(data) ? "Er wordt een terugbelverzoek" : "Er wordt een gesprek"} aangeboden: ${
-          PRODUCTS[data.product] || data.product
-        }, ${
-            THEMES[data.theme] || data.theme
-          }.`
+          `${isCallback(data) ? "Er wordt een terugbelverzoek" : "Er wordt een gesprek"} ` +
+          `aangeboden: ${productName(data.product)}, ${themeName(data.theme)}.`
         );
         render();
         break;
@@ -752,8 +756,8 @@
         : "Terugbelverzoek: de beller is niet aan de lijn. Bel de beller terug."
     );
     $("call-back").disabled = desk.busy || desk.dialled;
-    setText("card-product", PRODUCTS[call.product] || call.product || "");
-    setText("card-theme", THEMES[call.theme] || call.theme || "");
+    setText("card-product", productName(call.product));
+    setText("card-theme", themeName(call.theme));
 
     const badge = $("verification");
     const verified = call.verification === "verified";
@@ -773,7 +777,7 @@
     $("row-application").hidden = !number;
     let application = number;
     if (number && call.application_product && call.application_product !== call.product) {
-      application += ` (${PRODUCTS[call.application_product] || call.application_product})`;
+      application += ` (${productName(call.application_product)})`;
     }
     setText("card-application", application);
     const statusText = verified && call.application_status
@@ -787,7 +791,7 @@
     $("row-unverified").hidden = verified;
 
     setText("card-caller", call.caller || "onbekend");
-    setText("card-language", LANGUAGES[call.language] || call.language || "");
+    setText("card-language", languageName(call.language));
     $("row-priority").hidden = !(call.priority > 0);
     setText("card-priority", call.priority > 0 ? "Ja" : "");
     $("row-talk").hidden = desk.talkStartedAt === null;

@@ -85,6 +85,24 @@ window.KccStaff = (() => {
     hourCycle: "h23",
   });
 
+  // The Dutch name of a language code ("en" -> "Engels"); an unknown code stays as it is.
+  const LANGUAGE_NAMES =
+    typeof Intl.DisplayNames === "function"
+      ? new Intl.DisplayNames(["nl"], { type: "language", fallback: "code" })
+      : null;
+
+  function languageName(code) {
+    if (!code || !LANGUAGE_NAMES) {
+      return code || "";
+    }
+    try {
+      const name = LANGUAGE_NAMES.of(code);
+      return name ? name.charAt(0).toUpperCase() + name.slice(1) : code;
+    } catch (err) {
+      return code; // not a language code at all
+    }
+  }
+
   function dutchTime(when) {
     const part = {};
     for (const { type, value } of TIME_FORMAT.formatToParts(when)) {
@@ -266,6 +284,7 @@ window.KccStaff = (() => {
     showNotice,
     clearMessages,
     translate,
+    languageName,
     dutchTime,
     connect,
     resume,

@@ -5,8 +5,9 @@
 "use strict";
 
 (() => {
-  const { $, ApiError, showError, showNotice, clearMessages, translate, dutchTime } =
+  const { $, ApiError, showError, showNotice, clearMessages, translate, languageName, dutchTime } =
     window.KccStaff;
+  const { describe } = window.KccProblems; // the problems of a draft in Dutch (problems.js)
   const TOKEN_KEY = "kcc.supervisor.token";
   const DRAFT_KEY = "kcc.supervisor.draft";
   const CHECK_DELAY_MS = 400; // typing pauses this long before the draft is checked
@@ -37,7 +38,6 @@
     adviser: "adviseur gevraagd",
     goodbye: "afsluiten",
   };
-  const LANGUAGES = { nl: "Nederlands", en: "Engels" };
   const ACTIONS = { publish: "Gepubliceerd", rollback: "Teruggezet" };
 
   // A change that reached the database but not Redis is live; the servers re-sync within 10 s.
@@ -289,7 +289,7 @@
                     el(
                       "dd",
                       { lang, dataset: { lang } },
-                      el("span", { className: "lang" }, el("abbr", { title: LANGUAGES[lang] || lang }, lang)),
+                      el("span", { className: "lang" }, el("abbr", { title: languageName(lang) }, lang)),
                       el("span", { className: "text" }, prompt.texts[lang] || "(leeg)")
                     )
                   )
@@ -438,12 +438,13 @@
     renderCheck();
   }
 
+  // A problem or warning in Dutch, from its code and params (never its English message).
   function problemItem(problem) {
     const button = el(
       "button",
-      { type: "button", className: "problem", dataset: { line: problem.line } },
+      { type: "button", className: "problem", dataset: { line: problem.line, code: problem.code } },
       el("span", { className: "problem-line" }, `regel ${problem.line}`),
-      `: ${problem.message}`
+      `: ${describe(problem)}`
     );
     button.addEventListener("click", () => goToLine(problem.line));
     return el("li", {}, button);
@@ -752,7 +753,7 @@
     } catch (err) {
       if (err instanceof ApiError && err.status === 422 && err.problems) {
         const problems = err.problems
-          .map((p) => `regel ${p.line}: ${p.message}`)
+          .map((p) => `regel ${p.line}: ${describe(p)}`)
           .join("; ");
         showError(`Niet teruggezet: versie ${number} is niet meer geldig (${problems}).`);
       } else {

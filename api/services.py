@@ -15,7 +15,8 @@ from sqlalchemy import Engine
 from twilio.request_validator import RequestValidator
 
 from api.accounts import adviser_skills
-from api.database.engine import create_tables, make_engine, session_scope
+from api.database.engine import session_scope
+from api.database.schema import open_database
 from api.settings import Settings
 from flows.errors import FlowInvalid
 from flows.loader import parse_flow, read_flow_text
@@ -140,10 +141,12 @@ def _flow_name(text: str) -> str | None:
 
 def current_flow(settings: Settings) -> LoadedFlow:
     """The live flow of the configured database (seeded from the flow file when it has none).
-    For commands that need the known products or the calendar without starting the service."""
-    engine = make_engine(settings.database_url)
+    For commands that need the known products or the calendar without starting the service.
+
+    Raises api.database.schema.SchemaError when the database's schema is not this release's
+    (SQLite is upgraded in passing), flows.errors.FlowInvalid as `live_flow` does."""
+    engine = open_database(settings.database_url)
     try:
-        create_tables(engine)
         return live_flow(settings.flow, SqlFlowVersions(engine), datetime.now(UTC))[0]
     finally:
         engine.dispose()
@@ -168,10 +171,10 @@ def build_flow_admin(settings: Settings) -> FlowAdmin:
     """The flow registry, versions and publisher of the configured database and Redis, as
     `build_services` makes them: a publish here is announced to the running instances.
 
-    Raises flows.errors.FlowInvalid when the flow file (KCC_FLOW) is invalid, like the service."""
-    db_engine = make_engine(settings.database_url)
+    Raises flows.errors.FlowInvalid when the flow file (KCC_FLOW) is invalid, like the service,
+    and api.database.schema.SchemaError when the database is not at this release's schema."""
+    db_engine = open_database(settings.database_url)
     try:
-        create_tables(db_engine)
         redis = make_redis(settings.redis_url)
         flows, flow_versions, publisher = _flow_machinery(settings, redis, db_engine)
     except BaseException:
@@ -214,9 +217,14 @@ def _flow_machinery(
 
 
 def build_services(settings: Settings, *, clock: Clock | None = None) -> Services:
+    """Everything the app needs, built once.
+
+    Raises api.database.schema.SchemaBehind when the database is behind this release and may not
+    migrate itself (PostgreSQL: run `kcc db upgrade`), SchemaUnknown when a newer release has
+    migrated it, and flows.errors.FlowInvalid when the database has no flow and KCC_FLOW is
+    invalid."""
+    db_engine = open_database(settings.database_url)
     redis = make_redis(settings.redis_url)
-    db_engine = make_engine(settings.database_url)
-    create_tables(db_engine)
     if clock is None:
         clock = ShiftedClock(settings.now) if settings.now else SystemClock()
     flows, flow_versions, publisher = _flow_machinery(settings, redis, db_engine)

@@ -520,12 +520,13 @@ async def redis_cpu_seconds(redis: aioredis.Redis) -> float:
 
 def make_state_log(url: str) -> Callable[[str, str, int, str | None], Awaitable[None]]:
     """What api/services.py wires into Router.on_state_change: the log written in the background."""
-    from api.database.engine import create_tables, make_engine
+    from api.database.engine import make_engine
+    from api.database.schema import upgrade
     from routing.adviser_history import AdviserStateChange, SqlAdviserLog
     from routing.background import BackgroundWriter
 
     engine = make_engine(url)
-    create_tables(engine)
+    upgrade(engine)  # the benchmark's own database
     writer: BackgroundWriter[AdviserStateChange] = BackgroundWriter(
         SqlAdviserLog(engine).state_changes, anyio.to_thread.run_sync
     )

@@ -16,13 +16,14 @@ import redis.asyncio as aioredis
 from fakeredis import FakeAsyncRedis
 from fastapi import FastAPI
 from sqlalchemy import Engine
-from sqlmodel import SQLModel, create_engine
+from sqlmodel import create_engine
 
 from api.cli.phone import Phone
 from api.services import make_redis
 from api.settings import DEFAULT_FLOW, Settings
 from api.web.app import create_app
 from routing.clock import FixedClock
+from tests.support.database import create_schema, drop_schema
 from tests.support.servers import OUTER_PREFIXES
 from tests.support.twilio_stub import TwilioStub
 
@@ -75,11 +76,11 @@ def _engine_for(kind: str, tmp_path_factory: pytest.TempPathFactory) -> Engine:
             missing_service("PostgreSQL on 127.0.0.1:5432")
             pytest.skip("PostgreSQL is not running here (it is in CI)")
         engine = create_engine(POSTGRES_URL)
-        SQLModel.metadata.drop_all(engine)
+        drop_schema(engine)
     else:
         path = tmp_path_factory.mktemp("db") / "kcc.sqlite3"
         engine = create_engine(f"sqlite:///{path}")
-    SQLModel.metadata.create_all(engine)
+    create_schema(engine)  # at the head, as `kcc db upgrade` leaves it
     return engine
 
 
@@ -91,7 +92,7 @@ def db_engine(
     engine = _engine_for(request.param, tmp_path_factory)
     yield engine
     if request.param == "postgresql":
-        SQLModel.metadata.drop_all(engine)
+        drop_schema(engine)
     engine.dispose()
 
 

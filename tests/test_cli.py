@@ -23,9 +23,10 @@ from typer.testing import CliRunner, Result
 
 from api.accounts import Role, authenticate, get_user
 from api.cli.main import app
-from api.database.engine import create_tables, make_engine
+from api.database.engine import make_engine
 from api.settings import DEFAULT_FLOW, PLACEHOLDER_AUTH_TOKEN, PLACEHOLDER_SECRET
 from flows.loader import load_flow
+from tests.support.database import create_schema
 from tests.support.flow_drafts import MISTAKES, several_mistakes
 from tests.support.flow_drafts import line_of as line_of_fragment
 from tests.support.servers import KCC, KccServer, clean_env, kcc_serve, run_kcc
@@ -429,7 +430,7 @@ def test_call_in_process_walks_the_live_version_of_the_database(tmp_path: Path) 
     from flows.versions import SqlFlowVersions
 
     engine = make_engine(db_url(tmp_path))
-    create_tables(engine)
+    create_schema(engine)
     text = DEFAULT_FLOW.read_text(encoding="utf-8")
     versions = SqlFlowVersions(engine)
     now = datetime.now(UTC)

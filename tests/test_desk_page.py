@@ -29,7 +29,7 @@ from sqlmodel import Session, select
 from api.accounts import Role, create_user
 from api.cli.demo import DEMO_APPLICATIONS
 from api.cli.phone import Phone
-from api.database.engine import create_tables, make_engine, session_scope
+from api.database.engine import make_engine, session_scope
 from api.settings import DEFAULT_FLOW, PLACEHOLDER_AUTH_TOKEN
 from flows.loader import load_flow
 from ivr.identity.applications import DateOfBirthHasher
@@ -38,6 +38,7 @@ from ivr.twiml import CallUrls
 from routing.adviser_history import WrapUp
 from tests.conftest import REDIS_UP, SECRET_KEY
 from tests.support.browser import Browser, Page, expect, open_page, submit_sign_in
+from tests.support.database import create_schema
 from tests.support.servers import kcc_serve
 
 # A Redis database of its own, flushed before and after: the server shares it with nobody.
@@ -59,7 +60,7 @@ def _seed(database_url: str) -> None:
     """The tables and the demo applications (the caller's identity is checked against them)."""
     engine = make_engine(database_url)
     try:
-        create_tables(engine)
+        create_schema(engine)
         report = import_applications(
             DEMO_APPLICATIONS,
             engine=engine,

@@ -21,11 +21,12 @@ from typer.testing import CliRunner, Result
 
 from api.accounts import Role, create_user
 from api.cli.main import app
-from api.database.engine import create_tables, make_engine, session_scope
+from api.database.engine import make_engine, session_scope
 from api.settings import DEFAULT_FLOW
 from flows.versions import AuditAction, SqlFlowVersions, flow_digest
 from routing import keys
 from tests.conftest import IN_CI, REDIS_UP, REDIS_URL, SECRET_KEY
+from tests.support.database import create_schema
 from tests.support.servers import clean_env, free_port, kcc_serve, run_kcc
 
 LIVE_TEXT = DEFAULT_FLOW.read_text(encoding="utf-8")
@@ -89,7 +90,7 @@ def add_staff(directory: Path) -> None:
     """A supervisor and an adviser in the database of `directory`."""
     engine = make_engine(db_url(directory))
     try:
-        create_tables(engine)
+        create_schema(engine)
         with session_scope(engine) as session:
             create_user(
                 session, name=SUPERVISOR, role=Role.SUPERVISOR, password=SUPERVISOR_PASSWORD

@@ -14,8 +14,9 @@ import redis.asyncio as aioredis
 from sqlmodel import Session
 
 from api.accounts import Role, create_user
-from api.database.engine import create_tables, make_engine
+from api.database.engine import make_engine
 from tests.conftest import REDIS_UP, REDIS_URL, missing_service
+from tests.support.database import create_schema
 from tests.support.servers import kcc_serve
 from tests.test_flow_versions import NEW_WELCOME, edited
 
@@ -43,7 +44,7 @@ def instances(tmp_path: Path, redis_client: aioredis.Redis) -> Iterator[list[str
         pytest.skip("two processes need a shared Redis (CI has one)")
     database = f"sqlite:///{tmp_path}/kcc.sqlite3"
     engine = make_engine(database)
-    create_tables(engine)
+    create_schema(engine)
     with Session(engine) as db:
         create_user(db, name="sanne", role=Role.SUPERVISOR, password="supervisor-pass")
         db.commit()

@@ -46,7 +46,7 @@ from sqlalchemy import Engine, text
 from sqlmodel import Session, col, select
 
 from api.accounts import Role, create_user
-from api.database.engine import create_tables, make_engine
+from api.database.engine import make_engine
 from ivr.records import CallRecord
 from routing import keys
 from routing.adviser_history import AdviserStateChange
@@ -67,6 +67,7 @@ from tests.support.call_simulator import (
     start_stub,
     wait_healthy,
 )
+from tests.support.database import create_schema
 
 # Redis databases this test may take (emptied first); one run holds one through a lock key, so
 # two runs at once (two people's test suites on one machine) do not share state.
@@ -194,7 +195,7 @@ def system(tmp_path: Path) -> Iterator[System]:
     processes: list[Process] = []
     try:
         _reset_schema()
-        create_tables(db)  # here, not racing in three processes
+        create_schema(db)  # here, not in three processes
         users = [(name, Role.ADVISER, skills) for name, skills in ADVISERS.items()]
         users += [(PROBE, Role.ADVISER, ["track"]), ("supervisor", Role.SUPERVISOR, [])]
         with ThreadPoolExecutor(4) as pool:  # argon2 hashing takes a while and frees the GIL

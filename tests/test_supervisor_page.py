@@ -18,11 +18,12 @@ import httpx
 import pytest
 
 from api.accounts import Role, create_user
-from api.database.engine import create_tables, make_engine, session_scope
+from api.database.engine import make_engine, session_scope
 from api.settings import DEFAULT_FLOW
 from flows.loader import load_flow
 from tests.conftest import REDIS_UP, REDIS_URL, SECRET_KEY
 from tests.support.browser import Browser, Page, expect, open_page, submit_sign_in
+from tests.support.database import create_schema
 from tests.support.flow_drafts import MISTAKES, several_mistakes
 from tests.support.flow_drafts import line_of as line_of_fragment
 from tests.support.servers import KccServer, kcc_serve, run_kcc
@@ -45,7 +46,7 @@ NOT_A_SUPERVISOR = "Dit account is geen supervisoraccount. Deze pagina is alleen
 def _add_staff(database_url: str) -> None:
     engine = make_engine(database_url)
     try:
-        create_tables(engine)
+        create_schema(engine)
         with session_scope(engine) as session:
             create_user(session, name=SUPERVISOR, role=Role.SUPERVISOR, password=PASSWORD)
             create_user(session, name=ADVISER, role=Role.ADVISER, password=PASSWORD)

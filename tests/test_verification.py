@@ -14,7 +14,6 @@ import redis.asyncio as aioredis
 from prometheus_client import REGISTRY
 from sqlalchemy import Engine
 
-from api.database.engine import create_tables
 from ivr.identity.applications import ApplicationInfo, DateOfBirthHasher, SqlApplicationDirectory
 from ivr.identity.check import CheckResult, IdentityCheck
 from ivr.identity.importer import import_applications
@@ -60,7 +59,6 @@ class FakeTime:
 
 @pytest.fixture
 def directory(sqlite_engine: Engine) -> CountingDirectory:
-    create_tables(sqlite_engine)
     hasher = DateOfBirthHasher(SECRET_KEY)
     report = import_applications(
         DEMO, engine=sqlite_engine, hasher=hasher, products=PRODUCTS, today=date(2026, 11, 28)

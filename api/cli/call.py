@@ -86,12 +86,16 @@ async def run_call(
     scripted: str | None,
     hold_seconds: int = 0,
 ) -> int:
+    from api.database.schema import SchemaError
     from flows.errors import FlowInvalid
 
     try:
         async with _client(url, at, flow) as (client, public_url, token):
             phone = Phone(client, public_url=public_url, auth_token=token, caller=caller)
             return await _walk(phone, _keys(scripted), hold_seconds)
+    except SchemaError as exc:  # the configured database, read for its live flow
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 1
     except FlowInvalid as exc:
         print("error: the flow is invalid:", file=sys.stderr)
         for problem in exc.problems:

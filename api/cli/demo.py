@@ -9,7 +9,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from api.accounts import Role, create_user, get_user
-from api.database.engine import create_tables, make_engine, session_scope
+from api.database.engine import session_scope
+from api.database.schema import open_database
 from api.services import current_flow
 from api.settings import Settings
 from ivr.identity.applications import DateOfBirthHasher
@@ -25,9 +26,11 @@ DEMO_APPLICATIONS = Path(__file__).resolve().parent / "demo_applications.csv"
 
 def seed_demo(settings: Settings) -> list[str]:
     """Create the demo accounts that are missing and add (or refresh) the demo applications;
-    returns lines to show the user."""
-    engine = make_engine(settings.database_url)
-    create_tables(engine)
+    returns lines to show the user.
+
+    Raises api.database.schema.SchemaError when the database is not at this release's schema
+    (the embedded SQLite database is upgraded in passing)."""
+    engine = open_database(settings.database_url)
     lines = []
     try:
         with session_scope(engine) as session:

@@ -480,6 +480,7 @@ async def open_backend(target: Target) -> AsyncIterator[Backend]:
         return
 
     from api.cli.main import _settings
+    from api.database.schema import SchemaError
     from api.services import build_flow_admin
     from flows.errors import FlowInvalid
 
@@ -498,6 +499,8 @@ async def open_backend(target: Target) -> AsyncIterator[Backend]:
             2,
             details=[str(p) for p in exc.problems],
         ) from exc
+    except SchemaError as exc:
+        raise CommandFailed(exc.message, 2) from exc
     finally:
         services_log.setLevel(level)
     try:

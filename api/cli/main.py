@@ -1,5 +1,5 @@
-"""The `kcc` command: serve, check flows, manage users and applications, and a phone in the
-terminal."""
+"""The `kcc` command: serve, upgrade the database, check flows, manage users and applications,
+and a phone in the terminal."""
 
 from __future__ import annotations
 
@@ -28,6 +28,11 @@ users_app = typer.Typer(help="Manage staff accounts.", no_args_is_help=True)
 applications_app = typer.Typer(
     help="Manage the applications callers can ask about.", no_args_is_help=True
 )
+db_app = typer.Typer(
+    help="Upgrade the database's schema to this release, or say where it stands.",
+    no_args_is_help=True,
+)
+app.add_typer(db_app, name="db")
 app.add_typer(flows_app, name="flows")
 app.add_typer(users_app, name="users")
 app.add_typer(applications_app, name="applications")
@@ -66,6 +71,7 @@ def serve(
     import uvicorn
 
     from api.cli.demo import seed_demo
+    from api.database.schema import SchemaError
     from flows.errors import FlowInvalid
 
     if "KCC_PUBLIC_URL" not in os.environ:
@@ -80,7 +86,11 @@ def serve(
     try:
         from api.services import current_flow
 
-        current_flow(settings)  # tables and the first flow version: once, not in every worker
+        # The schema (SQLite: upgraded; else checked) and the first flow version: once, not in
+        # every worker.
+        current_flow(settings)
+    except SchemaError as exc:
+        raise _fail(exc.message) from exc
     except FlowInvalid as exc:
         typer.echo(f"error: the flow {settings.flow} is invalid, refusing to start:", err=True)
         for problem in exc.problems:
@@ -99,6 +109,98 @@ def serve(
         log_config=None,
         proxy_headers=False,  # signatures use KCC_PUBLIC_URL, never forwarded headers
     )
+
+
+def _shown(url: str) -> str:
+    """A database URL fit to print: without its password."""
+    from sqlalchemy import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Bring the database (KCC_DATABASE_URL) to this release's schema.
+
+    Back it up first; run it once, before the new release starts (on PostgreSQL the service
+    refuses to start until then; SQLite is upgraded by whatever opens it).
+    """
+    from sqlalchemy.exc import OperationalError
+
+    from api.database.engine import make_engine
+    from api.database.schema import BASELINE, SchemaError, Standing, upgrade
+
+    url = _settings().database_url
+    engine = make_engine(url)
+    try:
+        done = upgrade(engine)
+    except SchemaError as exc:
+        raise _fail(exc.message) from exc
+    except OperationalError as exc:
+        raise _fail(f"cannot reach the database {_shown(url)}: {exc.orig}") from exc
+    finally:
+        engine.dispose()
+    typer.echo(f"database {_shown(url)}")
+    before = done.before
+    if before.standing is Standing.UP_TO_DATE:
+        typer.echo(f"already up to date at revision {done.after} (head)")
+        return
+    if done.stamped:
+        typer.echo(f"recognised the tables of the release before migrations as revision {BASELINE}")
+    start = before.revision or (BASELINE if done.stamped else None)
+    if start == done.after:
+        typer.echo(f"up to date at revision {done.after} (head)")
+    else:
+        origin = f"revision {start}" if start else "no tables"
+        typer.echo(f"upgraded from {origin} to revision {done.after} (head)")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Say where the database (KCC_DATABASE_URL) stands: its revision, up to date or not.
+
+    Exit code 0 when it is up to date, 1 when it needs `kcc db upgrade` or is refused.
+    """
+    from sqlalchemy import make_url
+    from sqlalchemy.exc import OperationalError
+
+    from api.database.engine import make_engine
+    from api.database.schema import BASELINE, Standing, head, state
+
+    url = _settings().database_url
+    typer.echo(f"database {_shown(url)}")
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in {None, "", ":memory:"}:
+        file = Path(str(parsed.database))
+        if not str(parsed.database).startswith("file:") and not file.exists():
+            typer.echo(f"no file {file}: not a kcc database yet (head is {head()})")
+            raise typer.Exit(1)
+    engine = make_engine(url)
+    try:
+        found = state(engine)
+    except OperationalError as exc:
+        raise _fail(f"cannot reach the database: {exc.orig}") from exc
+    finally:
+        engine.dispose()
+    behind = "behind: run `kcc db upgrade`"
+    match found.standing:
+        case Standing.UP_TO_DATE:
+            typer.echo(f"revision {found.revision} (head): up to date")
+            return
+        case Standing.BEHIND:
+            typer.echo(f"revision {found.revision}, head is {found.head}: {behind}")
+        case Standing.PREVIOUS_RELEASE:
+            typer.echo(
+                f"no revision; the tables of the release before migrations ({BASELINE}), "
+                f"head is {found.head}: {behind}"
+            )
+        case Standing.EMPTY:
+            typer.echo(f"no revision and no kcc tables: not a kcc database yet (head is {head()})")
+        case Standing.UNKNOWN | Standing.UNRECOGNISED:
+            error = found.error()
+            assert error is not None
+            raise _fail(error.message)
+    raise typer.Exit(1)
 
 
 def _checked_flow(file: Path) -> Flow:
@@ -172,7 +274,8 @@ def users_add(
 ) -> None:
     """Add a staff account. The password comes from KCC_PASSWORD or a prompt."""
     from api.accounts import Role, UserError, create_user
-    from api.database.engine import create_tables, make_engine, session_scope
+    from api.database.engine import session_scope
+    from api.database.schema import SchemaError, open_database
     from api.services import current_flow
     from flows.errors import FlowInvalid
 
@@ -186,6 +289,8 @@ def users_add(
     if skill_list:
         try:
             products = current_flow(_settings()).engine.flow.products
+        except SchemaError as exc:
+            raise _fail(exc.message) from exc
         except FlowInvalid as exc:
             raise _fail(f"the flow is invalid, cannot check the skills: {exc}", 2) from exc
         unknown = [s for s in skill_list if s not in products]
@@ -197,8 +302,10 @@ def users_add(
         if not sys.stdin.isatty():
             raise _fail("no password: set KCC_PASSWORD or run in a terminal", 2)
         password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
-    engine = make_engine(_settings().database_url)
-    create_tables(engine)
+    try:
+        engine = open_database(_settings().database_url)
+    except SchemaError as exc:
+        raise _fail(exc.message) from exc
     try:
         with session_scope(engine) as session:
             user = create_user(
@@ -232,7 +339,7 @@ def applications_import(
     from datetime import UTC
     from zoneinfo import ZoneInfo
 
-    from api.database.engine import create_tables, make_engine
+    from api.database.schema import SchemaError, open_database
     from api.services import current_flow
     from flows.errors import FlowInvalid
     from ivr.identity.applications import DateOfBirthHasher
@@ -241,6 +348,8 @@ def applications_import(
     settings = _settings()
     try:
         flow = current_flow(settings).engine.flow
+    except SchemaError as exc:
+        raise _fail(exc.message) from exc
     except FlowInvalid as exc:
         typer.echo(
             f"error: the flow {settings.flow} is invalid; it lists the known products:", err=True
@@ -249,9 +358,8 @@ def applications_import(
             typer.echo(f"  {problem}", err=True)
         raise typer.Exit(2) from exc
     today = datetime.now(UTC).astimezone(ZoneInfo(flow.calendar.timezone)).date()
-    engine = make_engine(settings.database_url)
+    engine = open_database(settings.database_url)  # checked (or upgraded) by current_flow
     try:
-        create_tables(engine)
         report = import_applications(
             file,
             engine=engine,

@@ -1,4 +1,5 @@
-"""Database plumbing: the engine, the tables and one transaction per unit of work."""
+"""Database plumbing: the engine, the tables and one transaction per unit of work. The schema
+(Alembic revisions, the start-up check) is api/database/schema.py."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, event, make_url
-from sqlmodel import Session, SQLModel, create_engine
+from sqlmodel import Session, create_engine
 
 from api import accounts
 from flows import versions
@@ -16,7 +17,8 @@ from ivr import records
 from ivr.identity import applications
 from routing import adviser_history
 
-# Importing a table module registers its tables on SQLModel.metadata; create_tables needs them all.
+# Importing a table module registers its tables on SQLModel.metadata: the models the migrations
+# are compared with (api/database/migrations/env.py, tests/test_migrations.py) need them all.
 TABLE_MODULES = (accounts, records, applications, adviser_history, versions)
 
 _IN_MEMORY = {"", ":memory:"}
@@ -48,11 +50,6 @@ def _sqlite_wal(connection: Any, _: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
-
-
-def create_tables(engine: Engine) -> None:
-    """Create the tables that do not exist yet (no migrations: existing tables are left alone)."""
-    SQLModel.metadata.create_all(engine)
 
 
 @contextmanager

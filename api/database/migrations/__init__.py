@@ -1,0 +1,1 @@
+"""Alembic's environment and the schema revisions; run them through api.database.schema."""

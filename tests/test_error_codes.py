@@ -34,13 +34,15 @@ NOT_ON_A_PAGE = {
     "yaml_syntax",  # shown as a problem of the draft
     "user_error",  # the base of the account errors
     "schema_behind",  # the service does not start
+    "schema_unknown",  # the service does not start
 }
 
 
 def _modules() -> Iterator[str]:
     for package in (flows, routing, ivr, api):
         for module in pkgutil.walk_packages(package.__path__, f"{package.__name__}."):
-            yield module.name
+            if ".migrations" not in module.name:  # Alembic runs those, inside a migration
+                yield module.name
 
 
 def _subclasses(cls: type[KccError]) -> Iterator[type[KccError]]:

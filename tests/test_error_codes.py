@@ -35,6 +35,7 @@ NOT_ON_A_PAGE = {
     "user_error",  # the base of the account errors
     "schema_behind",  # the service does not start
     "schema_unknown",  # the service does not start
+    "schema_error",  # the base of the schema errors
 }
 
 

@@ -9,6 +9,7 @@ KCC_REDIS_URL or TWILIO_AUTH_TOKEN in the shell that runs the tests changes noth
 from __future__ import annotations
 
 import os
+import re
 import select
 import subprocess
 import time
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import typer
 from sqlmodel import Session
 from typer.testing import CliRunner, Result
 
@@ -498,6 +500,77 @@ def test_serve_with_several_workers_needs_a_shared_redis(tmp_path: Path) -> None
     assert result.exit_code == 1
     assert "KCC_REDIS_URL" in result.stderr
     assert "--workers" in result.stderr
+
+
+@pytest.mark.usefixtures("no_server")
+@pytest.mark.parametrize(
+    ("args", "refusal"),
+    [
+        (["serve", "--port", "99999"], "99999 is not in the range 1<=x<=65535"),
+        (["serve", "--port", "0"], "0 is not in the range 1<=x<=65535"),
+        (["serve", "--port", "-1"], "-1 is not in the range 1<=x<=65535"),
+        (["serve", "--workers", "0"], "0 is not in the range x>=1"),
+        (["call", "--hold", "-5"], "-5 is not in the range 0<=x<=14400"),
+        (["call", "--hold", "99999"], "99999 is not in the range 0<=x<=14400"),
+        (["call", "--at", "tomorrow"], "'tomorrow' is not an ISO-8601 time"),
+        (["flows", "diff", "0"], "0 is not in the range x>=1"),
+        (["flows", "show", "0"], "0 is not in the range x>=1"),
+        (["flows", "rollback", "0"], "0 is not in the range x>=1"),
+    ],
+)
+def test_numbers_out_of_range_are_refused_with_exit_2(
+    args: list[str], refusal: str, tmp_path: Path
+) -> None:
+    result = kcc(*args, env={"COLUMNS": "200"}, tmp_path=tmp_path)
+
+    assert result.exit_code == 2, result.output
+    assert refusal in result.stderr
+    assert "calling from" not in result.stdout
+
+
+def test_serve_on_a_port_out_of_range_exits_2_and_listens_nowhere(tmp_path: Path) -> None:
+    """The installed command: before, --port 99999 listened on 99999 % 65536 = 34463."""
+    env = clean_env(KCC_DATABASE_URL=db_url(tmp_path))
+    try:
+        result = run_kcc("serve", "--port", "99999", env=env, timeout=20)
+    except subprocess.TimeoutExpired:
+        pytest.fail("kcc serve --port 99999 started a server")
+    assert result.returncode == 2
+    assert "Invalid value for '--port'" in result.stderr
+    assert "Uvicorn running" not in result.stderr
+
+
+def _commands(command: object, path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    yield path
+    for name, sub in getattr(command, "commands", {}).items():
+        yield from _commands(sub, (*path, name))
+
+
+COMMANDS = list(_commands(typer.main.get_command(app)))
+TYPE_TAG = re.compile(r"<[a-z][^<>\n]*>")
+
+
+def test_every_command_is_walked() -> None:
+    assert {" ".join(path) for path in COMMANDS} >= {
+        "", "serve", "call", "flows", "flows check", "flows paths", "flows publish",
+        "flows history", "flows diff", "flows show", "flows rollback", "users", "users add",
+        "applications", "applications import",
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("path", COMMANDS, ids=lambda path: " ".join(path) or "kcc")
+def test_help_in_80_columns_has_no_type_tags_and_nothing_cut_off(
+    path: tuple[str, ...], tmp_path: Path
+) -> None:
+    result = kcc(*path, "--help", env={"COLUMNS": "80", "TERMINAL_WIDTH": ""}, tmp_path=tmp_path)
+
+    assert result.exit_code == 0, result.output
+    help_text = result.stdout
+    assert "Usage: " in help_text
+    assert not TYPE_TAG.search(help_text), help_text  # <str>, <bool>, <int range>, <path>
+    assert "…" not in help_text, help_text  # a help text cut off
+    assert max(len(line) for line in help_text.splitlines()) <= 80, help_text
+    assert str(DEFAULT_FLOW.parent) not in help_text  # no path of this machine
 
 
 @pytest.mark.usefixtures("no_server")

@@ -706,6 +706,46 @@ def test_call_without_keys_reads_them_from_standard_input_to_the_vog_rp_queue(
     assert out.rstrip().endswith("-- you hang up")  # end of input: the caller hangs up
 
 
+@pytest.mark.parametrize(
+    ("keys", "refusal"),
+    [
+        ("x", "'x' is not a key on a phone: it has 0-9, * and #"),
+        ("1 12a#", "'a' (in '12a#') is not a key on a phone"),
+        ("2 + -", "'+' is not a key on a phone"),
+        ("1 --", "'-' (in '--') is not a key on a phone"),
+    ],
+)
+def test_call_refuses_keys_a_phone_does_not_have_with_exit_2(
+    keys: str, refusal: str, tmp_path: Path
+) -> None:
+    result = kcc("call", "--keys", keys, "--at", OPEN_TUESDAY, tmp_path=tmp_path)
+
+    assert result.exit_code == 2, result.output
+    assert f"error: --keys: {refusal}" in result.stderr
+    assert "calling from" not in result.stdout  # refused before the call is placed
+
+
+def test_call_accepts_every_key_of_a_phone(tmp_path: Path) -> None:
+    result = kcc("call", "--keys", "- 0 * #", "--at", OPEN_TUESDAY, tmp_path=tmp_path)
+
+    assert result.exit_code == 0, result.output
+    assert "> *" in result.stdout and "> #" in result.stdout
+
+
+def test_call_at_the_prompt_names_a_key_that_is_not_on_a_phone_and_asks_again(
+    tmp_path: Path,
+) -> None:
+    result = kcc_typing("call", "--at", OPEN_TUESDAY, typed="x\n2\n1 2\n#\n", tmp_path=tmp_path)
+
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "'x' is not a key on a phone: it has 0-9, * and #; try again" in out
+    assert "a space (in '1 2') is not a key on a phone" in out
+    assert "> x" not in out and "> 1 2" not in out  # never pressed
+    queue_lines = [line for line in out.splitlines() if line.startswith("-- waiting in queue")]
+    assert queue_lines == ["-- waiting in queue kcc-vog_rp"]  # 2, then #: as if typed right
+
+
 def test_call_from_another_number_calls_from_that_number(tmp_path: Path) -> None:
     result = kcc(
         "call", "--from", "+31687654321", "--keys", "-", "--at", OPEN_TUESDAY,

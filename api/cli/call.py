@@ -16,6 +16,28 @@ from api.cli.phone import Phone, PhoneTurn
 
 SILENCE = "-"
 HOLD_REFRESH_SECONDS = 10
+KEYPAD = frozenset("0123456789*#")  # what a phone has; Twilio passes nothing else as Digits
+KEYPAD_TEXT = "0-9, * and #"
+
+
+def not_on_keypad(keys: str) -> str | None:
+    """The first character of `keys` that is not a key on a phone; None when all are."""
+    return next((key for key in keys if key not in KEYPAD), None)
+
+
+def _refusal(bad: str, typed: str) -> str:
+    what = "a space" if bad.isspace() else repr(bad)
+    where = f" (in {typed!r})" if typed != bad else ""
+    return f"{what}{where} is not a key on a phone: it has {KEYPAD_TEXT}"
+
+
+def scripted_problem(scripted: str) -> str | None:
+    """Why --keys cannot be pressed (a key that is not on a phone), or None."""
+    for token in scripted.split():
+        bad = None if token == SILENCE else not_on_keypad(token)
+        if bad is not None:
+            return f"--keys: {_refusal(bad, token)}"
+    return None
 
 
 @asynccontextmanager
@@ -74,6 +96,10 @@ def _keys(scripted: str | None) -> Iterator[str | None]:
             return
         if line.lower() == "q":
             return
+        bad = None if line == SILENCE else not_on_keypad(line)
+        if bad is not None:
+            print(f"{_refusal(bad, line)}; try again")
+            continue
         yield line or SILENCE
 
 

@@ -345,12 +345,15 @@ def call(
     ] = None,
 ) -> None:
     """Walk the flow as a phone would: prints what is said and reads keypad keys."""
-    from api.cli.call import run_call
+    from api.cli.call import run_call, scripted_problem
 
     if url is not None and (at is not None or flow is not None):
         raise _fail("--at and --flow work in-process only (leave out --url)", 2)
     if at is not None and at.tzinfo is None:
         raise _fail("--at needs a UTC offset, e.g. 2026-12-24T16:30+01:00", 2)
+    problem = scripted_problem(keys) if keys is not None else None
+    if problem is not None:
+        raise _fail(problem, 2)
     _settings()  # a bad KCC_ variable is reported before the call starts
     code = asyncio.run(
         run_call(caller=caller, at=at, url=url, flow=flow, scripted=keys, hold_seconds=hold)

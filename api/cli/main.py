@@ -95,6 +95,7 @@ def serve(
         for problem in exc.problems:
             typer.echo(f"  {problem}", err=True)
         raise typer.Exit(1) from exc
+    _refuse_a_second_embedded_instance(settings)
     if demo:
         if settings.env != "dev":
             raise _fail("--demo is for development only")
@@ -108,6 +109,20 @@ def serve(
         log_config=None,
         proxy_headers=False,  # signatures use KCC_PUBLIC_URL, never forwarded headers
     )
+
+
+def _refuse_a_second_embedded_instance(settings: Settings) -> None:
+    """One line and exit 1 when another process serves this database on the embedded store. The
+    service itself holds the lock while it runs (api/web/app.py); this early look only spares
+    the user uvicorn's traceback."""
+    from api.instance_lock import InstanceLocked, lock_embedded_store
+
+    try:
+        lock = lock_embedded_store(settings.redis_url, settings.database_url)
+    except InstanceLocked as exc:
+        raise _fail(str(exc)) from exc
+    if lock is not None:
+        lock.release()
 
 
 def _checked_flow(file: Path) -> Flow:

@@ -122,7 +122,15 @@ def create_app(
             if instance_lock is not None:
                 await anyio.to_thread.run_sync(instance_lock.release)
 
-    app = KccApp(title="kcc-ivr", version="0.1.0", lifespan=lifespan, max_body_size=MAX_BODY_BYTES)
+    app = KccApp(
+        title="kcc-ivr",
+        version="0.1.0",
+        lifespan=lifespan,
+        max_body_size=MAX_BODY_BYTES,
+        openapi_url=pages.OPENAPI_URL,
+        docs_url=None,  # pages.py serves /docs from the package's copy of Swagger UI, no CDN
+        redoc_url=None,  # ReDoc would come from a CDN
+    )
     app.state.services = services
     app.twilio_edge = WebhookDispatcher(HANDLERS, services)
     for router in API_ROUTERS:

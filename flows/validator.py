@@ -27,6 +27,15 @@ from flows.model import (
     prompts_used,
     targets,
 )
+from flows.spoken_hours import (
+    CLOSES,
+    DAY_PLACEHOLDERS,
+    HOURS,
+    OPENS,
+    OWN_HOURS_PLACEHOLDERS,
+    WEEKDAY,
+    WEEKLY_HOURS,
+)
 
 Path = tuple[str, ...]
 Finding = tuple[Path, str]
@@ -86,10 +95,10 @@ def _prompts(flow: Flow) -> Iterator[Finding]:
                     f"prompts.{prompt_id}.{language}: contains U+{ord(bad):04X}, a control or "
                     "surrogate character that cannot be spoken or written in TwiML",
                 )
-            if not _formats(text, PLACEHOLDERS.get(prompt_id, set())):
+            if not _formats(text, allowed_placeholders(prompt_id)):
                 path = _path("prompts", prompt_id, language)
                 allowed = ", ".join(
-                    f"{{{name}}}" for name in sorted(PLACEHOLDERS.get(prompt_id, ()))
+                    f"{{{name}}}" for name in sorted(allowed_placeholders(prompt_id))
                 )
                 yield (
                     path,
@@ -109,11 +118,20 @@ def _prompts(flow: Flow) -> Iterator[Finding]:
             yield ("prompts",), f"prompts: missing prompt {prompt_id!r} (the engine says it)"
 
 
+# The values the engine passes with a prompt, besides the hours of the calendar.
 PLACEHOLDERS = {
     "queue_position": {"position"},
     "queue_wait": {"minutes"},
     **{prompt: {"product", "date"} for prompt in STATUS_PROMPTS if prompt.startswith("status_")},
 }
+
+
+def allowed_placeholders(prompt_id: str) -> set[str]:
+    """What a prompt may say: its own values and the hours (flows/spoken_hours.py). {hours}
+    needs the moment of the call, which the system prompts are said without (by the queue and
+    the call handler); {weekly_hours} is the same every day, so every prompt may say it."""
+    hours = {WEEKLY_HOURS} if prompt_id in SYSTEM_PROMPTS else set(DAY_PLACEHOLDERS)
+    return PLACEHOLDERS.get(prompt_id, set()) | hours
 
 
 LANGUAGE = re.compile(r"^[a-z]{2}$")
@@ -122,7 +140,15 @@ SAMPLES: dict[str, object] = {
     "minutes": 5,
     "product": "een VOG",
     "date": "3 november",
+    WEEKLY_HOURS: "van maandag tot en met vrijdag van 9.00 tot 17.00 uur",
+    HOURS: "van maandag tot en met vrijdag van 9.00 tot 17.00 uur",
+    OPENS: "9.00",
+    CLOSES: "17.00",
 }
+# In the calendar's texts (not format strings: only these names are replaced, other braces stay).
+_ANNOUNCED = re.compile(
+    r"\{(" + "|".join((OPENS, CLOSES, HOURS, WEEKLY_HOURS, "holiday", WEEKDAY)) + r")\}"
+)
 
 
 def _formats(text: str, allowed: set[str]) -> bool:
@@ -335,8 +361,51 @@ def _calendar(flow: Flow) -> Iterator[Finding]:
                     path,
                     f"calendar.public_holidays.announcement: missing translation for {language!r}",
                 )
+        announcement = calendar.public_holidays.announcement
+        yield from _announced(
+            ("calendar", "public_holidays", "announcement"),
+            "calendar.public_holidays.announcement",
+            announcement,
+            {"holiday", *DAY_PLACEHOLDERS},
+            "a holiday has no hours",
+        )
     for number, exception in enumerate(calendar.exceptions):
         for language in flow.languages:
             if language not in exception.announcement:
                 path = _path("calendar", "exceptions", str(number), "announcement")
                 yield path, f"calendar.exceptions[{number}]: missing translation for {language!r}"
+        own = OWN_HOURS_PLACEHOLDERS if exception.hours is not None else frozenset()
+        yield from _announced(
+            ("calendar", "exceptions", str(number), "announcement"),
+            f"calendar.exceptions[{number}].announcement",
+            exception.announcement,
+            {*DAY_PLACEHOLDERS, *own},
+            "this exception closes the day (it has no hours)",
+        )
+    if calendar.weekly_closed_reason is not None:
+        for language in flow.languages:
+            if not calendar.weekly_closed_reason.get(language, "").strip():
+                path = _path("calendar", "weekly_closed_reason")
+                yield path, f"calendar.weekly_closed_reason: missing translation for {language!r}"
+        yield from _announced(
+            ("calendar", "weekly_closed_reason"),
+            "calendar.weekly_closed_reason",
+            calendar.weekly_closed_reason,
+            {WEEKDAY},
+            "it is given on a day without hours",
+        )
+
+
+def _announced(
+    path: Path, where: str, texts: dict[str, str], allowed: set[str], why: str
+) -> Iterator[Finding]:
+    """A placeholder of the calendar's texts where it cannot be filled."""
+    for language, text in texts.items():
+        for name in _ANNOUNCED.findall(text):
+            if name not in allowed:
+                listed = ", ".join(f"{{{n}}}" for n in sorted(allowed))
+                yield (
+                    (*path, language),
+                    f"{where}.{language}: {{{name}}} cannot be filled here ({why}; "
+                    f"allowed here: {listed})",
+                )

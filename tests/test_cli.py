@@ -35,6 +35,7 @@ OPEN_TUESDAY = "2026-12-01T10:00+01:00"  # Tuesday 1 December 2026, 10:00 in Ams
 KINGS_DAY = "2026-04-27T10:00+02:00"  # a Monday, and a public holiday
 GOOD_PASSWORD = "correct horse battery staple"
 SERVER_TOKEN = "cli-test-auth-token-0123456789abcdef"
+WEEKLY_HOURS_NL = "van maandag tot en met vrijdag van 9.00 tot 17.00 uur"
 
 # No KCC_/TWILIO_ variable from outside; cwd in tmp_path (the default DB is relative).
 pytestmark = pytest.mark.usefixtures("isolated")
@@ -307,7 +308,7 @@ def test_call_on_kings_day_hears_the_holiday_and_only_the_status_offer(tmp_path:
     assert result.exit_code == 0, result.output
     out = result.stdout
     assert "Koningsdag" in out
-    assert PROMPTS["closed"]["nl"] in out
+    assert PROMPTS["closed"]["nl"].format(hours=WEEKLY_HOURS_NL) in out
     assert PROMPTS["goodbye"]["nl"] in out
     assert "hung up by the flow" in out
     assert PROMPTS["main_menu"]["nl"] not in out

@@ -733,6 +733,14 @@ def test_call_accepts_every_key_of_a_phone(tmp_path: Path) -> None:
     assert "> *" in result.stdout and "> #" in result.stdout
 
 
+def test_call_with_q_in_the_keys_hangs_up_there_as_at_the_prompt(tmp_path: Path) -> None:
+    result = kcc("call", "--keys", "1 q 2", "--at", OPEN_TUESDAY, tmp_path=tmp_path)
+
+    assert result.exit_code == 0, result.output
+    assert "> 1" in result.stdout and "> 2" not in result.stdout
+    assert result.stdout.rstrip().endswith("-- you hang up")
+
+
 def test_call_at_the_prompt_names_a_key_that_is_not_on_a_phone_and_asks_again(
     tmp_path: Path,
 ) -> None:

@@ -15,6 +15,7 @@ import httpx
 from api.cli.phone import Phone, PhoneTurn
 
 SILENCE = "-"
+HANG_UP = "q"
 HOLD_REFRESH_SECONDS = 10
 KEYPAD = frozenset("0123456789*#")  # what a phone has; Twilio passes nothing else as Digits
 KEYPAD_TEXT = "0-9, * and #"
@@ -34,7 +35,7 @@ def _refusal(bad: str, typed: str) -> str:
 def scripted_problem(scripted: str) -> str | None:
     """Why --keys cannot be pressed (a key that is not on a phone), or None."""
     for token in scripted.split():
-        bad = None if token == SILENCE else not_on_keypad(token)
+        bad = None if token in (SILENCE, HANG_UP) else not_on_keypad(token)
         if bad is not None:
             return f"--keys: {_refusal(bad, token)}"
     return None
@@ -87,14 +88,17 @@ def _show(turn: PhoneTurn) -> None:
 def _keys(scripted: str | None) -> Iterator[str | None]:
     """Keys to press: from --keys, else from the terminal. None: hang up."""
     if scripted is not None:
-        yield from scripted.split()
+        for token in scripted.split():
+            if token == HANG_UP:
+                return
+            yield token
         return
     while True:
         try:
             line = input("keys (Enter: silence, q: hang up)> ").strip()
         except EOFError:
             return
-        if line.lower() == "q":
+        if line.lower() == HANG_UP:
             return
         bad = None if line == SILENCE else not_on_keypad(line)
         if bad is not None:

@@ -355,7 +355,8 @@ def call(
         str | None,
         typer.Option(
             metavar="KEYS",
-            help="Keys to press (0-9, * and #), space separated; '-' is silence. Default: ask.",
+            help="Keys to press (0-9, * and #), space separated; '-' is silence, q hangs up. "
+            "Default: ask.",
         ),
     ] = None,
 ) -> None:

@@ -135,6 +135,10 @@ class Calendar(Strict):
     weekly: dict[Weekday, OpeningRange]
     public_holidays: PublicHolidays | None = None
     exceptions: list[CalendarException] = []
+    # Per language: the reason given (GET /api/hours, the supervisor's calendar) on a day the
+    # weekly hours leave closed, e.g. a Saturday; "{weekday}" is the day's name. Unset: a
+    # built-in text (flows/spoken_hours.py).
+    weekly_closed_reason: dict[str, str] | None = None
 
 
 class Voice(Strict):

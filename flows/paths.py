@@ -43,7 +43,8 @@ from flows.model import (
     StatusNode,
     VerifyNode,
 )
-from flows.validator import PLACEHOLDERS, SAMPLES
+from flows.spoken_hours import HOURS, WEEKLY_HOURS, fill, hour_values
+from flows.validator import SAMPLES, allowed_placeholders
 
 # Speech estimate: the Polly voices read Dutch and English at roughly 150 words a minute, i.e.
 # 2.5 words per second; good enough to spot a prompt that callers will not sit through.
@@ -286,6 +287,7 @@ class _Walker:
         if holidays is not None and holidays.observe and at.language in holidays.announcement:
             # The engine fills in the day's name; the first observed holiday stands in for it.
             text = holidays.announcement[at.language].replace("{holiday}", holidays.observe[0])
+            text = fill(text, hour_values(calendar, None, at.language))
             says = [self._plain(text)] if text else []  # the engine says no empty text
             branches.append(_Branch("(holiday)", says, closed))
         for exception in calendar.exceptions:
@@ -295,6 +297,8 @@ class _Walker:
             if exception.until is not None:
                 day += f"..{exception.until.isoformat()}"
             announced = exception.announcement.get(at.language)
+            if announced:  # the engine fills in the hours, the day's own ones too
+                announced = fill(announced, hour_values(calendar, exception.hours, at.language))
             says = [self._plain(announced)] if announced else []
             if exception.hours is not None:
                 hours = f"{_clock(exception.hours.opens)}-{_clock(exception.hours.closes)}"
@@ -512,12 +516,13 @@ def _clock(moment: time) -> str:
 
 
 def _render(flow: Flow, prompt: str, language: str) -> str:
-    """The prompt as said, with the validator's sample values for its placeholders."""
+    """The prompt as said, with sample values for its placeholders: the validator's, the flow's
+    own product names and its weekly hours ({hours} as on a day without hours of its own)."""
     text = flow.text(prompt, language)
-    allowed = PLACEHOLDERS.get(prompt, set())
-    if not allowed:
-        return text
+    allowed = allowed_placeholders(prompt)
     values = {name: SAMPLES[name] for name in allowed}
+    hours = hour_values(flow.calendar, None, language)
+    values[WEEKLY_HOURS], values[HOURS] = hours[WEEKLY_HOURS], hours[HOURS]
     if "product" in allowed and flow.products:
         # The engine says the product's name in the caller's language, not a Dutch sample.
         values["product"] = next(iter(flow.products.values())).get(language, values["product"])

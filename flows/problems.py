@@ -83,6 +83,9 @@ PROBLEM_CODES: dict[str, ProblemCode] = {
     "placeholder_not_allowed": ProblemCode(
         "unknown {{placeholder}} in the text (allowed here: none; write {{{{ and }}}} for braces)"
     ),
+    "placeholder_cannot_be_filled": ProblemCode(
+        "{{{name}}} cannot be filled here ({why}; allowed here: {allowed})"
+    ),
     "prompt_missing": ProblemCode("missing prompt {prompt!r} (the engine says it)"),
     "unknown_product": ProblemCode("unknown product {product!r}"),
     "unknown_theme": ProblemCode("unknown theme {theme!r} (no queue names it)"),

@@ -35,6 +35,15 @@ from flows.model import (
     prompts_used,
     targets,
 )
+from flows.spoken_hours import (
+    CLOSES,
+    DAY_PLACEHOLDERS,
+    HOURS,
+    OPENS,
+    OWN_HOURS_PLACEHOLDERS,
+    WEEKDAY,
+    WEEKLY_HOURS,
+)
 
 Path = tuple[str, ...]
 
@@ -148,7 +157,7 @@ def _prompts(flow: Flow, gaps: Gaps) -> Iterator[Finding]:
             bad = _unspeakable(text)
             if bad is not None:
                 yield _finding(path, "unspeakable_character", character=f"{ord(bad):04X}")
-            allowed = PLACEHOLDERS.get(prompt_id, set())
+            allowed = allowed_placeholders(prompt_id)
             if not _formats(text, allowed):
                 if allowed:
                     names = ", ".join(f"{{{name}}}" for name in sorted(allowed))
@@ -170,11 +179,20 @@ def _prompts(flow: Flow, gaps: Gaps) -> Iterator[Finding]:
             yield _finding(("prompts",), "prompt_missing", prompt=prompt_id)
 
 
+# The values the engine passes with a prompt, besides the hours of the calendar.
 PLACEHOLDERS = {
     "queue_position": {"position"},
     "queue_wait": {"minutes"},
     **{prompt: {"product", "date"} for prompt in STATUS_PROMPTS if prompt.startswith("status_")},
 }
+
+
+def allowed_placeholders(prompt_id: str) -> set[str]:
+    """What a prompt may say: its own values and the hours (flows/spoken_hours.py). {hours}
+    needs the moment of the call, which the system prompts are said without (by the queue and
+    the call handler); {weekly_hours} is the same every day, so every prompt may say it."""
+    hours = {WEEKLY_HOURS} if prompt_id in SYSTEM_PROMPTS else set(DAY_PLACEHOLDERS)
+    return PLACEHOLDERS.get(prompt_id, set()) | hours
 
 
 LANGUAGE = re.compile(r"^[a-z]{2}$")
@@ -183,7 +201,15 @@ SAMPLES: dict[str, object] = {
     "minutes": 5,
     "product": "een VOG",
     "date": "3 november",
+    WEEKLY_HOURS: "van maandag tot en met vrijdag van 9.00 tot 17.00 uur",
+    HOURS: "van maandag tot en met vrijdag van 9.00 tot 17.00 uur",
+    OPENS: "9.00",
+    CLOSES: "17.00",
 }
+# In the calendar's texts (not format strings: only these names are replaced, other braces stay).
+_ANNOUNCED = re.compile(
+    r"\{(" + "|".join((OPENS, CLOSES, HOURS, WEEKLY_HOURS, "holiday", WEEKDAY)) + r")\}"
+)
 
 
 def _formats(text: str, allowed: set[str]) -> bool:
@@ -430,6 +456,12 @@ def _calendar(flow: Flow, gaps: Gaps) -> Iterator[Finding]:
                 if language not in holidays.announcement:
                     path = ("calendar", "public_holidays", "announcement")
                     yield _finding(path, "translation_missing", language=language)
+        yield from _announced(
+            ("calendar", "public_holidays", "announcement"),
+            holidays.announcement,
+            {"holiday", *DAY_PLACEHOLDERS},
+            "a holiday has no hours",
+        )
     numbers = gaps.exception_numbers or range(len(calendar.exceptions))
     for number, exception in zip(numbers, calendar.exceptions, strict=False):
         if not gaps.ok("languages"):
@@ -439,3 +471,47 @@ def _calendar(flow: Flow, gaps: Gaps) -> Iterator[Finding]:
                 path = ("calendar", "exceptions", str(number), "announcement")
                 where = f"calendar.exceptions[{number}]"
                 yield _finding(path, "translation_missing", where=where, language=language)
+        own = OWN_HOURS_PLACEHOLDERS if exception.hours is not None else frozenset()
+        yield from _announced(
+            ("calendar", "exceptions", str(number), "announcement"),
+            exception.announcement,
+            {*DAY_PLACEHOLDERS, *own},
+            "this exception closes the day (it has no hours)",
+            where=f"calendar.exceptions[{number}].announcement",
+        )
+    reason = calendar.weekly_closed_reason
+    if reason is not None:
+        if gaps.ok("languages"):
+            for language in flow.languages:
+                if not reason.get(language, "").strip():
+                    path = ("calendar", "weekly_closed_reason")
+                    yield _finding(path, "translation_missing", language=language)
+        yield from _announced(
+            ("calendar", "weekly_closed_reason"),
+            reason,
+            {WEEKDAY},
+            "it is given on a day without hours",
+        )
+
+
+def _announced(
+    path: Path,
+    texts: dict[str, str],
+    allowed: set[str],
+    why: str,
+    *,
+    where: str | None = None,
+) -> Iterator[Finding]:
+    """A placeholder of the calendar's texts where it cannot be filled."""
+    for language, text in texts.items():
+        for name in _ANNOUNCED.findall(text):
+            if name not in allowed:
+                listed = ", ".join(f"{{{n}}}" for n in sorted(allowed))
+                yield _finding(
+                    (*path, language),
+                    "placeholder_cannot_be_filled",
+                    where=f"{where or '.'.join(path)}.{language}",
+                    name=name,
+                    why=why,
+                    allowed=listed,
+                )

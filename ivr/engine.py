@@ -8,6 +8,7 @@ given is changed in place; the caller persists it.
 from __future__ import annotations
 
 import re
+import string
 from datetime import date, datetime
 
 from flows.errors import KccError
@@ -24,6 +25,7 @@ from flows.model import (
     StatusNode,
     VerifyNode,
 )
+from flows.spoken_hours import HOURS, WEEKLY_HOURS
 from ivr.hours import OpeningHours
 from ivr.identity.check import CheckOutcome, CheckResult, IdentityCheck
 from ivr.identity.keyed_dates import keyed_date_of_birth, spoken_date
@@ -43,6 +45,7 @@ class Engine:
     def __init__(self, flow: Flow, hours: OpeningHours) -> None:
         self.flow = flow
         self.hours = hours
+        self._fields: dict[str, frozenset[str]] = {}  # per prompt text: its placeholders
 
     def start(self, session: CallSession, now: datetime) -> Turn:
         return self._run(session, self.flow.start, now, Turn())
@@ -92,14 +95,34 @@ class Engine:
             return Turn(says=[], ending=HangUp())
         return Turn(ending=self._ask(session, self.flow.node(session.node), now))
 
-    def say(self, prompt: str, language: str, **values: object) -> Say:
+    def say(self, prompt: str, language: str, now: datetime | None = None, **values: object) -> Say:
+        """A flow prompt with its placeholders filled: `values`, the hours of the calendar
+        ({weekly_hours} always; {hours} with `now`, the moment of the call: the validator allows
+        it only in prompts the walk says, not in the system prompts said without one)."""
         voice = self.flow.voices[language]
         text = self.flow.text(prompt, language)
-        return Say(
-            text=text.format(**values) if values else text,
-            language=voice.language,
-            voice=voice.voice,
-        )
+        names = self._placeholders(text)
+        if names is not None:
+            fill: dict[str, object] = {}
+            if WEEKLY_HOURS in names:
+                fill[WEEKLY_HOURS] = self.hours.spoken_hours(None, language)[WEEKLY_HOURS]
+            if HOURS in names and now is not None:
+                own = self.hours.own_hours(self._local_date(now))
+                fill[HOURS] = self.hours.spoken_hours(own, language)[HOURS]
+            text = text.format(**fill, **values)
+        return Say(text=text, language=voice.language, voice=voice.voice)
+
+    def _placeholders(self, text: str) -> frozenset[str] | None:
+        """The {names} in a prompt; None when it has no braces at all (nothing to format)."""
+        if "{" not in text and "}" not in text:
+            return None
+        found = self._fields.get(text)
+        if found is None:
+            found = frozenset(
+                name for _, name, _, _ in string.Formatter().parse(text) if name is not None
+            )
+            self._fields[text] = found
+        return found
 
     # -- walking ---------------------------------------------------------------------------
 
@@ -109,7 +132,7 @@ class Engine:
             language = session.language
             match node:
                 case SayNode():
-                    turn.says.append(self.say(node.prompt, language))
+                    turn.says.append(self.say(node.prompt, language, now=now))
                     node_id = node.next
                 case GotoNode():
                     node_id = node.next
@@ -154,7 +177,7 @@ class Engine:
                     return self._join_queue(session, node, now, turn)
                 case HangupNode():
                     if node.prompt:
-                        turn.says.append(self.say(node.prompt, language))
+                        turn.says.append(self.say(node.prompt, language, now=now))
                     session.node = None
                     session.phase = CallPhase.ENDED
                     turn.ending = HangUp()
@@ -163,7 +186,7 @@ class Engine:
 
     def _join_queue(self, session: CallSession, node: QueueNode, now: datetime, turn: Turn) -> Turn:
         if node.prompt:
-            turn.says.append(self.say(node.prompt, session.language))
+            turn.says.append(self.say(node.prompt, session.language, now=now))
         session.node = None
         session.phase = CallPhase.QUEUED
         session.product, session.theme, session.priority = node.product, node.theme, node.priority
@@ -176,7 +199,7 @@ class Engine:
         match node:
             case VerifyNode() if session.verify_stage is VerifyStage.DATE_OF_BIRTH:
                 return AskKeys(
-                    prompt=[self.say("verify_date_of_birth", language)],
+                    prompt=[self.say("verify_date_of_birth", language, now=now)],
                     timeout=node.timeout,
                     num_digits=8,
                     finish_on_key="#",
@@ -186,7 +209,7 @@ class Engine:
                 # Twilio leaves the finish key out of Digits: "#" alone is an empty result, which
                 # it only posts to the action with actionOnEmptyResult (else it runs the Redirect).
                 return AskKeys(
-                    prompt=[self.say(prompt, language)],
+                    prompt=[self.say(prompt, language, now=now)],
                     timeout=node.timeout,
                     num_digits=None,
                     finish_on_key="#",
@@ -197,21 +220,21 @@ class Engine:
                     "status_options_open" if self.hours.is_open(now) else "status_options_closed"
                 )
                 return AskKeys(
-                    prompt=[self.say(options, language)],
+                    prompt=[self.say(options, language, now=now)],
                     timeout=node.timeout,
                     num_digits=1,
                     finish_on_key="",
                 )
             case MenuNode():
                 return AskKeys(
-                    prompt=[self.say(node.prompt, session.language)],
+                    prompt=[self.say(node.prompt, session.language, now=now)],
                     timeout=node.timeout,
                     num_digits=1,
                     finish_on_key="",
                 )
             case GatherNode():
                 return AskKeys(
-                    prompt=[self.say(node.prompt, session.language)],
+                    prompt=[self.say(node.prompt, session.language, now=now)],
                     timeout=node.timeout,
                     num_digits=node.max_digits if not node.finish_on_key else None,
                     finish_on_key=node.finish_on_key,
@@ -263,7 +286,7 @@ class Engine:
     ) -> Turn:
         """Say what went wrong; ask again up to `retries` times, then go to `on_fail`."""
         session.attempts += 1
-        turn = Turn(says=[self.say(complaint, session.language)] if complaint else [])
+        turn = Turn(says=[self.say(complaint, session.language, now=now)] if complaint else [])
         if session.attempts > retries:
             session.path.append(f"{session.node}=failed")
             session.node = None
@@ -291,7 +314,7 @@ class Engine:
         if not number:
             # "#" alone (or silence: with actionOnEmptyResult Twilio cannot tell them apart):
             # the caller has no application number at hand.
-            turn = Turn(says=[self.say("verify_skipped", language)])
+            turn = Turn(says=[self.say("verify_skipped", language, now=now)])
             return self._verify_done(session, node, Verification.SKIPPED, now, turn)
         fits = node.number_min_digits <= len(number) <= node.number_max_digits
         if not number.isdigit() or not fits:
@@ -314,14 +337,14 @@ class Engine:
             session.application_product = check.product
             session.application_status = check.status
             session.application_status_date = check.status_date
-            turn = Turn(says=[self.say("verify_ok", language)])
+            turn = Turn(says=[self.say("verify_ok", language, now=now)])
             return self._verify_done(session, node, Verification.VERIFIED, now, turn)
         # Unknown number, wrong date and a lock all sound the same.
         session.verify_failures += 1
         session.verify_locked = session.verify_locked or check.result is CheckResult.LOCKED
-        turn = Turn(says=[self.say("verify_mismatch", language)])
+        turn = Turn(says=[self.say("verify_mismatch", language, now=now)])
         if session.verify_failures >= node.tries:  # a lock sounds and counts like a mismatch
-            turn.says.append(self.say("verify_failed", language))
+            turn.says.append(self.say("verify_failed", language, now=now))
             outcome = Verification.LOCKED if session.verify_locked else Verification.FAILED
             return self._verify_done(session, node, outcome, now, turn)
         session.verify_stage = VerifyStage.NUMBER
@@ -338,10 +361,10 @@ class Engine:
     ) -> Turn:
         """Silence or malformed input: ask again (not a failed verification), then give up."""
         session.attempts += 1
-        turn = Turn(says=[self.say(complaint, session.language)])
+        turn = Turn(says=[self.say(complaint, session.language, now=now)])
         if session.attempts > node.retries:
             ending = "verify_skipped" if gives_up_as is Verification.SKIPPED else "verify_failed"
-            turn.says.append(self.say(ending, session.language))
+            turn.says.append(self.say(ending, session.language, now=now))
             return self._verify_done(session, node, gives_up_as, now, turn)
         turn.ending = self._ask(session, node, now)
         return turn
@@ -376,6 +399,7 @@ class Engine:
         return self.say(
             f"status_{session.application_status}",
             language,
+            now=now,
             product=names.get(language, product),
             date=spoken,
         )

@@ -29,6 +29,13 @@ import holidays
 from flows.errors import KccError
 from flows.holiday_names import known_holiday_names, unknown_holiday_names
 from flows.model import Calendar, CalendarException, OpeningRange, PublicHolidays, Weekday
+from flows.spoken_hours import (
+    DEFAULT_CLOSED_REASON,
+    WEEKDAY,
+    fill,
+    hour_values,
+    weekday_name,
+)
 
 # How far ahead `next_open` looks before giving up.
 SEARCH_DAYS = 400
@@ -55,7 +62,9 @@ class DayPlan:
     day: date
     hours: OpeningRange | None  # None: closed all day
     source: DaySource  # what decided the hours: weekly hours, a holiday or an exception
-    reason: dict[str, str] | None  # per language: holiday name or exception announcement
+    # Per language: the holiday's name, the exception's announcement, or why a day the weekly
+    # hours leave closed is closed (a weekend); None on a day with weekly hours.
+    reason: dict[str, str] | None
     announcement: dict[str, str] | None  # per language: what to tell a caller on this day
 
     @property
@@ -66,7 +75,8 @@ class DayPlan:
 @dataclass(frozen=True)
 class HoursStatus:
     open: bool
-    # Per language: the holiday's name, or the exception's announcement; None on an ordinary day.
+    # Per language: the holiday's name, the exception's announcement or why the weekly hours
+    # leave the day closed (a weekend); None on a day with weekly hours.
     reason: dict[str, str] | None
     # Per language: what to say to a caller today; None on an ordinary day.
     announcement: dict[str, str] | None
@@ -138,6 +148,7 @@ class OpeningHours:
         # calendar of a flow version never changes), and the few days asked about are kept.
         self._windows: dict[date, tuple[datetime, datetime] | None] = {}
         self._english: str | None = None
+        self._spoken: dict[tuple[OpeningRange | None, str], dict[str, str]] = {}
         self._name_languages: dict[str, str | None] = {}
         if self._holidays is not None:
             self._check_holidays(self._holidays)
@@ -161,20 +172,45 @@ class OpeningHours:
         return self._zone
 
     def day_plan(self, day: date) -> DayPlan:
-        """The hours of local date `day`: exception first, then holiday, then weekly hours."""
+        """The hours of local date `day`: exception first, then holiday, then weekly hours.
+        Announcements come with their hours placeholders filled (flows/spoken_hours.py)."""
         exception = self._exception_for(day)
         if exception is not None:
-            announcement = dict(exception.announcement)
+            announcement = {
+                code: fill(text, self.spoken_hours(exception.hours, code))
+                for code, text in exception.announcement.items()
+            }
             return DayPlan(day, exception.hours, "exception", dict(announcement), announcement)
         holiday = self._observed_holiday(day)
         if holiday is not None and self._holidays is not None:
             announcement = {
-                code: text.replace("{holiday}", holiday[code])
+                code: fill(text.replace("{holiday}", holiday[code]), self.spoken_hours(None, code))
                 for code, text in self._holidays.announcement.items()
             }
             return DayPlan(day, None, "holiday", holiday, announcement)
         hours = self._calendar.weekly.get(_WEEKDAYS[day.weekday()])
-        return DayPlan(day, hours, "weekly", None, None)
+        reason = None if hours is not None else self._closed_reason(day)
+        return DayPlan(day, hours, "weekly", reason, None)
+
+    def spoken_hours(self, own: OpeningRange | None, language: str) -> dict[str, str]:
+        """The values of the hours placeholders (flows/spoken_hours.py) for a day whose own
+        hours (an exception's) are `own`, None for any other day."""
+        key = (own, language)
+        if key not in self._spoken:
+            self._spoken[key] = hour_values(self._calendar, own, language)
+        return self._spoken[key]
+
+    def own_hours(self, day: date) -> OpeningRange | None:
+        """The hours a calendar exception gives local date `day`; None for any other day."""
+        exception = self._exception_for(day)
+        return exception.hours if exception is not None else None
+
+    def _closed_reason(self, day: date) -> dict[str, str]:
+        texts = self._calendar.weekly_closed_reason or DEFAULT_CLOSED_REASON
+        return {
+            code: fill(text, {WEEKDAY: weekday_name(day.weekday(), code)})
+            for code, text in texts.items()
+        }
 
     def is_open(self, at: datetime) -> bool:
         day = self._localise(at).date()

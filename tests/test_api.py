@@ -40,7 +40,12 @@ async def token(http: httpx.AsyncClient, name: str, password: str) -> dict[str, 
         ("2026-12-01T09:00:00+01:00", True, None, "2026-12-01T09:00:00+01:00"),
         ("2026-12-01T16:59:00+01:00", True, None, "2026-12-01T16:59:00+01:00"),
         ("2026-12-01T17:00:00+01:00", False, None, "2026-12-02T09:00:00+01:00"),
-        ("2026-12-05T12:00:00+01:00", False, None, "2026-12-07T09:00:00+01:00"),
+        (
+            "2026-12-05T12:00:00+01:00",
+            False,
+            "Het klantcontactcentrum is in het weekend gesloten.",
+            "2026-12-07T09:00:00+01:00",
+        ),
         ("2026-04-27T10:00:00+02:00", False, "Koningsdag", "2026-04-28T09:00:00+02:00"),
         ("2026-05-14T10:00:00+02:00", False, "Hemelvaartsdag", "2026-05-15T09:00:00+02:00"),
         ("2026-12-25T10:00:00+01:00", False, "Eerste kerstdag", "2026-12-28T09:00:00+01:00"),
@@ -65,6 +70,37 @@ async def test_hours_in_english(http: httpx.AsyncClient) -> None:
     ).json()
     assert body["reason"] == "King's Day"
     assert body["announcement"] == "Today is King's Day. The contact centre is closed today."
+
+
+@pytest.mark.parametrize(
+    ("lang", "reason"),
+    [
+        ("nl", "Het klantcontactcentrum is in het weekend gesloten."),
+        ("en", "The contact centre is closed at weekends."),
+    ],
+)
+async def test_hours_give_the_reason_on_a_weekend(
+    http: httpx.AsyncClient, lang: str, reason: str
+) -> None:
+    for at in ("2026-12-05T10:00:00+01:00", "2026-12-06T18:00:00+01:00"):  # Saturday, Sunday
+        body = (await http.get("/api/hours", params={"at": at, "lang": lang})).json()
+        assert body["open"] is False
+        assert body["reason"] == reason
+        assert body["announcement"] is None
+        assert body["next_open"] == "2026-12-07T09:00:00+01:00"
+
+
+async def test_hours_on_christmas_eve_announce_the_days_own_closing_time(
+    http: httpx.AsyncClient,
+) -> None:
+    at = "2026-12-24T16:30:00+01:00"
+    nl = (await http.get("/api/hours", params={"at": at})).json()
+    en = (await http.get("/api/hours", params={"at": at, "lang": "en"})).json()
+    assert (
+        nl["announcement"] == "Op 24 december is het klantcontactcentrum bereikbaar tot 15.00 uur."
+    )
+    assert en["announcement"] == "On 24 December the contact centre is open until 3 pm."
+    assert nl["reason"] == nl["announcement"]
 
 
 async def test_hours_without_a_utc_offset_is_refused(http: httpx.AsyncClient) -> None:

@@ -9,6 +9,7 @@ KCC_REDIS_URL or TWILIO_AUTH_TOKEN in the shell that runs the tests changes noth
 from __future__ import annotations
 
 import os
+import re
 import select
 import subprocess
 import time
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import typer
 from sqlmodel import Session
 from typer.testing import CliRunner, Result
 
@@ -36,6 +38,7 @@ OPEN_TUESDAY = "2026-12-01T10:00+01:00"  # Tuesday 1 December 2026, 10:00 in Ams
 KINGS_DAY = "2026-04-27T10:00+02:00"  # a Monday, and a public holiday
 GOOD_PASSWORD = "correct horse battery staple"
 SERVER_TOKEN = "cli-test-auth-token-0123456789abcdef"
+WEEKLY_HOURS_NL = "van maandag tot en met vrijdag van 9.00 tot 17.00 uur"
 
 # No KCC_/TWILIO_ variable from outside; cwd in tmp_path (the default DB is relative).
 pytestmark = pytest.mark.usefixtures("isolated")
@@ -330,7 +333,7 @@ def test_call_on_kings_day_hears_the_holiday_and_only_the_status_offer(tmp_path:
     assert result.exit_code == 0, result.output
     out = result.stdout
     assert "Koningsdag" in out
-    assert PROMPTS["closed"]["nl"] in out
+    assert PROMPTS["closed"]["nl"].format(hours=WEEKLY_HOURS_NL) in out
     assert PROMPTS["goodbye"]["nl"] in out
     assert "hung up by the flow" in out
     assert PROMPTS["main_menu"]["nl"] not in out
@@ -526,6 +529,77 @@ def test_serve_with_several_workers_needs_a_shared_redis(tmp_path: Path) -> None
 
 
 @pytest.mark.usefixtures("no_server")
+@pytest.mark.parametrize(
+    ("args", "refusal"),
+    [
+        (["serve", "--port", "99999"], "99999 is not in the range 1<=x<=65535"),
+        (["serve", "--port", "0"], "0 is not in the range 1<=x<=65535"),
+        (["serve", "--port", "-1"], "-1 is not in the range 1<=x<=65535"),
+        (["serve", "--workers", "0"], "0 is not in the range x>=1"),
+        (["call", "--hold", "-5"], "-5 is not in the range 0<=x<=14400"),
+        (["call", "--hold", "99999"], "99999 is not in the range 0<=x<=14400"),
+        (["call", "--at", "tomorrow"], "'tomorrow' is not an ISO-8601 time"),
+        (["flows", "diff", "0"], "0 is not in the range x>=1"),
+        (["flows", "show", "0"], "0 is not in the range x>=1"),
+        (["flows", "rollback", "0"], "0 is not in the range x>=1"),
+    ],
+)
+def test_numbers_out_of_range_are_refused_with_exit_2(
+    args: list[str], refusal: str, tmp_path: Path
+) -> None:
+    result = kcc(*args, env={"COLUMNS": "200"}, tmp_path=tmp_path)
+
+    assert result.exit_code == 2, result.output
+    assert refusal in result.stderr
+    assert "calling from" not in result.stdout
+
+
+def test_serve_on_a_port_out_of_range_exits_2_and_listens_nowhere(tmp_path: Path) -> None:
+    """The installed command: before, --port 99999 listened on 99999 % 65536 = 34463."""
+    env = clean_env(KCC_DATABASE_URL=db_url(tmp_path))
+    try:
+        result = run_kcc("serve", "--port", "99999", env=env, timeout=20)
+    except subprocess.TimeoutExpired:
+        pytest.fail("kcc serve --port 99999 started a server")
+    assert result.returncode == 2
+    assert "Invalid value for '--port'" in result.stderr
+    assert "Uvicorn running" not in result.stderr
+
+
+def _commands(command: object, path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    yield path
+    for name, sub in getattr(command, "commands", {}).items():
+        yield from _commands(sub, (*path, name))
+
+
+COMMANDS = list(_commands(typer.main.get_command(app)))
+TYPE_TAG = re.compile(r"<[a-z][^<>\n]*>")
+
+
+def test_every_command_is_walked() -> None:
+    assert {" ".join(path) for path in COMMANDS} >= {
+        "", "serve", "call", "flows", "flows check", "flows paths", "flows publish",
+        "flows history", "flows diff", "flows show", "flows rollback", "users", "users add",
+        "applications", "applications import",
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("path", COMMANDS, ids=lambda path: " ".join(path) or "kcc")
+def test_help_in_80_columns_has_no_type_tags_and_nothing_cut_off(
+    path: tuple[str, ...], tmp_path: Path
+) -> None:
+    result = kcc(*path, "--help", env={"COLUMNS": "80", "TERMINAL_WIDTH": ""}, tmp_path=tmp_path)
+
+    assert result.exit_code == 0, result.output
+    help_text = result.stdout
+    assert "Usage: " in help_text
+    assert not TYPE_TAG.search(help_text), help_text  # <str>, <bool>, <int range>, <path>
+    assert "…" not in help_text, help_text  # a help text cut off
+    assert max(len(line) for line in help_text.splitlines()) <= 80, help_text
+    assert str(DEFAULT_FLOW.parent) not in help_text  # no path of this machine
+
+
+@pytest.mark.usefixtures("no_server")
 def test_serve_in_production_refuses_placeholder_secrets(tmp_path: Path) -> None:
     env = {
         "KCC_ENV": "production",
@@ -656,6 +730,54 @@ def test_call_without_keys_reads_them_from_standard_input_to_the_vog_rp_queue(
     assert out.index("> 2") < out.index("> #") < out.index(queue_lines[0])
     assert "U bent nummer 1 in de wachtrij" in out
     assert out.rstrip().endswith("-- you hang up")  # end of input: the caller hangs up
+
+
+@pytest.mark.parametrize(
+    ("keys", "refusal"),
+    [
+        ("x", "'x' is not a key on a phone: it has 0-9, * and #"),
+        ("1 12a#", "'a' (in '12a#') is not a key on a phone"),
+        ("2 + -", "'+' is not a key on a phone"),
+        ("1 --", "'-' (in '--') is not a key on a phone"),
+    ],
+)
+def test_call_refuses_keys_a_phone_does_not_have_with_exit_2(
+    keys: str, refusal: str, tmp_path: Path
+) -> None:
+    result = kcc("call", "--keys", keys, "--at", OPEN_TUESDAY, tmp_path=tmp_path)
+
+    assert result.exit_code == 2, result.output
+    assert f"error: --keys: {refusal}" in result.stderr
+    assert "calling from" not in result.stdout  # refused before the call is placed
+
+
+def test_call_accepts_every_key_of_a_phone(tmp_path: Path) -> None:
+    result = kcc("call", "--keys", "- 0 * #", "--at", OPEN_TUESDAY, tmp_path=tmp_path)
+
+    assert result.exit_code == 0, result.output
+    assert "> *" in result.stdout and "> #" in result.stdout
+
+
+def test_call_with_q_in_the_keys_hangs_up_there_as_at_the_prompt(tmp_path: Path) -> None:
+    result = kcc("call", "--keys", "1 q 2", "--at", OPEN_TUESDAY, tmp_path=tmp_path)
+
+    assert result.exit_code == 0, result.output
+    assert "> 1" in result.stdout and "> 2" not in result.stdout
+    assert result.stdout.rstrip().endswith("-- you hang up")
+
+
+def test_call_at_the_prompt_names_a_key_that_is_not_on_a_phone_and_asks_again(
+    tmp_path: Path,
+) -> None:
+    result = kcc_typing("call", "--at", OPEN_TUESDAY, typed="x\n2\n1 2\n#\n", tmp_path=tmp_path)
+
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "'x' is not a key on a phone: it has 0-9, * and #; try again" in out
+    assert "a space (in '1 2') is not a key on a phone" in out
+    assert "> x" not in out and "> 1 2" not in out  # never pressed
+    queue_lines = [line for line in out.splitlines() if line.startswith("-- waiting in queue")]
+    assert queue_lines == ["-- waiting in queue kcc-vog_rp"]  # 2, then #: as if typed right
 
 
 def test_call_from_another_number_calls_from_that_number(tmp_path: Path) -> None:

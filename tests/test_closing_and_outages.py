@@ -59,7 +59,7 @@ async def test_a_call_queued_before_closing_time_is_still_held_after_it(
 
     late = phone(caller="+31687654321")
     turn = await late.dial()
-    assert "bereikbaar van maandag tot en met vrijdag" in turn.text
+    assert "van maandag tot en met vrijdag van 9.00 tot 17.00 uur bereikbaar" in turn.text
     assert turn.queue is None
     assert await waiting_sids(app) == [caller.call_sid]
 

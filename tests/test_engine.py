@@ -171,12 +171,12 @@ def test_closed_on_kings_day_says_why(engine: Engine) -> None:
         turn.says[1].text
         == "Vandaag is het Koningsdag. Het klantcontactcentrum is vandaag gesloten."
     )
-    assert "van 9 tot 17 uur" in spoken(turn)
+    assert "van maandag tot en met vrijdag van 9.00 tot 17.00 uur" in spoken(turn)
 
 
 def test_shortened_day_is_announced_while_open(engine: Engine) -> None:
     _, [turn] = walk(engine, [], at=datetime(2026, 12, 24, 11, 0, tzinfo=AMS))
-    assert "bereikbaar tot 15:00 uur" in spoken(turn)
+    assert "bereikbaar tot 15.00 uur" in spoken(turn)
     assert isinstance(turn.ending, AskKeys)
 
 
@@ -185,7 +185,7 @@ def test_call_reaching_the_queue_after_closing_time_is_not_queued(engine: Engine
     engine.start(session, datetime(2026, 12, 1, 16, 59, 30, tzinfo=AMS))
     engine.answer(session, "2", datetime(2026, 12, 1, 16, 59, 40, tzinfo=AMS))
     turn = engine.answer(session, "#", datetime(2026, 12, 1, 17, 0, 5, tzinfo=AMS))
-    assert "van 9 tot 17 uur" in spoken(turn)
+    assert "van maandag tot en met vrijdag van 9.00 tot 17.00 uur" in spoken(turn)
     assert session.phase is CallPhase.MENU and session.node == "closed_menu"
     assert session.path == ["main_menu=2", "verify_vog_rp=skipped", "queue_vog_rp=closed"]
 

@@ -230,7 +230,7 @@ def test_a_format_spec_in_a_prompt_is_refused() -> None:
     _, problems = check_flow_text(text, "draft.yaml")
     assert [p.message for p in problems if "queue_position" in p.message] == [
         "prompts.queue_position.nl: unknown {placeholder} in the text "
-        "(allowed here: {position}; write {{ and }} for braces)"
+        "(allowed here: {position}, {weekly_hours}; write {{ and }} for braces)"
     ]
 
 

@@ -293,7 +293,7 @@ def test_every_template_renders_with_its_params() -> None:
         assert message.startswith("nodes.x: "), code
         assert "{" not in message.replace("{placeholder}", "").replace("{{", "").replace(
             "}}", ""
-        ) or code in {"pattern_repeats_group"}
+        ) or code in {"pattern_repeats_group", "placeholder_cannot_be_filled"}
     with pytest.raises(ValueError, match="no params"):
         render("unknown_target", {"target": "x", "colour": "red"})
     assert isinstance(PROBLEM_CODES["unknown_key"], ProblemCode)

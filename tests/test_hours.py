@@ -117,19 +117,33 @@ def test_friday_evening_opens_again_on_monday(hours: OpeningHours) -> None:
 
 
 @pytest.mark.parametrize(
-    "at",
-    [local(2026, 6, 13, 12, 0), local(2026, 6, 14, 12, 0)],
+    ("at", "dutch", "english"),
+    [
+        (local(2026, 6, 13, 12, 0), "zaterdag", "Saturday"),
+        (local(2026, 6, 14, 12, 0), "zondag", "Sunday"),
+    ],
     ids=["saturday", "sunday"],
 )
-def test_weekend_is_closed_until_monday_without_announcement(
-    hours: OpeningHours, at: datetime
+def test_weekend_is_closed_until_monday_with_a_reason_and_no_announcement(
+    hours: OpeningHours, at: datetime, dutch: str, english: str
 ) -> None:
     status = hours.status(at)
     assert not status.open
     assert not hours.is_open(at)
     assert status.next_open == local(2026, 6, 15, 9, 0)
-    assert status.reason is None
-    assert status.announcement is None
+    assert status.reason == {  # the built-in text: this calendar has none of its own
+        "nl": f"Het klantcontactcentrum is op {dutch} gesloten.",
+        "en": f"The contact centre is closed on {english}s.",
+    }
+    assert status.announcement is None  # nothing extra is said to callers
+
+
+def test_the_weekend_reason_comes_from_the_calendar_when_it_has_one() -> None:
+    reason = {"nl": "In het weekend ({weekday}) zijn wij gesloten.", "en": "Closed at weekends."}
+    calendar = Calendar.model_validate(calendar_data(weekly_closed_reason=reason))
+    status = OpeningHours(calendar).status(local(2026, 6, 14, 12, 0))
+    assert status.reason == {"nl": "In het weekend (zondag) zijn wij gesloten.", "en": reason["en"]}
+    assert OpeningHours(calendar).status(local(2026, 6, 9, 20, 0)).reason is None  # a weekday
 
 
 def test_open_status_reports_the_moment_asked_in_local_time(hours: OpeningHours) -> None:

@@ -166,7 +166,7 @@ def test_edit_break_fix_publish_call_and_roll_back(page: Page, server: KccServer
             "donderdag",
             "Open",
             "09:00 - 15:00",
-            "Op 24 december is het klantcontactcentrum bereikbaar tot 15:00 uur.",
+            "Op 24 december is het klantcontactcentrum bereikbaar tot 15.00 uur.",
         ]
     )
     expect(calendar.locator("tr[data-date='2026-12-25'] td")).to_have_text(

@@ -15,7 +15,30 @@ import httpx
 from api.cli.phone import Phone, PhoneTurn
 
 SILENCE = "-"
+HANG_UP = "q"
 HOLD_REFRESH_SECONDS = 10
+KEYPAD = frozenset("0123456789*#")  # what a phone has; Twilio passes nothing else as Digits
+KEYPAD_TEXT = "0-9, * and #"
+
+
+def not_on_keypad(keys: str) -> str | None:
+    """The first character of `keys` that is not a key on a phone; None when all are."""
+    return next((key for key in keys if key not in KEYPAD), None)
+
+
+def _refusal(bad: str, typed: str) -> str:
+    what = "a space" if bad.isspace() else repr(bad)
+    where = f" (in {typed!r})" if typed != bad else ""
+    return f"{what}{where} is not a key on a phone: it has {KEYPAD_TEXT}"
+
+
+def scripted_problem(scripted: str) -> str | None:
+    """Why --keys cannot be pressed (a key that is not on a phone), or None."""
+    for token in scripted.split():
+        bad = None if token in (SILENCE, HANG_UP) else not_on_keypad(token)
+        if bad is not None:
+            return f"--keys: {_refusal(bad, token)}"
+    return None
 
 
 @asynccontextmanager
@@ -65,15 +88,22 @@ def _show(turn: PhoneTurn) -> None:
 def _keys(scripted: str | None) -> Iterator[str | None]:
     """Keys to press: from --keys, else from the terminal. None: hang up."""
     if scripted is not None:
-        yield from scripted.split()
+        for token in scripted.split():
+            if token == HANG_UP:
+                return
+            yield token
         return
     while True:
         try:
             line = input("keys (Enter: silence, q: hang up)> ").strip()
         except EOFError:
             return
-        if line.lower() == "q":
+        if line.lower() == HANG_UP:
             return
+        bad = None if line == SILENCE else not_on_keypad(line)
+        if bad is not None:
+            print(f"{_refusal(bad, line)}; try again")
+            continue
         yield line or SILENCE
 
 

@@ -557,6 +557,7 @@ Url = Annotated[
     str | None,
     typer.Option(
         "--url",
+        metavar="URL",
         help="Base URL of a running server (its supervisor API); default: the database and "
         "Redis of the settings (KCC_DATABASE_URL, KCC_REDIS_URL).",
     ),
@@ -566,6 +567,7 @@ User = Annotated[
     typer.Option(
         "--user",
         envvar="KCC_USER",
+        metavar="NAME",
         help="Supervisor name: signs in with --url (password from KCC_PASSWORD or a prompt); "
         "the author in the audit log.",
     ),
@@ -575,7 +577,10 @@ User = Annotated[
 def flows_publish(
     file: Annotated[Path, typer.Argument(help="The flow file (YAML, UTF-8) to publish.")],
     comment: Annotated[
-        str, typer.Option("--comment", help="What changes and why (goes into the audit log).")
+        str,
+        typer.Option(
+            "--comment", metavar="TEXT", help="What changes and why (goes into the audit log)."
+        ),
     ],
     url: Url = None,
     user: User = None,
@@ -621,9 +626,9 @@ def flows_history(
 
 
 def flows_diff(
-    a: Annotated[int, typer.Argument(help="The version to compare from.")],
+    a: Annotated[int, typer.Argument(min=1, help="The version to compare from.")],
     b: Annotated[
-        int | None, typer.Argument(help="The version to compare to (default: live).")
+        int | None, typer.Argument(min=1, help="The version to compare to (default: live).")
     ] = None,
     url: Url = None,
     user: User = None,
@@ -641,7 +646,8 @@ def flows_diff(
 
 def flows_show(
     version: Annotated[
-        int | None, typer.Argument(help="The version to print (default: the live one).")
+        int | None,
+        typer.Argument(min=1, help="The version to print (default: the live one)."),
     ] = None,
     url: Url = None,
     user: User = None,
@@ -655,8 +661,10 @@ def flows_show(
 
 
 def flows_rollback(
-    version: Annotated[int, typer.Argument(help="The earlier version to make live again.")],
-    comment: Annotated[str, typer.Option("--comment", help="Why (goes into the audit log).")] = "",
+    version: Annotated[int, typer.Argument(min=1, help="The earlier version to make live again.")],
+    comment: Annotated[
+        str, typer.Option("--comment", metavar="TEXT", help="Why (goes into the audit log).")
+    ] = "",
     url: Url = None,
     user: User = None,
 ) -> None:

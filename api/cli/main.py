@@ -38,6 +38,10 @@ app.add_typer(users_app, name="users")
 app.add_typer(applications_app, name="applications")
 
 
+MAX_HOLD_SECONDS = 4 * 3600  # a call's session lives 4 h (KCC_SESSION_TTL_SECONDS)
+FLOW_DEFAULT_HELP = "the packaged flows/kcc.yaml"
+
+
 def _fail(message: str, code: int = 1) -> typer.Exit:
     typer.echo(f"error: {message}", err=True)
     return typer.Exit(code)
@@ -60,10 +64,15 @@ def _settings() -> Settings:
 
 @app.command()
 def serve(
-    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    host: Annotated[
+        str, typer.Option(metavar="HOST", help="Interface to listen on.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, metavar="PORT", help="TCP port.")] = 8000,
     workers: Annotated[
-        int, typer.Option(min=1, help="Worker processes (needs KCC_REDIS_URL if > 1).")
+        int,
+        typer.Option(
+            min=1, metavar="N", help="Worker processes (more than 1 needs KCC_REDIS_URL)."
+        ),
     ] = 1,
     demo: Annotated[bool, typer.Option(help="Add demo accounts (development only).")] = False,
 ) -> None:
@@ -96,6 +105,7 @@ def serve(
         for problem in exc.problems:
             typer.echo(f"  {problem}", err=True)
         raise typer.Exit(1) from exc
+    _refuse_a_second_embedded_instance(settings)
     if demo:
         if settings.env != "dev":
             raise _fail("--demo is for development only")
@@ -203,6 +213,20 @@ def db_current() -> None:
     raise typer.Exit(1)
 
 
+def _refuse_a_second_embedded_instance(settings: Settings) -> None:
+    """One line and exit 1 when another process serves this database on the embedded store. The
+    service itself holds the lock while it runs (api/web/app.py); this early look only spares
+    the user uvicorn's traceback."""
+    from api.instance_lock import InstanceLocked, lock_embedded_store
+
+    try:
+        lock = lock_embedded_store(settings.redis_url, settings.database_url)
+    except InstanceLocked as exc:
+        raise _fail(str(exc)) from exc
+    if lock is not None:
+        lock.release()
+
+
 def _checked_flow(file: Path) -> Flow:
     """The flow in `file`; else every problem as file:line: message on stdout, and exit 1."""
     from flows.loader import check_flow_text
@@ -224,7 +248,9 @@ def _checked_flow(file: Path) -> Flow:
 
 @flows_app.command("check")
 def flows_check(
-    file: Annotated[Path, typer.Argument(help="Flow file to check.")] = DEFAULT_FLOW,
+    file: Annotated[
+        Path, typer.Argument(help="Flow file to check.", show_default=FLOW_DEFAULT_HELP)
+    ] = DEFAULT_FLOW,
 ) -> None:
     """Check a flow; prints every problem as file:line: message."""
     flow = _checked_flow(file)
@@ -233,9 +259,14 @@ def flows_check(
 
 @flows_app.command("paths")
 def flows_paths(
-    file: Annotated[Path, typer.Argument(help="Flow file to walk.")] = DEFAULT_FLOW,
+    file: Annotated[
+        Path, typer.Argument(help="Flow file to walk.", show_default=FLOW_DEFAULT_HELP)
+    ] = DEFAULT_FLOW,
     lang: Annotated[
-        str | None, typer.Option("--lang", help="Language of the prompts (default: the flow's).")
+        str | None,
+        typer.Option(
+            "--lang", metavar="LANG", help="Language of the prompts (default: the flow's)."
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
     full: Annotated[
@@ -262,14 +293,20 @@ def flows_paths(
 @users_app.command("add")
 def users_add(
     name: Annotated[str, typer.Argument(help="Login name, e.g. j.devries.")],
-    role: Annotated[str, typer.Option(help="supervisor or adviser.")] = "adviser",
+    role: Annotated[str, typer.Option(metavar="ROLE", help="supervisor or adviser.")] = "adviser",
     skills: Annotated[
         str | None,
-        typer.Option(help="Advisers: products they handle, e.g. vog_np,pardon (default: all)."),
+        typer.Option(
+            metavar="PRODUCTS",
+            help="Advisers: products they handle, e.g. vog_np,pardon (default: all).",
+        ),
     ] = None,
     device: Annotated[
         str | None,
-        typer.Option(help="Advisers: client:NAME (browser softphone, default) or +31... ."),
+        typer.Option(
+            metavar="DEVICE",
+            help="Advisers: client:NAME (browser softphone, default) or +31... .",
+        ),
     ] = None,
 ) -> None:
     """Add a staff account. The password comes from KCC_PASSWORD or a prompt."""
@@ -331,7 +368,8 @@ def applications_import(
     file: Annotated[
         Path,
         typer.Argument(
-            help="CSV with header application_number,date_of_birth,product,status,status_date."
+            help="CSV file; its header row names the columns application_number, "
+            "date_of_birth, product, status and status_date."
         ),
     ],
 ) -> None:
@@ -380,31 +418,66 @@ def applications_import(
         raise typer.Exit(1)
 
 
+def _instant(text: str) -> datetime:
+    """--at: an ISO-8601 time (`call` refuses one without a UTC offset)."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise typer.BadParameter(
+            f"{text!r} is not an ISO-8601 time, e.g. 2026-12-24T16:30+01:00"
+        ) from exc
+    return moment
+
+
 @app.command()
 def call(
-    caller: Annotated[str, typer.Option("--from", help="Caller number.")] = "+31612345678",
+    caller: Annotated[
+        str, typer.Option("--from", metavar="NUMBER", help="Caller number.")
+    ] = "+31612345678",
     at: Annotated[
-        datetime | None, typer.Option(help="Pin the clock (in-process only), ISO-8601 with offset.")
+        datetime | None,
+        typer.Option(
+            parser=_instant,
+            metavar="TIME",
+            help="Pin the clock (in-process only), ISO-8601 with offset, "
+            "e.g. 2026-12-24T16:30+01:00.",
+        ),
     ] = None,
     url: Annotated[
-        str | None, typer.Option(help="Base URL of a running server; default: in-process.")
+        str | None,
+        typer.Option(metavar="URL", help="Base URL of a running server; default: in-process."),
     ] = None,
-    flow: Annotated[Path | None, typer.Option(help="Flow file to walk (in-process only).")] = None,
+    flow: Annotated[
+        Path | None, typer.Option(metavar="FILE", help="Flow file to walk (in-process only).")
+    ] = None,
     hold: Annotated[
-        int, typer.Option(min=0, help="Seconds to stay in the queue (try the desk meanwhile).")
+        int,
+        typer.Option(
+            min=0,
+            max=MAX_HOLD_SECONDS,
+            metavar="SECONDS",
+            help="Seconds to stay in the queue (try the desk meanwhile).",
+        ),
     ] = 0,
     keys: Annotated[
         str | None,
-        typer.Option(help="Keys to press, space separated; '-' is silence. Default: ask."),
+        typer.Option(
+            metavar="KEYS",
+            help="Keys to press (0-9, * and #), space separated; '-' is silence, q hangs up. "
+            "Default: ask.",
+        ),
     ] = None,
 ) -> None:
     """Walk the flow as a phone would: prints what is said and reads keypad keys."""
-    from api.cli.call import run_call
+    from api.cli.call import run_call, scripted_problem
 
     if url is not None and (at is not None or flow is not None):
         raise _fail("--at and --flow work in-process only (leave out --url)", 2)
     if at is not None and at.tzinfo is None:
         raise _fail("--at needs a UTC offset, e.g. 2026-12-24T16:30+01:00", 2)
+    problem = scripted_problem(keys) if keys is not None else None
+    if problem is not None:
+        raise _fail(problem, 2)
     _settings()  # a bad KCC_ variable is reported before the call starts
     code = asyncio.run(
         run_call(caller=caller, at=at, url=url, flow=flow, scripted=keys, hold_seconds=hold)

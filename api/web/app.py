@@ -9,10 +9,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
+from api.instance_lock import InstanceLocked, lock_embedded_store
 from api.services import Services, build_services
 from api.settings import Settings
 from api.web.errors import ErrorOut, install_error_handlers
@@ -69,6 +71,28 @@ async def _tick_forever(services: Services) -> None:
                 log.exception("flow re-sync failed")
 
 
+@asynccontextmanager
+async def _serving(services: Services) -> AsyncIterator[None]:
+    """The background tasks while the server runs; the services closed when it stops."""
+    log.info(
+        "kcc-ivr ready",
+        extra={"flow": services.flows.name, "flow_version": services.flows.current.digest},
+    )
+    tasks = [
+        asyncio.create_task(_tick_forever(services)),
+        asyncio.create_task(services.flows.listen()),
+    ]
+    try:
+        yield
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await services.close()
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -81,23 +105,32 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        log.info(
-            "kcc-ivr ready",
-            extra={"flow": services.flows.name, "flow_version": services.flows.current.digest},
-        )
-        tasks = [
-            asyncio.create_task(_tick_forever(services)),
-            asyncio.create_task(services.flows.listen()),
-        ]
-        yield
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        await services.close()
+        # The server's life (uvicorn runs this; in-process test clients and `kcc call` do not):
+        # on the embedded store, one process per database (api/instance_lock.py).
+        try:
+            instance_lock = await anyio.to_thread.run_sync(
+                lock_embedded_store, settings.redis_url, settings.database_url
+            )
+        except InstanceLocked as exc:
+            log.error("refusing to start: %s", exc)
+            await services.close()
+            raise
+        try:
+            async with _serving(services):
+                yield
+        finally:
+            if instance_lock is not None:
+                await anyio.to_thread.run_sync(instance_lock.release)
 
-    app = KccApp(title="kcc-ivr", version="0.1.0", lifespan=lifespan, max_body_size=MAX_BODY_BYTES)
+    app = KccApp(
+        title="kcc-ivr",
+        version="0.1.0",
+        lifespan=lifespan,
+        max_body_size=MAX_BODY_BYTES,
+        openapi_url=pages.OPENAPI_URL,
+        docs_url=None,  # pages.py serves /docs from the package's copy of Swagger UI, no CDN
+        redoc_url=None,  # ReDoc would come from a CDN
+    )
     app.state.services = services
     app.twilio_edge = WebhookDispatcher(HANDLERS, services)
     for router in API_ROUTERS:

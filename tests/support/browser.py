@@ -18,7 +18,7 @@ import pytest
 from tests.conftest import IN_CI
 
 try:
-    from playwright.sync_api import Browser, Page, expect, sync_playwright
+    from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
 except ImportError:  # pragma: no cover - installed with the test extras
     if IN_CI:
         raise
@@ -70,11 +70,22 @@ def chromium() -> Iterator[Browser]:
 @contextmanager
 def open_page(browser: Browser, base_url: str, *, width: int, height: int) -> Iterator[Page]:
     """A page in a fresh context (Dutch, every wait bounded by WAIT_MS); a JavaScript error on
-    it fails the test."""
+    it fails the test. Every request that would leave the app (a CDN, web fonts, a validator)
+    is blocked and counted: one fails the test too."""
     context = browser.new_context(
         viewport={"width": width, "height": height}, locale="nl-NL", base_url=base_url
     )
     context.set_default_timeout(WAIT_MS)
+    app = base_url.rstrip("/") + "/"
+    outside: list[str] = []
+
+    def block(route: Route) -> None:
+        outside.append(route.request.url)
+        route.abort("blockedbyclient")
+
+    context.route(
+        lambda url: not (url + "/").startswith(app) and not url.startswith("data:"), block
+    )
     errors: list[str] = []
     opened = context.new_page()
     opened.on("pageerror", lambda error: errors.append(str(error)))
@@ -83,6 +94,7 @@ def open_page(browser: Browser, base_url: str, *, width: int, height: int) -> It
     finally:
         context.close()
     assert not errors, f"JavaScript errors on the page: {errors}"
+    assert not outside, f"requests that would leave the app (blocked): {outside}"
 
 
 def submit_sign_in(page: Page, name: str, password: str) -> None:

@@ -98,7 +98,7 @@ MISTAKES = [
         "calendar.weekly.monday: '17:00-09:00' sluit voordat het opent.",
     ),
     Mistake(
-        '        en: "On 24 December the contact centre is open until 3 pm."\n',
+        '        en: "On 24 December the contact centre is open until {closes}."\n',
         "",
         "announcement:",  # the exception's
         "- date: 2026-12-24",

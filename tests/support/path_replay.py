@@ -42,8 +42,9 @@ from datetime import date, datetime, time, timedelta
 from typing import Literal, NoReturn
 from zoneinfo import ZoneInfo
 
-from flows.model import Flow, GatherNode, MenuNode, OpeningRange, VerifyNode
+from flows.model import CalendarException, Flow, GatherNode, MenuNode, OpeningRange, VerifyNode
 from flows.paths import SAMPLE_STATUS_PROMPT, EndKind, FlowPath, PathReport, Said, Step
+from flows.spoken_hours import fill
 from ivr.engine import Engine, EngineError
 from ivr.hours import DayPlan, OpeningHours
 from ivr.identity.check import CheckOutcome, CheckResult
@@ -51,8 +52,9 @@ from ivr.session import CallPhase, CallSession, Verification
 from ivr.turn import AskKeys, HangUp, JoinQueue, Say, Turn
 
 State = Literal["open", "closed"]
-# Placeholder values paths.py cannot know: the engine says the real status date and holiday name.
-FREE_PLACEHOLDERS = frozenset({"date", "holiday"})
+# Placeholder values paths.py cannot know: the engine says the real status date and holiday name,
+# and the hours of the day of the call (paths.py says the weekly hours for {hours}).
+FREE_PLACEHOLDERS = frozenset({"date", "holiday", "hours"})
 # Where the search for an ordinary weekday, a holiday or an exception day starts.
 SEARCH_FROM = date(2026, 1, 1)
 SEARCH_DAYS = 3 * 366
@@ -479,9 +481,16 @@ class PathReplay:
         for day in days:
             plan = self.hours.day_plan(day)
             decided = (plan.source, plan.hours, plan.announcement)
-            if any(decided == ("exception", e.hours, e.announcement) for e in named):
+            if any(decided == ("exception", e.hours, self._announced(e)) for e in named):
                 return day
         self._stop(f"{choice}: another exception decides every one of its days")
+
+    def _announced(self, exception: CalendarException) -> dict[str, str]:
+        """The exception's announcement as the engine says it: the hours filled in."""
+        return {
+            code: fill(text, self.hours.spoken_hours(exception.hours, code))
+            for code, text in exception.announcement.items()
+        }
 
     def _ordinary_day(self) -> date:
         def ordinary(day: date) -> bool:

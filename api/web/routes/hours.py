@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from api.web.deps import ServicesDep
 from api.web.errors import RequestInvalid
@@ -16,10 +16,18 @@ router = APIRouter(prefix="/api", tags=["hours"])
 
 class HoursAnswer(BaseModel):
     open: bool
-    reason: str | None
-    next_open: datetime
-    closes_at: datetime | None
-    announcement: str | None
+    reason: str | None = Field(
+        description="Why the day's hours are not the ordinary ones: the holiday's name, the "
+        "exception's announcement, or (a day without weekly hours, e.g. a Saturday) the flow's "
+        "weekly_closed_reason; null on an ordinary weekday, open or not."
+    )
+    next_open: datetime = Field(
+        description="The moment asked about when open, else the next opening."
+    )
+    closes_at: datetime | None = Field(description="When open: when it closes that day.")
+    announcement: str | None = Field(
+        description="What callers hear that day (a holiday, an exception); else null."
+    )
 
 
 @router.get("/hours")

@@ -1,14 +1,38 @@
-"""The pages the app serves itself: plain HTML, CSS and a little JavaScript, no build step."""
+"""The pages the app serves itself: plain HTML, CSS and a little JavaScript, no build step.
+Nothing comes from a CDN: Swagger UI for /docs is a copy in static/vendor/ (scripts/vendor)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from fastapi import APIRouter
-from fastapi.responses import FileResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
+SWAGGER_UI = "/static/vendor/swagger-ui"
+OPENAPI_URL = "/openapi.json"
 router = APIRouter(include_in_schema=False)
+
+
+@router.get("/")
+async def home() -> FileResponse:
+    """What the service is, with links to the desk, the supervisor page and the API docs."""
+    return FileResponse(STATIC / "home.html", media_type="text/html")
+
+
+@router.get("/docs")
+async def api_docs() -> HTMLResponse:
+    """Swagger UI from the package's own copy, so it works without internet."""
+    return get_swagger_ui_html(
+        openapi_url=OPENAPI_URL,
+        title="kcc-ivr - API",
+        swagger_js_url=f"{SWAGGER_UI}/swagger-ui-bundle.js",
+        swagger_css_url=f"{SWAGGER_UI}/swagger-ui.css",
+        swagger_favicon_url=f"{SWAGGER_UI}/favicon-32x32.png",
+        # No badge from validator.swagger.io: the page asks nothing of the internet.
+        swagger_ui_parameters={"validatorUrl": None},
+    )
 
 
 @router.get("/desk")

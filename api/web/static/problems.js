@@ -79,6 +79,8 @@ window.KccProblems = (() => {
       "voor accolades).",
     placeholder_not_allowed: () =>
       "Deze tekst mag geen {plaatshouder} bevatten (schrijf {{ en }} voor accolades).",
+    placeholder_cannot_be_filled: (p) =>
+      `{${p.name}} kan hier niet worden ingevuld (hier toegestaan: ${p.allowed}).`,
     prompt_missing: (p) => `De tekst ${q(p.prompt)} ontbreekt (de IVR zegt die zelf).`,
     unknown_product: (p) => `Onbekend product ${q(p.product)}: het staat niet onder products.`,
     unknown_theme: (p) => `Onbekend thema ${q(p.theme)}: geen wachtrij gebruikt het.`,

@@ -5,10 +5,8 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import AsyncIterator, Callable, Iterator
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -23,7 +21,8 @@ from api.services import make_redis
 from api.settings import DEFAULT_FLOW, Settings
 from api.web.app import create_app
 from routing.clock import FixedClock
-from tests.support.database import create_schema, drop_schema
+from tests.support.clock import TUESDAY_MORNING
+from tests.support.database import create_schema, drop_schema, sqlite_url
 from tests.support.servers import OUTER_PREFIXES
 from tests.support.twilio_stub import TwilioStub
 
@@ -55,6 +54,14 @@ def missing_service(service: str) -> None:
         pytest.fail(f"CI=true but {service} is not reachable: start it (see .ci/run)")
 
 
+def need_service(up: bool, service: str, reason: str | None = None) -> None:
+    """Go on when `up`; else fail in CI (see `missing_service`) and skip here, saying `reason`."""
+    if up:
+        return
+    missing_service(service)
+    pytest.skip(reason or f"{service} is not running here (it is in CI)")
+
+
 @pytest.fixture
 async def redis_client() -> AsyncIterator[aioredis.Redis]:
     """The real Redis (a database of its own, flushed per test) through the client the service
@@ -72,9 +79,7 @@ async def redis_client() -> AsyncIterator[aioredis.Redis]:
 
 def _engine_for(kind: str, tmp_path_factory: pytest.TempPathFactory) -> Engine:
     if kind == "postgresql":
-        if not POSTGRES_UP:
-            missing_service("PostgreSQL on 127.0.0.1:5432")
-            pytest.skip("PostgreSQL is not running here (it is in CI)")
+        need_service(POSTGRES_UP, "PostgreSQL on 127.0.0.1:5432")
         engine = create_engine(POSTGRES_URL)
         drop_schema(engine)
     else:
@@ -125,12 +130,10 @@ def browser() -> Iterator[Browser]:
 
 # -- the app, with a pinned clock, the real Redis and a SQLite file ---------------------------
 
-AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 PUBLIC_URL = "https://ivr.example.nl"
 AUTH_TOKEN = "test-auth-token-0123456789abcdef"
 ACCOUNT_SID = "AC" + "0" * 32
 SECRET_KEY = "test-secret-key-0123456789abcdef0123456789"
-TUESDAY_MORNING = datetime(2026, 12, 1, 10, 0, tzinfo=AMSTERDAM)
 
 
 @pytest.fixture
@@ -151,7 +154,7 @@ def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
         "twilio_account_sid": ACCOUNT_SID,
         "caller_id": "+31703704900",
         "redis_url": REDIS_URL if REDIS_UP else None,
-        "database_url": f"sqlite:///{tmp_path}/kcc.sqlite3",
+        "database_url": sqlite_url(tmp_path),
         "public_url": PUBLIC_URL,
         "secret_key": SECRET_KEY,
         "twilio_auth_token": AUTH_TOKEN,

@@ -8,29 +8,18 @@ from collections.abc import Callable
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlmodel import Session
 
-from api.accounts import Role, create_user
 from api.cli.phone import Phone
 from api.settings import DEFAULT_FLOW
 from api.web.routes.config import staff_config
 from flows.loader import load_flow, parse_flow
-
-LIVE_TEXT = DEFAULT_FLOW.read_text(encoding="utf-8")
+from tests.support.flow_drafts import TEXT
+from tests.support.staff import AHMED, SANNE, add_staff, signed_in
 
 
 @pytest.fixture
 def staff(app: FastAPI) -> None:
-    with Session(app.state.services.db_engine) as db:
-        create_user(db, name="sanne", role=Role.SUPERVISOR, password="supervisor-pass")
-        create_user(db, name="ahmed", role=Role.ADVISER, password="adviser-pass")
-        db.commit()
-
-
-async def token(http: httpx.AsyncClient, name: str, password: str) -> dict[str, str]:
-    response = await http.post("/api/token", data={"username": name, "password": password})
-    assert response.status_code == 200, response.text
-    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+    add_staff(app.state.services.db_engine, SANNE, AHMED)
 
 
 @pytest.mark.parametrize(
@@ -141,7 +130,7 @@ async def test_every_api_route_but_hours_and_sign_in_needs_a_signed_in_user(
 
 @pytest.mark.usefixtures("staff")
 async def test_the_desk_configuration_is_for_signed_in_staff(http: httpx.AsyncClient) -> None:
-    headers = await token(http, "ahmed", "adviser-pass")
+    headers = await signed_in(http, AHMED)
     body = (await http.get("/api/config", headers=headers)).json()
     assert body["languages"] == ["nl", "en"]
     assert isinstance(body["simulated_telephony"], bool)
@@ -174,9 +163,7 @@ async def test_the_desk_configuration_is_for_signed_in_staff(http: httpx.AsyncCl
 
 
 def test_a_product_or_theme_without_a_label_is_shown_by_its_id() -> None:
-    text = (
-        LIVE_TEXT[: LIVE_TEXT.index("\nlabels:\n")] + LIVE_TEXT[LIVE_TEXT.index("\ncalendar:\n") :]
-    )
+    text = TEXT[: TEXT.index("\nlabels:\n")] + TEXT[TEXT.index("\ncalendar:\n") :]
     config = staff_config(parse_flow(text), "nl", simulated_telephony=True)
     assert config.products["vog_np"] == "vog_np"
     assert config.themes["status"] == "status"
@@ -185,7 +172,7 @@ def test_a_product_or_theme_without_a_label_is_shown_by_its_id() -> None:
 
 @pytest.mark.usefixtures("staff")
 async def test_queue_is_for_supervisors_only(http: httpx.AsyncClient) -> None:
-    response = await http.get("/api/queue", headers=await token(http, "ahmed", "adviser-pass"))
+    response = await http.get("/api/queue", headers=await signed_in(http, AHMED))
     assert response.status_code == 403
     assert response.json()["detail"] == "requires role supervisor"
 
@@ -203,7 +190,7 @@ async def test_queue_lists_waiting_calls_in_order_with_their_context(
     await second.press("9")
     await second.press("5")
     await second.press("#")
-    response = await http.get("/api/queue", headers=await token(http, "sanne", "supervisor-pass"))
+    response = await http.get("/api/queue", headers=await signed_in(http, SANNE))
     assert response.status_code == 200
     waiting = response.json()
     assert [w["call_sid"] for w in waiting] == [first.call_sid, second.call_sid]
@@ -236,5 +223,5 @@ async def test_call_that_hung_up_is_no_longer_listed(
     await caller.press("2")
     await caller.press("#")
     await caller.hang_up()
-    response = await http.get("/api/queue", headers=await token(http, "sanne", "supervisor-pass"))
+    response = await http.get("/api/queue", headers=await signed_in(http, SANNE))
     assert response.json() == []

@@ -17,10 +17,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, text
 from sqlmodel import Session, select
-from typer.testing import CliRunner, Result
+from typer.testing import Result
 
 from api.cli.demo import DEMO_APPLICATIONS, seed_demo
-from api.cli.main import app
 from api.database.engine import make_engine
 from api.settings import DEFAULT_FLOW, Settings
 from ivr.identity.applications import (
@@ -33,12 +32,15 @@ from ivr.identity.applications import (
     parse_date_of_birth,
 )
 from ivr.identity.importer import HEADER, ImportReport, RejectedRow, import_applications
+from tests.support.database import sqlite_url
+from tests.support.paths import ROOT
+from tests.support.servers import invoke_kcc
 
 SECRET = "test-secret-key-0123456789abcdef0123456789"
 TODAY = date(2026, 12, 1)
 PRODUCTS = ("vog_np", "vog_rp", "gva", "name_change")
 HEADER_LINE = ",".join(HEADER)
-README = Path(__file__).resolve().parent.parent / "README.md"
+README = ROOT / "README.md"
 
 # Three good rows; the dates of birth are written in every way the tests look for them.
 ALICE = "1234567,1985-11-03,vog_np,in_progress,2026-11-03"
@@ -529,20 +531,13 @@ def test_import_of_a_missing_file_raises_os_error(sqlite_engine: Engine, tmp_pat
 # -- kcc applications import ---------------------------------------------------------------------
 
 
-def db_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path}/kcc.sqlite3"
-
-
 def kcc_import(path: Path, tmp_path: Path) -> Result:
-    env = {"KCC_DATABASE_URL": db_url(tmp_path), "KCC_SECRET_KEY": SECRET}
-    result = CliRunner().invoke(app, ["applications", "import", str(path)], env=env)
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result
+    env = {"KCC_DATABASE_URL": sqlite_url(tmp_path), "KCC_SECRET_KEY": SECRET}
+    return invoke_kcc("applications", "import", str(path), env=env)
 
 
 def cli_directory_check(tmp_path: Path, number: str, born: date) -> ApplicationInfo | None:
-    engine = make_engine(db_url(tmp_path))
+    engine = make_engine(sqlite_url(tmp_path))
     try:
         return SqlApplicationDirectory(engine, DateOfBirthHasher(SECRET)).check(number, born)
     finally:
@@ -644,7 +639,7 @@ def readme_demo_applications() -> list[tuple[str, str, str, str]]:
 
 @pytest.mark.usefixtures("isolated")
 def test_demo_seed_imports_the_demo_applications_the_readme_documents(tmp_path: Path) -> None:
-    settings = Settings(database_url=db_url(tmp_path), secret_key=SECRET, flow=DEFAULT_FLOW)
+    settings = Settings(database_url=sqlite_url(tmp_path), secret_key=SECRET, flow=DEFAULT_FLOW)
 
     lines = seed_demo(settings)
 
@@ -660,7 +655,7 @@ def test_demo_seed_imports_the_demo_applications_the_readme_documents(tmp_path: 
         assert (info.product, info.status) == (product, status)
         assert f"demo application {number}, born {born:%d-%m-%Y}: {product} {status}" in lines
     seed_demo(settings)  # a second start refreshes, and adds no second copy
-    engine = make_engine(db_url(tmp_path))
+    engine = make_engine(sqlite_url(tmp_path))
     try:
         assert len(stored_applications(engine)) == len(documented)
     finally:

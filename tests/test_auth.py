@@ -32,6 +32,7 @@ from api.web.deps import SupervisorUser
 from api.web.errors import install_error_handlers
 from api.web.routes.auth import BAD_LOGIN, router
 from api.web.tokens import InvalidToken, decode_token, issue_token
+from tests.support.staff import add_staff, adviser, signed_in, supervisor
 
 SECRET = "x" * 40
 PASSWORD = "correct horse battery"
@@ -58,11 +59,8 @@ async def client(db_engine: Engine) -> AsyncIterator[httpx.AsyncClient]:
         yield test_client
 
 
-def add_user(
-    engine: Engine, name: str, role: Role = Role.ADVISER, password: str = PASSWORD
-) -> None:
-    with session_scope(engine) as session:
-        create_user(session, name=name, role=role, password=password)
+ANNA = adviser("anna", PASSWORD)
+SAM = supervisor("sam", PASSWORD)
 
 
 async def login(client: httpx.AsyncClient, name: str, password: str = PASSWORD) -> httpx.Response:
@@ -84,7 +82,7 @@ def bearer(token: str) -> dict[str, str]:
 
 
 def test_password_is_stored_as_argon2_hash_not_plain(db_engine: Engine) -> None:
-    add_user(db_engine, "anna")
+    add_staff(db_engine, ANNA)
     with session_scope(db_engine) as session:
         user = get_user(session, "anna")
     assert user is not None
@@ -95,7 +93,7 @@ def test_password_is_stored_as_argon2_hash_not_plain(db_engine: Engine) -> None:
 
 
 def test_role_is_stored_as_its_plain_value(db_engine: Engine) -> None:
-    add_user(db_engine, "sam", Role.SUPERVISOR)
+    add_staff(db_engine, SAM)
     query = text('SELECT role FROM "user" WHERE name = :name')
     with db_engine.connect() as connection:
         stored = connection.execute(query, {"name": "sam"}).scalar_one()
@@ -103,16 +101,16 @@ def test_role_is_stored_as_its_plain_value(db_engine: Engine) -> None:
 
 
 def test_duplicate_user_name_is_refused(db_engine: Engine) -> None:
-    add_user(db_engine, "anna")
+    add_staff(db_engine, ANNA)
     with pytest.raises(UserExists, match="already exists"):
-        add_user(db_engine, "anna", Role.SUPERVISOR)
+        add_staff(db_engine, supervisor("anna", PASSWORD))
     with session_scope(db_engine) as session:
         assert len(session.exec(select(User)).all()) == 1
 
 
 def test_short_password_is_refused(db_engine: Engine) -> None:
     with pytest.raises(InvalidUser, match="at least 8 characters"):
-        add_user(db_engine, "anna", password="1234567")
+        add_staff(db_engine, adviser("anna", "1234567"))
     with session_scope(db_engine) as session:
         assert get_user(session, "anna") is None
 
@@ -120,7 +118,7 @@ def test_short_password_is_refused(db_engine: Engine) -> None:
 @pytest.mark.parametrize("name", ["a", "Anna", "1anna", "anna smith", "anna\n", "a" * 65, ""])
 def test_malformed_user_name_is_refused(db_engine: Engine, name: str) -> None:
     with pytest.raises(InvalidUser, match="invalid user name"):
-        add_user(db_engine, name)
+        add_staff(db_engine, adviser(name, PASSWORD))
 
 
 def test_user_errors_share_one_base_class() -> None:
@@ -148,7 +146,7 @@ def test_authenticate_upgrades_a_hash_made_with_weaker_parameters(db_engine: Eng
 async def test_right_password_gets_a_bearer_token(
     client: httpx.AsyncClient, db_engine: Engine
 ) -> None:
-    add_user(db_engine, "sam", Role.SUPERVISOR)
+    add_staff(db_engine, SAM)
     response = await login(client, "sam")
     assert response.status_code == 200
     body = response.json()
@@ -166,7 +164,7 @@ async def test_right_password_gets_a_bearer_token(
 async def test_unknown_user_and_wrong_password_get_the_same_401(
     client: httpx.AsyncClient, db_engine: Engine
 ) -> None:
-    add_user(db_engine, "anna")
+    add_staff(db_engine, ANNA)
     wrong_password = await login(client, "anna", "not the password")
     unknown_user = await login(client, "nobody")
     for response in (wrong_password, unknown_user):
@@ -178,7 +176,7 @@ async def test_unknown_user_and_wrong_password_get_the_same_401(
 async def test_inactive_user_cannot_log_in_and_loses_an_earlier_token(
     client: httpx.AsyncClient, db_engine: Engine
 ) -> None:
-    add_user(db_engine, "anna")
+    add_staff(db_engine, ANNA)
     token = await token_for(client, "anna")
     with session_scope(db_engine) as session:
         user = get_user(session, "anna")
@@ -201,7 +199,7 @@ async def test_request_without_token_gets_401(client: httpx.AsyncClient) -> None
 
 
 async def test_expired_token_gets_401(client: httpx.AsyncClient, db_engine: Engine) -> None:
-    add_user(db_engine, "anna")
+    add_staff(db_engine, ANNA)
     token = issue_token(
         subject="anna",
         role="adviser",
@@ -221,8 +219,8 @@ def _b64(data: dict[str, object]) -> str:
 async def test_token_with_altered_claims_gets_401(
     client: httpx.AsyncClient, db_engine: Engine
 ) -> None:
-    add_user(db_engine, "anna")
-    add_user(db_engine, "sam", Role.SUPERVISOR)
+    add_staff(db_engine, ANNA)
+    add_staff(db_engine, SAM)
     header, _payload, signature = (await token_for(client, "anna")).split(".")
     now = int(datetime.now(UTC).timestamp())
     forged_payload = _b64({"sub": "sam", "role": "supervisor", "iat": now, "exp": now + 3600})
@@ -233,13 +231,13 @@ async def test_token_with_altered_claims_gets_401(
 async def test_token_signed_with_another_secret_gets_401(
     client: httpx.AsyncClient, db_engine: Engine
 ) -> None:
-    add_user(db_engine, "sam", Role.SUPERVISOR)
+    add_staff(db_engine, SAM)
     forged = issue_token(subject="sam", role="supervisor", secret="y" * 40, ttl_seconds=3600)
     assert (await client.get("/api/me", headers=bearer(forged))).status_code == 401
 
 
 async def test_unsigned_token_gets_401(client: httpx.AsyncClient, db_engine: Engine) -> None:
-    add_user(db_engine, "sam", Role.SUPERVISOR)
+    add_staff(db_engine, SAM)
     now = int(datetime.now(UTC).timestamp())
     header = _b64({"alg": "none", "typ": "JWT"})
     payload = _b64({"sub": "sam", "role": "supervisor", "iat": now, "exp": now + 3600})
@@ -275,10 +273,8 @@ def test_decode_token_rejects_garbage(token: str) -> None:
 async def test_supervisor_only_route_forbids_an_adviser(
     client: httpx.AsyncClient, db_engine: Engine
 ) -> None:
-    add_user(db_engine, "anna", Role.ADVISER)
-    response = await client.get(
-        "/test/supervisor-only", headers=bearer(await token_for(client, "anna"))
-    )
+    add_staff(db_engine, ANNA)
+    response = await client.get("/test/supervisor-only", headers=await signed_in(client, ANNA))
     assert response.status_code == 403
     assert response.json() == {
         "detail": "requires role supervisor",
@@ -290,10 +286,8 @@ async def test_supervisor_only_route_forbids_an_adviser(
 async def test_supervisor_only_route_admits_a_supervisor(
     client: httpx.AsyncClient, db_engine: Engine
 ) -> None:
-    add_user(db_engine, "sam", Role.SUPERVISOR)
-    response = await client.get(
-        "/test/supervisor-only", headers=bearer(await token_for(client, "sam"))
-    )
+    add_staff(db_engine, SAM)
+    response = await client.get("/test/supervisor-only", headers=await signed_in(client, SAM))
     assert response.status_code == 200
     assert response.json() == {"name": "sam"}
 

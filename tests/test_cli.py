@@ -21,20 +21,27 @@ from pathlib import Path
 import pytest
 import typer
 from sqlmodel import Session
-from typer.testing import CliRunner, Result
+from typer.testing import Result
 
 from api.accounts import Role, authenticate, get_user
 from api.cli.main import app
 from api.database.engine import make_engine
 from api.settings import DEFAULT_FLOW, PLACEHOLDER_AUTH_TOKEN, PLACEHOLDER_SECRET
 from flows.loader import load_flow
-from tests.support.database import create_schema
-from tests.support.flow_drafts import MISTAKES, several_mistakes
-from tests.support.flow_drafts import line_of as line_of_fragment
-from tests.support.servers import KCC, KccServer, clean_env, kcc_serve, run_kcc
+from tests.conftest import SECRET_KEY
+from tests.support.clock import OPEN_TUESDAY
+from tests.support.database import create_schema, sqlite_url
+from tests.support.flow_drafts import MISTAKES, line_of, several_mistakes
+from tests.support.servers import (
+    KCC,
+    KccServer,
+    clean_env,
+    invoke_kcc,
+    open_kcc_serve,
+    run_kcc,
+)
 
 PROMPTS = load_flow(DEFAULT_FLOW).prompts
-OPEN_TUESDAY = "2026-12-01T10:00+01:00"  # Tuesday 1 December 2026, 10:00 in Amsterdam
 KINGS_DAY = "2026-04-27T10:00+02:00"  # a Monday, and a public holiday
 GOOD_PASSWORD = "correct horse battery staple"
 SERVER_TOKEN = "cli-test-auth-token-0123456789abcdef"
@@ -47,17 +54,9 @@ pytestmark = pytest.mark.usefixtures("isolated")
 # -- helpers -----------------------------------------------------------------------------------
 
 
-def db_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path}/kcc.sqlite3"
-
-
 def kcc(*args: str, env: Mapping[str, str] | None = None, tmp_path: Path) -> Result:
     """Run `kcc ARGS` in-process; a crash (traceback) fails the test rather than pass as exit 1."""
-    full_env = {"KCC_DATABASE_URL": db_url(tmp_path), **(env or {})}
-    result = CliRunner().invoke(app, list(args), env=full_env)
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result
+    return invoke_kcc(*args, env={"KCC_DATABASE_URL": sqlite_url(tmp_path), **(env or {})})
 
 
 # -- broken flows: kcc.yaml with one edit each, and where the problem must be reported ----------
@@ -106,16 +105,6 @@ def break_flow(*names: str) -> str:
     return text
 
 
-def line_of(text: str, marker: str, after: str | None = None) -> int:
-    """1-based number of the line equal to `marker` (the first after the line `after`)."""
-    lines = text.splitlines()
-    start = lines.index(after) + 1 if after is not None else 0
-    hits = [number for number in range(start, len(lines)) if lines[number] == marker]
-    assert hits, f"{marker!r} not in the edited flow"
-    assert after is not None or len(hits) == 1, f"{marker!r} is not unique"
-    return hits[0] + 1
-
-
 def expected_problems(path: Path, text: str, names: tuple[str, ...]) -> dict[str, str]:
     """name -> the `FILE:LINE: ` prefix its problem must be printed with."""
     return {
@@ -148,7 +137,7 @@ def bad_flow(tmp_path: Path) -> tuple[Path, str, tuple[str, ...]]:
 
 
 def test_flows_check_passes_the_shipped_flow_with_the_installed_command(tmp_path: Path) -> None:
-    done = run_kcc("flows", "check", env=clean_env(KCC_DATABASE_URL=db_url(tmp_path)))
+    done = run_kcc("flows", "check", env=clean_env(KCC_DATABASE_URL=sqlite_url(tmp_path)))
     assert done.returncode == 0, done.stderr
     assert f"{DEFAULT_FLOW}: ok" in done.stdout
     assert done.stderr == ""
@@ -193,7 +182,7 @@ def test_flows_check_lists_mistakes_of_every_kind_at_once(tmp_path: Path) -> Non
     printed = result.stdout.splitlines()
     assert len(printed) == len(MISTAKES), result.stdout
     for mistake in MISTAKES:
-        line = line_of_fragment(text, mistake.fragment, mistake.after)
+        line = line_of(text, mistake.fragment, mistake.after)
         expected = f"{path}:{line}: {mistake.message}"
         assert any(printed_line.startswith(expected) for printed_line in printed), (
             expected,
@@ -240,7 +229,7 @@ def test_users_add_creates_a_supervisor_with_a_hashed_password(tmp_path: Path) -
 
     assert result.exit_code == 0, result.output
     assert result.stdout.strip() == "added supervisor alice"
-    engine = make_engine(db_url(tmp_path))
+    engine = make_engine(sqlite_url(tmp_path))
     try:
         with Session(engine) as session:
             user = get_user(session, "alice")
@@ -291,7 +280,7 @@ def test_users_add_rejects_a_short_password_and_says_why(tmp_path: Path) -> None
     assert result.exit_code == 1
     assert "password too short" in result.stderr
     assert "at least 8 characters" in result.stderr
-    engine = make_engine(db_url(tmp_path))
+    engine = make_engine(sqlite_url(tmp_path))
     try:
         with Session(engine) as session:
             assert get_user(session, "alice") is None
@@ -432,7 +421,7 @@ def test_call_in_process_walks_the_live_version_of_the_database(tmp_path: Path) 
 
     from flows.versions import SqlFlowVersions
 
-    engine = make_engine(db_url(tmp_path))
+    engine = make_engine(sqlite_url(tmp_path))
     create_schema(engine)
     text = DEFAULT_FLOW.read_text(encoding="utf-8")
     versions = SqlFlowVersions(engine)
@@ -455,12 +444,8 @@ def test_call_in_process_walks_the_live_version_of_the_database(tmp_path: Path) 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KccServer]:
     """`kcc serve` in its own process, open for calls (clock pinned to a Tuesday morning)."""
-    tmp = tmp_path_factory.mktemp("serve")
-    with kcc_serve(
-        tmp,
-        TWILIO_AUTH_TOKEN=SERVER_TOKEN,
-        KCC_DATABASE_URL=db_url(tmp),
-        KCC_NOW="2026-12-01T10:00:00+01:00",
+    with open_kcc_serve(
+        tmp_path_factory.mktemp("serve"), secret_key=SECRET_KEY, TWILIO_AUTH_TOKEN=SERVER_TOKEN
     ) as served:
         yield served
 
@@ -556,7 +541,7 @@ def test_numbers_out_of_range_are_refused_with_exit_2(
 
 def test_serve_on_a_port_out_of_range_exits_2_and_listens_nowhere(tmp_path: Path) -> None:
     """The installed command: before, --port 99999 listened on 99999 % 65536 = 34463."""
-    env = clean_env(KCC_DATABASE_URL=db_url(tmp_path))
+    env = clean_env(KCC_DATABASE_URL=sqlite_url(tmp_path))
     try:
         result = run_kcc("serve", "--port", "99999", env=env, timeout=20)
     except subprocess.TimeoutExpired:
@@ -624,7 +609,7 @@ def test_users_add_adviser_with_skills_and_a_phone(tmp_path: Path) -> None:
     assert (
         result.stdout.strip() == "added adviser piet (skills: vog_np,pardon; device: +31201234567)"
     )
-    engine = make_engine(db_url(tmp_path))
+    engine = make_engine(sqlite_url(tmp_path))
     try:
         with Session(engine) as session:
             user = get_user(session, "piet")
@@ -687,7 +672,7 @@ PRODUCTION_ENV = {
             {"KCC_REDIS_URL": None},
             "KCC_REDIS_URL is unset (the embedded store is for one process only)",
         ),
-        ({"KCC_NOW": "2026-12-01T10:00:00+01:00"}, "KCC_NOW pins the clock"),
+        ({"KCC_NOW": OPEN_TUESDAY}, "KCC_NOW pins the clock"),
     ],
     ids=["embedded store", "pinned clock"],
 )
@@ -710,11 +695,7 @@ def test_serve_in_production_refuses_a_single_process_store_or_a_pinned_clock(
 
 def kcc_typing(*args: str, typed: str, tmp_path: Path) -> Result:
     """`kcc ARGS` in-process with `typed` on standard input, as if typed at its prompts."""
-    env = {"KCC_DATABASE_URL": db_url(tmp_path)}
-    result = CliRunner().invoke(app, list(args), input=typed, env=env)
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result
+    return invoke_kcc(*args, env={"KCC_DATABASE_URL": sqlite_url(tmp_path)}, input=typed)
 
 
 def test_call_without_keys_reads_them_from_standard_input_to_the_vog_rp_queue(
@@ -843,7 +824,7 @@ def kcc_in_a_terminal(*args: str, tmp_path: Path) -> Iterator[Terminal]:
     master, slave = os.openpty()
     try:
         process = subprocess.Popen(
-            [*KCC, *args], env=clean_env(KCC_DATABASE_URL=db_url(tmp_path)), cwd=tmp_path,
+            [*KCC, *args], env=clean_env(KCC_DATABASE_URL=sqlite_url(tmp_path)), cwd=tmp_path,
             stdin=slave, stdout=slave, stderr=slave, start_new_session=True,
         )  # fmt: skip
     finally:
@@ -859,7 +840,7 @@ def kcc_in_a_terminal(*args: str, tmp_path: Path) -> Iterator[Terminal]:
 
 def signs_in(tmp_path: Path, name: str, password: str) -> Role | None:
     """The role `name` signs in with using `password`; None if refused."""
-    engine = make_engine(db_url(tmp_path))
+    engine = make_engine(sqlite_url(tmp_path))
     try:
         with Session(engine) as session:
             user = authenticate(session, name=name, password=password)

@@ -15,8 +15,9 @@ from sqlalchemy.exc import OperationalError
 from api.cli.phone import Phone, parse_twiml
 from ivr.identity.applications import ApplicationInfo
 from routing.clock import FixedClock
-from tests.conftest import AMSTERDAM, SECRET_KEY
+from tests.conftest import SECRET_KEY
 from tests.support.applications import app_with_demo_applications
+from tests.support.clock import AMSTERDAM
 
 PhoneFactory = Callable[..., Phone]
 NUMBER, BORN = "1234567", "03111985"  # a demo application and its date of birth

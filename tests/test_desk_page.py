@@ -18,7 +18,6 @@ import re
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
@@ -26,10 +25,9 @@ import httpx
 import pytest
 from sqlmodel import Session, select
 
-from api.accounts import Role, create_user
 from api.cli.demo import DEMO_APPLICATIONS
 from api.cli.phone import Phone
-from api.database.engine import make_engine, session_scope
+from api.database.engine import make_engine
 from api.settings import DEFAULT_FLOW, PLACEHOLDER_AUTH_TOKEN
 from flows.loader import load_flow
 from ivr.identity.applications import DateOfBirthHasher
@@ -37,23 +35,25 @@ from ivr.identity.importer import import_applications
 from ivr.twiml import CallUrls
 from routing.adviser_history import WrapUp
 from tests.conftest import REDIS_UP, SECRET_KEY
-from tests.support.browser import Browser, Page, expect, open_page, submit_sign_in
-from tests.support.database import create_schema
-from tests.support.servers import kcc_serve
+from tests.support import staff
+from tests.support.browser import (
+    Browser,
+    Page,
+    expect,
+    open_page,
+    open_signed_in,
+    submit_sign_in,
+)
+from tests.support.database import create_schema, sqlite_url
+from tests.support.servers import KccServer, open_kcc_serve
+from tests.support.staff import Account
 
 # A Redis database of its own, flushed before and after: the server shares it with nobody.
 DESK_REDIS_URL = os.environ.get("KCC_TEST_DESK_REDIS_URL", "redis://127.0.0.1:6379/12")
-OPEN_TUESDAY = "2026-12-01T10:00:00+01:00"
 PASSWORD = "correct horse battery staple"
 PHONE_SECONDS = 30
 # Set KCC_DESK_SCREENSHOT=/tmp/desk.png to keep a picture of the call card.
 SCREENSHOT = os.environ.get("KCC_DESK_SCREENSHOT")
-
-
-@dataclass(frozen=True)
-class DeskServer:
-    url: str
-    database_url: str
 
 
 def _seed(database_url: str) -> None:
@@ -73,60 +73,45 @@ def _seed(database_url: str) -> None:
         engine.dispose()
 
 
-def _new_adviser(database_url: str) -> str:
+def _new_adviser(database_url: str) -> Account:
     """A new adviser for all products; offline until they say otherwise."""
-    name = f"adviser{uuid.uuid4().hex[:8]}"
-    engine = make_engine(database_url)
-    try:
-        with session_scope(engine) as session:
-            create_user(session, name=name, role=Role.ADVISER, password=PASSWORD)
-    finally:
-        engine.dispose()
-    return name
-
-
-def _signed_in(url: str, name: str) -> dict[str, str]:
-    token = httpx.post(f"{url}/api/token", data={"username": name, "password": PASSWORD})
-    return {"Authorization": f"Bearer {token.json()['access_token']}"}
+    account = staff.adviser(f"adviser{uuid.uuid4().hex[:8]}", PASSWORD)
+    staff.add_staff_at(database_url, account)
+    return account
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DeskServer]:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KccServer]:
     """`kcc serve` in its own process: the embedded demo, open for calls."""
     tmp = tmp_path_factory.mktemp("desk")
-    database_url = f"sqlite:///{tmp}/kcc.sqlite3"
-    _seed(database_url)
+    _seed(sqlite_url(tmp))
     # No TWILIO_AUTH_TOKEN and no KCC_TWILIO_API_BASE: the placeholder token, so the telephony
     # is simulated and the desk's demo phone answers and hangs up.
-    with kcc_serve(
-        tmp,
-        redis_url=DESK_REDIS_URL if REDIS_UP else None,
-        KCC_DATABASE_URL=database_url,
-        KCC_SECRET_KEY=SECRET_KEY,
-        KCC_NOW=OPEN_TUESDAY,
+    with open_kcc_serve(
+        tmp, secret_key=SECRET_KEY, redis_url=DESK_REDIS_URL if REDIS_UP else None
     ) as served:
         assert httpx.get(f"{served.url}/api/config", timeout=5).status_code == 401
         config = httpx.get(
             f"{served.url}/api/config",
-            headers=_signed_in(served.url, _new_adviser(database_url)),
+            headers=staff.signed_in_to(served.url, _new_adviser(served.database_url)),
             timeout=5,
         ).json()
         assert config["simulated_telephony"] is True, config
-        yield DeskServer(url=served.url, database_url=database_url)
+        yield served
 
 
 @pytest.fixture
-def page(browser: Browser, server: DeskServer) -> Iterator[Page]:
+def page(browser: Browser, server: KccServer) -> Iterator[Page]:
     with open_page(browser, server.url, width=1280, height=800) as opened:
         yield opened
 
 
 @pytest.fixture
-def adviser(server: DeskServer) -> Iterator[str]:
+def adviser(server: KccServer) -> Iterator[Account]:
     """A new adviser (all products) per test; signed off afterwards so no call goes to them."""
-    name = _new_adviser(server.database_url)
-    yield name
-    headers = _signed_in(server.url, name)
+    account = _new_adviser(server.database_url)
+    yield account
+    headers = staff.signed_in_to(server.url, account)
     httpx.post(f"{server.url}/api/advisers/me/status", json={"status": "offline"}, headers=headers)
 
 
@@ -136,7 +121,7 @@ def adviser(server: DeskServer) -> Iterator[str]:
 class Caller:
     """One call over HTTP to the server, signed with the demo's placeholder token."""
 
-    def __init__(self, server: DeskServer, caller: str) -> None:
+    def __init__(self, server: KccServer, caller: str) -> None:
         self._server = server
         self._caller = caller
         self._call_sid: str | None = None
@@ -195,7 +180,7 @@ class Caller:
 
 
 @pytest.fixture
-def call(server: DeskServer) -> Iterator[Caller]:
+def call(server: KccServer) -> Iterator[Caller]:
     caller = Caller(server, "+31612345678")
     try:
         yield caller
@@ -209,12 +194,9 @@ def call(server: DeskServer) -> Iterator[Caller]:
 # -- steps on the page -------------------------------------------------------------------------
 
 
-def sign_in(page: Page, name: str) -> None:
-    page.goto("/desk")
-    expect(page).to_have_title("Adviseursdesk - Justis klantcontactcentrum")
-    expect(page.locator("html")).to_have_attribute("lang", "nl")
-    submit_sign_in(page, name, PASSWORD)
-    expect(page.get_by_test_id("adviser-name")).to_have_text(name)
+def sign_in(page: Page, account: Account) -> None:
+    open_signed_in(page, "/desk", "Adviseursdesk - Justis klantcontactcentrum", account)
+    expect(page.get_by_test_id("adviser-name")).to_have_text(account.name)
     expect(page.get_by_test_id("state")).to_have_text("Afgemeld")
     # The event stream is open before any call is placed (the desk only hears what comes later).
     expect(page.get_by_test_id("connection")).to_have_attribute("data-connected", "true")
@@ -251,11 +233,11 @@ def answer_hang_up_and_wrap_up(page: Page, category: str, note: str) -> None:
     expect(page.get_by_test_id("wrap-done")).to_be_hidden()
 
 
-def wrap_ups(server: DeskServer, adviser: str) -> list[WrapUp]:
+def wrap_ups(server: KccServer, adviser: Account) -> list[WrapUp]:
     engine = make_engine(server.database_url)
     try:
         with Session(engine) as session:
-            return list(session.exec(select(WrapUp).where(WrapUp.adviser == adviser)).all())
+            return list(session.exec(select(WrapUp).where(WrapUp.adviser == adviser.name)).all())
     finally:
         engine.dispose()
 
@@ -264,7 +246,7 @@ def wrap_ups(server: DeskServer, adviser: str) -> list[WrapUp]:
 
 
 def test_a_verified_status_call_from_offer_to_ready(
-    page: Page, server: DeskServer, adviser: str, call: Caller, tmp_path: Path
+    page: Page, server: KccServer, adviser: Account, call: Caller, tmp_path: Path
 ) -> None:
     sign_in(page, adviser)
     expect(page.get_by_test_id("demo-phone")).to_be_visible()
@@ -320,7 +302,7 @@ def test_a_verified_status_call_from_offer_to_ready(
 
 
 def test_an_unverified_call_shows_the_warning_and_no_application(
-    page: Page, server: DeskServer, adviser: str, call: Caller
+    page: Page, server: KccServer, adviser: Account, call: Caller
 ) -> None:
     sign_in(page, adviser)
     # A 409 of the service is shown in Dutch: a break needs signing in first.
@@ -359,7 +341,7 @@ def test_an_unverified_call_shows_the_warning_and_no_application(
 
 
 def test_a_caller_who_hangs_up_while_offered_takes_the_card_away(
-    page: Page, server: DeskServer, adviser: str, call: Caller
+    page: Page, server: KccServer, adviser: Account, call: Caller
 ) -> None:
     sign_in(page, adviser)
     become_available(page)
@@ -379,7 +361,7 @@ def test_a_caller_who_hangs_up_while_offered_takes_the_card_away(
 
 
 def test_a_callback_request_is_called_back_from_the_desk(
-    page: Page, server: DeskServer, adviser: str, call: Caller
+    page: Page, server: KccServer, adviser: Account, call: Caller
 ) -> None:
     # Nobody is available yet: the caller waits, asks to be called back and hangs up.
     assert call.dial("2", "#") == "kcc-vog_rp"
@@ -409,10 +391,10 @@ def test_a_callback_request_is_called_back_from_the_desk(
 
 
 def test_a_wrong_password_and_an_expired_session_ask_to_sign_in(
-    page: Page, server: DeskServer, adviser: str
+    page: Page, server: KccServer, adviser: Account
 ) -> None:
     page.goto("/desk")
-    submit_sign_in(page, adviser, "not the password")
+    submit_sign_in(page, adviser.name, "not the password")
     expect(page.get_by_test_id("error")).to_have_text("Onjuiste gebruikersnaam of wachtwoord.")
     expect(page.get_by_test_id("desk")).to_be_hidden()
     expect(page.get_by_label("Wachtwoord")).to_be_focused()
@@ -427,7 +409,7 @@ def test_a_wrong_password_and_an_expired_session_ask_to_sign_in(
     assert page.evaluate("sessionStorage.getItem('kcc.desk.token')") is None
 
 
-def test_the_page_needs_nothing_from_outside(page: Page, server: DeskServer) -> None:
+def test_the_page_needs_nothing_from_outside(page: Page, server: KccServer) -> None:
     """No CDN, no web fonts: every request the page makes goes to the app itself."""
     requested: list[str] = []
     page.on("request", lambda request: requested.append(request.url))

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -14,12 +12,11 @@ from ivr.engine import Engine, EngineError
 from ivr.hours import OpeningHours
 from ivr.session import CallPhase, CallSession
 from ivr.turn import AskKeys, HangUp, JoinQueue, Turn
+from tests.support.clock import AMSTERDAM, TUESDAY_MORNING
+from tests.support.paths import SHIPPED
 
-AMS = ZoneInfo("Europe/Amsterdam")
-SHIPPED = Path(__file__).resolve().parent.parent / "flows" / "kcc.yaml"
-OPEN = datetime(2026, 12, 1, 10, 0, tzinfo=AMS)  # Tuesday morning
-EVENING = datetime(2026, 12, 1, 18, 0, tzinfo=AMS)
-KINGS_DAY = datetime(2026, 4, 27, 10, 0, tzinfo=AMS)
+EVENING = datetime(2026, 12, 1, 18, 0, tzinfo=AMSTERDAM)
+KINGS_DAY = datetime(2026, 4, 27, 10, 0, tzinfo=AMSTERDAM)
 SILENCE = None
 
 
@@ -40,12 +37,12 @@ def new_session(flow: Flow) -> CallSession:
         flow=flow.name,
         flow_version="test",
         language=flow.default_language,
-        started_at=OPEN,
+        started_at=TUESDAY_MORNING,
     )
 
 
 def walk(
-    engine: Engine, keys: list[str | None], at: datetime = OPEN
+    engine: Engine, keys: list[str | None], at: datetime = TUESDAY_MORNING
 ) -> tuple[CallSession, list[Turn]]:
     session = new_session(engine.flow)
     turns = [engine.start(session, at)]
@@ -137,7 +134,7 @@ def test_menu_asks_again_three_times_then_queues_as_general(
     for turn in turns[1:]:
         assert turn.says[0].text == complaint
         assert isinstance(turn.ending, AskKeys)  # asked again
-    final = engine.answer(session, mistake, OPEN)
+    final = engine.answer(session, mistake, TUESDAY_MORNING)
     assert final.says[0].text == complaint
     assert final.ending == JoinQueue(product="general", theme="general", priority=0)
     assert session.path == ["main_menu=failed"]
@@ -175,16 +172,16 @@ def test_closed_on_kings_day_says_why(engine: Engine) -> None:
 
 
 def test_shortened_day_is_announced_while_open(engine: Engine) -> None:
-    _, [turn] = walk(engine, [], at=datetime(2026, 12, 24, 11, 0, tzinfo=AMS))
+    _, [turn] = walk(engine, [], at=datetime(2026, 12, 24, 11, 0, tzinfo=AMSTERDAM))
     assert "bereikbaar tot 15.00 uur" in spoken(turn)
     assert isinstance(turn.ending, AskKeys)
 
 
 def test_call_reaching_the_queue_after_closing_time_is_not_queued(engine: Engine) -> None:
     session = new_session(engine.flow)
-    engine.start(session, datetime(2026, 12, 1, 16, 59, 30, tzinfo=AMS))
-    engine.answer(session, "2", datetime(2026, 12, 1, 16, 59, 40, tzinfo=AMS))
-    turn = engine.answer(session, "#", datetime(2026, 12, 1, 17, 0, 5, tzinfo=AMS))
+    engine.start(session, datetime(2026, 12, 1, 16, 59, 30, tzinfo=AMSTERDAM))
+    engine.answer(session, "2", datetime(2026, 12, 1, 16, 59, 40, tzinfo=AMSTERDAM))
+    turn = engine.answer(session, "#", datetime(2026, 12, 1, 17, 0, 5, tzinfo=AMSTERDAM))
     assert "van maandag tot en met vrijdag van 9.00 tot 17.00 uur" in spoken(turn)
     assert session.phase is CallPhase.MENU and session.node == "closed_menu"
     assert session.path == ["main_menu=2", "verify_vog_rp=skipped", "queue_vog_rp=closed"]
@@ -193,12 +190,12 @@ def test_call_reaching_the_queue_after_closing_time_is_not_queued(engine: Engine
 def test_answer_when_not_waiting_for_keys_is_an_engine_error(engine: Engine) -> None:
     session, _ = walk(engine, ["2", "#"])
     with pytest.raises(EngineError):
-        engine.answer(session, "1", OPEN)
+        engine.answer(session, "1", TUESDAY_MORNING)
 
 
 def test_replay_asks_the_waiting_question_again(engine: Engine) -> None:
     session, _ = walk(engine, ["1"])
-    turn = engine.replay(session, OPEN)
+    turn = engine.replay(session, TUESDAY_MORNING)
     assert "status van uw aanvraag" in spoken(turn)
 
 

@@ -10,42 +10,36 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 import redis
-from typer.testing import CliRunner, Result
+from typer.testing import Result
 
-from api.accounts import Role, create_user
-from api.cli.main import app
-from api.database.engine import make_engine, session_scope
-from api.settings import DEFAULT_FLOW
+from api.database.engine import make_engine
 from flows.versions import AuditAction, SqlFlowVersions, flow_digest
 from routing import keys
-from tests.conftest import IN_CI, REDIS_UP, REDIS_URL, SECRET_KEY
-from tests.support.database import create_schema
-from tests.support.servers import clean_env, free_port, kcc_serve, run_kcc
+from tests.conftest import REDIS_UP, REDIS_URL, SECRET_KEY, missing_service
+from tests.support.clock import AMSTERDAM
+from tests.support.database import sqlite_url
+from tests.support.flow_drafts import NEW_WELCOME, OLD_WELCOME, TEXT, edited, line_of
+from tests.support.servers import (
+    KccServer,
+    clean_env,
+    free_port,
+    invoke_kcc,
+    open_kcc_serve,
+    run_kcc,
+)
+from tests.support.staff import AHMED, SANNE, Account, new_database_with_staff
 
-LIVE_TEXT = DEFAULT_FLOW.read_text(encoding="utf-8")
-OLD_WELCOME = "Welkom bij Justis, de screeningsautoriteit."
-NEW_WELCOME = "Welkom bij Justis. Let op: op 24 december zijn wij tot 15 uur open."
-DRAFT = LIVE_TEXT.replace(OLD_WELCOME, NEW_WELCOME, 1)
-SUPERVISOR, SUPERVISOR_PASSWORD = "sanne", "sanne-password-123"
-ADVISER, ADVISER_PASSWORD = "ahmed", "ahmed-password-123"
+DRAFT = edited()
+SUPERVISOR, ADVISER = SANNE.name, AHMED.name  # as the commands take them (--user, KCC_USER)
 SERVER_TOKEN = "flow-cli-test-auth-token-0123456789"
-AMSTERDAM = ZoneInfo("Europe/Amsterdam")
-
-assert OLD_WELCOME in LIVE_TEXT
 
 # No KCC_/TWILIO_ variable from outside; cwd in tmp_path.
 pytestmark = pytest.mark.usefixtures("isolated")
-
-
-def line_of(text: str, fragment: str) -> int:
-    return next(n for n, line in enumerate(text.splitlines(), 1) if fragment in line)
 
 
 def broken(text: str) -> tuple[str, int]:
@@ -61,9 +55,9 @@ def broken(text: str) -> tuple[str, int]:
 
 
 def _redis_url() -> str | None:
+    """The real Redis when it is there (required in CI), else None: the embedded store."""
     if not REDIS_UP:
-        if IN_CI:
-            pytest.fail("CI=true but Redis is not reachable on 127.0.0.1:6379")
+        missing_service("Redis on 127.0.0.1:6379")
         return None
     return REDIS_URL
 
@@ -82,28 +76,15 @@ def redis_db() -> Iterator[redis.Redis | None]:
     client.close()
 
 
-def db_url(directory: Path) -> str:
-    return f"sqlite:///{directory}/kcc.sqlite3"
-
-
 def add_staff(directory: Path) -> None:
-    """A supervisor and an adviser in the database of `directory`."""
-    engine = make_engine(db_url(directory))
-    try:
-        create_schema(engine)
-        with session_scope(engine) as session:
-            create_user(
-                session, name=SUPERVISOR, role=Role.SUPERVISOR, password=SUPERVISOR_PASSWORD
-            )
-            create_user(session, name=ADVISER, role=Role.ADVISER, password=ADVISER_PASSWORD)
-    finally:
-        engine.dispose()
+    """A supervisor and an adviser in the new database of `directory`."""
+    new_database_with_staff(sqlite_url(directory), SANNE, AHMED)
 
 
 @pytest.fixture
 def direct_env(tmp_path: Path, redis_db: redis.Redis | None) -> dict[str, str]:
     add_staff(tmp_path)
-    env = {"KCC_DATABASE_URL": db_url(tmp_path), "KCC_SECRET_KEY": SECRET_KEY}
+    env = {"KCC_DATABASE_URL": sqlite_url(tmp_path), "KCC_SECRET_KEY": SECRET_KEY}
     if redis_db is not None:
         env["KCC_REDIS_URL"] = REDIS_URL
     return env
@@ -111,10 +92,7 @@ def direct_env(tmp_path: Path, redis_db: redis.Redis | None) -> dict[str, str]:
 
 def kcc(*args: str, env: Mapping[str, str]) -> Result:
     """Run `kcc ARGS` in-process; a crash (traceback) fails the test rather than pass as exit 1."""
-    result = CliRunner().invoke(app, list(args), env=dict(env))
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result
+    return invoke_kcc(*args, env=env)
 
 
 def assert_exits(result: Result, code: int, saying: str) -> None:
@@ -124,7 +102,7 @@ def assert_exits(result: Result, code: int, saying: str) -> None:
 
 
 def versions_of(directory: Path) -> SqlFlowVersions:
-    return SqlFlowVersions(make_engine(db_url(directory)))
+    return SqlFlowVersions(make_engine(sqlite_url(directory)))
 
 
 def write(directory: Path, name: str, text: str) -> Path:
@@ -192,7 +170,7 @@ def test_publish_history_diff_rollback_and_audit_directly(
     assert kcc("flows", "diff", "1", "2", env=direct_env).stdout == diff.stdout
 
     assert kcc("flows", "show", env=direct_env).stdout == DRAFT  # the live version's text
-    assert kcc("flows", "show", "1", env=direct_env).stdout == LIVE_TEXT
+    assert kcc("flows", "show", "1", env=direct_env).stdout == TEXT
 
     back = kcc(
         "flows", "rollback", "1", "--comment", "te vroeg", "--user", SUPERVISOR, env=direct_env
@@ -278,7 +256,7 @@ def test_the_user_may_come_from_kcc_user(direct_env: dict[str, str], tmp_path: P
 def test_nothing_to_change_and_unknown_versions_exit_1(
     direct_env: dict[str, str], tmp_path: Path
 ) -> None:
-    same = str(write(tmp_path, "same.yaml", LIVE_TEXT))
+    same = str(write(tmp_path, "same.yaml", TEXT))
     by = ("--user", SUPERVISOR)
 
     again = kcc("flows", "publish", same, "--comment", "nog eens", *by, env=direct_env)
@@ -312,7 +290,7 @@ def test_publish_needs_a_comment_and_a_readable_file(
 
 def test_without_a_shared_redis_publish_says_how_instances_learn_of_it(tmp_path: Path) -> None:
     add_staff(tmp_path)
-    env = {"KCC_DATABASE_URL": db_url(tmp_path), "KCC_SECRET_KEY": SECRET_KEY}
+    env = {"KCC_DATABASE_URL": sqlite_url(tmp_path), "KCC_SECRET_KEY": SECRET_KEY}
     draft = str(write(tmp_path, "draft.yaml", DRAFT))
 
     result = kcc("flows", "publish", draft, "--comment", "kerst", "--user", SUPERVISOR, env=env)
@@ -327,7 +305,7 @@ def test_a_publish_stands_when_redis_cannot_be_told(tmp_path: Path) -> None:
     """The database is the truth: the version is live there, and instances reconcile with it."""
     add_staff(tmp_path)
     env = {
-        "KCC_DATABASE_URL": db_url(tmp_path),
+        "KCC_DATABASE_URL": sqlite_url(tmp_path),
         "KCC_SECRET_KEY": SECRET_KEY,
         "KCC_REDIS_URL": f"redis://127.0.0.1:{free_port()}/15",  # nobody listens there
     }
@@ -347,37 +325,27 @@ def test_a_publish_stands_when_redis_cannot_be_told(tmp_path: Path) -> None:
 # -- through a running server ------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Server:
-    url: str
-    env: dict[str, str]  # the server's: the same database and Redis
-    directory: Path
-
-    def cli_env(
-        self, user: str = SUPERVISOR, password: str = SUPERVISOR_PASSWORD
-    ) -> dict[str, str]:
-        """A client's environment: a name and a password, not the server's database."""
-        return clean_env(KCC_USER=user, KCC_PASSWORD=password)
+def cli_env(account: Account = SANNE, password: str | None = None) -> dict[str, str]:
+    """A client's environment: a name and a password (the account's unless given), not the
+    server's database."""
+    return clean_env(KCC_USER=account.name, KCC_PASSWORD=password or account.password)
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KccServer]:
     """`kcc serve` in its own process on a SQLite file with a supervisor and an adviser, the
     real Redis (flushed) when it is there, open for calls (clock on a Tuesday morning)."""
-    tmp = tmp_path_factory.mktemp("serve")
-    add_staff(tmp)
-    with kcc_serve(
-        tmp,
+    with open_kcc_serve(
+        tmp_path_factory.mktemp("serve"),
+        secret_key=SECRET_KEY,
+        staff=[SANNE, AHMED],
         redis_url=_redis_url(),
         TWILIO_AUTH_TOKEN=SERVER_TOKEN,
-        KCC_DATABASE_URL=db_url(tmp),
-        KCC_SECRET_KEY=SECRET_KEY,
-        KCC_NOW="2026-12-01T10:00:00+01:00",
     ) as served:
-        yield Server(url=served.url, env=served.env, directory=tmp)
+        yield served
 
 
-def first_words(server: Server) -> str:
+def first_words(server: KccServer) -> str:
     """What a caller hears first from the server now."""
     done = run_kcc(
         "call", "--url", server.url, "--keys", "q", env=clean_env(TWILIO_AUTH_TOKEN=SERVER_TOKEN)
@@ -386,13 +354,15 @@ def first_words(server: Server) -> str:
     return done.stdout
 
 
-def healthz_number(server: Server) -> str:
+def healthz_number(server: KccServer) -> str:
     return str(httpx.get(f"{server.url}/healthz", timeout=5).json()["flow_number"])
 
 
-def test_publish_history_diff_and_rollback_through_the_api(server: Server, tmp_path: Path) -> None:
+def test_publish_history_diff_and_rollback_through_the_api(
+    server: KccServer, tmp_path: Path
+) -> None:
     draft = write(tmp_path, "draft.yaml", DRAFT)
-    env = server.cli_env()
+    env = cli_env()
     assert OLD_WELCOME in first_words(server)
 
     published = run_kcc(
@@ -442,7 +412,7 @@ def test_publish_history_diff_and_rollback_through_the_api(server: Server, tmp_p
     assert lines[3].split()[2:6] == [SUPERVISOR, "publish", "1", "->"]
 
 
-def test_a_direct_publish_reaches_the_running_server(server: Server, tmp_path: Path) -> None:
+def test_a_direct_publish_reaches_the_running_server(server: KccServer, tmp_path: Path) -> None:
     """The server's database and Redis, no API: the running instance takes the new version (at
     once through Redis; within the reconcile tick with the embedded store)."""
     text = DRAFT.replace(NEW_WELCOME, "Welkom bij Justis. Direct gepubliceerd.", 1)
@@ -460,10 +430,8 @@ def test_a_direct_publish_reaches_the_running_server(server: Server, tmp_path: P
     assert "Direct gepubliceerd." in first_words(server)
 
 
-def test_a_wrong_password_exits_2_with_one_clear_line(server: Server) -> None:
-    done = run_kcc(
-        "flows", "history", "--url", server.url, env=server.cli_env(password="not-the-password")
-    )
+def test_a_wrong_password_exits_2_with_one_clear_line(server: KccServer) -> None:
+    done = run_kcc("flows", "history", "--url", server.url, env=cli_env(SANNE, "not-the-password"))
 
     assert done.returncode == 2
     assert done.stderr == (
@@ -472,9 +440,9 @@ def test_a_wrong_password_exits_2_with_one_clear_line(server: Server) -> None:
     assert done.stdout == ""
 
 
-def test_an_adviser_is_refused_with_exit_2(server: Server, tmp_path: Path) -> None:
+def test_an_adviser_is_refused_with_exit_2(server: KccServer, tmp_path: Path) -> None:
     draft = write(tmp_path, "draft.yaml", DRAFT)
-    env = server.cli_env(ADVISER, ADVISER_PASSWORD)
+    env = cli_env(AHMED)
 
     done = run_kcc("flows", "publish", str(draft), "--url", server.url, "--comment", "x", env=env)
 

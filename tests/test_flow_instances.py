@@ -11,14 +11,12 @@ from pathlib import Path
 import httpx
 import pytest
 import redis.asyncio as aioredis
-from sqlmodel import Session
 
-from api.accounts import Role, create_user
-from api.database.engine import make_engine
-from tests.conftest import REDIS_UP, REDIS_URL, missing_service
-from tests.support.database import create_schema
-from tests.support.servers import kcc_serve
-from tests.test_flow_versions import NEW_WELCOME, edited
+from tests.conftest import REDIS_UP, REDIS_URL, need_service
+from tests.support.database import sqlite_url
+from tests.support.flow_drafts import NEW_WELCOME, edited
+from tests.support.servers import open_kcc_serve
+from tests.support.staff import SANNE, new_database_with_staff, signed_in_to
 
 ANNOUNCE_SECONDS = 2.0  # the promise: a publish reaches every instance within 2 s
 
@@ -39,28 +37,23 @@ def wait_for_number(url: str, number: int) -> float:
 
 @pytest.fixture
 def instances(tmp_path: Path, redis_client: aioredis.Redis) -> Iterator[list[str]]:
-    if not REDIS_UP:  # in CI a missing Redis fails here instead (and in redis_client already)
-        missing_service("Redis on 127.0.0.1:6379")
-        pytest.skip("two processes need a shared Redis (CI has one)")
-    database = f"sqlite:///{tmp_path}/kcc.sqlite3"
-    engine = make_engine(database)
-    create_schema(engine)
-    with Session(engine) as db:
-        create_user(db, name="sanne", role=Role.SUPERVISOR, password="supervisor-pass")
-        db.commit()
-    engine.dispose()
+    # In CI a missing Redis fails here (and in redis_client already).
+    need_service(
+        REDIS_UP, "Redis on 127.0.0.1:6379", "two processes need a shared Redis (CI has one)"
+    )
+    database = sqlite_url(tmp_path)
+    new_database_with_staff(database, SANNE)
     urls: list[str] = []
     with ExitStack() as stack:
         for name in ("a", "b"):
             folder = tmp_path / name
             folder.mkdir()
-            served = kcc_serve(
+            served = open_kcc_serve(
                 folder,
-                KCC_DATABASE_URL=database,
+                secret_key="instances-test-secret-0123456789abcdef",
+                database_url=database,
                 KCC_REDIS_URL=REDIS_URL,  # shared, and flushed by redis_client (not per instance)
                 TWILIO_AUTH_TOKEN="instances-test-token-0123456789",
-                KCC_SECRET_KEY="instances-test-secret-0123456789abcdef",
-                KCC_NOW="2026-12-01T10:00:00+01:00",
             )
             urls.append(stack.enter_context(served).url)
         yield urls
@@ -71,10 +64,7 @@ def test_publish_and_rollback_reach_the_other_instance_within_two_seconds(
 ) -> None:
     first, second = instances
     assert flow_number(first) == flow_number(second) == 1
-    token = httpx.post(
-        f"{first}/api/token", data={"username": "sanne", "password": "supervisor-pass"}
-    ).json()["access_token"]
-    headers = {"Authorization": f"Bearer {token}"}
+    headers = signed_in_to(first, SANNE)
 
     published = httpx.post(
         f"{first}/api/flows/publish",

@@ -10,15 +10,8 @@ from flows.errors import FlowInvalid
 from flows.loader import check_flow_text, load_flow, parse_flow
 from flows.model import MenuNode, MenuOption
 from flows.yaml_source import read_yaml
-
-SHIPPED = Path(__file__).resolve().parent.parent / "flows" / "kcc.yaml"
-TEXT = SHIPPED.read_text(encoding="utf-8")
-
-
-def _line_of(text: str, fragment: str, occurrence: int = 1) -> int:
-    """1-based line of the n-th line containing `fragment`."""
-    found = [n for n, line in enumerate(text.splitlines(), 1) if fragment in line]
-    return found[occurrence - 1]
+from tests.support.flow_drafts import TEXT, line_of
+from tests.support.paths import SHIPPED
 
 
 def _edit(old: str, new: str, count: int = 1) -> str:
@@ -148,7 +141,7 @@ def test_broken_flow_is_reported_at_its_line(case: tuple[str, str, str], code: s
     problem = matching[0]
     assert problem.code == code
     assert problem.file == "draft.yaml"
-    assert problem.line == _line_of(text, fragment) + LINE_OFFSET.get(message, 0)
+    assert problem.line == line_of(text, fragment) + LINE_OFFSET.get(message, 0)
     assert str(problem).startswith(f"draft.yaml:{problem.line}: ")
 
 
@@ -156,7 +149,7 @@ def test_unreachable_node_is_reported() -> None:
     text = _edit("  queue_general:\n", "  orphan:\n    kind: hangup\n\n  queue_general:\n")
     _, problems = check_flow_text(text, "draft.yaml")
     assert [str(p) for p in problems] == [
-        f"draft.yaml:{_line_of(text, 'orphan:')}: nodes.orphan: unreachable from start 'welcome'"
+        f"draft.yaml:{line_of(text, 'orphan:')}: nodes.orphan: unreachable from start 'welcome'"
     ]
 
 

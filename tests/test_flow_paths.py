@@ -24,8 +24,8 @@ from flows.paths import (
     flow_paths,
     format_report,
 )
+from tests.support.paths import SHIPPED
 
-SHIPPED = Path(__file__).resolve().parent.parent / "flows" / "kcc.yaml"
 KCC = load_flow(SHIPPED)
 runner = CliRunner()
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import ast
 import re
 from datetime import UTC, datetime
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -17,8 +16,8 @@ from flows.problems import PROBLEM_CODES, ProblemCode, render
 from flows.yaml_source import YamlSyntaxError
 from ivr.flow_publishing import FlowPublisher
 from tests.support.flow_drafts import MISTAKES, TEXT, edit, line_of, several_mistakes
+from tests.support.paths import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 PROBLEMS_JS = ROOT / "api" / "web" / "static" / "problems.js"
 # Everything that makes problems: the flows package and the publisher's own checks.
 SOURCES = [*sorted((ROOT / "flows").glob("*.py")), ROOT / "ivr" / "flow_publishing.py"]

@@ -15,31 +15,25 @@ import pytest
 import redis.asyncio as aioredis
 from fastapi import FastAPI
 from sqlalchemy import Engine
-from sqlmodel import Session
 
-from api.accounts import Role, create_user
 from api.cli.phone import Phone
 from api.settings import DEFAULT_FLOW
 from flows.versions import AlreadyLive, AuditAction, SqlFlowVersions, UnknownVersion, flow_digest
 from routing import keys
 from tests.conftest import AUTH_TOKEN, PUBLIC_URL
-from tests.support.flow_drafts import MISTAKES, edit, several_mistakes
-from tests.support.flow_drafts import line_of as line_of_fragment
+from tests.support.flow_drafts import (
+    MISTAKES,
+    NEW_WELCOME,
+    OLD_WELCOME,
+    TEXT,
+    edit,
+    edited,
+    line_of,
+    several_mistakes,
+)
+from tests.support.staff import AHMED, SANNE, add_staff, adviser, signed_in, supervisor
 
-LIVE_TEXT = DEFAULT_FLOW.read_text(encoding="utf-8")
-OLD_WELCOME = "Welkom bij Justis, de screeningsautoriteit."
-NEW_WELCOME = "Welkom bij Justis. Let op: op 24 december zijn wij tot 15 uur open."
 AT = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
-
-
-def edited(old: str = OLD_WELCOME, new: str = NEW_WELCOME, text: str = LIVE_TEXT) -> str:
-    assert old in text, old
-    return text.replace(old, new, 1)
-
-
-def line_of(text: str, fragment: str) -> int:
-    """1-based line where `fragment` (which may span lines) starts."""
-    return text[: text.index(fragment)].count("\n") + 1
 
 
 # -- the database ------------------------------------------------------------------------------
@@ -48,7 +42,7 @@ def line_of(text: str, fragment: str) -> int:
 def test_versions_are_numbered_and_exactly_one_is_live(db_engine: Engine) -> None:
     versions = SqlFlowVersions(db_engine)
     assert versions.live("kcc") is None
-    first = versions.publish("kcc", LIVE_TEXT, author="system", comment="first", at=AT)
+    first = versions.publish("kcc", TEXT, author="system", comment="first", at=AT)
     second = versions.publish("kcc", edited(), author="sanne", comment="kerst", at=AT)
     assert (first.number, second.number) == (1, 2)
     assert second.digest == flow_digest(edited())
@@ -85,20 +79,7 @@ def test_versions_are_numbered_and_exactly_one_is_live(db_engine: Engine) -> Non
 
 @pytest.fixture
 def staff(app: FastAPI) -> None:
-    with Session(app.state.services.db_engine) as db:
-        create_user(db, name="sanne", role=Role.SUPERVISOR, password="supervisor-pass")
-        create_user(db, name="ahmed", role=Role.ADVISER, password="adviser-pass")
-        create_user(
-            db, name="wim", role=Role.ADVISER, password="adviser-pass", skills=["wwm", "boa"]
-        )
-        db.commit()
-
-
-async def signed_in(http: httpx.AsyncClient, name: str = "sanne") -> dict[str, str]:
-    password = "supervisor-pass" if name == "sanne" else "adviser-pass"
-    response = await http.post("/api/token", data={"username": name, "password": password})
-    assert response.status_code == 200, response.text
-    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+    add_staff(app.state.services.db_engine, SANNE, AHMED, adviser("wim", skills=["wwm", "boa"]))
 
 
 BROKEN_DRAFTS = [
@@ -159,7 +140,7 @@ async def test_an_invalid_draft_is_refused_with_its_line_and_nothing_changes(
     edit: Callable[[str], str],
     fragment: str,
 ) -> None:
-    headers = await signed_in(http)
+    headers = await signed_in(http, SANNE)
     draft = edit(edited())
     checked = (await http.post("/api/flows/validate", json={"text": draft}, headers=headers)).json()
     assert checked["ok"] is False, what
@@ -186,19 +167,19 @@ async def test_every_mistake_of_a_draft_comes_back_at_once_with_its_code(
 ) -> None:
     """The checker as you type and the publish refusal: every mistake, not the first few, each
     with its line, code and params (the page says it in Dutch from those)."""
-    headers = await signed_in(http)
+    headers = await signed_in(http, SANNE)
     draft = edit(several_mistakes(), "name: kcc\n", "name: kcc-test\n")
     checked = (await http.post("/api/flows/validate", json={"text": draft}, headers=headers)).json()
     assert checked["ok"] is False
     problems = checked["problems"]
     for mistake in MISTAKES:
-        line = line_of_fragment(draft, mistake.fragment, mistake.after)
+        line = line_of(draft, mistake.fragment, mistake.after)
         matching = [p for p in problems if p["message"].startswith(mistake.message)]
         assert [(p["line"], p["code"]) for p in matching] == [(line, mistake.code)], problems
         assert matching[0]["params"]["where"] == mistake.message.split(": ", 1)[0]
     [name] = [p for p in problems if p["code"] == "wrong_flow_name"]
     assert name == {
-        "line": line_of_fragment(draft, "name: kcc-test"),
+        "line": line_of(draft, "name: kcc-test"),
         "message": "name: this centre runs the flow 'kcc', not 'kcc-test'",
         "code": "wrong_flow_name",
         "params": {"where": "name", "expected": "kcc", "name": "kcc-test"},
@@ -215,7 +196,7 @@ async def test_every_mistake_of_a_draft_comes_back_at_once_with_its_code(
 
 @pytest.mark.usefixtures("staff")
 async def test_advisers_cannot_see_or_change_flows(http: httpx.AsyncClient) -> None:
-    headers = await signed_in(http, "ahmed")
+    headers = await signed_in(http, AHMED)
     assert (await http.get("/api/flows", headers=headers)).status_code == 403
     response = await http.post(
         "/api/flows/publish", json={"text": edited(), "comment": "x"}, headers=headers
@@ -228,7 +209,7 @@ async def test_advisers_cannot_see_or_change_flows(http: httpx.AsyncClient) -> N
 async def test_publish_reaches_new_calls_while_a_call_in_progress_keeps_its_version(
     http: httpx.AsyncClient, phone: Callable[..., Phone]
 ) -> None:
-    headers = await signed_in(http)
+    headers = await signed_in(http, SANNE)
     before = phone(caller="+31611111111")
     assert OLD_WELCOME in (await before.dial()).text
 
@@ -255,7 +236,7 @@ async def test_publish_reaches_new_calls_while_a_call_in_progress_keeps_its_vers
 async def test_rollback_is_one_action_and_is_audited(
     http: httpx.AsyncClient, phone: Callable[..., Phone]
 ) -> None:
-    headers = await signed_in(http)
+    headers = await signed_in(http, SANNE)
     published = await http.post(
         "/api/flows/publish", json={"text": edited(), "comment": "kerst"}, headers=headers
     )
@@ -289,14 +270,14 @@ async def test_rollback_is_one_action_and_is_audited(
 
 @pytest.mark.usefixtures("staff")
 async def test_versions_diff_tree_and_calendar(http: httpx.AsyncClient) -> None:
-    headers = await signed_in(http)
+    headers = await signed_in(http, SANNE)
     await http.post("/api/flows/publish", json={"text": edited(), "comment": "k"}, headers=headers)
     diff = (await http.get("/api/flows/diff", params={"a": 1}, headers=headers)).json()
     assert diff["b"] == 2
     assert f'-    nl: "{OLD_WELCOME}"' in diff["diff"]
     assert f'+    nl: "{NEW_WELCOME}"' in diff["diff"]
     text = (await http.get("/api/flows/versions/1", headers=headers)).json()
-    assert text["text"] == LIVE_TEXT and text["live"] is False
+    assert text["text"] == TEXT and text["live"] is False
     assert (await http.get("/api/flows/versions/5", headers=headers)).status_code == 404
 
     tree = (await http.get("/api/flows/tree", headers=headers)).json()
@@ -326,7 +307,7 @@ async def test_versions_diff_tree_and_calendar(http: httpx.AsyncClient) -> None:
 async def test_an_adviser_skill_for_a_product_no_queue_serves_is_only_a_warning(
     http: httpx.AsyncClient,
 ) -> None:
-    headers = await signed_in(http)
+    headers = await signed_in(http, SANNE)
     checked = (
         await http.post("/api/flows/validate", json={"text": edited()}, headers=headers)
     ).json()
@@ -383,7 +364,7 @@ async def test_a_late_announcement_never_puts_an_older_version_back(
     # arrives last, on another instance: it must change nothing.
     await second.state.services.flows.announce(stale)
 
-    assert await redis_client.get(keys.live_flow("kcc")) == f"3:1:{flow_digest(LIVE_TEXT)}"
+    assert await redis_client.get(keys.live_flow("kcc")) == f"3:1:{flow_digest(TEXT)}"
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=second), base_url=PUBLIC_URL
     ) as http:
@@ -396,7 +377,7 @@ def test_concurrent_publishes_and_rollbacks_keep_one_unbroken_audit_chain(
     db_engine: Engine,
 ) -> None:
     versions = SqlFlowVersions(db_engine)
-    versions.publish("kcc", LIVE_TEXT, author="system", comment="first", at=AT)
+    versions.publish("kcc", TEXT, author="system", comment="first", at=AT)
     versions.publish("kcc", edited(), author="sanne", comment="2", at=AT)
 
     def publish(n: int) -> None:
@@ -426,7 +407,7 @@ async def test_a_pointer_to_a_version_this_database_does_not_have_is_repaired(
     await redis_client.set(keys.live_flow("kcc"), "99:9:0123456789abcdef")
     assert OLD_WELCOME in (await phone().dial()).text
     pointer = await redis_client.get(keys.live_flow("kcc"))
-    assert pointer == f"1:1:{flow_digest(LIVE_TEXT)}"
+    assert pointer == f"1:1:{flow_digest(TEXT)}"
 
 
 @pytest.mark.usefixtures("staff")
@@ -434,16 +415,12 @@ async def test_a_publish_while_redis_is_away_is_live_and_says_it_was_not_announc
     make_app: Callable[..., FastAPI], tmp_path: Path
 ) -> None:
     app = make_app(redis_url="redis://127.0.0.1:9/0")  # nothing listens there
-    with Session(app.state.services.db_engine) as db:
-        create_user(db, name="piet", role=Role.SUPERVISOR, password="supervisor-pass")
-        db.commit()
+    piet = supervisor("piet")
+    add_staff(app.state.services.db_engine, piet)
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url=PUBLIC_URL
     ) as http:
-        token = (
-            await http.post("/api/token", data={"username": "piet", "password": "supervisor-pass"})
-        ).json()["access_token"]
-        headers = {"Authorization": f"Bearer {token}"}
+        headers = await signed_in(http, piet)
         response = await http.post(
             "/api/flows/publish", json={"text": edited(), "comment": "k"}, headers=headers
         )
@@ -459,7 +436,7 @@ def test_after_the_first_start_the_flow_file_cannot_stop_or_change_the_service(
     first = make_app()
     first.state.services.flow_versions.publish("kcc", edited(), author="sanne", comment="k", at=AT)
     renamed = tmp_path / "renamed.yaml"
-    renamed.write_text(LIVE_TEXT.replace("name: kcc", "name: kcc-nieuw", 1), encoding="utf-8")
+    renamed.write_text(TEXT.replace("name: kcc", "name: kcc-nieuw", 1), encoding="utf-8")
     broken = tmp_path / "broken.yaml"
     broken.write_text("name: kcc\nnodes: [", encoding="utf-8")
 
@@ -479,15 +456,15 @@ def test_two_instances_seeding_an_empty_database_at_once_both_start(
     live_flow(DEFAULT_FLOW, versions, AT)  # the other instance was a moment quicker
     monkeypatch.setattr(versions, "flows", lambda: [])  # ... after this one looked
     loaded, pointer = live_flow(DEFAULT_FLOW, versions, AT)
-    assert (pointer.number, loaded.digest) == (1, flow_digest(LIVE_TEXT))
+    assert (pointer.number, loaded.digest) == (1, flow_digest(TEXT))
 
 
 @pytest.mark.usefixtures("staff")
 async def test_publishing_an_earlier_text_again_shows_its_new_number(
     http: httpx.AsyncClient,
 ) -> None:
-    headers = await signed_in(http)
-    for text in (edited(), LIVE_TEXT):
+    headers = await signed_in(http, SANNE)
+    for text in (edited(), TEXT):
         response = await http.post(
             "/api/flows/publish", json={"text": text, "comment": "x"}, headers=headers
         )

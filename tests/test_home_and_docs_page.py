@@ -15,7 +15,7 @@ import pytest
 
 from tests.conftest import SECRET_KEY
 from tests.support.browser import Browser, Page, expect, open_page
-from tests.support.servers import KccServer, kcc_serve
+from tests.support.servers import KccServer, open_kcc_serve
 
 SWAGGER_FILES = {
     "swagger-ui-bundle.js": "javascript",
@@ -26,10 +26,7 @@ SWAGGER_FILES = {
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KccServer]:
-    tmp = tmp_path_factory.mktemp("home")
-    with kcc_serve(
-        tmp, KCC_DATABASE_URL=f"sqlite:///{tmp}/kcc.sqlite3", KCC_SECRET_KEY=SECRET_KEY
-    ) as served:
+    with open_kcc_serve(tmp_path_factory.mktemp("home"), secret_key=SECRET_KEY) as served:
         yield served
 
 

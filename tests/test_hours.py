@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 
 from flows.model import Calendar
 from ivr.hours import NeverOpenError, OpeningHours
-
-AMS = ZoneInfo("Europe/Amsterdam")
+from tests.support.clock import AMSTERDAM
 
 HOLIDAY_ANNOUNCEMENT = {
     "nl": "Vandaag, {holiday}, is het klantcontactcentrum gesloten.",
@@ -72,7 +70,7 @@ def hours() -> OpeningHours:
 
 
 def local(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
-    return datetime(year, month, day, hour, minute, tzinfo=AMS)
+    return datetime(year, month, day, hour, minute, tzinfo=AMSTERDAM)
 
 
 # -- an ordinary week (Tuesday 9 June 2026) -------------------------------------------------
@@ -151,7 +149,7 @@ def test_open_status_reports_the_moment_asked_in_local_time(hours: OpeningHours)
     status = hours.status(at)
     assert status.open
     assert status.next_open == at
-    assert status.next_open.tzinfo == AMS
+    assert status.next_open.tzinfo == AMSTERDAM
     assert status.next_open.hour == 12
 
 
@@ -187,7 +185,7 @@ def test_naive_datetime_is_refused(hours: OpeningHours) -> None:
 def test_observed_holiday_is_closed_with_its_name_in_the_announcement(
     hours: OpeningHours, day: date, dutch: str, english: str, next_open: datetime
 ) -> None:
-    status = hours.status(datetime.combine(day, time(10, 0), tzinfo=AMS))
+    status = hours.status(datetime.combine(day, time(10, 0), tzinfo=AMSTERDAM))
     assert not status.open
     assert status.reason == {"nl": dutch, "en": english}
     assert status.announcement == {
@@ -330,7 +328,7 @@ def test_closure_with_until_closes_every_day_in_the_range(hours: OpeningHours, d
 
 @pytest.mark.parametrize("day", [date(2026, 7, 31), date(2026, 8, 6)])
 def test_days_around_a_closure_range_are_ordinary(hours: OpeningHours, day: date) -> None:
-    status = hours.status(datetime.combine(day, time(10, 0), tzinfo=AMS))
+    status = hours.status(datetime.combine(day, time(10, 0), tzinfo=AMSTERDAM))
     assert status.open
     assert status.announcement is None
 

@@ -13,7 +13,6 @@ import uuid
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 from sqlalchemy import text
@@ -28,16 +27,10 @@ from tests.conftest import (
     REDIS_URL,
     SECRET_KEY,
     make_settings,
-    missing_service,
+    need_service,
 )
-from tests.support.servers import (
-    KCC,
-    clean_env,
-    flushed_redis,
-    free_port,
-    kcc_server,
-    run_kcc,
-)
+from tests.support.database import schema_url, sqlite_url
+from tests.support.servers import KccServer, clean_env, flushed_redis, free_port, kcc_serve, run_kcc
 
 pytestmark = pytest.mark.slow
 
@@ -51,18 +44,10 @@ def _serve_env(database_url: str, port: int, **extra: str) -> dict[str, str]:
     )
 
 
-def _first_server(
-    database_url: str, cwd: Path, **extra: str
-) -> AbstractContextManager[subprocess.Popen[bytes]]:
-    """`kcc serve` on a free port, healthy (see `kcc_server`); its log in `cwd`."""
+def _first_server(database_url: str, cwd: Path, **extra: str) -> AbstractContextManager[KccServer]:
+    """`kcc serve` on a free port, healthy (see `kcc_serve`); its log in `cwd`."""
     cwd.mkdir(exist_ok=True)
-    port = free_port()
-    return kcc_server(
-        [*KCC, "serve", "--port", str(port)],
-        url=f"http://127.0.0.1:{port}",
-        env=_serve_env(database_url, port, **extra),
-        cwd=cwd,
-    )
+    return kcc_serve(cwd, KCC_DATABASE_URL=database_url, KCC_SECRET_KEY=SECRET_KEY, **extra)
 
 
 def _second_server_refused(database_url: str) -> subprocess.CompletedProcess[str]:
@@ -87,7 +72,7 @@ def _assert_refused(result: subprocess.CompletedProcess[str]) -> None:
 def test_a_second_serve_on_the_same_sqlite_file_refuses_naming_kcc_redis_url(
     tmp_path: Path,
 ) -> None:
-    database_url = f"sqlite:///{tmp_path}/kcc.sqlite3"
+    database_url = sqlite_url(tmp_path)
     with _first_server(database_url, tmp_path) as first:
         lock_file = tmp_path / "kcc.sqlite3.instance.lock"
         assert lock_file.read_text().strip() == str(first.pid)
@@ -109,10 +94,8 @@ def test_a_second_serve_on_the_same_sqlite_file_refuses_naming_kcc_redis_url(
 
 
 def test_serves_on_the_same_sqlite_file_with_a_shared_redis_all_start(tmp_path: Path) -> None:
-    if not REDIS_UP:
-        missing_service("Redis on 127.0.0.1:6379")
-        pytest.skip("Redis is not running here (it is in CI)")
-    database_url = f"sqlite:///{tmp_path}/kcc.sqlite3"
+    need_service(REDIS_UP, "Redis on 127.0.0.1:6379")
+    database_url = sqlite_url(tmp_path)
     with (
         flushed_redis(REDIS_URL),
         _first_server(database_url, tmp_path / "a", KCC_REDIS_URL=REDIS_URL),
@@ -127,16 +110,13 @@ def test_serves_on_the_same_sqlite_file_with_a_shared_redis_all_start(tmp_path: 
 @pytest.fixture
 def postgres_schema_url() -> Iterator[str]:
     """POSTGRES_URL with a schema of this test's own, dropped afterwards."""
-    if not POSTGRES_UP:
-        missing_service("PostgreSQL on 127.0.0.1:5432")
-        pytest.skip("PostgreSQL is not running here (it is in CI)")
+    need_service(POSTGRES_UP, "PostgreSQL on 127.0.0.1:5432")
     schema = f"instance_lock_{os.getpid()}_{uuid.uuid4().hex[:8]}"
     admin = make_engine(POSTGRES_URL)
     try:
         with admin.begin() as connection:
             connection.execute(text(f"CREATE SCHEMA {schema}"))
-        separator = "&" if "?" in POSTGRES_URL else "?"
-        url = f"{POSTGRES_URL}{separator}options={quote(f'-csearch_path={schema}')}"
+        url = schema_url(POSTGRES_URL, schema)
         engine = make_engine(url)
         try:
             upgrade(engine)  # PostgreSQL is never migrated by the service: `kcc db upgrade` first
@@ -182,7 +162,7 @@ def test_the_advisory_lock_is_per_schema_and_released(postgres_schema_url: str) 
 
 
 def test_the_file_lock_is_held_until_released(tmp_path: Path) -> None:
-    database_url = f"sqlite:///{tmp_path}/kcc.sqlite3"
+    database_url = sqlite_url(tmp_path)
     held = lock_embedded_store(None, database_url)
     assert held is not None
     with pytest.raises(InstanceLocked, match="KCC_REDIS_URL"):

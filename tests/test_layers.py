@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support.paths import ROOT
+
 PACKAGES = ("flows", "routing", "ivr", "api")
 # What each package may import of the others.
 ALLOWED = {

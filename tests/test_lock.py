@@ -17,7 +17,8 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support.paths import ROOT
+
 PYPROJECT = ROOT / "pyproject.toml"
 SERVICE_LOCK = ROOT / "requirements" / "service.txt"
 TEST_LOCK = ROOT / "requirements" / "test.txt"

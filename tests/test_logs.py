@@ -11,7 +11,8 @@ import pytest
 
 from api.logs import JsonFormatter, MaskingFilter
 from routing.privacy import mask_number, mask_text
-from tests.support.servers import KCC, clean_env, free_port, kcc_server
+from tests.support.database import sqlite_url
+from tests.support.servers import kcc_serve
 
 
 @pytest.fixture
@@ -134,11 +135,8 @@ def test_mask_number_keeps_the_last_two_digits() -> None:
 
 def test_the_start_up_lines_of_kcc_serve_stay_readable(tmp_path: Path) -> None:
     """The real server's own lines: its address with the port, its process id."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = clean_env(KCC_PUBLIC_URL=url, KCC_DATABASE_URL=f"sqlite:///{tmp_path}/kcc.sqlite3")
-    with kcc_server([*KCC, "serve", "--port", str(port)], url=url, env=env, cwd=tmp_path) as served:
-        pid = served.pid
+    with kcc_serve(tmp_path, KCC_DATABASE_URL=sqlite_url(tmp_path)) as served:
+        url, pid = served.url, served.pid
     messages = [
         json.loads(line)["message"]
         for line in (tmp_path / "server.log").read_text().splitlines()

@@ -24,10 +24,8 @@ from alembic.runtime.migration import MigrationContext
 from fastapi import FastAPI
 from sqlalchemy import Engine, MetaData, create_engine, make_url, text
 from sqlmodel import Session, SQLModel
-from typer.testing import CliRunner
 
 from api.accounts import get_user
-from api.cli.main import app as kcc_app
 from api.database import schema
 from api.database.engine import make_engine
 from api.database.schema import SchemaBehind, SchemaUnknown, Standing
@@ -35,8 +33,9 @@ from api.services import build_services
 from api.settings import DEFAULT_FLOW
 from api.web.app import create_app
 from flows.versions import SqlFlowVersions
-from tests.conftest import POSTGRES_UP, POSTGRES_URL, make_settings, missing_service
-from tests.support.servers import clean_env, free_port, run_kcc
+from tests.conftest import POSTGRES_UP, POSTGRES_URL, make_settings, need_service
+from tests.support.database import sqlite_url
+from tests.support.servers import clean_env, free_port, invoke_kcc, run_kcc
 
 DATA = Path(__file__).resolve().parent / "data"
 DIALECTS = ["sqlite", "postgresql"]
@@ -61,9 +60,7 @@ def _drop_leftovers(admin: Engine) -> None:
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """The URL of a new, empty PostgreSQL database, dropped after the test."""
-    if not POSTGRES_UP:
-        missing_service("PostgreSQL on 127.0.0.1:5432")
-        pytest.skip("PostgreSQL is not running here (it is in CI)")
+    need_service(POSTGRES_UP, "PostgreSQL on 127.0.0.1:5432")
     name = f"kcc_migrate_{os.getpid()}_{secrets.token_hex(4)}"
     admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
     try:
@@ -81,7 +78,7 @@ def postgres_url() -> Iterator[str]:
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A new, empty database: an SQLite file, or a PostgreSQL database of its own."""
     if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/kcc.sqlite3"
+        return sqlite_url(tmp_path)
     return str(request.getfixturevalue("postgres_url"))
 
 
@@ -403,7 +400,7 @@ def test_a_database_at_an_older_revision_is_behind_and_named(
 async def test_the_service_brings_an_sqlite_database_up_to_date_itself(
     make_app: Callable[..., FastAPI], tmp_path: Path, engine_of: Callable[[str], Engine]
 ) -> None:
-    engine = engine_of(f"sqlite:///{tmp_path}/kcc.sqlite3")  # where make_settings points
+    engine = engine_of(sqlite_url(tmp_path))  # where make_settings points
     load_previous_release(engine)
 
     app = make_app()
@@ -428,9 +425,7 @@ async def test_an_empty_sqlite_database_is_created_at_the_head_by_the_service(
 
 def kcc_db(*args: str, url: str) -> tuple[int, list[str]]:
     """`kcc db ARGS` in-process: exit code, and stdout and stderr lines."""
-    result = CliRunner().invoke(kcc_app, ["db", *args], env={"KCC_DATABASE_URL": url})
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception
+    result = invoke_kcc("db", *args, env={"KCC_DATABASE_URL": url})
     return result.exit_code, result.output.splitlines()
 
 

@@ -16,7 +16,6 @@ same-as node, a clock that cannot be both open and closed) and checks that it is
 from __future__ import annotations
 
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,8 +25,8 @@ from flows.loader import load_flow, parse_flow
 from flows.model import STATUS_PROMPTS, SYSTEM_PROMPTS, VERIFY_PROMPTS, Flow
 from flows.paths import EndKind, FlowPath, PathReport, Said, flow_paths
 from tests.support.path_replay import replay_problems
+from tests.support.paths import SHIPPED
 
-SHIPPED = Path(__file__).resolve().parent.parent / "flows" / "kcc.yaml"
 VARIANTS = (0, 1)  # two ways of pressing the same path's keys (see tests/support/path_replay.py)
 
 

@@ -16,7 +16,7 @@ from redis.exceptions import TimeoutError as RedisTimeout
 from api.services import make_redis
 from routing.pipelined_redis import PipelinedRedis, _Line
 from routing.resp import pack_command
-from tests.conftest import REDIS_UP, missing_service
+from tests.conftest import REDIS_UP, need_service
 
 URL = "redis://127.0.0.1:6379/11"  # a database of its own: these tests flush it
 
@@ -24,9 +24,7 @@ URL = "redis://127.0.0.1:6379/11"  # a database of its own: these tests flush it
 @pytest.fixture
 async def clients() -> AsyncIterator[tuple[aioredis.Redis, aioredis.Redis]]:
     """The service's client and plain redis-py with its pool, on the same database."""
-    if not REDIS_UP:
-        missing_service("Redis on 127.0.0.1:6379")
-        pytest.skip("the pipelined client speaks to a real Redis server")
+    need_service(REDIS_UP, "Redis on 127.0.0.1:6379", "the pipelined client speaks to a real Redis")
     ours, plain = make_redis(URL), aioredis.from_url(URL, protocol=2, decode_responses=True)
     assert isinstance(ours, PipelinedRedis)
     await plain.flushdb()

@@ -12,37 +12,20 @@ import pytest
 from fastapi import FastAPI
 from sqlmodel import Session, select
 
-from api.accounts import Role, create_user
 from api.cli.phone import Phone, parse_twiml
 from routing.adviser_history import AdviserStateChange, WrapUp
 from routing.clock import FixedClock
 from tests.conftest import AUTH_TOKEN, PUBLIC_URL
+from tests.support.staff import SANNE, add_staff, adviser, signed_in
 from tests.support.twilio_stub import TwilioStub
+
+ANN = adviser("ann", skills=["vog_rp", "vog_np"])
+BOB = adviser("bob", skills=["gva"], device="+31201234567")
 
 
 @pytest.fixture
 def staff(app: FastAPI) -> None:
-    with Session(app.state.services.db_engine) as db:
-        create_user(db, name="sanne", role=Role.SUPERVISOR, password="supervisor-pass")
-        create_user(
-            db, name="ann", role=Role.ADVISER, password="adviser-pass", skills=["vog_rp", "vog_np"]
-        )
-        create_user(
-            db,
-            name="bob",
-            role=Role.ADVISER,
-            password="adviser-pass",
-            skills=["gva"],
-            device="+31201234567",
-        )
-        db.commit()
-
-
-async def login(
-    http: httpx.AsyncClient, name: str, password: str = "adviser-pass"
-) -> dict[str, str]:
-    response = await http.post("/api/token", data={"username": name, "password": password})
-    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+    add_staff(app.state.services.db_engine, SANNE, ANN, BOB)
 
 
 async def set_status(
@@ -64,7 +47,7 @@ async def queued_vog_rp(phone: Callable[..., Phone]) -> Phone:
 async def test_call_is_redirected_to_the_adviser_and_rings_their_softphone(
     http: httpx.AsyncClient, phone: Callable[..., Phone], twilio_stub: TwilioStub
 ) -> None:
-    ann = await login(http, "ann")
+    ann = await signed_in(http, ANN)
     assert (await set_status(http, ann, "available")).json()["status"] == "available"
     caller = await queued_vog_rp(phone)
     [update] = twilio_stub.updates_for(caller.call_sid)
@@ -83,7 +66,7 @@ async def test_call_is_redirected_to_the_adviser_and_rings_their_softphone(
 async def test_conversation_then_wrap_up_then_ready(
     http: httpx.AsyncClient, phone: Callable[..., Phone], app: FastAPI
 ) -> None:
-    ann = await login(http, "ann")
+    ann = await signed_in(http, ANN)
     await set_status(http, ann, "available")
     caller = await queued_vog_rp(phone)
     await caller.post(f"{PUBLIC_URL}/twilio/offer-answered?offer=1", {"CallStatus": "in-progress"})
@@ -117,7 +100,7 @@ async def test_conversation_then_wrap_up_then_ready(
 async def test_unanswered_offer_puts_the_caller_back_in_line_and_parks_the_adviser(
     http: httpx.AsyncClient, phone: Callable[..., Phone]
 ) -> None:
-    ann = await login(http, "ann")
+    ann = await signed_in(http, ANN)
     await set_status(http, ann, "available")
     caller = await queued_vog_rp(phone)
     back = parse_twiml(
@@ -131,7 +114,7 @@ async def test_unanswered_offer_puts_the_caller_back_in_line_and_parks_the_advis
     assert "U blijft vooraan in de wachtrij" in back.text
     me = (await http.get("/api/advisers/me", headers=ann)).json()
     assert me["status"] == "missed"
-    supervisor = await login(http, "sanne", "supervisor-pass")
+    supervisor = await signed_in(http, SANNE)
     [waiting] = (await http.get("/api/queue", headers=supervisor)).json()
     assert waiting["call_sid"] == caller.call_sid
 
@@ -140,7 +123,7 @@ async def test_unanswered_offer_puts_the_caller_back_in_line_and_parks_the_advis
 async def test_caller_hanging_up_while_ringing_frees_the_adviser(
     http: httpx.AsyncClient, phone: Callable[..., Phone]
 ) -> None:
-    ann = await login(http, "ann")
+    ann = await signed_in(http, ANN)
     await set_status(http, ann, "available")
     caller = await queued_vog_rp(phone)
     await caller.hang_up()
@@ -154,7 +137,7 @@ async def test_the_desk_is_told_which_call_ended_when_the_caller_hangs_up_while_
 ) -> None:
     """The card that goes away still says whose call it was: the entry outlives the hang-up
     until routing has told the desk."""
-    ann = await login(http, "ann")
+    ann = await signed_in(http, ANN)
     await set_status(http, ann, "available")
     events = app.state.services.router.events.listen("ann")
     await anext(events)  # subscribed
@@ -175,7 +158,7 @@ async def test_the_desk_is_told_which_call_ended_when_the_caller_hangs_up_while_
 async def test_adviser_with_a_phone_number_is_dialled_on_it(
     http: httpx.AsyncClient, phone: Callable[..., Phone], twilio_stub: TwilioStub
 ) -> None:
-    bob = await login(http, "bob")
+    bob = await signed_in(http, BOB)
     await set_status(http, bob, "available")
     caller = phone()
     await caller.dial()
@@ -197,7 +180,7 @@ async def test_withdrawn_offer_sends_a_late_redirect_back_to_the_queue(
 
 @pytest.mark.usefixtures("staff")
 async def test_invalid_transition_is_409_with_the_reason(http: httpx.AsyncClient) -> None:
-    ann = await login(http, "ann")
+    ann = await signed_in(http, ANN)
     response = await set_status(http, ann, "break")
     assert response.status_code == 409
     assert response.json()["detail"] == "sign in (available) before taking a break"
@@ -207,10 +190,10 @@ async def test_invalid_transition_is_409_with_the_reason(http: httpx.AsyncClient
 
 @pytest.mark.usefixtures("staff")
 async def test_supervisors_see_all_advisers_and_advisers_cannot(http: httpx.AsyncClient) -> None:
-    ann = await login(http, "ann")
+    ann = await signed_in(http, ANN)
     await set_status(http, ann, "available")
     assert (await http.get("/api/advisers", headers=ann)).status_code == 403
-    supervisor = await login(http, "sanne", "supervisor-pass")
+    supervisor = await signed_in(http, SANNE)
     advisers = (await http.get("/api/advisers", headers=supervisor)).json()
     assert [(a["name"], a["status"]) for a in advisers] == [("ann", "available")]
     assert advisers[0]["since"] is not None
@@ -218,7 +201,7 @@ async def test_supervisors_see_all_advisers_and_advisers_cannot(http: httpx.Asyn
 
 @pytest.mark.usefixtures("staff")
 async def test_supervisor_has_no_desk_api(http: httpx.AsyncClient) -> None:
-    supervisor = await login(http, "sanne", "supervisor-pass")
+    supervisor = await signed_in(http, SANNE)
     assert (await http.get("/api/advisers/me", headers=supervisor)).status_code == 403
 
 
@@ -228,7 +211,7 @@ async def test_redirect_failures_are_retried_then_the_call_waits_again(
 ) -> None:
     app.state.services.telephony._backoff = (0, 0)  # no real waiting between the retries here
     twilio_stub.fail_next(3, status=503)
-    ann = await login(http, "ann")
+    ann = await signed_in(http, ANN)
     await set_status(http, ann, "available")
     caller = await queued_vog_rp(phone)
     assert len(twilio_stub.updates_for(caller.call_sid)) == 3  # tried three times, all 503
@@ -247,7 +230,7 @@ async def test_expected_wait_is_said_only_with_enough_data(
     hold = await second.hold()
     assert "U bent nummer 2 in de wachtrij." in hold.text
     assert "verwachte wachttijd" not in hold.text  # no handling times yet
-    ann = await login(http, "ann")
+    ann = await signed_in(http, ANN)
     await set_status(http, ann, "available")  # takes the first call
     for _ in range(5):
         await queue.record_handle_time("vog_rp", 240.0)
@@ -276,11 +259,11 @@ async def test_callback_after_a_long_wait_keeps_the_place_and_is_made_from_the_d
     left = await caller.post(f"{PUBLIC_URL}/twilio/queue-result?lang=nl", {"QueueResult": "leave"})
     assert parse_twiml(left.text).hung_up
     await caller.hang_up()
-    supervisor = await login(http, "sanne", "supervisor-pass")
+    supervisor = await signed_in(http, SANNE)
     [waiting] = (await http.get("/api/queue", headers=supervisor)).json()
     assert waiting["call_sid"] == caller.call_sid and waiting["callback"] is True
     # an adviser becomes available: a callback offer, no redirect of a call that is gone
-    ann = await login(http, "ann")
+    ann = await signed_in(http, ANN)
     me = (await set_status(http, ann, "available")).json()
     assert me["status"] == "offered" and me["call"]["callback"] is True
     assert twilio_stub.updates_for(caller.call_sid) == []

@@ -37,7 +37,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 import pytest
@@ -45,12 +44,12 @@ import redis
 from sqlalchemy import Engine, text
 from sqlmodel import Session, col, select
 
-from api.accounts import Role, create_user
 from api.database.engine import make_engine
 from ivr.records import CallRecord
 from routing import keys
 from routing.adviser_history import AdviserStateChange
-from tests.conftest import IN_CI, POSTGRES_UP, REDIS_UP
+from tests.conftest import POSTGRES_UP, REDIS_UP, need_service
+from tests.support import staff
 from tests.support.call_simulator import (
     Desk,
     OfferSeen,
@@ -60,14 +59,16 @@ from tests.support.call_simulator import (
     Simulation,
     clock_offsets,
     cpu_seconds,
-    free_port,
     parse_stub_requests,
     plain_client,
     start_app,
     start_stub,
     wait_healthy,
 )
-from tests.support.database import create_schema
+from tests.support.clock import OPEN_TUESDAY
+from tests.support.database import create_schema, schema_url
+from tests.support.servers import free_port
+from tests.support.staff import add_staff, signed_in
 
 # Redis databases this test may take (emptied first); one run holds one through a lock key, so
 # two runs at once (two people's test suites on one machine) do not share state.
@@ -85,7 +86,6 @@ INSTANCES = 3
 AUTH_TOKEN = "routing-proof-auth-token-0123456789abcdef"
 ACCOUNT_SID = "AC" + "1" * 32
 SECRET_KEY = "routing-proof-secret-key-0123456789abcdef0123456789"
-OPEN_MOMENT = "2026-12-01T10:00:00+01:00"  # a Tuesday morning: open (the real clock may not be)
 PASSWORD = "routing-proof-password"
 RUN_SECONDS = 120  # a bound, for a stuck run: it takes 45-60 s on 2 cores
 
@@ -102,7 +102,9 @@ ADVISERS = {
     "adviser09": ["boa", "vog_np", "vog_rp"],
     "adviser10": ["vog_np", "vog_rp", "gva", "name_change", "pardon", "boa"],
 }
-PROBE = "clockprobe"  # an adviser for a product nobody calls: measures each instance's clock
+# An adviser for a product nobody calls: measures each instance's clock.
+PROBE = staff.adviser("clockprobe", PASSWORD, skills=["track"])
+SUPERVISOR = staff.supervisor("supervisor", PASSWORD)
 
 
 @dataclass
@@ -114,25 +116,6 @@ class System:
     apps: list[Process]
     stub: Process
     db: Engine
-
-
-def _add_user(db: Engine, name: str, role: Role, skills: list[str]) -> None:
-    with Session(db) as session:
-        create_user(session, name=name, role=role, password=PASSWORD, skills=skills)
-        session.commit()
-
-
-def _need(up: bool, what: str) -> None:
-    if up:
-        return
-    if IN_CI:
-        pytest.fail(f"CI=true but {what} is not reachable")
-    pytest.skip(f"{what} is not running here (it is in CI)")
-
-
-def _schema_url(url: str) -> str:
-    separator = "&" if "?" in url else "?"
-    return f"{url}{separator}options={quote(f'-csearch_path={SCHEMA}')}"
 
 
 def _take_redis_database() -> tuple[redis.Redis, str]:
@@ -188,31 +171,33 @@ def _drop_schema() -> None:
 @pytest.fixture
 def system(tmp_path: Path) -> Iterator[System]:
     """The stub and 3 app processes on a flushed Redis database and a fresh schema."""
-    _need(REDIS_UP, "Redis on 127.0.0.1:6379")
-    _need(POSTGRES_UP, "PostgreSQL on 127.0.0.1:5432")
+    need_service(REDIS_UP, "Redis on 127.0.0.1:6379")
+    need_service(POSTGRES_UP, "PostgreSQL on 127.0.0.1:5432")
     store, redis_url = _take_redis_database()
-    db = make_engine(_schema_url(POSTGRES_URL))
+    db = make_engine(schema_url(POSTGRES_URL, SCHEMA))
     processes: list[Process] = []
     try:
         _reset_schema()
         create_schema(db)  # here, not in three processes
-        users = [(name, Role.ADVISER, skills) for name, skills in ADVISERS.items()]
-        users += [(PROBE, Role.ADVISER, ["track"]), ("supervisor", Role.SUPERVISOR, [])]
+        accounts = [
+            staff.adviser(name, PASSWORD, skills=skills) for name, skills in ADVISERS.items()
+        ]
+        accounts += [PROBE, SUPERVISOR]
         with ThreadPoolExecutor(4) as pool:  # argon2 hashing takes a while and frees the GIL
-            list(pool.map(lambda user: _add_user(db, *user), users))
+            list(pool.map(lambda account: add_staff(db, account), accounts))
         stub, stub_url = start_stub(tmp_path, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN)
         processes.append(stub)
         ports = [free_port() for _ in range(INSTANCES)]
         public_url = f"http://127.0.0.1:{ports[0]}"  # one public URL for all: signed for it
         env = {
             "KCC_REDIS_URL": redis_url,
-            "KCC_DATABASE_URL": _schema_url(POSTGRES_URL),
+            "KCC_DATABASE_URL": schema_url(POSTGRES_URL, SCHEMA),
             "KCC_PUBLIC_URL": public_url,
             "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
             "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
             "KCC_TWILIO_API_BASE": stub_url,
             "KCC_SECRET_KEY": SECRET_KEY,
-            "KCC_NOW": OPEN_MOMENT,
+            "KCC_NOW": OPEN_TUESDAY,
             "KCC_WRAP_UP_SECONDS": "1",
             "KCC_OFFER_SECONDS": "20",
             "KCC_VERIFY_MIN_SECONDS": "0",
@@ -330,11 +315,6 @@ class Observed:
         ]
 
 
-async def _supervisor(http: httpx.AsyncClient) -> dict[str, str]:
-    token = await http.post("/api/token", data={"username": "supervisor", "password": PASSWORD})
-    return {"Authorization": f"Bearer {token.raise_for_status().json()['access_token']}"}
-
-
 async def _observe(
     system: System,
     sim: Simulation,
@@ -348,7 +328,7 @@ async def _observe(
         if {store.hget(keys.adviser(n), "state") for n in ADVISERS} == {"available"}:
             break
         await asyncio.sleep(0.2)
-    supervisor = await _supervisor(http)
+    supervisor = await signed_in(http, SUPERVISOR)
     waiting = (await http.get("/api/queue", headers=supervisor)).raise_for_status().json()
     advisers = (await http.get("/api/advisers", headers=supervisor)).raise_for_status().json()
     stub_log = await sim.stub_requests(plain)
@@ -440,8 +420,7 @@ async def test_300_calls_on_3_instances_each_reach_one_adviser_or_end_cleanly(
     sim.make_calls()
     store = redis.Redis.from_url(system.redis_url, decode_responses=True)
     async with sim, sim.client() as http, plain_client() as plain:
-        token = await http.post("/api/token", data={"username": PROBE, "password": PASSWORD})
-        probe = {"Authorization": f"Bearer {token.raise_for_status().json()['access_token']}"}
+        probe = await signed_in(http, PROBE)
         offsets = await clock_offsets(system.ports, probe)
         cpu_before = _cpu(system, store)
         started = time.monotonic()

@@ -13,8 +13,8 @@ import redis.asyncio as aioredis
 from routing import keys
 from routing.board import REFUSALS, AdviserState, Command, OfferKind, OfferState, Settle
 from routing.scripts import LuaScript, Refused, ScriptRunner, ScriptStep, as_bool, as_int
+from tests.support.paths import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 LUA = Path(str(resources.files("routing.lua")))
 SCRIPTS = sorted(path.stem for path in LUA.glob("*.lua"))
 _LITERAL = re.compile(r"'((?:[^'\\]|\\.)*)'")

@@ -10,13 +10,9 @@ from __future__ import annotations
 import re
 from datetime import datetime, time
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pytest
-from typer.testing import CliRunner
 
-from api.cli.main import app
-from api.settings import DEFAULT_FLOW
 from flows.loader import check_flow_text, parse_flow
 from flows.model import Calendar, Flow, OpeningRange
 from flows.paths import flow_paths, format_report
@@ -25,12 +21,14 @@ from ivr.engine import Engine
 from ivr.hours import OpeningHours
 from ivr.session import CallSession
 from ivr.turn import AskKeys, Turn
+from tests.support.clock import AMSTERDAM
+from tests.support.database import sqlite_url
+from tests.support.flow_drafts import TEXT
+from tests.support.servers import invoke_kcc
 
-AMS = ZoneInfo("Europe/Amsterdam")
-TEXT = DEFAULT_FLOW.read_text(encoding="utf-8")
-CHRISTMAS_EVE_EVENING = datetime(2026, 12, 24, 16, 30, tzinfo=AMS)
-CHRISTMAS_EVE_MORNING = datetime(2026, 12, 24, 10, 0, tzinfo=AMS)
-TUESDAY_EVENING = datetime(2026, 12, 1, 19, 30, tzinfo=AMS)
+CHRISTMAS_EVE_EVENING = datetime(2026, 12, 24, 16, 30, tzinfo=AMSTERDAM)
+CHRISTMAS_EVE_MORNING = datetime(2026, 12, 24, 10, 0, tzinfo=AMSTERDAM)
+TUESDAY_EVENING = datetime(2026, 12, 1, 19, 30, tzinfo=AMSTERDAM)
 WEEKLY_NL = "van maandag tot en met vrijdag van 9.00 tot 17.00 uur"
 WEEKLY_EN = "Monday to Friday, from 9 am to 5 pm"
 SEVENTEEN = re.compile(r"\b17\b|5 pm")
@@ -121,7 +119,9 @@ def test_the_weekly_hours_group_days_in_a_row_with_the_same_hours(
 # -- what callers hear -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("at", [CHRISTMAS_EVE_EVENING, datetime(2026, 12, 31, 15, 0, tzinfo=AMS)])
+@pytest.mark.parametrize(
+    "at", [CHRISTMAS_EVE_EVENING, datetime(2026, 12, 31, 15, 0, tzinfo=AMSTERDAM)]
+)
 def test_after_closing_on_a_short_day_the_caller_hears_that_days_hours_not_17(at: datetime) -> None:
     engine = engine_for()
 
@@ -154,16 +154,15 @@ def test_on_an_ordinary_evening_and_a_holiday_the_weekly_hours_are_said() -> Non
     assert f"The Justis contact centre is open {WEEKLY_EN}." in first_turn(
         engine, TUESDAY_EVENING, "en"
     )
-    kings_day = first_turn(engine, datetime(2026, 4, 27, 10, 0, tzinfo=AMS))
+    kings_day = first_turn(engine, datetime(2026, 4, 27, 10, 0, tzinfo=AMSTERDAM))
     assert "Koningsdag" in kings_day and WEEKLY_NL in kings_day
 
 
 def test_kcc_call_on_christmas_eve_after_three_never_says_17(isolated: Path) -> None:
-    result = CliRunner().invoke(
-        app,
-        ["call", "--at", "2026-12-24T16:30+01:00", "--keys", "-"],
-        env={"KCC_DATABASE_URL": f"sqlite:///{isolated}/kcc.sqlite3"},
-    )
+    result = invoke_kcc(
+        "call", "--at", "2026-12-24T16:30+01:00", "--keys", "-",
+        env={"KCC_DATABASE_URL": sqlite_url(isolated)},
+    )  # fmt: skip
 
     assert result.exit_code == 0, result.output
     assert "Op 24 december is het klantcontactcentrum bereikbaar tot 15.00 uur." in result.stdout
@@ -273,7 +272,7 @@ def test_an_older_stored_version_without_placeholders_loads_and_is_said_as_writt
     assert "Op 24 december is het klantcontactcentrum bereikbaar tot 15:00 uur {ca.}." in said
     assert OLD_CLOSED_NL in said
     # No text of its own for weekends: the built-in reason.
-    saturday = engine.hours.status(datetime(2026, 12, 5, 12, 0, tzinfo=AMS))
+    saturday = engine.hours.status(datetime(2026, 12, 5, 12, 0, tzinfo=AMSTERDAM))
     assert saturday.reason == {
         "nl": "Het klantcontactcentrum is op zaterdag gesloten.",
         "en": "The contact centre is closed on Saturdays.",

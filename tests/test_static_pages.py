@@ -5,14 +5,14 @@ labels come from the live flow (GET /api/config), so a change of the flow shows 
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
 from api.settings import DEFAULT_FLOW
 from flows.loader import load_flow
+from tests.support.paths import ROOT
 
-STATIC = Path(__file__).resolve().parent.parent / "api" / "web" / "static"
+STATIC = ROOT / "api" / "web" / "static"
 FLOW = load_flow(DEFAULT_FLOW)
 
 

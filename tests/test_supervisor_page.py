@@ -17,55 +17,42 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from api.accounts import Role, create_user
-from api.database.engine import make_engine, session_scope
 from api.settings import DEFAULT_FLOW
 from flows.loader import load_flow
 from tests.conftest import REDIS_UP, REDIS_URL, SECRET_KEY
-from tests.support.browser import Browser, Page, expect, open_page, submit_sign_in
-from tests.support.database import create_schema
-from tests.support.flow_drafts import MISTAKES, several_mistakes
-from tests.support.flow_drafts import line_of as line_of_fragment
-from tests.support.servers import KccServer, kcc_serve, run_kcc
+from tests.support.browser import (
+    Browser,
+    Page,
+    expect,
+    open_page,
+    open_signed_in,
+    submit_sign_in,
+)
+from tests.support.flow_drafts import MISTAKES, OLD_WELCOME, line_of, several_mistakes
+from tests.support.servers import KccServer, open_kcc_serve, run_kcc
+from tests.support.staff import Account, adviser, supervisor
 
 # A Redis database flushed before and after: the server shares it with nobody while it runs.
 # KCC_TEST_REDIS_URL picks it (as for the other tests), KCC_TEST_SUPERVISOR_REDIS_URL overrides.
 SUPERVISOR_REDIS_URL = os.environ.get("KCC_TEST_SUPERVISOR_REDIS_URL", REDIS_URL)
-OPEN_TUESDAY = "2026-12-01T10:00:00+01:00"
 PASSWORD = "correct horse battery staple"
-SUPERVISOR = "s.jansen"
-ADVISER = "a.bakker"
+SUPERVISOR = supervisor("s.jansen", PASSWORD)
+ADVISER = adviser("a.bakker", PASSWORD)
 TWILIO_TOKEN = "supervisor-page-test-token-0123456789"
 CALL_SECONDS = 60
 
-OLD_WELCOME = load_flow(DEFAULT_FLOW).prompts["welcome"]["nl"]
 NEW_WELCOME = "Goedemorgen, u belt met Justis, de screeningsautoriteit."
 NOT_A_SUPERVISOR = "Dit account is geen supervisoraccount. Deze pagina is alleen voor supervisors."
-
-
-def _add_staff(database_url: str) -> None:
-    engine = make_engine(database_url)
-    try:
-        create_schema(engine)
-        with session_scope(engine) as session:
-            create_user(session, name=SUPERVISOR, role=Role.SUPERVISOR, password=PASSWORD)
-            create_user(session, name=ADVISER, role=Role.ADVISER, password=PASSWORD)
-    finally:
-        engine.dispose()
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KccServer]:
     """`kcc serve` in its own process, open for calls; the flow starts at version 1."""
-    tmp = tmp_path_factory.mktemp("supervisor")
-    database_url = f"sqlite:///{tmp}/kcc.sqlite3"
-    _add_staff(database_url)
-    with kcc_serve(
-        tmp,
+    with open_kcc_serve(
+        tmp_path_factory.mktemp("supervisor"),
+        secret_key=SECRET_KEY,
+        staff=[SUPERVISOR, ADVISER],
         redis_url=SUPERVISOR_REDIS_URL if REDIS_UP else None,
-        KCC_DATABASE_URL=database_url,
-        KCC_SECRET_KEY=SECRET_KEY,
-        KCC_NOW=OPEN_TUESDAY,
         TWILIO_AUTH_TOKEN=TWILIO_TOKEN,  # `kcc call --url` signs with it too
     ) as served:
         yield served
@@ -80,11 +67,8 @@ def page(browser: Browser, server: KccServer) -> Iterator[Page]:
 # -- helpers -----------------------------------------------------------------------------------
 
 
-def sign_in(page: Page, name: str) -> None:
-    page.goto("/supervisor")
-    expect(page).to_have_title("Supervisor - Justis klantcontactcentrum")
-    expect(page.locator("html")).to_have_attribute("lang", "nl")
-    submit_sign_in(page, name, PASSWORD)
+def sign_in(page: Page, account: Account) -> None:
+    open_signed_in(page, "/supervisor", "Supervisor - Justis klantcontactcentrum", account)
 
 
 def kcc_call(server: KccServer, keys: str) -> str:
@@ -124,19 +108,12 @@ def selected_line(page: Page) -> tuple[int, str]:
     return int(result[0]), str(result[1])
 
 
-def line_of(text: str, needle: str, after: str) -> int:
-    """The 1-based number of the first line containing `needle` after the line `after`."""
-    lines = text.split("\n")
-    start = lines.index(after)
-    return next(n for n, line in enumerate(lines[start:], start + 1) if needle in line)
-
-
 # -- the tests ---------------------------------------------------------------------------------
 
 
 def test_edit_break_fix_publish_call_and_roll_back(page: Page, server: KccServer) -> None:
     sign_in(page, SUPERVISOR)
-    expect(page.get_by_test_id("user-name")).to_have_text(SUPERVISOR)
+    expect(page.get_by_test_id("user-name")).to_have_text(SUPERVISOR.name)
     expect(page.get_by_test_id("tools")).to_be_visible()
     expect(page.get_by_test_id("live-version")).to_have_text("versie 1")
 
@@ -190,7 +167,7 @@ def test_edit_break_fix_publish_call_and_roll_back(page: Page, server: KccServer
     expect(summary).to_have_text("Geen fouten gevonden.")
     expect(publish).to_be_enabled()
 
-    broken_line = line_of(live_text, "on_fail: queue_general", "  main_menu:")
+    broken_line = line_of(live_text, "on_fail: queue_general", "  main_menu:\n    kind: menu")
     select_in_draft(page, broken_line, "queue_general")
     page.keyboard.type("nergens")
     expect(publish).to_be_disabled()  # until the check has answered, and then for the error
@@ -285,12 +262,12 @@ def test_edit_break_fix_publish_call_and_roll_back(page: Page, server: KccServer
     # The audit log, newest first: who did what, from which version to which.
     audit = page.get_by_test_id("audit").locator("tbody tr")
     expect(audit).to_have_count(3)
-    expect(audit.nth(0).locator("td").nth(1)).to_have_text(SUPERVISOR)
+    expect(audit.nth(0).locator("td").nth(1)).to_have_text(SUPERVISOR.name)
     expect(audit.nth(0).locator("td").nth(2)).to_have_text("Teruggezet")
     expect(audit.nth(0).locator("td").nth(3)).to_have_text("versie 2")
     expect(audit.nth(0).locator("td").nth(4)).to_have_text("versie 1")
     expect(audit.nth(0).locator("td").nth(5)).to_have_text("Welkomsttekst nog niet goedgekeurd")
-    expect(audit.nth(1).locator("td").nth(1)).to_have_text(SUPERVISOR)
+    expect(audit.nth(1).locator("td").nth(1)).to_have_text(SUPERVISOR.name)
     expect(audit.nth(1).locator("td").nth(2)).to_have_text("Gepubliceerd")
     expect(audit.nth(1).locator("td").nth(3)).to_have_text("versie 1")
     expect(audit.nth(1).locator("td").nth(4)).to_have_text("versie 2")
@@ -316,7 +293,7 @@ def test_every_mistake_of_a_draft_is_listed_in_dutch_at_its_line(page: Page) -> 
     draft.fill(text)
     problems = page.get_by_test_id("problems").get_by_role("button")
     expect(problems).to_have_count(len(MISTAKES))
-    lines = sorted((line_of_fragment(text, m.fragment, m.after), m.dutch) for m in MISTAKES)
+    lines = sorted((line_of(text, m.fragment, m.after), m.dutch) for m in MISTAKES)
     shown = problems.all_inner_texts()
     for (line, dutch), item in zip(lines, shown, strict=True):
         assert item.startswith(f"regel {line}: {dutch}"), (line, dutch, shown)
@@ -332,7 +309,7 @@ def test_every_mistake_of_a_draft_is_listed_in_dutch_at_its_line(page: Page) -> 
         expect(gutter.locator(f"div[data-line='{line}']")).to_have_class("line-error")
 
     # Typed: the unknown target fixed, the other problems stay.
-    target_line = line_of_fragment(text, '"2": verify_vog_rpp')
+    target_line = line_of(text, '"2": verify_vog_rpp')
     select_in_draft(page, target_line, "verify_vog_rpp")
     page.keyboard.type("verify_vog_rp")
     expect(problems).to_have_count(len(MISTAKES) - 1)
@@ -353,7 +330,7 @@ def test_a_wrong_password_and_an_expired_session_ask_to_sign_in(
     page: Page, server: KccServer
 ) -> None:
     page.goto("/supervisor")
-    submit_sign_in(page, SUPERVISOR, "not the password")
+    submit_sign_in(page, SUPERVISOR.name, "not the password")
     expect(page.get_by_test_id("error")).to_have_text("Onjuiste gebruikersnaam of wachtwoord.")
     expect(page.get_by_test_id("tools")).to_be_hidden()
 

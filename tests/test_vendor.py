@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 import re
 import tomllib
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support.paths import ROOT
+
 ASSETS = ROOT / "api" / "web" / "assets"
 STATIC = ROOT / "api" / "web" / "static"
 SWAGGER = STATIC / "vendor" / "swagger-ui"

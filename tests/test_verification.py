@@ -6,7 +6,6 @@ import asyncio
 import logging
 from collections.abc import Callable
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,8 +19,9 @@ from ivr.identity.importer import import_applications
 from ivr.identity.verifier import GuardPolicy, IdentityVerifier
 from routing.sealing import Pseudonymizer
 from tests.conftest import SECRET_KEY
+from tests.support.paths import ROOT
 
-DEMO = Path(__file__).resolve().parent.parent / "api" / "cli" / "demo_applications.csv"
+DEMO = ROOT / "api" / "cli" / "demo_applications.csv"
 PRODUCTS = {"vog_np", "vog_rp", "gva", "name_change", "general"}
 RIGHT = IdentityCheck(application_number="1234567", born=date(1985, 11, 3))
 WRONG_DATE = IdentityCheck(application_number="1234567", born=date(1985, 11, 4))

@@ -17,8 +17,10 @@ from api.cli.phone import Phone
 from api.logs import JsonFormatter, MaskingFilter
 from ivr.records import CallRecord
 from routing.clock import FixedClock
-from tests.conftest import AMSTERDAM, AUTH_TOKEN, PUBLIC_URL, SECRET_KEY
+from tests.conftest import AUTH_TOKEN, PUBLIC_URL, SECRET_KEY
 from tests.support.applications import app_with_demo_applications
+from tests.support.clock import AMSTERDAM
+from tests.support.staff import SANNE, signed_in
 
 NUMBER, BORN = "1234567", "03111985"
 
@@ -29,9 +31,7 @@ async def app(make_app: Callable[..., FastAPI]) -> FastAPI:
 
 
 async def waiting(http: httpx.AsyncClient) -> list[dict[str, object]]:
-    login = await http.post("/api/token", data={"username": "sanne", "password": "supervisor-pass"})
-    headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
-    response = await http.get("/api/queue", headers=headers)
+    response = await http.get("/api/queue", headers=await signed_in(http, SANNE))
     assert response.status_code == 200
     result: list[dict[str, object]] = response.json()
     return result

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -14,11 +12,10 @@ from ivr.hours import OpeningHours
 from ivr.identity.check import CheckOutcome, CheckResult, IdentityCheck
 from ivr.session import CallPhase, CallSession, Verification, VerifyStage
 from ivr.turn import AskKeys, HangUp, JoinQueue, Turn
+from tests.support.clock import AMSTERDAM, TUESDAY_MORNING
+from tests.support.paths import SHIPPED
 
-AMS = ZoneInfo("Europe/Amsterdam")
-SHIPPED = Path(__file__).resolve().parent.parent / "flows" / "kcc.yaml"
-OPEN = datetime(2026, 12, 1, 10, 0, tzinfo=AMS)
-EVENING = datetime(2026, 12, 1, 19, 0, tzinfo=AMS)
+EVENING = datetime(2026, 12, 1, 19, 0, tzinfo=AMSTERDAM)
 NUMBER = "1234567"
 BORN = "03111985"
 VERIFIED = CheckOutcome(
@@ -44,7 +41,7 @@ def spoken(turn: Turn) -> str:
 class Call:
     """Drives the engine as the call handler does, with canned identity check outcomes."""
 
-    def __init__(self, engine: Engine, at: datetime = OPEN) -> None:
+    def __init__(self, engine: Engine, at: datetime = TUESDAY_MORNING) -> None:
         self.engine = engine
         self.at = at
         self.session = CallSession(
@@ -67,9 +64,9 @@ class Call:
         return self.turn
 
 
-def to_status_verification(engine: Engine, at: datetime = OPEN) -> Call:
+def to_status_verification(engine: Engine, at: datetime = TUESDAY_MORNING) -> Call:
     call = Call(engine, at)
-    if at == OPEN:
+    if at == TUESDAY_MORNING:
         call.press("1")
     call.press("1")
     return call
@@ -243,7 +240,7 @@ def test_verify_tries_are_per_call_not_per_verify_node(engine: Engine) -> None:
         call.press(BORN, MISMATCH)
     assert call.session.verification is Verification.FAILED
     call.session.phase = CallPhase.MENU  # as if the flow led to another verify node
-    turn = call.engine._run(call.session, "verify_vog_rp", OPEN, Turn())
+    turn = call.engine._run(call.session, "verify_vog_rp", TUESDAY_MORNING, Turn())
     assert turn.ending == JoinQueue(product="vog_rp", theme="general", priority=0)
 
 

@@ -21,7 +21,8 @@ from routing import keys
 from routing.clock import FixedClock
 from routing.queue import CallQueue
 from routing.sealing import Sealer
-from tests.conftest import AMSTERDAM, AUTH_TOKEN, IN_CI, PUBLIC_URL, REDIS_UP, SECRET_KEY
+from tests.conftest import AUTH_TOKEN, IN_CI, PUBLIC_URL, REDIS_UP, SECRET_KEY
+from tests.support.clock import AMSTERDAM
 
 PhoneFactory = Callable[..., Phone]
 # Off CI without a Redis server the instances would each get their own embedded store; in CI the

@@ -6,12 +6,11 @@ from collections.abc import Callable
 from datetime import date
 
 from fastapi import FastAPI
-from sqlmodel import Session
 
-from api.accounts import Role, create_user
 from api.cli.demo import DEMO_APPLICATIONS
 from ivr.identity.applications import DateOfBirthHasher
 from ivr.identity.importer import import_applications
+from tests.support.staff import SANNE, add_staff
 
 
 def app_with_demo_applications(make_app: Callable[..., FastAPI], secret_key: str) -> FastAPI:
@@ -26,7 +25,5 @@ def app_with_demo_applications(make_app: Callable[..., FastAPI], secret_key: str
         products=set(services.flows.current.engine.flow.products),
         today=date(2026, 11, 28),
     )
-    with Session(services.db_engine) as db:
-        create_user(db, name="sanne", role=Role.SUPERVISOR, password="supervisor-pass")
-        db.commit()
+    add_staff(services.db_engine, SANNE)
     return app

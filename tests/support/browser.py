@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import IN_CI
+from tests.support.staff import Account
 
 try:
     from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
@@ -32,6 +33,7 @@ __all__ = [
     "chromium",
     "expect",
     "open_page",
+    "open_signed_in",
     "submit_sign_in",
 ]
 
@@ -95,6 +97,14 @@ def open_page(browser: Browser, base_url: str, *, width: int, height: int) -> It
         context.close()
     assert not errors, f"JavaScript errors on the page: {errors}"
     assert not outside, f"requests that would leave the app (blocked): {outside}"
+
+
+def open_signed_in(page: Page, path: str, title: str, account: Account) -> None:
+    """Open the staff page at `path` (Dutch, titled `title`) and sign in there as `account`."""
+    page.goto(path)
+    expect(page).to_have_title(title)
+    expect(page.locator("html")).to_have_attribute("lang", "nl")
+    submit_sign_in(page, account.name, account.password)
 
 
 def submit_sign_in(page: Page, name: str, password: str) -> None:

@@ -33,7 +33,6 @@ import json
 import os
 import random
 import re
-import socket
 import statistics
 import subprocess
 import sys
@@ -50,6 +49,8 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 
 from api.cli.phone import Phone, PhoneTurn
+from tests.support.paths import ROOT
+from tests.support.servers import clean_env
 
 try:
     import sniffio  # type: ignore[import-not-found]  # noqa: F401
@@ -59,7 +60,6 @@ except ImportError:
     # this process's CPU. None in sys.modules makes the import fail at once, as it would anyway.
     sys.modules.setdefault("sniffio", None)  # type: ignore[arg-type]
 
-ROOT = Path(__file__).resolve().parents[2]
 
 # Keys from the welcome to the queue of each product ('#' skips the identity check).
 ROUTES: dict[str, tuple[str, ...]] = {
@@ -73,12 +73,6 @@ ROUTES: dict[str, tuple[str, ...]] = {
 
 
 # -- processes --------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -122,11 +116,6 @@ def _spawn(name: str, cmd: list[str], env: dict[str, str], log: Path) -> Process
     return Process(name, popen, log)
 
 
-def base_env() -> dict[str, str]:
-    """This environment without any KCC_/TWILIO_ variable (those are set explicitly)."""
-    return {k: v for k, v in os.environ.items() if not k.startswith(("KCC_", "TWILIO_"))}
-
-
 def start_stub(tmp: Path, *, account_sid: str, auth_token: str) -> tuple[Process, str]:
     """The Twilio stub in its own process; returns it and its base URL."""
     cmd = [
@@ -140,7 +129,7 @@ def start_stub(tmp: Path, *, account_sid: str, auth_token: str) -> tuple[Process
         "--auth-token",
         auth_token,
     ]
-    stub = _spawn("twilio-stub", cmd, base_env(), tmp / "twilio-stub.log")
+    stub = _spawn("twilio-stub", cmd, clean_env(), tmp / "twilio-stub.log")
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         match = re.search(r"twilio stub ready (\S+) ", stub.output())
@@ -167,7 +156,7 @@ def start_app(tmp: Path, name: str, port: int, env: dict[str, str]) -> Process:
         "--log-level",
         "warning",
     ]
-    return _spawn(name, cmd, {**base_env(), **env}, tmp / f"{name}.log")
+    return _spawn(name, cmd, clean_env(**env), tmp / f"{name}.log")
 
 
 def wait_healthy(apps: list[tuple[Process, str]], timeout: float = 45) -> None:

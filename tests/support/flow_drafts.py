@@ -3,11 +3,13 @@ supervisor page."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import NamedTuple
 
-SHIPPED = Path(__file__).resolve().parent.parent.parent / "flows" / "kcc.yaml"
+from tests.support.paths import SHIPPED
+
 TEXT = SHIPPED.read_text(encoding="utf-8")
+OLD_WELCOME = "Welkom bij Justis, de screeningsautoriteit."  # the Dutch welcome, on its own line
+NEW_WELCOME = "Welkom bij Justis. Let op: op 24 december zijn wij tot 15 uur open."
 
 
 def edit(text: str, old: str, new: str) -> str:
@@ -15,11 +17,23 @@ def edit(text: str, old: str, new: str) -> str:
     return text.replace(old, new)
 
 
+def edited(old: str = OLD_WELCOME, new: str = NEW_WELCOME, text: str = TEXT) -> str:
+    """`text` (the shipped flow) with its first `old` replaced by `new`: a draft to publish."""
+    assert old in text, old
+    return text.replace(old, new, 1)
+
+
 def line_of(text: str, fragment: str, after: str | None = None) -> int:
-    """1-based line of the first line containing `fragment` (after the line containing `after`)."""
-    lines = text.splitlines()
-    start = 0 if after is None else next(i for i, line in enumerate(lines) if after in line)
-    return next(n for n, line in enumerate(lines[start:], start + 1) if fragment in line)
+    """1-based line where `fragment` (it may span lines) first starts, searching from the line
+    where `after` first starts (from the top when None): the line a problem must name."""
+    start = 0 if after is None else text.rfind("\n", 0, _index(text, after)) + 1
+    return text.count("\n", 0, _index(text, fragment, start)) + 1
+
+
+def _index(text: str, fragment: str, start: int = 0) -> int:
+    at = text.find(fragment, start)
+    assert at >= 0, f"{fragment!r} is not in the text"
+    return at
 
 
 class Mistake(NamedTuple):

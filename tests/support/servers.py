@@ -1,6 +1,7 @@
-"""The real `kcc` command in a process of its own, and a real `kcc serve` for the tests that need
-one (the CLI over HTTP, the pages in a browser). The environment is always built explicitly, so a
-KCC_REDIS_URL or TWILIO_AUTH_TOKEN in the shell that runs the tests changes nothing."""
+"""The `kcc` command in-process and in a process of its own, and a real `kcc serve` for the tests
+that need one (the CLI over HTTP, the pages in a browser). The environment is always built
+explicitly, so a KCC_REDIS_URL or TWILIO_AUTH_TOKEN in the shell that runs the tests changes
+nothing."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,12 @@ from pathlib import Path
 import httpx
 import pytest
 import redis
+from typer.testing import CliRunner, Result
+
+from api.cli.main import app
+from tests.support.clock import OPEN_TUESDAY
+from tests.support.database import sqlite_url
+from tests.support.staff import Account, new_database_with_staff
 
 OUTER_PREFIXES = ("KCC_", "TWILIO_")  # what Settings reads; never inherited from the shell
 
@@ -39,6 +46,15 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def invoke_kcc(*args: str, env: Mapping[str, str], input: str | None = None) -> Result:
+    """`kcc ARGS` in-process (typer's runner); a crash (traceback) fails the test rather than
+    pass as exit 1."""
+    result = CliRunner().invoke(app, list(args), input=input, env=dict(env))
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result
+
+
 def run_kcc(
     *args: str, env: dict[str, str], timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:
@@ -54,6 +70,7 @@ def run_kcc(
 
 
 def free_port() -> int:
+    """A TCP port of 127.0.0.1 nobody listens on (now)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -97,8 +114,15 @@ def kcc_server(
 
 @dataclass(frozen=True)
 class KccServer:
+    """A running `kcc serve`."""
+
     url: str
     env: dict[str, str]  # the server's: `kcc` with it uses the same database (and Redis)
+    pid: int
+
+    @property
+    def database_url(self) -> str:
+        return self.env["KCC_DATABASE_URL"]
 
 
 @contextmanager
@@ -133,6 +157,34 @@ def kcc_serve(cwd: Path, *, redis_url: str | None = None, **env: str) -> Iterato
         server_env["KCC_REDIS_URL"] = redis_url
     with (
         flushed_redis(redis_url),
-        kcc_server([*KCC, "serve", "--port", str(port)], url=url, env=server_env, cwd=cwd),
+        kcc_server(
+            [*KCC, "serve", "--port", str(port)], url=url, env=server_env, cwd=cwd
+        ) as process,
     ):
-        yield KccServer(url=url, env=server_env)
+        yield KccServer(url=url, env=server_env, pid=process.pid)
+
+
+@contextmanager
+def open_kcc_serve(
+    directory: Path,
+    *,
+    secret_key: str,
+    staff: Sequence[Account] = (),
+    redis_url: str | None = None,
+    database_url: str | None = None,
+    **env: str,
+) -> Iterator[KccServer]:
+    """`kcc serve` (see `kcc_serve`) on the SQLite file of `directory` (or `database_url`), with
+    `staff` added to it, its clock starting on the open Tuesday morning (KCC_NOW; it runs on)."""
+    database_url = database_url or sqlite_url(directory)
+    if staff:
+        new_database_with_staff(database_url, *staff)
+    with kcc_serve(
+        directory,
+        redis_url=redis_url,
+        KCC_DATABASE_URL=database_url,
+        KCC_SECRET_KEY=secret_key,
+        KCC_NOW=OPEN_TUESDAY,
+        **env,
+    ) as served:
+        yield served

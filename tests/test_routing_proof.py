@@ -561,13 +561,17 @@ def _check_database(sim: Simulation, seen: Observed) -> None:
 def _check_nothing_left(sim: Simulation, seen: Observed, store: redis.Redis) -> None:
     """No waiting calls, offers or sessions in Redis; every adviser available again."""
     assert seen.waiting == []
+    # The empty scans below look at the store the instances used: every call's keys are there.
+    assert sim.calls
+    call_keys = _scan(store, keys.session("*"))
+    assert {keys.ended(c.sid) for c in sim.calls} <= set(call_keys)
     for product in sim.plan.products:
         assert store.zcard(keys.queue(product)) == 0, product
     assert _scan(store, keys.queue_entry("*")) == []
     assert _scan(store, keys.offer("*")) == []
     assert _scan(store, keys.call_offer("*")) == []
     assert store.zcard(keys.offer_deadlines()) == 0
-    sessions = [k for k in _scan(store, keys.session("*")) if re.fullmatch(r".*:call:CA\w+", k)]
+    sessions = [k for k in call_keys if re.fullmatch(r".*:call:CA\w+", k)]
     assert sessions == []
     assert len(_scan(store, keys.ended("*"))) == len(sim.calls)
     answered = {k.split(":")[2] for k in _scan(store, keys.call_answered("*"))}

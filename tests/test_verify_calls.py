@@ -16,6 +16,7 @@ from sqlmodel import Session, select
 from api.cli.phone import Phone
 from api.logs import JsonFormatter, MaskingFilter
 from ivr.records import CallRecord
+from routing import keys
 from routing.clock import FixedClock
 from tests.conftest import AUTH_TOKEN, PUBLIC_URL, SECRET_KEY
 from tests.support.applications import app_with_demo_applications
@@ -207,8 +208,12 @@ async def test_no_date_of_birth_application_or_caller_number_in_logs_or_redis(
         down = Phone(client, public_url=PUBLIC_URL, auth_token=AUTH_TOKEN, caller=CALLERS[0])
         await down.post(f"{PUBLIC_URL}/twilio/step?seq=3&lang=nl", {"Digits": "03111985"})
 
+    names = await redis_client.keys("*")
+    # Not an empty haystack: the calls' sessions and the failed checks are among the keys.
+    assert any(name.startswith(keys.session("")) for name in names), names
+    assert any(name.startswith(keys.verify_failures_by_number("")) for name in names), names
     stored: list[str] = []
-    for name in await redis_client.keys("*"):
+    for name in names:
         stored.append(name)
         kind = await redis_client.type(name)
         if kind == "string":

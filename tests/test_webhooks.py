@@ -374,15 +374,17 @@ async def test_no_input_path_is_a_redirect_after_the_gather(phone: PhoneFactory)
 async def test_every_key_in_redis_has_a_ttl(
     phone: PhoneFactory, redis_client: aioredis.Redis
 ) -> None:
-    for key in ("1", "2", "3"):
-        caller = phone()
+    callers = [phone() for _ in range(3)]
+    for caller, key in zip(callers, ("1", "2", "3"), strict=True):
         await caller.dial()
         await caller.press(key)
     ended = phone()
     await ended.dial()
     await ended.hang_up()
     names = await redis_client.keys("*")
-    assert names
+    # Not an empty loop: the calls' sessions and the ended call's marker are among the keys.
+    expected = {keys.session(caller.call_sid) for caller in callers}
+    assert expected | {keys.ended(ended.call_sid)} <= set(names), names
     for name in names:
         assert await redis_client.ttl(name) > 0, name
 

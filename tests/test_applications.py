@@ -231,18 +231,27 @@ def test_directory_gives_the_application_for_the_right_number_and_date(
     assert type(info.status) is ApplicationStatus
 
 
-def test_directory_gives_nothing_for_a_wrong_date_of_birth(directory_engine: Engine) -> None:
+@pytest.mark.parametrize(
+    ("number", "born"),
+    [
+        ("1234567", date(1985, 3, 11)),
+        ("1234567", date(1990, 2, 14)),
+        ("9999999", date(1985, 11, 3)),
+        ("", date(1985, 11, 3)),
+    ],
+    ids=[
+        "wrong date: day and month swapped",
+        "wrong date: another applicant's",
+        "unknown number",
+        "no number",
+    ],
+)
+def test_directory_gives_nothing_for_a_wrong_date_or_an_unknown_number(
+    directory_engine: Engine, number: str, born: date
+) -> None:
     directory = SqlApplicationDirectory(directory_engine, DateOfBirthHasher(SECRET))
 
-    assert directory.check("1234567", date(1985, 3, 11)) is None  # day and month swapped
-    assert directory.check("1234567", date(1990, 2, 14)) is None  # another applicant's date
-
-
-def test_directory_gives_nothing_for_an_unknown_number(directory_engine: Engine) -> None:
-    directory = SqlApplicationDirectory(directory_engine, DateOfBirthHasher(SECRET))
-
-    assert directory.check("9999999", date(1985, 11, 3)) is None
-    assert directory.check("", date(1985, 11, 3)) is None
+    assert directory.check(number, born) is None
 
 
 def test_directory_gives_nothing_under_another_secret_key(directory_engine: Engine) -> None:

@@ -32,7 +32,7 @@ from api.web.deps import SupervisorUser
 from api.web.errors import install_error_handlers
 from api.web.routes.auth import BAD_LOGIN, router
 from api.web.tokens import InvalidToken, decode_token, issue_token
-from tests.support.staff import add_staff, adviser, signed_in, supervisor
+from tests.support.staff import Account, add_staff, adviser, signed_in, supervisor
 
 SECRET = "x" * 40
 PASSWORD = "correct horse battery"
@@ -270,26 +270,29 @@ def test_decode_token_rejects_garbage(token: str) -> None:
 # --- roles -------------------------------------------------------------------------------
 
 
-async def test_supervisor_only_route_forbids_an_adviser(
-    client: httpx.AsyncClient, db_engine: Engine
+@pytest.mark.parametrize(
+    ("account", "status", "body"),
+    [
+        (
+            ANNA,
+            403,
+            {
+                "detail": "requires role supervisor",
+                "code": "role_required",
+                "params": {"role": "supervisor"},
+            },
+        ),
+        (SAM, 200, {"name": "sam"}),
+    ],
+    ids=["forbids an adviser", "admits a supervisor"],
+)
+async def test_supervisor_only_route(
+    client: httpx.AsyncClient, db_engine: Engine, account: Account, status: int, body: object
 ) -> None:
-    add_staff(db_engine, ANNA)
-    response = await client.get("/test/supervisor-only", headers=await signed_in(client, ANNA))
-    assert response.status_code == 403
-    assert response.json() == {
-        "detail": "requires role supervisor",
-        "code": "role_required",
-        "params": {"role": "supervisor"},
-    }
-
-
-async def test_supervisor_only_route_admits_a_supervisor(
-    client: httpx.AsyncClient, db_engine: Engine
-) -> None:
-    add_staff(db_engine, SAM)
-    response = await client.get("/test/supervisor-only", headers=await signed_in(client, SAM))
-    assert response.status_code == 200
-    assert response.json() == {"name": "sam"}
+    add_staff(db_engine, account)
+    response = await client.get("/test/supervisor-only", headers=await signed_in(client, account))
+    assert response.status_code == status
+    assert response.json() == body
 
 
 # --- db ----------------------------------------------------------------------------------

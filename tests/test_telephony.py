@@ -92,26 +92,25 @@ async def test_redirect_posts_url_and_method_to_twilio_with_basic_auth(
     assert sleep.delays == []
 
 
-async def test_redirect_succeeds_after_two_500s_with_backoff(
-    stub: TwilioStub, telephony: TwilioTelephony, sleep: FakeSleep
+@pytest.mark.parametrize(
+    ("failures", "status", "delays"),
+    [(2, 500, [0.2, 0.5]), (1, 429, [0.2])],
+    ids=["two 500s, with backoff", "rate limited"],
+)
+async def test_a_redirect_that_fails_for_a_while_is_retried_until_it_succeeds(
+    stub: TwilioStub,
+    telephony: TwilioTelephony,
+    sleep: FakeSleep,
+    failures: int,
+    status: int,
+    delays: list[float],
 ) -> None:
-    stub.fail_next(2, status=500)
+    stub.fail_next(failures, status=status)
 
     await telephony.redirect(CALLER, CONNECT_URL)
 
-    assert [u.status for u in stub.updates_for(CALLER)] == [500, 500, 200]
-    assert sleep.delays == [0.2, 0.5]
-
-
-async def test_rate_limited_redirect_is_retried(
-    stub: TwilioStub, telephony: TwilioTelephony, sleep: FakeSleep
-) -> None:
-    stub.fail_next(1, status=429)
-
-    await telephony.redirect(CALLER, CONNECT_URL)
-
-    assert [u.status for u in stub.updates_for(CALLER)] == [429, 200]
-    assert sleep.delays == [0.2]
+    assert [u.status for u in stub.updates_for(CALLER)] == [status] * failures + [200]
+    assert sleep.delays == delays
 
 
 async def test_redirect_gives_up_after_all_attempts_with_a_transient_error(

@@ -29,6 +29,16 @@ from tests.support.twilio_stub import TwilioStub
 if TYPE_CHECKING:
     from playwright.sync_api import Browser
 
+# The hooks of the rule that a test starting a server or a browser is marked slow: imported, as
+# the support modules import that module first (too late for pytest_plugins to rewrite it).
+from tests.support.slow import (  # noqa: F401
+    pytest_collection_modifyitems,
+    pytest_configure,
+    pytest_runtest_protocol,
+)
+
+pytest_plugins = ["pytester"]  # runs the small suites that test that rule
+
 IN_CI = os.environ.get("CI", "").lower() == "true"
 REDIS_URL = os.environ.get("KCC_TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
 POSTGRES_URL = os.environ.get(

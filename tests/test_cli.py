@@ -450,6 +450,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KccServer]:
         yield served
 
 
+@pytest.mark.slow
 def test_call_over_http_to_a_running_server_queues_for_vog_rp(server: KccServer) -> None:
     env = clean_env(TWILIO_AUTH_TOKEN=SERVER_TOKEN)
 
@@ -465,6 +466,7 @@ def test_call_over_http_to_a_running_server_queues_for_vog_rp(server: KccServer)
     assert done.stderr == ""
 
 
+@pytest.mark.slow
 def test_call_over_http_with_the_wrong_token_is_refused_and_exits_1(server: KccServer) -> None:
     env = clean_env(TWILIO_AUTH_TOKEN="not-the-token-of-this-server")
 

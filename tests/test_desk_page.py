@@ -48,6 +48,8 @@ from tests.support.database import create_schema, sqlite_url
 from tests.support.servers import KccServer, open_kcc_serve
 from tests.support.staff import Account
 
+pytestmark = pytest.mark.slow  # a real `kcc serve` and a browser
+
 # A Redis database of its own, flushed before and after: the server shares it with nobody.
 DESK_REDIS_URL = os.environ.get("KCC_TEST_DESK_REDIS_URL", "redis://127.0.0.1:6379/12")
 PASSWORD = "correct horse battery staple"

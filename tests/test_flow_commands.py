@@ -358,6 +358,7 @@ def healthz_number(server: KccServer) -> str:
     return str(httpx.get(f"{server.url}/healthz", timeout=5).json()["flow_number"])
 
 
+@pytest.mark.slow
 def test_publish_history_diff_and_rollback_through_the_api(
     server: KccServer, tmp_path: Path
 ) -> None:
@@ -412,6 +413,7 @@ def test_publish_history_diff_and_rollback_through_the_api(
     assert lines[3].split()[2:6] == [SUPERVISOR, "publish", "1", "->"]
 
 
+@pytest.mark.slow
 def test_a_direct_publish_reaches_the_running_server(server: KccServer, tmp_path: Path) -> None:
     """The server's database and Redis, no API: the running instance takes the new version (at
     once through Redis; within the reconcile tick with the embedded store)."""
@@ -430,6 +432,7 @@ def test_a_direct_publish_reaches_the_running_server(server: KccServer, tmp_path
     assert "Direct gepubliceerd." in first_words(server)
 
 
+@pytest.mark.slow
 def test_a_wrong_password_exits_2_with_one_clear_line(server: KccServer) -> None:
     done = run_kcc("flows", "history", "--url", server.url, env=cli_env(SANNE, "not-the-password"))
 
@@ -440,6 +443,7 @@ def test_a_wrong_password_exits_2_with_one_clear_line(server: KccServer) -> None
     assert done.stdout == ""
 
 
+@pytest.mark.slow
 def test_an_adviser_is_refused_with_exit_2(server: KccServer, tmp_path: Path) -> None:
     draft = write(tmp_path, "draft.yaml", DRAFT)
     env = cli_env(AHMED)

@@ -18,6 +18,8 @@ from tests.support.flow_drafts import NEW_WELCOME, edited
 from tests.support.servers import open_kcc_serve
 from tests.support.staff import SANNE, new_database_with_staff, signed_in_to
 
+pytestmark = pytest.mark.slow  # two real `kcc serve` processes
+
 ANNOUNCE_SECONDS = 2.0  # the promise: a publish reaches every instance within 2 s
 
 

@@ -17,6 +17,8 @@ from tests.conftest import SECRET_KEY
 from tests.support.browser import Browser, Page, expect, open_page
 from tests.support.servers import KccServer, open_kcc_serve
 
+pytestmark = pytest.mark.slow  # a real `kcc serve` and a browser
+
 SWAGGER_FILES = {
     "swagger-ui-bundle.js": "javascript",
     "swagger-ui.css": "text/css",

@@ -32,7 +32,7 @@ from tests.conftest import (
 from tests.support.database import schema_url, sqlite_url
 from tests.support.servers import KccServer, clean_env, flushed_redis, free_port, kcc_serve, run_kcc
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.slow  # real `kcc serve` processes
 
 
 def _serve_env(database_url: str, port: int, **extra: str) -> dict[str, str]:

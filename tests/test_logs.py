@@ -133,6 +133,7 @@ def test_mask_number_keeps_the_last_two_digits() -> None:
     assert mask_number("12") == "**"
 
 
+@pytest.mark.slow
 def test_the_start_up_lines_of_kcc_serve_stay_readable(tmp_path: Path) -> None:
     """The real server's own lines: its address with the port, its process id."""
     with kcc_serve(tmp_path, KCC_DATABASE_URL=sqlite_url(tmp_path)) as served:

@@ -32,6 +32,8 @@ from tests.support.flow_drafts import MISTAKES, OLD_WELCOME, line_of, several_mi
 from tests.support.servers import KccServer, open_kcc_serve, run_kcc
 from tests.support.staff import Account, adviser, supervisor
 
+pytestmark = pytest.mark.slow  # a real `kcc serve` and a browser
+
 # A Redis database flushed before and after: the server shares it with nobody while it runs.
 # KCC_TEST_REDIS_URL picks it (as for the other tests), KCC_TEST_SUPERVISOR_REDIS_URL overrides.
 SUPERVISOR_REDIS_URL = os.environ.get("KCC_TEST_SUPERVISOR_REDIS_URL", REDIS_URL)

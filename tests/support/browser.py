@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import IN_CI
+from tests.support.slow import require_slow
 from tests.support.staff import Account
 
 try:
@@ -59,6 +60,7 @@ def chromium() -> Iterator[Browser]:
         if IN_CI:
             pytest.fail(message)
         pytest.skip(message)
+    require_slow("Chromium")
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(
             executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, timeout=30_000

@@ -51,6 +51,7 @@ import httpx
 from api.cli.phone import Phone, PhoneTurn
 from tests.support.paths import ROOT
 from tests.support.servers import clean_env
+from tests.support.slow import require_slow
 
 try:
     import sniffio  # type: ignore[import-not-found]  # noqa: F401
@@ -109,6 +110,7 @@ def cpu_seconds(pid: int) -> float:
 
 
 def _spawn(name: str, cmd: list[str], env: dict[str, str], log: Path) -> Process:
+    require_slow(name)
     with log.open("wb") as out:
         popen = subprocess.Popen(
             cmd, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT

@@ -23,6 +23,7 @@ from typer.testing import CliRunner, Result
 from api.cli.main import app
 from tests.support.clock import OPEN_TUESDAY
 from tests.support.database import sqlite_url
+from tests.support.slow import require_slow
 from tests.support.staff import Account, new_database_with_staff
 
 OUTER_PREFIXES = ("KCC_", "TWILIO_")  # what Settings reads; never inherited from the shell
@@ -81,6 +82,7 @@ def kcc_server(
     command: Sequence[str], *, url: str, env: dict[str, str], cwd: Path, startup: float = 30
 ) -> Iterator[subprocess.Popen[bytes]]:
     """Start the server, wait until /healthz answers (bounded), and always stop it."""
+    require_slow("kcc serve")
     log_path = cwd / "server.log"
     with log_path.open("w") as log:
         process = subprocess.Popen(

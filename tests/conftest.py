@@ -7,6 +7,7 @@ import socket
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -46,16 +47,24 @@ POSTGRES_URL = os.environ.get(
 )
 
 
-def _reachable(host: str, port: int) -> bool:
+def _reachable(url: str, default_port: int) -> bool:
+    """Whether the server the test URL names accepts a connection (the URL's host and port, so
+    a run pointed at another Redis or PostgreSQL probes that one)."""
+    parts = urlsplit(url)
     try:
-        with socket.create_connection((host, port), timeout=0.5):
+        with socket.create_connection(
+            (parts.hostname or "127.0.0.1", parts.port or default_port), timeout=0.5
+        ):
             return True
     except OSError:
         return False
 
 
-REDIS_UP = _reachable("127.0.0.1", 6379)
-POSTGRES_UP = _reachable("127.0.0.1", 5432)
+REDIS_UP = _reachable(REDIS_URL, 6379)
+POSTGRES_UP = _reachable(POSTGRES_URL, 5432)
+# How a missing server is named in a failure or skip.
+REDIS_SERVICE = f"Redis at {urlsplit(REDIS_URL).netloc}"
+POSTGRES_SERVICE = f"PostgreSQL at {urlsplit(POSTGRES_URL).netloc}"
 
 
 def missing_service(service: str) -> None:
@@ -79,7 +88,7 @@ async def redis_client() -> AsyncIterator[aioredis.Redis]:
     if REDIS_UP:
         client: aioredis.Redis = make_redis(REDIS_URL)
     else:
-        missing_service("Redis on 127.0.0.1:6379")
+        missing_service(REDIS_SERVICE)
         client = FakeAsyncRedis(decode_responses=True)
     await client.flushdb()
     yield client
@@ -89,7 +98,7 @@ async def redis_client() -> AsyncIterator[aioredis.Redis]:
 
 def _engine_for(kind: str, tmp_path_factory: pytest.TempPathFactory) -> Engine:
     if kind == "postgresql":
-        need_service(POSTGRES_UP, "PostgreSQL on 127.0.0.1:5432")
+        need_service(POSTGRES_UP, POSTGRES_SERVICE)
         engine = create_engine(POSTGRES_URL)
         drop_schema(engine)
     else:

@@ -20,7 +20,7 @@ from typer.testing import Result
 from api.database.engine import make_engine
 from flows.versions import AuditAction, SqlFlowVersions, flow_digest
 from routing import keys
-from tests.conftest import REDIS_UP, REDIS_URL, SECRET_KEY, missing_service
+from tests.conftest import REDIS_SERVICE, REDIS_UP, REDIS_URL, SECRET_KEY, missing_service
 from tests.support.clock import AMSTERDAM
 from tests.support.database import sqlite_url
 from tests.support.flow_drafts import NEW_WELCOME, OLD_WELCOME, TEXT, edited, line_of
@@ -57,7 +57,7 @@ def broken(text: str) -> tuple[str, int]:
 def _redis_url() -> str | None:
     """The real Redis when it is there (required in CI), else None: the embedded store."""
     if not REDIS_UP:
-        missing_service("Redis on 127.0.0.1:6379")
+        missing_service(REDIS_SERVICE)
         return None
     return REDIS_URL
 

@@ -12,7 +12,7 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
-from tests.conftest import REDIS_UP, REDIS_URL, need_service
+from tests.conftest import REDIS_SERVICE, REDIS_UP, REDIS_URL, need_service
 from tests.support.database import sqlite_url
 from tests.support.flow_drafts import NEW_WELCOME, edited
 from tests.support.servers import open_kcc_serve
@@ -40,9 +40,7 @@ def wait_for_number(url: str, number: int) -> float:
 @pytest.fixture
 def instances(tmp_path: Path, redis_client: aioredis.Redis) -> Iterator[list[str]]:
     # In CI a missing Redis fails here (and in redis_client already).
-    need_service(
-        REDIS_UP, "Redis on 127.0.0.1:6379", "two processes need a shared Redis (CI has one)"
-    )
+    need_service(REDIS_UP, REDIS_SERVICE, "two processes need a shared Redis (CI has one)")
     database = sqlite_url(tmp_path)
     new_database_with_staff(database, SANNE)
     urls: list[str] = []

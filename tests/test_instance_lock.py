@@ -21,8 +21,10 @@ from api.database.engine import make_engine
 from api.database.schema import upgrade
 from api.instance_lock import InstanceLocked, lock_embedded_store
 from tests.conftest import (
+    POSTGRES_SERVICE,
     POSTGRES_UP,
     POSTGRES_URL,
+    REDIS_SERVICE,
     REDIS_UP,
     REDIS_URL,
     SECRET_KEY,
@@ -94,7 +96,7 @@ def test_a_second_serve_on_the_same_sqlite_file_refuses_naming_kcc_redis_url(
 
 
 def test_serves_on_the_same_sqlite_file_with_a_shared_redis_all_start(tmp_path: Path) -> None:
-    need_service(REDIS_UP, "Redis on 127.0.0.1:6379")
+    need_service(REDIS_UP, REDIS_SERVICE)
     database_url = sqlite_url(tmp_path)
     with (
         flushed_redis(REDIS_URL),
@@ -110,7 +112,7 @@ def test_serves_on_the_same_sqlite_file_with_a_shared_redis_all_start(tmp_path: 
 @pytest.fixture
 def postgres_schema_url() -> Iterator[str]:
     """POSTGRES_URL with a schema of this test's own, dropped afterwards."""
-    need_service(POSTGRES_UP, "PostgreSQL on 127.0.0.1:5432")
+    need_service(POSTGRES_UP, POSTGRES_SERVICE)
     schema = f"instance_lock_{os.getpid()}_{uuid.uuid4().hex[:8]}"
     admin = make_engine(POSTGRES_URL)
     try:

@@ -33,7 +33,13 @@ from api.services import build_services
 from api.settings import DEFAULT_FLOW
 from api.web.app import create_app
 from flows.versions import SqlFlowVersions
-from tests.conftest import POSTGRES_UP, POSTGRES_URL, make_settings, need_service
+from tests.conftest import (
+    POSTGRES_SERVICE,
+    POSTGRES_UP,
+    POSTGRES_URL,
+    make_settings,
+    need_service,
+)
 from tests.support.database import sqlite_url
 from tests.support.servers import clean_env, free_port, invoke_kcc, run_kcc
 
@@ -60,7 +66,7 @@ def _drop_leftovers(admin: Engine) -> None:
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """The URL of a new, empty PostgreSQL database, dropped after the test."""
-    need_service(POSTGRES_UP, "PostgreSQL on 127.0.0.1:5432")
+    need_service(POSTGRES_UP, POSTGRES_SERVICE)
     name = f"kcc_migrate_{os.getpid()}_{secrets.token_hex(4)}"
     admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
     try:

@@ -16,15 +16,15 @@ from redis.exceptions import TimeoutError as RedisTimeout
 from api.services import make_redis
 from routing.pipelined_redis import PipelinedRedis, _Line
 from routing.resp import pack_command
-from tests.conftest import REDIS_UP, need_service
+from tests.conftest import REDIS_SERVICE, REDIS_UP, REDIS_URL, need_service
 
-URL = "redis://127.0.0.1:6379/11"  # a database of its own: these tests flush it
+URL = f"{REDIS_URL.rsplit('/', 1)[0]}/11"  # a database of its own: these tests flush it
 
 
 @pytest.fixture
 async def clients() -> AsyncIterator[tuple[aioredis.Redis, aioredis.Redis]]:
     """The service's client and plain redis-py with its pool, on the same database."""
-    need_service(REDIS_UP, "Redis on 127.0.0.1:6379", "the pipelined client speaks to a real Redis")
+    need_service(REDIS_UP, REDIS_SERVICE, "the pipelined client speaks to a real Redis")
     ours, plain = make_redis(URL), aioredis.from_url(URL, protocol=2, decode_responses=True)
     assert isinstance(ours, PipelinedRedis)
     await plain.flushdb()
@@ -144,7 +144,7 @@ async def test_the_database_and_name_of_the_url_are_used(
     ours, plain = clients
     await ours.set("where", "database 11")
     assert await plain.get("where") == "database 11"
-    other = aioredis.from_url("redis://127.0.0.1:6379/0", decode_responses=True)
+    other = aioredis.from_url(f"{REDIS_URL.rsplit('/', 1)[0]}/0", decode_responses=True)
     try:
         listed = [c for c in await other.client_list() if c.get("name") == "kcc-ivr"]
         assert any(c["db"] == "11" for c in listed)

@@ -48,7 +48,7 @@ from api.database.engine import make_engine
 from ivr.records import CallRecord
 from routing import keys
 from routing.adviser_history import AdviserStateChange
-from tests.conftest import POSTGRES_UP, REDIS_UP, need_service
+from tests.conftest import POSTGRES_SERVICE, POSTGRES_UP, REDIS_SERVICE, REDIS_UP, need_service
 from tests.support import staff
 from tests.support.call_simulator import (
     Desk,
@@ -171,8 +171,8 @@ def _drop_schema() -> None:
 @pytest.fixture
 def system(tmp_path: Path) -> Iterator[System]:
     """The stub and 3 app processes on a flushed Redis database and a fresh schema."""
-    need_service(REDIS_UP, "Redis on 127.0.0.1:6379")
-    need_service(POSTGRES_UP, "PostgreSQL on 127.0.0.1:5432")
+    need_service(REDIS_UP, REDIS_SERVICE)
+    need_service(POSTGRES_UP, POSTGRES_SERVICE)
     store, redis_url = _take_redis_database()
     db = make_engine(schema_url(POSTGRES_URL, SCHEMA))
     processes: list[Process] = []

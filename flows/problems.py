@@ -2,10 +2,10 @@
 
 A problem is a code with string params; its English message (what `kcc flows check` prints) is
 rendered here from the code's template, and the supervisor page says the same in Dutch from
-the code and params (api/web/static/problems.js has a translation for every code below; a test
-holds the two lists together). Most problems are about one place in the document: its dotted
-path is the param `where` and comes first in the message ("nodes.welcome.next: unknown target
-'x'").
+the code and params (api/web/static/draft_problems_nl.js has a translation for every code
+below; a test holds the two lists together). Most problems are about one place in the
+document: its dotted path is the param `where` and comes first in the message
+("nodes.welcome.next: unknown target 'x'").
 
 Params a template does not show are listed as `extra`: a translation may use them (the pattern
 a value must match, the kind of value expected) where the English shows the validator's own

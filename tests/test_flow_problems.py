@@ -18,7 +18,7 @@ from ivr.flow_publishing import FlowPublisher
 from tests.support.flow_drafts import MISTAKES, TEXT, edit, line_of, several_mistakes
 from tests.support.paths import ROOT
 
-PROBLEMS_JS = ROOT / "api" / "web" / "static" / "problems.js"
+PROBLEMS_JS = ROOT / "api" / "web" / "static" / "draft_problems_nl.js"
 # Everything that makes problems: the flows package and the publisher's own checks.
 SOURCES = [*sorted((ROOT / "flows").glob("*.py")), ROOT / "ivr" / "flow_publishing.py"]
 
@@ -299,7 +299,7 @@ def test_every_template_renders_with_its_params() -> None:
 
 
 def _dutch_messages() -> dict[str, str]:
-    """code -> the source of its Dutch translation in problems.js."""
+    """code -> the source of its Dutch translation in draft_problems_nl.js."""
     text = PROBLEMS_JS.read_text(encoding="utf-8")
     block = text[
         text.index("const MESSAGES = {") : text.index("\n  };", text.index("const MESSAGES = {"))

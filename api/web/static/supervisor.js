@@ -7,7 +7,7 @@
 (() => {
   const { $, ApiError, showError, showNotice, clearMessages, translate, languageName, dutchTime } =
     window.KccStaff;
-  const { describe } = window.KccProblems; // the problems of a draft in Dutch (problems.js)
+  const { describe } = window.KccProblems; // the problems of a draft in Dutch (draft_problems_nl.js)
   const TOKEN_KEY = "kcc.supervisor.token";
   const DRAFT_KEY = "kcc.supervisor.draft";
   const CHECK_DELAY_MS = 400; // typing pauses this long before the draft is checked

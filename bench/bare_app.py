@@ -1,7 +1,11 @@
-"""The baseline for bench/webhooks.py: a bare FastAPI endpoint that answers constant TwiML.
+"""The baselines for bench/webhooks.py: bare FastAPI endpoints that answer constant TwiML.
 
-It reads the form body as the Twilio webhooks do, so both sides of the comparison parse a form;
-it checks no signature and touches no store.
+- POST /twilio/voice reads the form body as the Twilio webhooks do, so both sides of the
+  whole-call comparison parse a form;
+- POST /twilio/floor does not even read it: the stack's own limit (uvicorn, Starlette, FastAPI
+  routing and a response), what the new-call webhook is compared against.
+
+Neither checks a signature or touches a store.
 """
 
 from __future__ import annotations
@@ -23,6 +27,11 @@ async def voice(request: Request) -> Response:
     form = await request.form()
     if not form.get("CallSid"):
         return Response("missing CallSid", status_code=400)
+    return Response(TWIML, media_type="application/xml")
+
+
+@app.post("/twilio/floor")
+async def floor() -> Response:
     return Response(TWIML, media_type="application/xml")
 
 

@@ -2,14 +2,24 @@
 
     .venv/bin/python -m bench.webhooks                 # 32 connections, 3 rounds of 10 s
     .venv/bin/python -m bench.webhooks --duration 1 --warmup 0 --rounds 1   # smoke run
+    .venv/bin/python -m bench.webhooks --source DIR    # also kcc from DIR, compared with kcc
 
-Starts two uvicorn servers (one worker each, uvloop + httptools, no access log) on free
-loopback ports:
+Starts uvicorn servers (one worker each, uvloop + httptools, no access log) on free loopback
+ports:
 
-* bare: bench/bare_app.py, one POST endpoint that parses the form and answers constant TwiML;
+* bare: bench/bare_app.py, with two constant-TwiML endpoints: POST /twilio/voice parses the form
+  first (the "bare" baseline), POST /twilio/floor does not (the "floor": the stack's own limit);
 * kcc:  api.asgi:app, with signatures checked, a dedicated database of the real Redis (flushed
   before every kcc phase), a SQLite file in a temporary folder and the clock pinned to a
-  moment the contact centre is open.
+  moment the contact centre is open;
+* one more kcc server per `--source [NAME=]DIR` (default name kcc-old), the same app run from
+  another source tree (`git archive REV | tar -x -C DIR`), with a SQLite file of its own.
+
+Two workloads (`--workload calls|new-call|both`, default both):
+
+* calls: kcc places whole calls (below), compared with bare;
+* new-call: kcc gets only the first webhook of a call, POST /twilio/voice with a fresh CallSid,
+  compared with the floor.
 
 A load generator (asyncio on uvloop, raw HTTP/1.1 keep-alive connections, optionally split over
 several processes) keeps `--concurrency` connections busy, closed loop: every connection sends
@@ -24,20 +34,23 @@ complete calls one after another, as Twilio would send them:
     POST /twilio/status CallStatus=completed -> <Response/>
 
 every request signed with X-Twilio-Signature over KCC_PUBLIC_URL and the form parameters.
-Against bare each connection posts the same kind of signed form to /twilio/voice.
+Against bare (and the floor) each connection posts the same kind of signed form.
 
-Phases run interleaved (bare, kcc, bare, kcc, ...) so that both servers see the same noise of a
-shared machine; the figures reported are the medians over the rounds. Any non-200 answer,
+Phases run interleaved (every round: bare, kcc, kcc-old, ...; then floor, kcc, kcc-old, ...;
+the kcc servers take turns at going first) so that all servers see the same noise of a shared
+machine; the figures reported are the medians over the rounds, with the ratios of kcc to the
+baseline and of kcc to each --source server, and the spread of those ratios over the rounds
+(each round's pair). The CPU of the worker per request is reported too. Any non-200 answer,
 invalid XML, unexpected TwiML, apology fallback or error in the kcc server log fails the run
 (exit code 1). The CPU used by the load generator, each server, Redis and everything else on
 the machine is printed for every phase, so a noisy run can be recognised.
 
 Other options: --rate N for an open loop (N requests/s offered, latency counted from when a
 request was due); --only bare|kcc; --profile FILE (py-spy on the kcc worker; --profile-gil for
-the samples that hold the GIL only); --kcc-app
-another ASGI app with --app (e.g. a changed copy of api.asgi);
---source DIR to run the kcc app from a snapshot (`git archive HEAD | tar -x -C DIR`);
---database-url for PostgreSQL instead of the SQLite file. See docs/BENCHMARKS.md.
+the samples that hold the GIL only); --kcc-app another ASGI app (e.g. a changed copy of
+api.asgi); --kcc-source DIR to run the kcc server itself from a snapshot, so that edits in
+progress do not change what is measured; --database-url for PostgreSQL instead of the SQLite
+files (shared by all kcc servers then). See docs/BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -85,6 +98,10 @@ EXPECTED_QUEUE = "kcc-vog_np"  # main menu 1 (VOG NP), submenu 2 (procedure)
 TARGET_RATIO = 0.5
 TARGET_P99_MS = 20.0
 KCC_ROUTES = ("voice", "menu", "submenu", "skip", "status")
+# What kcc is asked, and the baseline (a route of bench/bare_app.py) it is compared against:
+# whole calls against an endpoint that reads the form; the new-call webhook alone against one
+# that does not (the stack's own limit).
+BASELINES = {"calls": "bare", "new-call": "floor"}
 # Questions the flow may ask between the submenu and the queue (since the identity check: "your
 # application number, then #"), each answered with "#" alone, which Twilio posts as empty Digits.
 MAX_SKIPS = 3
@@ -134,6 +151,8 @@ def free_port() -> int:
 def start_server(
     name: str, target: str, env: dict[str, str], logdir: Path, source: Path = ROOT
 ) -> Server:
+    """A uvicorn server of `target` from `source`; a kcc one (any but the baseline) gets its
+    KCC_PUBLIC_URL, since signatures are checked over it."""
     port = free_port()
     log = logdir / f"{name}.log"
     cmd = [
@@ -160,7 +179,7 @@ def start_server(
     # the bench's own modules (bare_app).
     path = [str(source), str(ROOT), os.environ.get("PYTHONPATH", "")]
     full_env = {**os.environ, **env, "PYTHONPATH": os.pathsep.join(p for p in path if p)}
-    if name == "kcc":
+    if name != "bare":
         full_env["KCC_PUBLIC_URL"] = f"http://127.0.0.1:{port}"
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, cwd=source, env=full_env, stdout=out, stderr=subprocess.STDOUT)
@@ -193,22 +212,25 @@ def stop_server(server: Server) -> None:
 
 
 @contextmanager
-def servers(args: argparse.Namespace, workdir: Path) -> Iterator[tuple[Server, Server]]:
-    kcc_env = {
-        "KCC_REDIS_URL": args.redis_url,
-        "KCC_DATABASE_URL": args.database_url or f"sqlite:///{workdir}/kcc.sqlite3",
-        "KCC_SECRET_KEY": SECRET_KEY,
-        "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
-        "KCC_NOW": OPEN_MOMENT,
-        "KCC_LOG_LEVEL": "WARNING",
-    }
+def servers(args: argparse.Namespace, workdir: Path) -> Iterator[tuple[Server, list[Server]]]:
+    """The bare server (both baselines) and the kcc servers: "kcc" from `--kcc-source`, then
+    one per `--source`, each with a SQLite file of its own (their schemas may differ)."""
     started: list[Server] = []
     try:
         started.append(start_server("bare", "bench.bare_app:app", {}, workdir))
-        started.append(start_server("kcc", args.kcc_app, kcc_env, workdir, args.source))
+        for name, source in [("kcc", args.kcc_source), *args.source]:
+            kcc_env = {
+                "KCC_REDIS_URL": args.redis_url,
+                "KCC_DATABASE_URL": args.database_url or f"sqlite:///{workdir}/{name}.sqlite3",
+                "KCC_SECRET_KEY": SECRET_KEY,
+                "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+                "KCC_NOW": OPEN_MOMENT,
+                "KCC_LOG_LEVEL": "WARNING",
+            }
+            started.append(start_server(name, args.kcc_app, kcc_env, workdir, source))
         for server in started:
             wait_healthy(server)
-        yield started[0], started[1]
+        yield started[0], started[1:]
     finally:
         for server in started:
             stop_server(server)
@@ -228,7 +250,7 @@ class BadAnswer(Exception):
 
 @dataclass
 class ClientJob:
-    target: str  # "bare" or "kcc"
+    kind: str  # "bare" or "floor" (a baseline), "calls" or "new-call" (kcc)
     port: int
     connections: int
     budget: int  # at most this many requests in all (a kcc call is 4)
@@ -375,7 +397,7 @@ class LoadClient:
         self.job = job
         self.signer = Signer(AUTH_TOKEN)
         self.result = ClientResult()
-        routes = KCC_ROUTES if job.target == "kcc" else ("voice",)
+        routes = KCC_ROUTES if job.kind == "calls" else ("voice",)
         self.latencies = {route: array("q") for route in routes}
         self.budget = job.budget
 
@@ -411,12 +433,29 @@ class LoadClient:
         return True
 
     async def _bare_loop(self, conn: Connection) -> None:
-        url = f"{conn.public}/twilio/voice"
+        """A fresh call's form to a baseline: /twilio/voice (bare) or /twilio/floor."""
+        url = f"{conn.public}/twilio/{'floor' if self.job.kind == 'floor' else 'voice'}"
         while self._go_on(1):
             params = {"CallSid": "CA" + secrets.token_hex(16), **BASE_PARAMS}
             params["CallStatus"] = "ringing"
             try:
                 twiml(await self._timed(conn, "voice", url, params))
+            except (BadAnswer, OSError, asyncio.IncompleteReadError, ValueError) as exc:
+                self._error(exc)
+                conn.close()
+
+    async def _new_call_loop(self, conn: Connection) -> None:
+        """Only the first webhook of a call, each with a fresh CallSid, signed."""
+        url = f"{conn.public}/twilio/voice"
+        while self._go_on(1):
+            params = {"CallSid": "CA" + secrets.token_hex(16), **BASE_PARAMS}
+            params["CallStatus"] = "ringing"
+            try:
+                action = gather_action(
+                    twiml(await self._timed(conn, "voice", url, params)), "voice"
+                )
+                if "seq=1" not in action:
+                    raise BadAnswer("voice-wrong-seq", action)
             except (BadAnswer, OSError, asyncio.IncompleteReadError, ValueError) as exc:
                 self._error(exc)
                 conn.close()
@@ -463,7 +502,8 @@ class LoadClient:
             conn.next_due = job.start_ns + job.interval_ns * i // max(1, job.connections)
         await asyncio.sleep(max(0, job.start_ns - time.perf_counter_ns()) / 1e9)
         await asyncio.gather(*(conn.open() for conn in conns))
-        loop = self._kcc_loop if job.target == "kcc" else self._bare_loop
+        loops = {"calls": self._kcc_loop, "new-call": self._new_call_loop}
+        loop = loops.get(job.kind, self._bare_loop)
         sampler = asyncio.create_task(self._sample_cpu())
         limit = (job.end_ns - time.perf_counter_ns()) / 1e9 + 30
         try:
@@ -523,7 +563,8 @@ def stats(latencies: list[int], seconds: float) -> Stats:
 
 @dataclass
 class Phase:
-    target: str
+    target: str  # the side measured: "bare" or "floor" (baselines), "kcc" or a --source name
+    workload: str  # "calls" or "new-call"
     round: int
     seconds: float
     overall: Stats
@@ -533,6 +574,7 @@ class Phase:
     error_samples: list[str]
     client_cpu: float  # cores used by the load generator (1.0 = one core busy)
     server_cpu: float  # cores used by the uvicorn worker
+    server_cpu_ms: float  # the worker's CPU per request answered, in milliseconds
     redis_cpu: float  # cores used by redis-server (all its clients)
     other_cpu: float  # cores used by everything else on the machine (noise)
 
@@ -551,6 +593,8 @@ def redis_cpu_seconds(client: redis.Redis) -> float:
 
 def run_phase(
     server: Server,
+    side: str,
+    workload: str,
     args: argparse.Namespace,
     round_no: int,
     pool: ProcessPoolExecutor,
@@ -564,8 +608,9 @@ def run_phase(
     end = warm_end + int(args.duration * 1e9)
     # open loop: each connection sends one request per interval, `--rate` in all
     interval = int(args.concurrency / args.rate * 1e9) if args.rate else 0
+    kind = side if side in BASELINES.values() else workload
     jobs = [
-        ClientJob(server.name, server.port, n, budget // procs, interval, start, warm_end, end)
+        ClientJob(kind, server.port, n, budget // procs, interval, start, warm_end, end)
         for n in shares
     ]
     futures = [pool.submit(run_client, job) for job in jobs]
@@ -595,17 +640,20 @@ def run_phase(
     client_cpu = sum(r.cpu_seconds for r in results) / seconds
     server_cpu = (server_cpu1 - server_cpu0) / wall
     redis_cpu = (redis_cpu1 - redis_cpu0) / wall
+    overall = stats(everything, seconds)
     return Phase(
-        target=server.name,
+        target=side,
+        workload=workload,
         round=round_no,
         seconds=seconds,
-        overall=stats(everything, seconds),
+        overall=overall,
         routes={route: stats(values, seconds) for route, values in per_route.items() if values},
-        calls_per_s=calls_measured / seconds if server.name == "kcc" else 0.0,
+        calls_per_s=calls_measured / seconds if kind == "calls" else 0.0,
         errors=dict(errors),
         error_samples=[s for r in results for s in r.error_samples][:5],
         client_cpu=client_cpu,
         server_cpu=server_cpu,
+        server_cpu_ms=server_cpu / overall.rps * 1000 if overall.rps else math.nan,
         redis_cpu=redis_cpu,
         other_cpu=max(0.0, (busy1 - busy0) / wall - client_cpu - server_cpu - redis_cpu),
     )
@@ -652,11 +700,13 @@ def server_problems(server: Server) -> list[str]:
         text = response.read().decode()
     fallbacks = metric_total(text, "kcc_fallbacks_total")
     if fallbacks:
-        problems.append(f"kcc answered {fallbacks:.0f} webhook(s) with the apology fallback")
+        problems.append(
+            f"{server.name} answered {fallbacks:.0f} webhook(s) with the apology fallback"
+        )
     log = server.log.read_text(errors="replace").splitlines()
     bad = [line for line in log if re.search(r'"level": "(error|critical)"|Traceback', line)]
     if bad:
-        problems.append(f"kcc logged {len(bad)} error line(s); first: {bad[0][:300]}")
+        problems.append(f"{server.name} logged {len(bad)} error line(s); first: {bad[0][:300]}")
     return problems
 
 
@@ -665,7 +715,7 @@ def server_problems(server: Server) -> list[str]:
 
 def median_stats(phases: list[Phase]) -> Stats:
     def med(attr: str) -> float:
-        return statistics.median(getattr(p.overall, attr) for p in phases)
+        return float(statistics.median(getattr(p.overall, attr) for p in phases))
 
     return Stats(
         requests=int(med("requests")),
@@ -677,51 +727,107 @@ def median_stats(phases: list[Phase]) -> Stats:
     )
 
 
-def row(label: str, s: Stats, extra: str = "") -> str:
+def row(label: str, s: Stats, cpu_ms: float | None = None, extra: str = "") -> str:
+    cpu = f"{cpu_ms:>8.3f}" if cpu_ms is not None else f"{'':>8}"
     return (
-        f"{label:<22} {s.requests:>9} {s.rps:>9.0f} {s.p50_ms:>8.2f} {s.p99_ms:>8.2f}"
-        f" {s.p999_ms:>8.2f} {s.max_ms:>8.2f}  {extra}"
-    )
+        f"{label:<26} {s.requests:>9} {s.rps:>9.0f} {s.p50_ms:>8.2f} {s.p99_ms:>8.2f}"
+        f" {s.p999_ms:>8.2f} {s.max_ms:>8.2f} {cpu}  {extra}"
+    ).rstrip()
+
+
+def ratio_of(a: float, b: float) -> float:
+    return a / b if b else math.nan
+
+
+def compare(phases: list[Phase], side: str, other: str) -> dict[str, Any]:
+    """`side` against `other`: the ratio of their median req/s, of their median CPU per request,
+    and the req/s ratios of the rounds (paired: the same round of each), whose spread is the
+    noise of this run."""
+    mine = [p for p in phases if p.target == side]
+    theirs = {p.round: p for p in phases if p.target == other}
+    rounds = [
+        ratio_of(p.overall.rps, theirs[p.round].overall.rps) for p in mine if p.round in theirs
+    ]
+    return {
+        "rps": ratio_of(median_stats(mine).rps, median_stats(list(theirs.values())).rps),
+        "server_cpu_ms": ratio_of(
+            statistics.median(p.server_cpu_ms for p in mine),
+            statistics.median(p.server_cpu_ms for p in theirs.values()),
+        ),
+        "rounds": rounds,
+    }
+
+
+def workload_report(phases: list[Phase], workload: str) -> dict[str, Any]:
+    """Medians of each side of one workload and the ratios: every kcc side against the
+    workload's baseline, and "kcc" against each --source side."""
+    sides = list(dict.fromkeys(p.target for p in phases))
+    medians = {side: median_stats([p for p in phases if p.target == side]) for side in sides}
+    cpu_ms = {
+        side: statistics.median(p.server_cpu_ms for p in phases if p.target == side)
+        for side in sides
+    }
+    for side, s in medians.items():
+        rounds = len([p for p in phases if p.target == side])
+        print(row(f"{side} median of {rounds}", s, cpu_ms[side]))
+    baseline = BASELINES[workload]
+    pairs = [(side, baseline) for side in sides if side != baseline and baseline in sides]
+    if "kcc" in sides:
+        pairs += [("kcc", side) for side in sides if side not in ("kcc", baseline)]
+    ratios = {f"{a}/{b}": compare(phases, a, b) for a, b in pairs}
+    for name, r in ratios.items():
+        spread = "–".join(f"{f(r['rounds']):.3f}" for f in (min, max)) if r["rounds"] else "-"
+        print(
+            f"ratio {name + ':':<26} req/s {r['rps']:.3f} (rounds {spread}), "
+            f"CPU per request {r['server_cpu_ms']:.3f}"
+        )
+    return {
+        "sides": {
+            side: {**asdict(s), "server_cpu_ms": cpu_ms[side]} for side, s in medians.items()
+        },
+        "ratios": ratios,
+    }
 
 
 def print_report(phases: list[Phase], args: argparse.Namespace) -> dict[str, Any]:
     header = (
-        f"{'phase':<22} {'requests':>9} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}"
-        f" {'p99.9 ms':>8} {'max ms':>8}  cores: client/server/redis/other"
+        f"{'phase':<26} {'requests':>9} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}"
+        f" {'p99.9 ms':>8} {'max ms':>8} {'cpu ms':>8}  cores: client/server/redis/other"
     )
-    print()
-    print(header)
-    print("-" * len(header))
-    for phase in phases:
-        cpu = "/".join(
-            f"{c:.2f}"
-            for c in (phase.client_cpu, phase.server_cpu, phase.redis_cpu, phase.other_cpu)
-        )
-        print(row(f"{phase.target} round {phase.round}", phase.overall, cpu))
-        if phase.target == "kcc":
-            for route, s in phase.routes.items():
-                if s.requests:
-                    print(row(f"  {route}", s))
-            print(f"{'  calls/s':<22} {'':>9} {phase.calls_per_s:>9.0f}")
-    medians = {
-        target: median_stats([p for p in phases if p.target == target])
-        for target in ("bare", "kcc")
-        if any(p.target == target for p in phases)
-    }
-    print("-" * len(header))
-    for target, s in medians.items():
-        rounds = len([p for p in phases if p.target == target])
-        print(row(f"{target} median of {rounds}", s))
-    summary: dict[str, Any] = {target: asdict(s) for target, s in medians.items()}
+    summary: dict[str, Any] = {}
+    for workload in BASELINES:
+        of_workload = [p for p in phases if p.workload == workload]
+        if not of_workload:
+            continue
+        print(f"\nworkload {workload} (cpu ms: the server's CPU per request)")
+        print(header)
+        print("-" * len(header))
+        for phase in of_workload:
+            cpu = "/".join(
+                f"{c:.2f}"
+                for c in (phase.client_cpu, phase.server_cpu, phase.redis_cpu, phase.other_cpu)
+            )
+            print(
+                row(f"{phase.target} round {phase.round}", phase.overall, phase.server_cpu_ms, cpu)
+            )
+            if phase.workload == "calls" and phase.target not in BASELINES.values():
+                for route, s in phase.routes.items():
+                    if s.requests:
+                        print(row(f"  {route}", s))
+                print(f"{'  calls/s':<26} {'':>9} {phase.calls_per_s:>9.0f}")
+        print("-" * len(header))
+        summary[workload] = workload_report(of_workload, workload)
     noisy = [p for p in phases if p.other_cpu > 0.25]
     if noisy:
         print(
             f"warning: other processes used > 0.25 cores in {len(noisy)} of {len(phases)} "
             "phases (see the 'other' column); the figures are skewed by that noise"
         )
-    if len(medians) < 2:
+    sides = summary.get("calls", {}).get("sides", {})
+    if "bare" not in sides or "kcc" not in sides:
         return summary
-    bare, kcc = medians["bare"], medians["kcc"]
+    # The whole call's targets, also at the top level of the JSON as before the workloads.
+    bare, kcc = Stats(**_stats_only(sides["bare"])), Stats(**_stats_only(sides["kcc"]))
     ratio = kcc.rps / bare.rps if bare.rps else math.nan
     ratio_ok = ratio >= TARGET_RATIO
     p99_ok = kcc.p99_ms <= TARGET_P99_MS
@@ -741,6 +847,7 @@ def print_report(phases: list[Phase], args: argparse.Namespace) -> dict[str, Any
         )
     loop = f"open loop, {args.rate:g} req/s offered" if args.rate else "closed loop"
     print(f"at {args.concurrency} connections ({loop}), one uvicorn worker per server")
+    summary["bare"], summary["kcc"] = asdict(bare), asdict(kcc)
     summary["ratio"] = None if args.rate else ratio
     summary["targets"] = {
         "ratio_min": TARGET_RATIO,
@@ -750,6 +857,10 @@ def print_report(phases: list[Phase], args: argparse.Namespace) -> dict[str, Any
         "bare_p99_over_target": machine_too_slow,
     }
     return summary
+
+
+def _stats_only(side: dict[str, Any]) -> dict[str, Any]:
+    return {name: side[name] for name in Stats.__dataclass_fields__}
 
 
 def _yes(ok: bool) -> str:
@@ -824,11 +935,29 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="KCC_DATABASE_URL of the kcc server (default: a SQLite file in a temporary folder)",
     )
     parser.add_argument(
-        "--source",
+        "--workload",
+        choices=("calls", "new-call", "both"),
+        default="both",
+        help="calls: kcc places whole calls, against the bare endpoint that reads the form; "
+        "new-call: kcc gets only POST /twilio/voice of a fresh call, against the floor "
+        "endpoint that does not read it; both (default): interleaved in every round",
+    )
+    parser.add_argument(
+        "--kcc-source",
         type=Path,
         default=ROOT,
         help="source tree the kcc server runs from (default: this checkout), e.g. a "
         "`git archive` snapshot, so that edits in progress do not change what is measured",
+    )
+    parser.add_argument(
+        "--source",
+        type=source_arg,
+        action="append",
+        default=[],
+        metavar="[NAME=]DIR",
+        help="also run the kcc app from DIR (e.g. `git archive REV | tar -x -C DIR`) as a "
+        "server of its own, named NAME (default kcc-old, kcc-old2, ...), interleaved with kcc "
+        "in every round and compared with it; repeatable",
     )
     parser.add_argument("--json-out", type=Path, help="write the results here as JSON")
     parser.add_argument(
@@ -837,7 +966,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="ASGI app of the kcc server (default api.asgi:app)",
     )
     parser.add_argument(
-        "--only", choices=("bare", "kcc"), help="measure one server only (no ratio, for profiling)"
+        "--only",
+        choices=("bare", "kcc"),
+        help="measure the baselines only, or the kcc servers only (for profiling)",
     )
     parser.add_argument(
         "--profile",
@@ -856,7 +987,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--concurrency, --duration and --rounds must be positive")
     if args.rate < 0:
         parser.error("--rate must be positive (or 0 for a closed loop)")
+    names = ["kcc"]
+    for i, (name, source) in enumerate(args.source):
+        name = name or ("kcc-old" if i == 0 else f"kcc-old{i + 1}")
+        if name in names or name in BASELINES.values() or not re.fullmatch(r"[\w.-]+", name):
+            parser.error(f"--source: the name {name!r} is taken or not a plain word")
+        names.append(name)
+        args.source[i] = (name, source)
     return args
+
+
+def source_arg(text: str) -> tuple[str, Path]:
+    """`--source [NAME=]DIR`: the name is filled in by parse_args when not given."""
+    name, sep, path = text.partition("=")
+    if not sep or not re.fullmatch(r"[\w.-]+", name):  # no name: the whole text is the path
+        name, path = "", text
+    if not Path(path).is_dir():
+        raise argparse.ArgumentTypeError(f"not a directory: {path}")
+    return name, Path(path)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -869,13 +1017,14 @@ def main(argv: list[str] | None = None) -> int:
     redis_client = redis.Redis.from_url(args.redis_url)
     redis_client.ping()
     redis_client.flushdb()
+    workloads = list(BASELINES) if args.workload == "both" else [args.workload]
+    compared = "".join(f", {name} from {source}" for name, source in args.source)
     print(
         f"kcc-ivr webhook benchmark: {args.concurrency} connections, {args.rounds} round(s) of "
-        f"{args.warmup:g} s warm-up + {args.duration:g} s per server, "
-        f"{args.client_procs} client process(es), "
+        f"{args.warmup:g} s warm-up + {args.duration:g} s per server and workload "
+        f"({', '.join(workloads)}), {args.client_procs} client process(es), "
         + (f"open loop at {args.rate:g} req/s, " if args.rate else "closed loop, ")
-        + f"Redis {args.redis_url}, kcc {args.kcc_app} "
-        f"from {args.source}",
+        + f"Redis {args.redis_url}, kcc {args.kcc_app} from {args.kcc_source}{compared}",
         flush=True,
     )
     phases: list[Phase] = []
@@ -883,32 +1032,43 @@ def main(argv: list[str] | None = None) -> int:
     context = multiprocessing.get_context("fork")
     with (
         tempfile.TemporaryDirectory(prefix="kcc-bench-") as tmp,
-        servers(args, Path(tmp)) as (bare, kcc),
+        servers(args, Path(tmp)) as (bare, kccs),
         ProcessPoolExecutor(max_workers=args.client_procs, mp_context=context) as pool,
     ):
         for round_no in range(1, args.rounds + 1):
-            for server in (bare, kcc):
-                if args.only and server.name != args.only:
-                    continue
-                if server is kcc:
-                    redis_client.flushdb()
-                profiler = start_profiler(server, args) if round_no == 1 else None
-                phase = run_phase(server, args, round_no, pool, redis_client)
-                if profiler is not None:
-                    profiler.wait()
-                phases.append(phase)
-                print(
-                    f"  {server.name} round {round_no}: {phase.overall.rps:.0f} req/s, "
-                    f"p50 {phase.overall.p50_ms:.2f} ms, p99 {phase.overall.p99_ms:.2f} ms, "
-                    f"other load {phase.other_cpu:.2f} cores"
-                    + (f", errors {phase.errors}" if phase.errors else ""),
-                    flush=True,
-                )
-                if phase.errors:
-                    problems.append(f"{server.name} round {round_no}: errors {phase.errors}")
-                    problems.extend(f"  e.g. {sample}" for sample in phase.error_samples)
-        problems.extend(server_problems(kcc))
-        for server in (bare, kcc):
+            # The kcc servers take turns at going first, so that none is always measured right
+            # after the baseline (or always last) in a round.
+            turn = (round_no - 1) % len(kccs)
+            kcc_order = kccs[turn:] + kccs[:turn]
+            for workload in workloads:
+                sides = [(BASELINES[workload], bare), *((k.name, k) for k in kcc_order)]
+                for side, server in sides:
+                    if args.only and (server is bare) != (args.only == "bare"):
+                        continue
+                    if server is not bare:
+                        redis_client.flushdb()
+                    first = round_no == 1 and workload == workloads[0]
+                    profiler = start_profiler(server, args) if first else None
+                    phase = run_phase(server, side, workload, args, round_no, pool, redis_client)
+                    if profiler is not None:
+                        profiler.wait()
+                    phases.append(phase)
+                    print(
+                        f"  {workload} {side} round {round_no}: {phase.overall.rps:.0f} req/s, "
+                        f"p50 {phase.overall.p50_ms:.2f} ms, p99 {phase.overall.p99_ms:.2f} ms, "
+                        f"{phase.server_cpu_ms:.3f} ms CPU/request, "
+                        f"other load {phase.other_cpu:.2f} cores"
+                        + (f", errors {phase.errors}" if phase.errors else ""),
+                        flush=True,
+                    )
+                    if phase.errors:
+                        problems.append(
+                            f"{workload} {side} round {round_no}: errors {phase.errors}"
+                        )
+                        problems.extend(f"  e.g. {sample}" for sample in phase.error_samples)
+        for kcc in kccs:
+            problems.extend(server_problems(kcc))
+        for server in (bare, *kccs):
             if server.proc.poll() is not None:
                 problems.append(f"{server.name} server died:\n{server.log_tail()}")
     redis_client.flushdb()
@@ -919,11 +1079,14 @@ def main(argv: list[str] | None = None) -> int:
         for problem in problems:
             print(f"  {problem}", file=sys.stderr)
     if args.json_out:
+        config = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
+        config["source"] = {name: str(source) for name, source in args.source}
         document = {
             "command": " ".join([Path(sys.executable).name, "-m", "bench.webhooks", *sys.argv[1:]]),
-            "config": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+            "config": config,
             "machine": machine(),
-            "source": source_info(args.source),
+            "source": source_info(args.kcc_source),
+            "sources": {name: source_info(source) for name, source in args.source},
             "phases": [asdict(p) for p in phases],
             "summary": summary,
             "problems": problems,

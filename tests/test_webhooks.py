@@ -8,6 +8,7 @@ import string
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from datetime import datetime
+from urllib.parse import parse_qsl, urlencode
 
 import httpx
 import pytest
@@ -17,7 +18,7 @@ from sqlmodel import Session, select
 from twilio.request_validator import RequestValidator
 
 from api.cli.phone import Phone, parse_twiml
-from api.webhooks.signature import compute_signature, is_signed, signed_url
+from api.webhooks.signature import compute_signature, is_signed, parse_form, signed_url
 from ivr.records import CallRecord
 from routing import keys
 from routing.clock import FixedClock
@@ -88,6 +89,44 @@ def test_signature_check_agrees_with_twilios_validator_on_random_forms() -> None
                 url, params, signature
             )
         assert is_signed(validator, url, params, scope(right))
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "",
+        "&&",
+        "a",
+        "a=&=b&=",
+        "a=1&a=2",
+        "From=%2B31612345678&To=%2b31703704900",
+        "x+y=a+b%20c",
+        "bad=%zz%2&half=%e2%82&euro=%E2%82%AC",
+        "q=%3D%26%25&r=a=b=c",
+        "Digits=",
+    ],
+)
+def test_the_form_parser_reads_odd_forms_as_parse_qsl_does(body: str) -> None:
+    assert parse_form(body) == dict(parse_qsl(body, keep_blank_values=True))
+
+
+def test_the_form_parser_reads_random_forms_as_parse_qsl_does() -> None:
+    rng = random.Random(7)
+    alphabet = "aZ09+-_.~ %&=?#/:é€\u00a0😀"
+    for _ in range(500):
+        form = {
+            "".join(rng.choices(alphabet, k=rng.randint(1, 6))): "".join(
+                rng.choices(alphabet, k=rng.randint(0, 12))
+            )
+            for _ in range(rng.randint(0, 6))
+        }
+        encoded = urlencode(form)
+        raw = "&".join(
+            "".join(rng.choices(alphabet, k=rng.randint(0, 8))) for _ in range(rng.randint(0, 5))
+        )
+        for body in (encoded, raw, encoded + "&" + raw):
+            assert parse_form(body) == dict(parse_qsl(body, keep_blank_values=True)), body
+        assert parse_form(encoded) == form
 
 
 def test_signed_url_comes_from_the_public_url_not_the_host_header() -> None:

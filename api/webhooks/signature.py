@@ -26,8 +26,8 @@ def parse_form(body: str) -> dict[str, str]:
     gives it (the last value of a repeated name wins).
 
     Only a name or value that holds an escape or a "+" goes through urllib's unquote_plus: most
-    of Twilio's values (SIDs, statuses) hold none, and parse_qsl's own per-pair work was a
-    measured 4-7 % of a webhook (docs/BENCHMARKS.md, issue 11)."""
+    of Twilio's values (SIDs, statuses) hold none, and unquoting every piece as parse_qsl does
+    cost a few % of a webhook's throughput (docs/BENCHMARKS.md, issue 11)."""
     params: dict[str, str] = {}
     for pair in body.split("&"):
         if not pair:

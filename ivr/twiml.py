@@ -97,6 +97,9 @@ class CallUrls:
     def offer_answered(self, offer_id: str) -> str:
         return self._url("/twilio/offer-answered", offer=offer_id)
 
+    def conference_events(self, offer_id: str) -> str:
+        return self._url("/twilio/conference-events", offer=offer_id)
+
 
 def _query_string(query: dict[str, str | int]) -> str:
     """As urlencode(query), without its per-value quoting where a value needs none (digits, a
@@ -118,6 +121,9 @@ class RoutingUrls:
 
     def connect(self, offer_id: str) -> str:
         return f"{self.base}/twilio/connect?{urlencode({'offer': offer_id})}"
+
+    def adviser_status(self, offer_id: str) -> str:
+        return f"{self.base}/twilio/adviser-status?{urlencode({'offer': offer_id})}"
 
 
 def queue_name(product: str) -> str:
@@ -233,6 +239,35 @@ def dial_adviser(
         "callerId": caller_id,
     }
     return document([*_says(says or []), element("Dial", options, target)])
+
+
+CONFERENCE_EVENTS = "start end join leave hold mute"
+
+
+def join_conference(
+    name: str,
+    offer_id: str,
+    urls: CallUrls,
+    *,
+    hold_music: str,
+    says: list[Say] | None = None,
+) -> str:
+    """The caller joins the conversation's conference and hears `hold_music` until the adviser
+    is there; leaving it ends the conference and runs the Dial action (dial-result)."""
+    options: Attributes = {
+        "participantLabel": "caller",
+        "beep": False,
+        "startConferenceOnEnter": True,
+        "endConferenceOnExit": True,
+        "waitUrl": hold_music,
+        "waitMethod": "GET",  # a music file: GET lets Twilio cache it
+        "statusCallback": urls.conference_events(offer_id),
+        "statusCallbackEvent": CONFERENCE_EVENTS,
+        "statusCallbackMethod": "POST",
+    }
+    conference = element("Conference", options, escape_text(name))
+    dial: Attributes = {"action": urls.dial_result(offer_id), "method": "POST"}
+    return document([*_says(says or []), element("Dial", dial, conference)])
 
 
 def leave_queue(says: list[Say]) -> str:

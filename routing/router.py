@@ -26,11 +26,12 @@ from routing.board import (
     Settle,
     Settled,
 )
+from routing.conferences import CallConferences, ConferenceView, HoldChange
 from routing.entry import QueueEntry
 from routing.events import EventBus
 from routing.queue import CallQueue
 from routing.scripts import ScriptStep
-from routing.telephony import Telephony, TelephonyError
+from routing.telephony import NewParticipant, ParticipantChange, Telephony, TelephonyError
 
 log = logging.getLogger(__name__)
 CALLBACK_OFFER_MS = 5 * 60 * 1000  # an adviser has 5 minutes to start a callback
@@ -43,12 +44,26 @@ class NotACallback(KccError):
     kind = ErrorKind.CONFLICT
 
 
+class NoCallInProgress(KccError):
+    """A call control (hold, mute) while the adviser has no conversation in a conference."""
+
+    code = "no_call_in_progress"
+    kind = ErrorKind.CONFLICT
+
+
 class ConnectUrls(Protocol):
     def connect(self, offer_id: str) -> str: ...
+
+    def adviser_status(self, offer_id: str) -> str:
+        """The status callback of the adviser's leg into the conference."""
+        ...
 
 
 # adviser, state, when (ms), call
 StateChange = Callable[[str, AdviserState, int, str | None], Awaitable[None]]
+# adviser, on hold (True) or back (False), when (ms), call
+HoldLog = Callable[[str, bool, int, str], Awaitable[None]]
+FAILED_LEG = frozenset({"no-answer", "busy", "failed", "canceled"})
 
 
 @dataclass
@@ -62,6 +77,9 @@ class Router:
     products: list[str]
     wrap_up_seconds: int = 30
     on_state_change: StateChange | None = None
+    conferences: CallConferences | None = None
+    caller_id: str | None = None  # shown on the adviser's phone; else the number called
+    on_hold_change: HoldLog | None = None
 
     # -- triggers --------------------------------------------------------------------------
 
@@ -138,6 +156,13 @@ class Router:
         settled = await self.board.settle(
             offer_id, Settle.ABANDONED, self.now_ms(), wrap_up_seconds=self.wrap_up_seconds
         )
+        conference = await self.conferences.view(call_sid) if self.conferences else None
+        if settled is not None and conference is not None and conference.adviser_leg:
+            # A ringing adviser's phone stops; one in the conversation leaves with the conference.
+            if settled.previous is OfferState.OFFERED:
+                await self._quietly(self.telephony.hang_up, conference.adviser_leg)
+            elif conference.sid:
+                await self._quietly(self.telephony.end_conference, conference.sid)
         if settled is not None:
             await self._tell(settled, "ended", reason="caller hung up")
             await self._state_changed(settled.adviser, settled.adviser_state, call_sid)
@@ -147,6 +172,116 @@ class Router:
                     await self.board.match(view.skills if view else [], self.now_ms())
                 )
         return answered
+
+    # -- the conversation's conference ---------------------------------------------------
+
+    async def conference_joined(
+        self, offer_id: str, *, conference_sid: str, name: str, caller_leg: str
+    ) -> None:
+        """The caller is in the conference: call the adviser in (once per offer)."""
+        offer = await self.board.offer(offer_id)
+        if offer is None or self.conferences is None:
+            return
+        call_sid = offer.call_sid
+        dial = await self.conferences.joined(
+            call_sid,
+            offer_id=offer_id,
+            name=name,
+            conference_sid=conference_sid,
+            caller_leg=caller_leg,
+        )
+        adviser = await self.board.view(offer.adviser) if dial else None
+        if adviser is None or not adviser.device:
+            return
+        conference = await self.conferences.view(call_sid)
+        called = conference.called if conference else None
+        try:
+            leg = await self.telephony.add_participant(
+                conference_sid,
+                NewParticipant(
+                    to=adviser.device,
+                    from_=self.caller_id or called or "",
+                    label="adviser",
+                    timeout=self.board.offer_seconds,
+                    status_callback=self.urls.adviser_status(offer_id),
+                    end_conference_on_exit=False,
+                ),
+            )
+        except TelephonyError as exc:
+            log.warning(
+                "could not call the adviser into the conference",
+                extra={"offer_id": offer_id, "permanent": exc.permanent},
+            )
+            await self.adviser_leg_ended(offer_id, "failed")
+            return
+        await self.conferences.adviser_leg(call_sid, leg)
+
+    async def adviser_leg_status(self, offer_id: str, call_status: str) -> None:
+        """The participant status callback of the adviser's leg."""
+        if call_status in ("in-progress", "answered"):
+            await self.answered(offer_id)
+        elif call_status in FAILED_LEG or call_status == "completed":
+            await self.adviser_leg_ended(offer_id, call_status)
+
+    async def adviser_leg_ended(self, offer_id: str, call_status: str) -> None:
+        """The adviser's leg is over. Unanswered: the caller leaves the conference, back to the
+        head of the line (the Dial action runs), the adviser is missed. After a conversation:
+        the caller leaves too, and the Dial action says goodbye and settles the call."""
+        offer = await self.board.offer(offer_id)
+        if offer is None:
+            return  # settled already (the caller hung up, or a repeated callback)
+        conference = await self.conferences.view(offer.call_sid) if self.conferences else None
+        if conference is not None and conference.sid and conference.caller_leg:
+            await self._quietly(
+                self.telephony.remove_participant, conference.sid, conference.caller_leg
+            )
+        if offer.state is OfferState.OFFERED:
+            await self.dial_finished(offer_id, call_status)
+
+    async def hold(self, adviser: str, on_hold: bool, hold_url: str) -> HoldChange:
+        """Hold the adviser's caller (with `hold_url` playing), or bring them back."""
+        call_sid, conference = await self._conversation(adviser)
+        assert self.conferences is not None and conference.sid and conference.caller_leg
+        change = ParticipantChange(hold=on_hold, hold_url=hold_url if on_hold else None)
+        await self.telephony.update_participant(conference.sid, conference.caller_leg, change)
+        held = await self.conferences.hold(call_sid, on_hold, self.now_ms())
+        if held.changed and self.on_hold_change is not None:
+            await self.on_hold_change(adviser, on_hold, self.now_ms(), call_sid)
+        if held.changed:
+            await self.events.publish(adviser, "hold", {"call_sid": call_sid, "hold": on_hold})
+        return held
+
+    async def mute(self, adviser: str, muted: bool) -> None:
+        """Mute the adviser's own leg (a phone; the browser phone mutes itself)."""
+        call_sid, conference = await self._conversation(adviser)
+        assert self.conferences is not None and conference.sid
+        if not conference.adviser_leg:
+            raise NoCallInProgress("the adviser's phone is not in the conversation")
+        change = ParticipantChange(muted=muted)
+        await self.telephony.update_participant(conference.sid, conference.adviser_leg, change)
+        await self.conferences.set_muted(call_sid, muted)
+
+    async def conference_of(self, adviser: str) -> ConferenceView | None:
+        view = await self.board.view(adviser)
+        if view is None or view.call_sid is None or self.conferences is None:
+            return None
+        return await self.conferences.view(view.call_sid)
+
+    async def _conversation(self, adviser: str) -> tuple[str, ConferenceView]:
+        view = await self.board.view(adviser)
+        if view is None or view.state is not AdviserState.ON_CALL or view.call_sid is None:
+            raise NoCallInProgress("there is no call in progress")
+        conference = await self.conferences.view(view.call_sid) if self.conferences else None
+        if conference is None or not conference.sid or not conference.caller_leg:
+            raise NoCallInProgress("the call is not in a conference")
+        return view.call_sid, conference
+
+    async def _quietly(self, action: Callable[..., Awaitable[None]], *args: str) -> None:
+        """A clean-up Twilio may have done already (the participant left): not an error."""
+        try:
+            await action(*args)
+        except TelephonyError as exc:
+            log.info("conference clean-up not needed or failed", extra={"permanent": exc.permanent})
 
     async def tick(self) -> None:
         """Periodic safety net; safe to run on every instance at once."""

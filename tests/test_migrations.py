@@ -360,6 +360,28 @@ def test_a_database_of_the_release_before_migrations_is_upgraded_without_losing_
         assert user is not None and user.skills == "vog_np,pardon" and not user.active
 
 
+def test_calls_recorded_before_hold_existed_get_zero_hold_seconds_on_upgrade(
+    database_url: str, engine_of: Callable[[str], Engine]
+) -> None:
+    """Revision 0002 adds call_records.hold_seconds to a database with calls in it."""
+    engine = engine_of(database_url)
+    load_previous_release(engine)
+    previous = MetaData()
+    previous.reflect(engine)
+    with engine.begin() as connection:
+        connection.execute(previous.tables["call_records"].insert(), ROWS["call_records"])
+
+    done = schema.upgrade(engine)
+
+    assert done.after == schema.head()
+    with engine.connect() as connection:
+        held = connection.execute(
+            text("SELECT call_sid, hold_seconds FROM call_records ORDER BY id")
+        ).all()
+    assert [tuple(row) for row in held] == [(row["call_sid"], 0) for row in ROWS["call_records"]]
+    assert differences(engine, SQLModel.metadata) == []
+
+
 # -- 3. start-up: refused on PostgreSQL when behind, self-migrating on SQLite ------------------
 
 
@@ -392,15 +414,16 @@ def test_a_database_at_an_older_revision_is_behind_and_named(
 ) -> None:
     engine = engine_of(postgres_url)
     schema.upgrade(engine)
-    monkeypatch.setattr(schema, "head", lambda: "0002")  # as if this release had one more
+    at = schema.head()
+    monkeypatch.setattr(schema, "head", lambda: "9999")  # as if this release had one more
 
     with pytest.raises(SchemaBehind) as behind:
         schema.ensure_schema(engine, migrate=False)
 
     assert behind.value.message == (
-        "the database is at schema revision 0001 and this release needs 0002: run `kcc db upgrade`"
+        f"the database is at schema revision {at} and this release needs 9999: run `kcc db upgrade`"
     )
-    assert behind.value.params == {"revision": "0001", "head": "0002"}
+    assert behind.value.params == {"revision": at, "head": "9999"}
 
 
 async def test_the_service_brings_an_sqlite_database_up_to_date_itself(

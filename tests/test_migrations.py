@@ -554,8 +554,8 @@ FAILING_REVISION = '''"""Creates a table, then fails."""
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0002"
-down_revision = "0001"
+revision = "{revision}"
+down_revision = "{down_revision}"
 branch_labels = None
 depends_on = None
 
@@ -568,6 +568,11 @@ def upgrade() -> None:
 def downgrade() -> None:
     pass
 '''
+
+
+def next_revision() -> str:
+    """The number the revision after this release's head gets."""
+    return f"{int(schema.head()) + 1:04d}"
 
 
 @pytest.fixture
@@ -586,13 +591,15 @@ def test_a_failed_upgrade_leaves_a_postgresql_database_as_it_was(
 ) -> None:
     engine = engine_of(postgres_url)
     schema.upgrade(engine)
-    (migrations_copy / "versions" / "0002_half_done.py").write_text(FAILING_REVISION)
+    at, following = schema.head(), next_revision()
+    failing = FAILING_REVISION.replace("{revision}", following).replace("{down_revision}", at)
+    (migrations_copy / "versions" / f"{following}_half_done.py").write_text(failing)
     schema.script_directory.cache_clear()
 
     with pytest.raises(RuntimeError, match="half-way"):
         schema.upgrade(engine)
 
-    assert schema.current(engine) == "0001"
+    assert schema.current(engine) == at
     assert not sa.inspect(engine).has_table("half_done")
     assert schema.state(engine).standing is Standing.BEHIND
 
@@ -605,12 +612,13 @@ def test_the_revision_command_writes_the_next_revision_and_finds_nothing_to_chan
 ) -> None:
     """`python -m api.database.schema revision -m ...`, on a copy of the migrations: the models
     and the head are the same schema, so the new revision has nothing to do."""
+    at, following = schema.head(), next_revision()
     schema.main(["revision", "-m", "nothing yet"])
 
-    written = sorted((migrations_copy / "versions").glob("0002_*.py"))
-    assert [path.name for path in written] == ["0002_nothing_yet.py"]
+    written = sorted((migrations_copy / "versions").glob(f"{following}_*.py"))
+    assert [path.name for path in written] == [f"{following}_nothing_yet.py"]
     text_written = written[0].read_text(encoding="utf-8")
-    assert 'revision: str = "0002"' in text_written
-    assert 'down_revision: str | Sequence[str] | None = "0001"' in text_written
+    assert f'revision: str = "{following}"' in text_written
+    assert f'down_revision: str | Sequence[str] | None = "{at}"' in text_written
     functions = {f.name: f for f in ast.parse(text_written).body if isinstance(f, ast.FunctionDef)}
     assert [type(statement) for statement in functions["upgrade"].body] == [ast.Pass]

@@ -226,9 +226,8 @@ class CallHandler:
             left_line = await self.queue.remove(call_sid, entry)
         was_waiting = left_line and not answered
         if session is not None and self.record_call is not None:
-            record = self._record(session, call_status, was_waiting, answered)
-            if answered:
-                record.hold_seconds = await self._hold_seconds(call_sid)
+            held = await self._hold_seconds(call_sid) if answered else 0
+            record = self._record(session, call_status, was_waiting, answered, hold_seconds=held)
             await self.record_call(record)
 
     async def _hold_seconds(self, call_sid: str) -> int:
@@ -421,6 +420,8 @@ class CallHandler:
         was_waiting: bool,
         answered: bool,
         special: CallOutcome | None = None,
+        *,
+        hold_seconds: int = 0,
     ) -> CallRecord:
         outcome = {
             CallPhase.MENU: CallOutcome.ABANDONED_IN_MENU,
@@ -450,4 +451,5 @@ class CallHandler:
             self_service=helped_by_machine,
             call_status=call_status,
             queued_at=session.queued_at,
+            hold_seconds=hold_seconds,
         )

@@ -94,9 +94,6 @@ class CallUrls:
     def dial_result(self, offer_id: str) -> str:
         return self._url("/twilio/dial-result", offer=offer_id, lang=self.language)
 
-    def offer_answered(self, offer_id: str) -> str:
-        return self._url("/twilio/offer-answered", offer=offer_id)
-
     def conference_events(self, offer_id: str) -> str:
         return self._url("/twilio/conference-events", offer=offer_id)
 
@@ -211,34 +208,6 @@ def speak_and_hang_up(says: list[Say]) -> str:
 
 def speak_and_enqueue(says: list[Say], product: str, urls: CallUrls) -> str:
     return render(Turn(says=says, ending=JoinQueue(product=product, theme="", priority=0)), urls)
-
-
-def dial_adviser(
-    device: str,
-    offer_id: str,
-    urls: CallUrls,
-    *,
-    timeout: int,
-    caller_id: str | None = None,
-    says: list[Say] | None = None,
-) -> str:
-    """Ring the adviser: a browser softphone (client:NAME) or a phone number."""
-    events: Attributes = {
-        "statusCallbackEvent": "answered",
-        "statusCallback": urls.offer_answered(offer_id),
-        "statusCallbackMethod": "POST",
-    }
-    if device.startswith("client:"):
-        target = element("Client", events, escape_text(device.removeprefix("client:")))
-    else:
-        target = element("Number", events, escape_text(device))
-    options: Attributes = {
-        "timeout": timeout,
-        "action": urls.dial_result(offer_id),
-        "method": "POST",
-        "callerId": caller_id,
-    }
-    return document([*_says(says or []), element("Dial", options, target)])
 
 
 CONFERENCE_EVENTS = "start end join leave hold mute"

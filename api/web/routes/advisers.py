@@ -17,7 +17,7 @@ from api.services import Services
 from api.web.deps import AdviserUser, ServicesDep, SupervisorUser
 from api.web.errors import NotFound, WebError
 from routing.adviser_history import WrapUp
-from routing.board import AdviserView, Command
+from routing.board import AdviserState, AdviserView, Command
 from routing.entry import QueueEntry
 
 router = APIRouter(prefix="/api", tags=["advisers"])
@@ -31,6 +31,8 @@ class AdviserOut(BaseModel):
     device: str
     call: QueueEntry | None = None
     wrap_until: datetime | None = None
+    hold: bool = False  # in a conversation: the caller is held
+    mute: bool = False  # in a conversation: the adviser's phone is muted
 
 
 class StatusIn(BaseModel):
@@ -48,7 +50,11 @@ def _when(ms: int | None) -> datetime | None:
 
 async def _out(services: Services, view: AdviserView) -> AdviserOut:
     call = await services.queue.get(view.call_sid) if view.call_sid else None
+    talking = view.state is AdviserState.ON_CALL and view.call_sid is not None
+    conference = await services.router.conference_of(view.name) if talking else None
     return AdviserOut(
+        hold=conference.on_hold if conference else False,
+        mute=conference.muted if conference else False,
         name=view.name,
         status=view.state.value,
         since=_when(view.since_ms),

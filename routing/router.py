@@ -293,7 +293,8 @@ class Router:
                 log.debug("wrap-up already ended", extra={"adviser": name})
         for offer_id in await self.board.stale_offers(now):
             log.warning("offer expired without an answer", extra={"offer_id": offer_id})
-            await self.dial_finished(offer_id, "no-answer")
+            # The caller may be alone in the conference, with music: they go back in line.
+            await self.adviser_leg_ended(offer_id, "no-answer")
         await self._deliver(await self.board.match(self.products, self.now_ms()))
 
     # -- helpers ---------------------------------------------------------------------------

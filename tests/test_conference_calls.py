@@ -20,6 +20,7 @@ from routing.clock import FixedClock
 from tests.conftest import PUBLIC_URL
 from tests.support.conference_calls import ConferenceCall
 from tests.support.staff import SANNE, Account, add_staff, adviser, signed_in
+from tests.support.twilio_conferences import Participant
 from tests.support.twilio_stub import TwilioStub
 
 ANN = adviser("ann", skills=["vog_rp"])
@@ -61,6 +62,11 @@ async def in_conversation(
     await call.connect()
     assert await status_of(http, headers) == "on_call"
     return call, headers
+
+
+def participant_labelled(call: ConferenceCall, label: str) -> Participant:
+    [found] = [p for p in call.conference().participants.values() if p.label == label]
+    return found
 
 
 @pytest.mark.usefixtures("staff")
@@ -146,6 +152,47 @@ async def test_adviser_who_does_not_answer_puts_the_caller_back_at_the_head_of_t
     supervisor = await signed_in(http, SANNE)
     waiting = (await http.get("/api/queue", headers=supervisor)).json()
     assert [w["call_sid"] for w in waiting] == [first.call_sid, second.call_sid]
+
+
+@pytest.mark.usefixtures("staff")
+async def test_an_offer_nobody_reports_on_expires_and_takes_the_caller_out_of_the_conference(
+    http: httpx.AsyncClient,
+    phone: Callable[..., Phone],
+    twilio_stub: TwilioStub,
+    app: FastAPI,
+    clock: FixedClock,
+) -> None:
+    """Twilio's callbacks for the adviser's leg were lost: the safety net still moves on."""
+    ann = await signed_in(http, ANN)
+    await available(http, ann)
+    call = await queued(phone, twilio_stub)
+    await call.connect()  # Ann's phone keeps ringing and nothing is ever reported
+    clock.set(clock.now() + timedelta(minutes=2))
+
+    await app.state.services.router.tick()
+    await call.deliver()
+
+    assert call.after_conference is not None and call.after_conference.queue == "kcc-vog_rp"
+    assert await status_of(http, ann) == "missed"
+
+
+@pytest.mark.usefixtures("staff")
+async def test_caller_hanging_up_while_the_adviser_rings_stops_the_ringing_and_frees_the_adviser(
+    http: httpx.AsyncClient, phone: Callable[..., Phone], twilio_stub: TwilioStub
+) -> None:
+    ann = await signed_in(http, ANN)
+    await available(http, ann)
+    call = await queued(phone, twilio_stub)
+    await call.connect()
+    ringing = participant_labelled(call, "adviser")
+
+    await call.hang_up()
+
+    assert await status_of(http, ann) == "available"
+    assert twilio_stub.call_status(ringing.call_sid) in ("completed", "canceled")
+    assert call.conference().status == "completed"
+    supervisor = await signed_in(http, SANNE)
+    assert (await http.get("/api/queue", headers=supervisor)).json() == []
 
 
 @pytest.mark.usefixtures("staff")

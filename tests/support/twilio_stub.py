@@ -541,6 +541,7 @@ class TwilioStub:
             if status not in ("completed", "canceled"):
                 return _error(400, 21218, f"Invalid Status: {status}")
             call.status = status
+            self.conferences.hang_up(call_sid)  # a call in a conference leaves it
         elif not (form.get("Url") or form.get("Twiml")):
             return _error(400, 21205, "Url parameter is required")
         call.updated = datetime.now(UTC)

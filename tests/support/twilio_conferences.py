@@ -20,6 +20,7 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
+from urllib.parse import parse_qs, urlsplit
 
 from twilio.request_validator import RequestValidator
 
@@ -168,8 +169,23 @@ class Conferences:
                 return
         raise KeyError(call_sid)
 
-    def take_outbox(self) -> list[Callback]:
-        taken, self.outbox = self.outbox, []
+    def no_answer(self, call_sid: str) -> None:
+        """A ringing participant's device stops ringing unanswered (its timeout)."""
+        for conference in self.by_sid.values():
+            participant = conference.participants.get(call_sid)
+            if participant is not None and participant.status != "connected":
+                del conference.participants[call_sid]
+                self._call_status(participant, conference, "no-answer")
+                return
+        raise KeyError(call_sid)
+
+    def take_outbox(self, offer: str | None = None) -> list[Callback]:
+        """Every waiting callback, or only those whose URL has the query parameter offer=N."""
+        if offer is None:
+            taken, self.outbox = self.outbox, []
+            return taken
+        taken = [c for c in self.outbox if _offer_of(c.url) == offer]
+        self.outbox = [c for c in self.outbox if _offer_of(c.url) != offer]
         return taken
 
     # -- the REST resource ---------------------------------------------------------------------
@@ -412,6 +428,10 @@ class Conferences:
             if participant.label == sid_or_label:
                 return participant
         return None
+
+
+def _offer_of(url: str) -> str | None:
+    return parse_qs(urlsplit(url).query).get("offer", [None])[0]
 
 
 def _true(value: Any) -> bool:

@@ -31,8 +31,11 @@ Run as a process for multi-process tests and benchmarks; it prints the base URL 
     python -m tests.support.twilio_stub --port 0 --account-sid AC... --auth-token ...
 Control endpoints for another process (no auth; loopback only): GET /_stub/requests,
 POST /_stub/fail_next (JSON: n, status, delay, call_sid, code,
-message), POST /_stub/hang_up/{CallSid},
-POST /_stub/reset.
+message), POST /_stub/hang_up/{CallSid}, POST /_stub/reset; for conferences
+POST /_stub/dial_conference (JSON: call_sid, name, action, status_callback,
+status_callback_event, label, end_conference_on_exit), POST /_stub/answer/{CallSid},
+POST /_stub/no_answer/{CallSid}, POST /_stub/callbacks (JSON: offer) -> the signed callbacks
+waiting for that offer's URLs, taken.
 """
 
 from __future__ import annotations
@@ -264,10 +267,16 @@ class TwilioStub:
             found = [c for c in self.conferences.by_sid.values() if c.name == name]
             return found[-1] if found else None
 
-    def take_callbacks(self) -> list[Callback]:
-        """The requests Twilio would have made to the app since the last call, in order."""
+    def take_callbacks(self, offer: str | None = None) -> list[Callback]:
+        """The requests Twilio would have made to the app since the last call, in order (only
+        those for one offer's URLs, with `offer`)."""
         with self._lock:
-            return self.conferences.take_outbox()
+            return self.conferences.take_outbox(offer)
+
+    def no_answer(self, call_sid: str) -> None:
+        """A ringing participant is not answered."""
+        with self._lock:
+            self.conferences.no_answer(call_sid)
 
     def call_status(self, call_sid: str) -> str | None:
         with self._lock:
@@ -362,6 +371,10 @@ class TwilioStub:
                 Route("/_stub/fail_next", self._control_fail_next, methods=["POST"]),
                 Route("/_stub/hang_up/{call_sid}", self._control_hang_up, methods=["POST"]),
                 Route("/_stub/reset", self._control_reset, methods=["POST"]),
+                Route("/_stub/dial_conference", self._control_dial, methods=["POST"]),
+                Route("/_stub/answer/{call_sid}", self._control_answer, methods=["POST"]),
+                Route("/_stub/no_answer/{call_sid}", self._control_no_answer, methods=["POST"]),
+                Route("/_stub/callbacks", self._control_callbacks, methods=["POST"]),
             ]
         )
 
@@ -615,6 +628,32 @@ class TwilioStub:
     async def _control_hang_up(self, request: Request) -> Response:
         self.hang_up_caller(request.path_params["call_sid"])
         return JSONResponse({"ok": True})
+
+    async def _control_dial(self, request: Request) -> Response:
+        body = await request.json()
+        conference = self.dial_conference(
+            body["call_sid"],
+            body["name"],
+            action=body.get("action"),
+            status_callback=body.get("status_callback"),
+            status_callback_event=body.get("status_callback_event", ""),
+            label=body.get("label"),
+            end_conference_on_exit=bool(body.get("end_conference_on_exit")),
+        )
+        return JSONResponse({"sid": conference.sid})
+
+    async def _control_answer(self, request: Request) -> Response:
+        self.answer(request.path_params["call_sid"])
+        return JSONResponse({"ok": True})
+
+    async def _control_no_answer(self, request: Request) -> Response:
+        self.no_answer(request.path_params["call_sid"])
+        return JSONResponse({"ok": True})
+
+    async def _control_callbacks(self, request: Request) -> Response:
+        body = await request.json()
+        taken = self.take_callbacks(body.get("offer"))
+        return JSONResponse([asdict(c) for c in taken])
 
     async def _control_reset(self, _: Request) -> Response:
         self.reset()

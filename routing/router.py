@@ -66,6 +66,17 @@ HoldLog = Callable[[str, bool, int, str], Awaitable[None]]
 FAILED_LEG = frozenset({"no-answer", "busy", "failed", "canceled"})
 
 
+@dataclass(frozen=True)
+class Conversation:
+    """An adviser's conversation in its conference, as the call controls need it."""
+
+    conferences: CallConferences
+    call_sid: str  # the routed call
+    conference_sid: str
+    caller_leg: str
+    adviser_leg: str | None
+
+
 @dataclass
 class Router:
     board: AdviserBoard
@@ -240,11 +251,11 @@ class Router:
 
     async def hold(self, adviser: str, on_hold: bool, hold_url: str) -> HoldChange:
         """Hold the adviser's caller (with `hold_url` playing), or bring them back."""
-        call_sid, conference = await self._conversation(adviser)
-        assert self.conferences is not None and conference.sid and conference.caller_leg
+        talk = await self._conversation(adviser)
         change = ParticipantChange(hold=on_hold, hold_url=hold_url if on_hold else None)
-        await self.telephony.update_participant(conference.sid, conference.caller_leg, change)
-        held = await self.conferences.hold(call_sid, on_hold, self.now_ms())
+        await self.telephony.update_participant(talk.conference_sid, talk.caller_leg, change)
+        call_sid = talk.call_sid
+        held = await talk.conferences.hold(call_sid, on_hold, self.now_ms())
         if held.changed and self.on_hold_change is not None:
             await self.on_hold_change(adviser, on_hold, self.now_ms(), call_sid)
         if held.changed:
@@ -253,13 +264,12 @@ class Router:
 
     async def mute(self, adviser: str, muted: bool) -> None:
         """Mute the adviser's own leg (a phone; the browser phone mutes itself)."""
-        call_sid, conference = await self._conversation(adviser)
-        assert self.conferences is not None and conference.sid
-        if not conference.adviser_leg:
+        talk = await self._conversation(adviser)
+        if talk.adviser_leg is None:
             raise NoCallInProgress("the adviser's phone is not in the conversation")
         change = ParticipantChange(muted=muted)
-        await self.telephony.update_participant(conference.sid, conference.adviser_leg, change)
-        await self.conferences.set_muted(call_sid, muted)
+        await self.telephony.update_participant(talk.conference_sid, talk.adviser_leg, change)
+        await talk.conferences.set_muted(talk.call_sid, muted)
 
     async def conference_of(self, adviser: str) -> ConferenceView | None:
         view = await self.board.view(adviser)
@@ -267,14 +277,23 @@ class Router:
             return None
         return await self.conferences.view(view.call_sid)
 
-    async def _conversation(self, adviser: str) -> tuple[str, ConferenceView]:
+    async def _conversation(self, adviser: str) -> Conversation:
         view = await self.board.view(adviser)
         if view is None or view.state is not AdviserState.ON_CALL or view.call_sid is None:
             raise NoCallInProgress("there is no call in progress")
-        conference = await self.conferences.view(view.call_sid) if self.conferences else None
-        if conference is None or not conference.sid or not conference.caller_leg:
+        conferences = self.conferences
+        conference = await conferences.view(view.call_sid) if conferences else None
+        if conferences is None or conference is None or not conference.sid:
             raise NoCallInProgress("the call is not in a conference")
-        return view.call_sid, conference
+        if not conference.caller_leg:
+            raise NoCallInProgress("the call is not in a conference")
+        return Conversation(
+            conferences,
+            view.call_sid,
+            conference.sid,
+            conference.caller_leg,
+            conference.adviser_leg,
+        )
 
     async def _quietly(self, action: Callable[..., Awaitable[None]], *args: str) -> None:
         """A clean-up Twilio may have done already (the participant left): not an error."""

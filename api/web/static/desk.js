@@ -230,6 +230,7 @@
   }
 
   function stopSession() {
+    stopPhone();
     if (desk.stream) {
       desk.stream.abort();
       desk.stream = null;
@@ -292,6 +293,7 @@
     $("desk").hidden = false;
     $("session").hidden = false;
     $("demo-phone").hidden = !desk.config.simulated_telephony;
+    startPhone();
     render();
     $("status-title").focus();
     runStream();
@@ -821,6 +823,20 @@
     if (desk.talkStartedAt !== null) {
       const talkEnd = desk.talkStoppedAt === null ? now : desk.talkStoppedAt;
       setText("card-talk", formatDuration((talkEnd - desk.talkStartedAt) / 1000));
+    }
+  }
+
+  // -- the browser phone (phone.js) -------------------------------------------------------
+
+  function startPhone() {
+    if (window.KccPhone) {
+      window.KccPhone.start({ api, panel: $("phone") });
+    }
+  }
+
+  function stopPhone() {
+    if (window.KccPhone) {
+      window.KccPhone.stop();
     }
   }
 

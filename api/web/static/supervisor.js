@@ -152,6 +152,7 @@
   }
 
   function stopSession() {
+    stopPhone();
     page.token = null;
     sessionStorage.removeItem(TOKEN_KEY);
     page.rollbackTo = null;
@@ -196,6 +197,7 @@
     $("tools").hidden = false;
     $("session").hidden = false;
     $("sections-nav").hidden = false;
+    startPhone();
     if (fresh) {
       showNotice("");
     }
@@ -206,6 +208,20 @@
     renderPublish();
     $("tree-title").focus();
     await refreshAll();
+  }
+
+  // -- the browser phone (phone.js): the same phone as the desk, for monitoring later ------
+
+  function startPhone() {
+    if (window.KccPhone) {
+      window.KccPhone.start({ api, panel: $("phone") });
+    }
+  }
+
+  function stopPhone() {
+    if (window.KccPhone) {
+      window.KccPhone.stop();
+    }
   }
 
   // -- loading everything -----------------------------------------------------------------

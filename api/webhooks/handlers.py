@@ -184,3 +184,19 @@ async def callback_choice(hook: Delivery) -> str:
     urls = CallUrls(hook.services.settings.public_base, lang or "")
     work = calls.callback_choice(hook.form.get("CallSid", ""), lang or "", hook.form.get("Digits"))
     return await _answer(hook, "callback-choice", lang, work, lambda: back_to_hold(urls))
+
+
+@webhook("/department-whisper")
+async def department_whisper(hook: Delivery) -> str:
+    """A department answered a transfer (`<Number url=...>`): tell it what comes, then Twilio
+    bridges the call. On any failure it hears nothing and is put through all the same."""
+    department = hook.query.get("department", "")
+    call_sid = hook.query.get("call", "")
+    services = hook.services
+    departments = services.flows.current.departments
+
+    async def work() -> str:
+        whisper = await services.whispers.get(call_sid) if call_sid else None
+        return departments.whisper_twiml(department, whisper)
+
+    return await _answer(hook, "department-whisper", None, work(), empty)

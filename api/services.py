@@ -23,6 +23,7 @@ from flows.loader import parse_flow, read_flow_text
 from flows.versions import AlreadyLive, LivePointer, SqlFlowVersions, flow_digest
 from flows.yaml_source import YamlSyntaxError, read_yaml
 from ivr.calls import CallHandler
+from ivr.departments import WhisperStore
 from ivr.flow_publishing import FlowPublisher
 from ivr.flow_registry import FlowRegistry, LoadedFlow, load_version
 from ivr.identity.applications import DateOfBirthHasher, SqlApplicationDirectory
@@ -62,6 +63,7 @@ class Services:
     simulated_telephony: bool
     records: BackgroundWriter[CallRecord]
     state_log: BackgroundWriter[AdviserStateChange]
+    whispers: WhisperStore  # what a transfer tells the department (issue 12)
     # Twilio waits 15 s for a webhook's answer; stop well before, so the caller hears an apology.
     webhook_budget_seconds: float = 8.0
 
@@ -310,4 +312,5 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
         simulated_telephony=settings.simulated_telephony,
         records=records,
         state_log=state_log,
+        whispers=WhisperStore(redis, sealer),
     )

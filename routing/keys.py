@@ -139,6 +139,14 @@ def call_answered(call_sid: str) -> str:
     return f"{PREFIX}call:{call_sid}:answered"
 
 
+WHISPER_TTL = 10 * 60  # a transfer's whisper waits for the department to answer
+
+
+def call_whisper(call_sid: str) -> str:
+    """Sealed JSON: what a transfer of this call tells the department (product, theme, note)."""
+    return f"{PREFIX}call:{call_sid}:whisper"
+
+
 def adviser_events(name: str) -> str:
     """Pub/sub channel of one adviser's desk events (offer, connected, ended, state)."""
     return f"{PREFIX}events:{name}"

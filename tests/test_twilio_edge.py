@@ -68,6 +68,7 @@ def test_each_webhook_is_registered_once_and_no_route_exists_twice(app: FastAPI)
         "/offer-answered",
         "/dial-result",
         "/outbound",
+        "/department-whisper",
     }
     routed = [
         (method, route.path)

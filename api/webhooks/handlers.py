@@ -220,3 +220,19 @@ async def place_outbound(hook: Delivery) -> str:
     return await _answer(
         hook, "outbound", None, work, lambda: outbound.refused(outbound.Refusal.FAILED)
     )
+
+
+@webhook("/department-whisper")
+async def department_whisper(hook: Delivery) -> str:
+    """A department answered a transfer (`<Number url=...>`): tell it what comes, then Twilio
+    bridges the call. On any failure it hears nothing and is put through all the same."""
+    department = hook.query.get("department", "")
+    call_sid = hook.query.get("call", "")
+    services = hook.services
+    departments = services.flows.current.departments
+
+    async def work() -> str:
+        whisper = await services.whispers.get(call_sid) if call_sid else None
+        return departments.whisper_twiml(department, whisper)
+
+    return await _answer(hook, "department-whisper", None, work(), empty)

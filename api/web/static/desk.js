@@ -11,11 +11,13 @@
     showError,
     showNotice,
     clearMessages,
+    translate,
     languageName,
     dutchTime,
   } = window.KccStaff;
   const TOKEN_KEY = "kcc.desk.token";
   const RESYNC_MS = 20000; // a safety net for events lost while the stream was away
+  const DEPARTMENTS_MS = 60000; // departments open and close by the clock: read them again
   const BACKOFF_MS = [1000, 2000, 4000, 8000, 15000];
 
   const STATES = {
@@ -83,6 +85,14 @@
     not_a_callback: () => "Dit gesprek is geen terugbelverzoek.",
     no_caller_id: () => "Terugbellen kan niet: er is geen KCC-nummer ingesteld (KCC_CALLER_ID).",
     role_required: () => "Dit account is geen adviseursaccount.",
+    department_unknown: (p) =>
+      `De afdeling '${p.department}' bestaat niet (meer). Vernieuw de lijst en kies opnieuw.`,
+  };
+  // A transfer's refusals: as MESSAGES, and a 404 without its own code means this server does
+  // not transfer yet (the transfer API comes with issue 12's call controls).
+  const TRANSFER_MESSAGES = {
+    ...MESSAGES,
+    not_found: () => "Doorverbinden is op deze server nog niet beschikbaar.",
   };
 
   const desk = {
@@ -103,6 +113,8 @@
     resync: null,
     busy: false,
     events: 0, // events received: a view fetched meanwhile may be older than they are
+    departments: [], // the departments open now (GET /api/departments?open=true)
+    departmentsTimer: null,
   };
 
   // -- helpers ----------------------------------------------------------------------------
@@ -239,6 +251,11 @@
       clearInterval(desk.resync);
       desk.resync = null;
     }
+    if (desk.departmentsTimer) {
+      clearInterval(desk.departmentsTimer);
+      desk.departmentsTimer = null;
+    }
+    desk.departments = [];
     desk.token = null;
     sessionStorage.removeItem(TOKEN_KEY);
     desk.status = "";
@@ -298,6 +315,84 @@
     $("status-title").focus();
     runStream();
     desk.resync = setInterval(refresh, RESYNC_MS);
+    loadDepartments();
+    desk.departmentsTimer = setInterval(loadDepartments, DEPARTMENTS_MS);
+  }
+
+  // -- departments ------------------------------------------------------------------------
+
+  async function loadDepartments() {
+    try {
+      desk.departments = await api("/api/departments?open=true&lang=nl");
+    } catch (err) {
+      if (!(err instanceof ApiError && err.status === 401)) {
+        desk.departments = []; // the list stays empty; the next read tries again
+      }
+    }
+    renderDepartments();
+  }
+
+  function hoursText(hours) {
+    if (!hours) {
+      return "";
+    }
+    const time = (value) => value.replace(/^0/, "").replace(":", ".");
+    return `tot ${time(hours.closes)} uur`;
+  }
+
+  function renderDepartments() {
+    const list = $("departments");
+    list.replaceChildren(
+      ...desk.departments.map((department) => {
+        const item = document.createElement("li");
+        const button = document.createElement("button");
+        button.type = "button";
+        button.className = "button";
+        button.dataset.department = department.key;
+        button.setAttribute("data-testid", "department");
+        button.textContent = department.name;
+        const hours = hoursText(department.hours_today);
+        if (hours) {
+          const hint = document.createElement("span");
+          hint.className = "hint";
+          hint.textContent = ` (${hours})`;
+          button.append(hint);
+        }
+        button.addEventListener("click", transfer);
+        item.append(button);
+        return item;
+      })
+    );
+    $("departments-none").hidden = desk.departments.length > 0;
+    renderTransferButtons();
+  }
+
+  function renderTransferButtons() {
+    const talking = desk.status === "on_call";
+    for (const button of document.querySelectorAll("[data-department]")) {
+      button.disabled = desk.busy || !talking;
+    }
+  }
+
+  function transfer(event) {
+    const button = event.currentTarget;
+    const key = button.dataset.department;
+    act(button, async () => {
+      try {
+        await api("/api/advisers/me/call/transfer", {
+          method: "POST",
+          json: { to: `department:${key}`, mode: "cold" },
+        });
+      } catch (err) {
+        if (err instanceof ApiError && err.status === 404) {
+          showError(translate(err, TRANSFER_MESSAGES));
+          return;
+        }
+        throw err;
+      }
+      showNotice("Het gesprek wordt doorverbonden.");
+      await refresh();
+    });
   }
 
   // -- state ------------------------------------------------------------------------------
@@ -734,6 +829,7 @@
     $("wrap-up").hidden = status !== "wrap_up" || desk.wrapped;
     $("wrap-done").hidden = status !== "wrap_up" || !desk.wrapped;
     $("wrap-submit").disabled = desk.busy;
+    renderTransferButtons();
     tick();
   }
 

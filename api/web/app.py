@@ -18,7 +18,7 @@ from api.instance_lock import InstanceLocked, lock_embedded_store
 from api.services import Services, build_services
 from api.settings import Settings
 from api.web.errors import ErrorOut, install_error_handlers
-from api.web.routes import advisers, auth, config, hours, operations, pages, queue, voice
+from api.web.routes import advisers, auth, config, demo, hours, operations, pages, queue, voice
 from api.web.routes import flows as flow_routes
 from api.webhooks.dispatcher import PREFIX, WebhookDispatcher
 from api.webhooks.handlers import HANDLERS
@@ -39,7 +39,7 @@ REFUSALS: dict[int | str, dict[str, Any]] = {
 
 # The routes per noun: the staff API, then what is not part of it (pages, health, metrics).
 API_ROUTERS = tuple(m.router for m in (auth, hours, queue, config, advisers, flow_routes, voice))
-OTHER_ROUTERS = (operations.router, pages.router)
+OTHER_ROUTERS = (operations.router, pages.router, demo.router)
 
 
 class KccApp(FastAPI):

@@ -93,6 +93,7 @@
 
   const desk = {
     token: null,
+    phone: null, // what the browser phone last reported (phone.js): registered or unregistered
     config: NO_CONFIG,
     name: "",
     status: "",
@@ -496,6 +497,9 @@
           throw new Error(`HTTP ${response.status}`);
         }
         attempt = 0;
+        if (desk.phone) {
+          reportPhone(desk.phone);
+        }
         await readEvents(response.body, signal, (name, data) => {
           desk.events += 1;
           setConnected(true);
@@ -875,14 +879,19 @@
     if (!PHONE_STATES.has(state)) {
       throw new Error(`unknown phone state: ${state}`);
     }
+    desk.phone = state; // said again whenever the event stream (re)connects
     if (!desk.token) {
       return;
     }
-    await fetch("/api/advisers/me/presence", {
-      method: "POST",
-      headers: { Authorization: `Bearer ${desk.token}`, "Content-Type": "application/json" },
-      body: JSON.stringify({ desk: DESK_TAB, phone: state }),
-    });
+    try {
+      await fetch("/api/advisers/me/presence", {
+        method: "POST",
+        headers: { Authorization: `Bearer ${desk.token}`, "Content-Type": "application/json" },
+        body: JSON.stringify({ desk: DESK_TAB, phone: state }),
+      });
+    } catch (err) {
+      // offline: the stream's reconnection reports it again
+    }
   }
 
   window.KccDesk = Object.freeze({ reportPhone, tab: DESK_TAB });

@@ -119,7 +119,8 @@ class Router:
             await self.events.call_event(settled.call_sid, CallEvent.ENDED, by=EndedBy.ADVISER)
             await self._record_handle_time(settled.product, offer)
         else:
-            await self.events.call_event(settled.call_sid, CallEvent.RETURNED)
+            if not offer.dialled:  # a callback not answered ends; a call goes back in line
+                await self.events.call_event(settled.call_sid, CallEvent.RETURNED)
             log.info(
                 "offer not answered; the call goes back to the head of its queue",
                 extra={

@@ -37,6 +37,7 @@ from routing.board import AdviserBoard, AdviserState
 from routing.clock import Clock, ShiftedClock, SystemClock
 from routing.events import EventBus
 from routing.pipelined_redis import PipelinedRedis
+from routing.presence import DeskPresence
 from routing.queue import CallQueue
 from routing.router import Router
 from routing.sealing import Pseudonymizer, Sealer
@@ -283,6 +284,7 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
         products=list(flows.current.engine.flow.products),
         wrap_up_seconds=settings.wrap_up_seconds,
         on_state_change=state_changed,
+        presence=DeskPresence(redis, grace_seconds=settings.presence_grace_seconds),
     )
     flows.on_live(lambda loaded: setattr(router, "products", list(loaded.engine.flow.products)))
     calls = CallHandler(

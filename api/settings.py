@@ -69,6 +69,8 @@ class Settings(BaseSettings):
     caller_id: str | None = None  # the KCC number, shown when calling back and to advisers' phones
     offer_seconds: int = 20  # how long an adviser's phone rings
     wrap_up_seconds: int = 30  # after-call work before the adviser is available again
+    # How long an adviser's desk (and browser phone) may be gone before they are AWAY.
+    presence_grace_seconds: int = Field(default=20, ge=1)
     session_ttl_seconds: int = 4 * 3600
     token_ttl_seconds: int = 8 * 3600
     log_level: str = "INFO"

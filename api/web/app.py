@@ -22,6 +22,7 @@ from api.web.routes import (
     advisers,
     auth,
     config,
+    demo,
     departments,
     hours,
     operations,
@@ -51,7 +52,7 @@ REFUSALS: dict[int | str, dict[str, Any]] = {
 API_ROUTERS = tuple(
     m.router for m in (auth, hours, queue, config, advisers, departments, flow_routes, voice)
 )
-OTHER_ROUTERS = (operations.router, pages.router)
+OTHER_ROUTERS = (operations.router, pages.router, demo.router)
 
 
 class KccApp(FastAPI):

@@ -28,7 +28,13 @@
     wrap_up: "Nawerk",
     break: "Pauze",
     missed: "Gemist - meld je opnieuw beschikbaar",
+    away: "Afwezig",
   };
+  // This tab's id: its event stream is the adviser's presence (docs/routing.md, "Presence").
+  const DESK_TAB = Array.from(crypto.getRandomValues(new Uint8Array(12)), (b) =>
+    b.toString(16).padStart(2, "0")
+  ).join("");
+  const PHONE_STATES = new Set(["registered", "unregistered"]);
   const CALL_STATES = new Set(["offered", "on_call", "wrap_up"]);
   // What the desk shows for the live flow's products, themes and nodes comes from the flow
   // (GET /api/config: its `labels`), never from a copy here.
@@ -97,6 +103,7 @@
 
   const desk = {
     token: null,
+    phone: null, // what the browser phone last reported (phone.js): registered or unregistered
     config: NO_CONFIG,
     name: "",
     status: "",
@@ -572,7 +579,7 @@
     let attempt = 0;
     while (!signal.aborted) {
       try {
-        const response = await fetch("/api/advisers/me/events", {
+        const response = await fetch(`/api/advisers/me/events?desk=${DESK_TAB}`, {
           headers: { Authorization: `Bearer ${desk.token}`, Accept: "text/event-stream" },
           cache: "no-store",
           signal,
@@ -585,6 +592,9 @@
           throw new Error(`HTTP ${response.status}`);
         }
         attempt = 0;
+        if (desk.phone) {
+          reportPhone(desk.phone);
+        }
         await readEvents(response.body, signal, (name, data) => {
           desk.events += 1;
           setConnected(true);
@@ -824,7 +834,9 @@
           ? "Je hebt pauze. Meld je beschikbaar om weer gesprekken te ontvangen."
           : status === "missed"
             ? "Je hebt een gesprek gemist. Meld je opnieuw beschikbaar."
-            : "Meld je beschikbaar om gesprekken te ontvangen."
+            : status === "away"
+              ? "Je was afwezig: je bureau of telefoon was niet verbonden. Je krijgt weer gesprekken zodra de verbinding terug is."
+              : "Meld je beschikbaar om gesprekken te ontvangen."
     );
     $("wrap-up").hidden = status !== "wrap_up" || desk.wrapped;
     $("wrap-done").hidden = status !== "wrap_up" || !desk.wrapped;
@@ -957,5 +969,27 @@
     });
   }
 
+  // The browser phone says whether it can ring: an unregistered phone is not reachable, and
+  // after the grace period the adviser is away (POST /api/advisers/me/presence).
+  async function reportPhone(state) {
+    if (!PHONE_STATES.has(state)) {
+      throw new Error(`unknown phone state: ${state}`);
+    }
+    desk.phone = state; // said again whenever the event stream (re)connects
+    if (!desk.token) {
+      return;
+    }
+    try {
+      await fetch("/api/advisers/me/presence", {
+        method: "POST",
+        headers: { Authorization: `Bearer ${desk.token}`, "Content-Type": "application/json" },
+        body: JSON.stringify({ desk: DESK_TAB, phone: state }),
+      });
+    } catch (err) {
+      // offline: the stream's reconnection reports it again
+    }
+  }
+
+  window.KccDesk = Object.freeze({ reportPhone, tab: DESK_TAB });
   window.KccStaff.whenReady(init);
 })();

@@ -40,6 +40,7 @@ REFUSALS: dict[int | str, dict[str, Any]] = {
 # The routes per noun: the staff API, then what is not part of it (pages, health, metrics).
 API_ROUTERS = tuple(m.router for m in (auth, hours, queue, config, advisers, flow_routes))
 OTHER_ROUTERS = (operations.router, pages.router)
+_WEBHOOK_PATHS = f"{PREFIX}/"
 
 
 class KccApp(FastAPI):
@@ -49,7 +50,7 @@ class KccApp(FastAPI):
     twilio_edge: WebhookDispatcher
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith(f"{PREFIX}/"):
+        if scope["type"] == "http" and scope["path"].startswith(_WEBHOOK_PATHS):
             await self.twilio_edge(scope, receive, send)
         else:
             await super().__call__(scope, receive, send)

@@ -24,6 +24,11 @@ _COMMAND = LuaScript.named("adviser_command")
 _MATCH = LuaScript.named("offer_match")
 _SETTLE = LuaScript.named("offer_settle")
 _CALL_STATE = LuaScript.named("call_state")
+# The key templates match.lua fills in, made once (a match runs with every queued call).
+_MATCH_TEMPLATES = tuple(
+    keys.template(name)
+    for name in (keys.queue, keys.available, keys.adviser, keys.offer, keys.call_offer)
+)
 
 
 class AdviserState(StrEnum):
@@ -179,11 +184,7 @@ class AdviserBoard:
             _MATCH,
             keys=[keys.offer_sequence(), keys.offer_deadlines()],
             args=[
-                keys.template(keys.queue),
-                keys.template(keys.available),
-                keys.template(keys.adviser),
-                keys.template(keys.offer),
-                keys.template(keys.call_offer),
+                *_MATCH_TEMPLATES,
                 now_ms,
                 deadline,
                 MATCH_ROUNDS,

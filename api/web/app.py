@@ -53,6 +53,7 @@ API_ROUTERS = tuple(
     m.router for m in (auth, hours, queue, config, advisers, departments, flow_routes, voice)
 )
 OTHER_ROUTERS = (operations.router, pages.router, demo.router)
+_WEBHOOK_PATHS = f"{PREFIX}/"
 
 
 class KccApp(FastAPI):
@@ -62,7 +63,7 @@ class KccApp(FastAPI):
     twilio_edge: WebhookDispatcher
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith(f"{PREFIX}/"):
+        if scope["type"] == "http" and scope["path"].startswith(_WEBHOOK_PATHS):
             await self.twilio_edge(scope, receive, send)
         else:
             await super().__call__(scope, receive, send)

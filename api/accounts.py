@@ -103,7 +103,34 @@ def get_user(session: Session, name: str) -> User | None:
     return session.exec(select(User).where(User.name == name)).first()
 
 
-DEVICE = re.compile(r"^(client:[A-Za-z0-9._-]{1,64}|\+[1-9][0-9]{6,14})$")
+CLIENT = "client:"
+# Twilio takes only letters, digits and '_' in a browser phone's identity (<Client>, tokens).
+DEVICE = re.compile(r"^(client:[A-Za-z0-9_]{1,64}|\+[1-9][0-9]{6,14})$")
+
+
+def default_device(name: str) -> str:
+    """The browser phone of a staff member: their name as Twilio takes it ('.' and '-' -> '_')."""
+    return CLIENT + re.sub(r"[^A-Za-z0-9_]", "_", name)
+
+
+def device_of(user: User) -> str:
+    """What rings for this staff member; accounts made before devices were stored get their
+    browser phone."""
+    return user.device or default_device(user.name)
+
+
+def browser_identity(device: str) -> str | None:
+    """The Voice SDK identity of a `client:NAME` device; None for a phone number."""
+    if not device.startswith(CLIENT):
+        return None
+    return device.removeprefix(CLIENT)
+
+
+def staff_devices(session: Session) -> frozenset[str]:
+    """The devices of every active staff member (who may call out from a browser phone, and
+    whom a colleague may call)."""
+    users = session.exec(select(User).where(User.active == True)).all()  # noqa: E712
+    return frozenset(device_of(user) for user in users)
 
 
 def create_user(
@@ -119,10 +146,12 @@ def create_user(
     _validate(name, password)
     if get_user(session, name) is not None:
         raise UserExists(f"user {name!r} already exists")
-    device = device or (f"client:{name}" if role is Role.ADVISER else "")
-    if device and not DEVICE.match(device):
+    # Supervisors have a phone too: for listening in, and for calling out from their page.
+    device = device or default_device(name)
+    if not DEVICE.match(device):
         raise InvalidUser(
-            f"device must be client:NAME or a phone number like +31612345678, not {device!r}"
+            "device must be client:NAME (letters, digits, '_') or a phone number like "
+            f"+31612345678, not {device!r}"
         )
     user = User(
         name=name,

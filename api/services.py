@@ -23,6 +23,7 @@ from flows.loader import parse_flow, read_flow_text
 from flows.versions import AlreadyLive, LivePointer, SqlFlowVersions, flow_digest
 from flows.yaml_source import YamlSyntaxError, read_yaml
 from ivr.calls import CallHandler
+from ivr.departments import WhisperStore
 from ivr.flow_publishing import FlowPublisher
 from ivr.flow_registry import FlowRegistry, LoadedFlow, load_version
 from ivr.identity.applications import DateOfBirthHasher, SqlApplicationDirectory
@@ -37,6 +38,7 @@ from routing.clock import Clock, ShiftedClock, SystemClock
 from routing.conferences import CallConferences
 from routing.events import EventBus
 from routing.pipelined_redis import PipelinedRedis
+from routing.presence import DeskPresence
 from routing.queue import CallQueue
 from routing.router import Router
 from routing.sealing import Pseudonymizer, Sealer
@@ -63,6 +65,7 @@ class Services:
     simulated_telephony: bool
     records: BackgroundWriter[CallRecord]
     state_log: BackgroundWriter[AdviserStateChange]
+    whispers: WhisperStore  # what a transfer tells the department (issue 12)
     # Twilio waits 15 s for a webhook's answer; stop well before, so the caller hears an apology.
     webhook_budget_seconds: float = 8.0
 
@@ -291,6 +294,7 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
         conferences=CallConferences(redis),
         caller_id=settings.caller_id,
         on_hold_change=hold_changed,
+        presence=DeskPresence(redis, grace_seconds=settings.presence_grace_seconds),
     )
     flows.on_live(lambda loaded: setattr(router, "products", list(loaded.engine.flow.products)))
     calls = CallHandler(
@@ -320,4 +324,5 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
         simulated_telephony=settings.simulated_telephony,
         records=records,
         state_log=state_log,
+        whispers=WhisperStore(redis, sealer),
     )

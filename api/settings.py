@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
@@ -13,6 +14,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 PLACEHOLDER_SECRET = "change-me-this-dev-secret-is-not-for-production"
 PLACEHOLDER_AUTH_TOKEN = "dev-auth-token"
 DEFAULT_FLOW = Path(__file__).resolve().parent.parent / "flows" / "kcc.yaml"
+# What real Twilio credentials for the browser phone look like (an API key's secret has 32
+# characters); anything else in production is a placeholder or a typo.
+API_KEY_SID = re.compile(r"SK[0-9a-fA-F]{32}")
+TWIML_APP_SID = re.compile(r"AP[0-9a-fA-F]{32}")
+MIN_API_KEY_SECRET_LENGTH = 32
 
 
 class Environment(StrEnum):
@@ -45,9 +51,26 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("TWILIO_AUTH_TOKEN", "KCC_TWILIO_AUTH_TOKEN"),
     )
     twilio_api_base: str | None = None  # a Twilio-compatible stub for tests and demos
+    # The browser phone (docs/twilio.md): an API key signs the Voice SDK's access tokens, and
+    # the TwiML App's voice URL (/twilio/outbound) places the calls the browser makes.
+    twilio_api_key_sid: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("TWILIO_API_KEY_SID", "KCC_TWILIO_API_KEY_SID"),
+    )
+    twilio_api_key_secret: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("TWILIO_API_KEY_SECRET", "KCC_TWILIO_API_KEY_SECRET"),
+    )
+    twilio_twiml_app_sid: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("TWILIO_TWIML_APP_SID", "KCC_TWILIO_TWIML_APP_SID"),
+    )
+    voice_token_ttl_seconds: int = 3600  # the browser phone renews its token before this ends
     caller_id: str | None = None  # the KCC number, shown when calling back and to advisers' phones
     offer_seconds: int = 20  # how long an adviser's phone rings
     wrap_up_seconds: int = 30  # after-call work before the adviser is available again
+    # How long an adviser's desk (and browser phone) may be gone before they are AWAY.
+    presence_grace_seconds: int = Field(default=20, ge=1)
     session_ttl_seconds: int = 4 * 3600
     token_ttl_seconds: int = 8 * 3600
     log_level: str = "INFO"
@@ -66,6 +89,7 @@ class Settings(BaseSettings):
             problems.append("KCC_SECRET_KEY is a placeholder or shorter than 32 characters")
         if self.twilio_auth_token == PLACEHOLDER_AUTH_TOKEN:
             problems.append("TWILIO_AUTH_TOKEN is a placeholder")
+        problems.extend(self._browser_phone_problems())
         if self.redis_url is None:
             problems.append("KCC_REDIS_URL is unset (the embedded store is for one process only)")
         if self.now is not None:
@@ -75,6 +99,24 @@ class Settings(BaseSettings):
         if problems:
             raise InsecureSettings("refusing to start in production: " + "; ".join(problems))
         return self
+
+    def _browser_phone_problems(self) -> list[str]:
+        problems = []
+        if not API_KEY_SID.fullmatch(self.twilio_api_key_sid or ""):
+            problems.append("TWILIO_API_KEY_SID is missing or not an API key SID (SK...)")
+        secret = self.twilio_api_key_secret or ""
+        if len(secret) < MIN_API_KEY_SECRET_LENGTH:
+            problems.append("TWILIO_API_KEY_SECRET is missing or a placeholder")
+        if not TWIML_APP_SID.fullmatch(self.twilio_twiml_app_sid or ""):
+            problems.append("TWILIO_TWIML_APP_SID is missing or not a TwiML App SID (AP...)")
+        return problems
+
+    @property
+    def voice_configured(self) -> bool:
+        """The browser phone can get access tokens (else the desk keeps the simulated phone)."""
+        return bool(
+            self.twilio_api_key_sid and self.twilio_api_key_secret and self.twilio_twiml_app_sid
+        )
 
     @property
     def simulated_telephony(self) -> bool:

@@ -24,6 +24,8 @@ from flows.model import (
     NODE_KINDS,
     Calendar,
     CalendarException,
+    Department,
+    DepartmentId,
     Flow,
     Labels,
     Node,
@@ -328,7 +330,7 @@ def _partial(data: dict[str, Any]) -> tuple[Flow, Gaps]:
     """The parts of an invalid document that fit the model, as a Flow built without checks, and
     the gaps: what did not fit."""
     parts = _Parts()
-    by_entry = {"products", "labels", "prompts", "calendar", "nodes"}
+    by_entry = {"products", "labels", "prompts", "calendar", "nodes", "departments"}
     for name, info in Flow.model_fields.items():
         if name in by_entry:
             continue
@@ -348,6 +350,12 @@ def _partial(data: dict[str, Any]) -> tuple[Flow, Gaps]:
     products, bad_products = parts.entries(data, ("products",), ProductId, _TEXTS)
     prompts, bad_prompts = parts.entries(data, ("prompts",), PromptId, _TEXTS)
     nodes, bad_nodes = parts.entries(data, ("nodes",), NodeId, _NODE)
+    departments: dict[str, Any] = {}
+    bad_departments: set[str] = set()
+    if "departments" in data:  # optional: none is no gap
+        departments, bad_departments = parts.entries(
+            data, ("departments",), DepartmentId, Department
+        )
     raw_nodes = data.get("nodes") if isinstance(data.get("nodes"), dict) else {}
     assert isinstance(raw_nodes, dict)
     broken_nodes = {node_id: _broken_node(raw_nodes[node_id]) for node_id in bad_nodes}
@@ -360,12 +368,14 @@ def _partial(data: dict[str, Any]) -> tuple[Flow, Gaps]:
         nodes=nodes,
         calendar=calendar,
         labels=labels,
+        departments=departments,
     )
     gaps = Gaps(
         broken=frozenset(parts.broken),
         nodes=broken_nodes,
         prompts=frozenset(bad_prompts),
         products=frozenset(bad_products),
+        departments=frozenset(bad_departments),
         exception_numbers=exception_numbers,
     )
     return flow, gaps

@@ -12,7 +12,7 @@ from datetime import time
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from flows.problems import FlowValueError
 
@@ -59,6 +59,13 @@ STATUS_PROMPTS: tuple[str, ...] = (
     "status_objection_in_progress",
     "status_options_open",  # 1: an adviser, 2: again
     "status_options_closed",  # 2: again
+)
+
+# Prompts of a transfer to a department, said to the department before it is connected; every
+# flow with departments must define them.
+DEPARTMENT_PROMPTS: tuple[str, ...] = (
+    "department_whisper",  # {product}, {question}: what the transferred call is about
+    "department_whisper_note",  # {note}: the adviser's note, said after it when there is one
 )
 
 _HOURS_RANGE = re.compile(r"^(\d{2}):(\d{2})-(\d{2}):(\d{2})$")
@@ -337,6 +344,34 @@ class Labels(Strict):
     nodes: dict[NodeId, dict[str, str]] = {}
 
 
+DepartmentId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=40)]
+# E.164: a plus, a country code that does not start with 0, at most 15 digits in all.
+_E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
+
+
+class Department(Strict):
+    """A department of Justis that an adviser can transfer a call to (issue 12)."""
+
+    name: dict[str, str]  # per language, as the staff pages show it
+    phone: str  # E.164, e.g. "+31700000101"; Twilio dials it
+    language: str | None = None  # the language of the whisper; None: the flow's first
+    products: list[ProductId] = []  # the products it handles (for the desk; may be empty)
+    # Its own opening hours, in the calendar format of the KCC's; None: open when the KCC is.
+    hours: Calendar | None = None
+
+    @field_validator("phone", mode="before")
+    @classmethod
+    def _phone(cls, value: object) -> object:
+        if isinstance(value, bool):
+            return value  # the model's own "not text"
+        if isinstance(value, int | float):
+            # YAML reads +31700000101 without quotes as a number and drops the plus.
+            raise FlowValueError("phone_unquoted", number=str(value))
+        if isinstance(value, str) and not _E164.match(value):
+            raise FlowValueError("phone_not_e164", text=value)
+        return value
+
+
 class Flow(Strict):
     name: str
     languages: list[str] = Field(min_length=1)  # the first is the language a call starts in
@@ -347,6 +382,8 @@ class Flow(Strict):
     prompts: dict[PromptId, dict[str, str]]
     calendar: Calendar
     queue: QueueSettings = QueueSettings()
+    # Where advisers can transfer a call to, by key (optional).
+    departments: dict[DepartmentId, Department] = {}
     start: NodeId
     nodes: dict[NodeId, Annotated[Node, Field(discriminator="kind")]]
 

@@ -65,6 +65,13 @@ PROBLEM_CODES: dict[str, ProblemCode] = {
     "pattern_repeats_group": ProblemCode(
         "pattern must not repeat a group, e.g. (1+)+; use [0-9]{{6,12}}"
     ),
+    "phone_unquoted": ProblemCode(
+        "the phone number is read as the number {number}: write it in quotes, e.g. '+31700000101'"
+    ),
+    "phone_not_e164": ProblemCode(
+        "{text!r} is not a phone number in E.164 form: a +, the country code and the number, "
+        "without spaces, e.g. +31700000101"
+    ),
     # -- checks across the flow (flows/validator.py) ------------------------------------------
     "language_twice": ProblemCode("a language is listed twice"),
     "language_code": ProblemCode("{language!r} is not a language code like nl or en"),

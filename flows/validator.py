@@ -13,17 +13,19 @@ from __future__ import annotations
 
 import re
 import string
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flows.holiday_names import known_holiday_names, unknown_holiday_names
 from flows.model import (
+    DEPARTMENT_PROMPTS,
     END_KINDS,
     STATUS_PROMPTS,
     SYSTEM_PROMPTS,
     VERIFY_PROMPTS,
+    Calendar,
     Flow,
     GatherNode,
     MenuNode,
@@ -76,6 +78,7 @@ class Gaps:
     nodes: Mapping[str, BrokenNode] = field(default_factory=dict)  # nodes that failed
     prompts: frozenset[str] = frozenset()  # prompts that are there but failed
     products: frozenset[str] = frozenset()  # products that are there but failed
+    departments: frozenset[str] = frozenset()  # departments that are there but failed
     # the number in the document of each calendar exception that parsed (None: all did)
     exception_numbers: tuple[int, ...] | None = None
 
@@ -97,6 +100,7 @@ def validate_flow(flow: Flow, gaps: Gaps = NO_GAPS) -> list[Finding]:
         _loops_without_input,
         _calendar,
         _hold_music,
+        _departments,
     )
     findings = [finding for check in checks for finding in check(flow, gaps)]
     if _has_unknown_target(flow, gaps) or not (gaps.ok("start") and gaps.ok("nodes")):
@@ -192,6 +196,8 @@ def _prompts(flow: Flow, gaps: Gaps) -> Iterator[Finding]:
 PLACEHOLDERS = {
     "queue_position": {"position"},
     "queue_wait": {"minutes"},
+    "department_whisper": {"product", "question"},
+    "department_whisper_note": {"note"},
     **{prompt: {"product", "date"} for prompt in STATUS_PROMPTS if prompt.startswith("status_")},
 }
 
@@ -200,7 +206,8 @@ def allowed_placeholders(prompt_id: str) -> set[str]:
     """What a prompt may say: its own values and the hours (flows/spoken_hours.py). {hours}
     needs the moment of the call, which the system prompts are said without (by the queue and
     the call handler); {weekly_hours} is the same every day, so every prompt may say it."""
-    hours = {WEEKLY_HOURS} if prompt_id in SYSTEM_PROMPTS else set(DAY_PLACEHOLDERS)
+    said_without_a_moment = (*SYSTEM_PROMPTS, *DEPARTMENT_PROMPTS)
+    hours = {WEEKLY_HOURS} if prompt_id in said_without_a_moment else set(DAY_PLACEHOLDERS)
     return PLACEHOLDERS.get(prompt_id, set()) | hours
 
 
@@ -210,6 +217,8 @@ SAMPLES: dict[str, object] = {
     "minutes": 5,
     "product": "een VOG",
     "date": "3 november",
+    "question": "Status aanvraag",
+    "note": "de beller wacht op een besluit",
     WEEKLY_HOURS: "van maandag tot en met vrijdag van 9.00 tot 17.00 uur",
     HOURS: "van maandag tot en met vrijdag van 9.00 tot 17.00 uur",
     OPENS: "9.00",
@@ -452,66 +461,106 @@ def _strongly_connected(graph: dict[str, list[str]]) -> list[list[str]]:
 def _calendar(flow: Flow, gaps: Gaps) -> Iterator[Finding]:
     if not gaps.ok("calendar"):
         return
-    calendar = flow.calendar
-    if gaps.ok("calendar", "timezone"):
+    numbers = gaps.exception_numbers or range(len(flow.calendar.exceptions))
+    yield from _calendar_at(("calendar",), flow.calendar, numbers, flow, gaps)
+
+
+def _calendar_at(
+    at: Path, calendar: Calendar, numbers: Iterable[int], flow: Flow, gaps: Gaps
+) -> Iterator[Finding]:
+    """The checks of a calendar at `at`: the KCC's, or a department's hours (same format).
+    `numbers`: the place in the document of each exception that parsed."""
+    prefix = ".".join(at)
+    if gaps.ok(*at, "timezone"):
         try:
             ZoneInfo(calendar.timezone)
         except (ZoneInfoNotFoundError, ValueError):
-            path: Path = ("calendar", "timezone")
+            path: Path = (*at, "timezone")
             yield _finding(path, "unknown_timezone", timezone=calendar.timezone)
     holidays = calendar.public_holidays
-    if holidays is not None and gaps.ok("calendar", "public_holidays"):
+    if holidays is not None and gaps.ok(*at, "public_holidays"):
         country = holidays.country
         if not known_holiday_names(country):
-            path = ("calendar", "public_holidays", "country")
+            path = (*at, "public_holidays", "country")
             yield _finding(path, "unknown_country", country=country)
         for number, name in enumerate(holidays.observe):
             if name in unknown_holiday_names(country, [name]) and known_holiday_names(country):
                 known = ", ".join(sorted(known_holiday_names(country)))
-                path = ("calendar", "public_holidays", "observe", str(number))
-                where = "calendar.public_holidays.observe"
+                path = (*at, "public_holidays", "observe", str(number))
+                where = f"{prefix}.public_holidays.observe"
                 yield _finding(path, "unknown_holiday", where=where, holiday=name, known=known)
         if gaps.ok("languages"):
             for language in flow.languages:
                 if language not in holidays.announcement:
-                    path = ("calendar", "public_holidays", "announcement")
+                    path = (*at, "public_holidays", "announcement")
                     yield _finding(path, "translation_missing", language=language)
         yield from _announced(
-            ("calendar", "public_holidays", "announcement"),
+            (*at, "public_holidays", "announcement"),
             holidays.announcement,
             {"holiday", *DAY_PLACEHOLDERS},
             "a holiday has no hours",
         )
-    numbers = gaps.exception_numbers or range(len(calendar.exceptions))
     for number, exception in zip(numbers, calendar.exceptions, strict=False):
         if not gaps.ok("languages"):
             break
         for language in flow.languages:
             if language not in exception.announcement:
-                path = ("calendar", "exceptions", str(number), "announcement")
-                where = f"calendar.exceptions[{number}]"
+                path = (*at, "exceptions", str(number), "announcement")
+                where = f"{prefix}.exceptions[{number}]"
                 yield _finding(path, "translation_missing", where=where, language=language)
         own = OWN_HOURS_PLACEHOLDERS if exception.hours is not None else frozenset()
         yield from _announced(
-            ("calendar", "exceptions", str(number), "announcement"),
+            (*at, "exceptions", str(number), "announcement"),
             exception.announcement,
             {*DAY_PLACEHOLDERS, *own},
             "this exception closes the day (it has no hours)",
-            where=f"calendar.exceptions[{number}].announcement",
+            where=f"{prefix}.exceptions[{number}].announcement",
         )
     reason = calendar.weekly_closed_reason
     if reason is not None:
         if gaps.ok("languages"):
             for language in flow.languages:
                 if not reason.get(language, "").strip():
-                    path = ("calendar", "weekly_closed_reason")
+                    path = (*at, "weekly_closed_reason")
                     yield _finding(path, "translation_missing", language=language)
         yield from _announced(
-            ("calendar", "weekly_closed_reason"),
+            (*at, "weekly_closed_reason"),
             reason,
             {WEEKDAY},
             "it is given on a day without hours",
         )
+
+
+def _departments(flow: Flow, gaps: Gaps) -> Iterator[Finding]:
+    """Each department: a name in every language, a language and products the flow has, and its
+    hours checked as the KCC's are; a flow with departments says the whisper prompts."""
+    products = set(flow.products) | gaps.products if gaps.ok("products") else None
+    for key, department in flow.departments.items():
+        at: Path = ("departments", key)
+        if gaps.ok("languages"):
+            for language in flow.languages:
+                if not department.name.get(language, "").strip():
+                    yield _finding((*at, "name"), "name_missing", language=language)
+            for language in department.name:
+                if language not in flow.languages:
+                    path = (*at, "name", language)
+                    yield _finding(path, "language_not_listed", language=language)
+            if department.language is not None and department.language not in flow.languages:
+                path = (*at, "language")
+                yield _finding(path, "unknown_language", language=department.language)
+        for number, product in enumerate(department.products):
+            if products is not None and product not in products:
+                path = (*at, "products", str(number))
+                where = f"departments.{key}.products"
+                yield _finding(path, "unknown_product", where=where, product=product)
+        if department.hours is not None:
+            hours = department.hours
+            yield from _calendar_at((*at, "hours"), hours, range(len(hours.exceptions)), flow, gaps)
+    if (flow.departments or gaps.departments) and gaps.ok("prompts"):
+        present = set(flow.prompts) | gaps.prompts
+        for prompt_id in DEPARTMENT_PROMPTS:
+            if prompt_id not in present:
+                yield _finding(("prompts",), "prompt_missing", prompt=prompt_id)
 
 
 def _announced(

@@ -12,6 +12,7 @@ by the digest in the call's session.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -23,6 +24,7 @@ from redis.asyncio import Redis
 from flows.loader import parse_flow
 from flows.model import Flow
 from flows.versions import FlowVersion, LivePointer, SqlFlowVersions
+from ivr.departments import Departments
 from ivr.engine import Engine
 from ivr.hours import OpeningHours
 from routing import keys
@@ -46,6 +48,11 @@ class LoadedFlow:
     @property
     def digest(self) -> str:
         return self.version.digest
+
+    @functools.cached_property
+    def departments(self) -> Departments:
+        """The version's departments, their hours read once (a version never changes)."""
+        return Departments(self.engine)
 
 
 def load_version(version: FlowVersion) -> LoadedFlow:

@@ -24,6 +24,11 @@ _COMMAND = LuaScript.named("adviser_command")
 _MATCH = LuaScript.named("offer_match")
 _SETTLE = LuaScript.named("offer_settle")
 _CALL_STATE = LuaScript.named("call_state")
+# The key templates match.lua fills in, made once (a match runs with every queued call).
+_MATCH_TEMPLATES = tuple(
+    keys.template(name)
+    for name in (keys.queue, keys.available, keys.adviser, keys.offer, keys.call_offer)
+)
 
 
 class AdviserState(StrEnum):
@@ -34,6 +39,7 @@ class AdviserState(StrEnum):
     WRAP_UP = "wrap_up"  # after-call work, until ready or the wrap-up time is over
     BREAK = "break"  # away
     MISSED = "missed"  # did not answer an offer; no calls until available again
+    AWAY = "away"  # the desk is gone (routing/presence.py): no calls until it is back
 
 
 class OfferState(StrEnum):
@@ -178,11 +184,7 @@ class AdviserBoard:
             _MATCH,
             keys=[keys.offer_sequence(), keys.offer_deadlines()],
             args=[
-                keys.template(keys.queue),
-                keys.template(keys.available),
-                keys.template(keys.adviser),
-                keys.template(keys.offer),
-                keys.template(keys.call_offer),
+                *_MATCH_TEMPLATES,
                 now_ms,
                 deadline,
                 MATCH_ROUNDS,
@@ -195,7 +197,14 @@ class AdviserBoard:
     async def settle(
         self, offer_id: str, outcome: Settle, now_ms: int, *, wrap_up_seconds: int = 0
     ) -> Settled | None:
-        step = ScriptStep(
+        step = self.settle_step(offer_id, outcome, now_ms, wrap_up_seconds=wrap_up_seconds)
+        return await self._scripts.run_one(step)
+
+    def settle_step(
+        self, offer_id: str, outcome: Settle, now_ms: int, *, wrap_up_seconds: int = 0
+    ) -> ScriptStep[Settled | None]:
+        """`settle` as a step of a longer script."""
+        return ScriptStep(
             _SETTLE,
             keys=[keys.offer_deadlines(), keys.wrap_up_ends()],
             args=[
@@ -214,16 +223,20 @@ class AdviserBoard:
             ],
             decode=_settled,
         )
-        return await self._scripts.run_one(step)
 
     async def working(self, product: str) -> int:
-        """Advisers with this skill who are at work (not offline, not on a break)."""
+        """Advisers with this skill who are at work (not offline, on a break or away)."""
         names = sorted(cast(set[str], await self._redis.smembers(keys.advisers())))
         async with self._redis.pipeline(transaction=False) as pipe:
             for name in names:
                 pipe.hmget(keys.adviser(name), ["state", "skills"])
             found = await pipe.execute()
-        away = {AdviserState.OFFLINE.value, AdviserState.BREAK.value, None}
+        away = {
+            AdviserState.OFFLINE.value,
+            AdviserState.BREAK.value,
+            AdviserState.AWAY.value,
+            None,
+        }
         return sum(
             1
             for state, skills in found
@@ -267,6 +280,9 @@ class AdviserBoard:
     async def view(self, name: str) -> AdviserView | None:
         raw = cast(dict[str, str], await self._redis.hgetall(keys.adviser(name)))
         return _view(name, raw) if raw else None
+
+    async def names(self) -> list[str]:
+        return sorted(cast(set[str], await self._redis.smembers(keys.advisers())))
 
     async def views(self) -> list[AdviserView]:
         names = sorted(cast(set[str], await self._redis.smembers(keys.advisers())))

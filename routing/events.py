@@ -1,18 +1,38 @@
-"""Desk events (offer, connected, ended, state) for one adviser, through Redis pub/sub.
+"""Desk events (offer, connected, ended, state) for one adviser, and call events for the caller's
+side of one call, through Redis pub/sub.
 
 Any app instance may publish; the instance holding the adviser's event stream delivers it. Only
-the adviser a call is offered to is sent its context: the channel is theirs alone.
+the adviser a call is offered to is sent its context: the channel is theirs alone. A call's
+channel carries only event names and reasons (no context): the demo's terminal phone follows it.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
+from enum import StrEnum
 from typing import Any
 
 from redis.asyncio import Redis
 
 from routing import keys
+
+
+class CallEvent(StrEnum):
+    """What happens to a call on the adviser's side, for the caller's side (docs/routing.md)."""
+
+    OFFERED = "offered"  # an adviser's phone rings for it
+    ANSWERED = "answered"  # the adviser answered: they talk
+    RETURNED = "returned"  # not answered (or taken back): back at the head of its line
+    ENDED = "ended"  # the conversation ended (data: who hung up)
+    HELD = "held"  # the adviser put the caller on hold (call controls)
+    UNHELD = "unheld"  # the caller is back with the adviser
+    TRANSFERRED = "transferred"  # the call went to another adviser, queue or department
+
+
+class EndedBy(StrEnum):
+    ADVISER = "adviser"
+    CALLER = "caller"
 
 
 class EventBus:
@@ -23,11 +43,23 @@ class EventBus:
         message = json.dumps({"event": event, "data": data}, default=str)
         await self._redis.publish(keys.adviser_events(adviser), message)
 
-    async def listen(self, adviser: str) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+    async def call_event(self, call_sid: str, event: CallEvent, **data: str) -> None:
+        """The one way a call's events are published (routing and the call controls)."""
+        message = json.dumps({"event": event.value, "data": data})
+        await self._redis.publish(keys.call_events(call_sid), message)
+
+    def listen_call(self, call_sid: str) -> AsyncGenerator[tuple[str, dict[str, Any]], None]:
+        """One call's events, as `listen` gives an adviser's."""
+        return self._listen(keys.call_events(call_sid))
+
+    def listen(self, adviser: str) -> AsyncGenerator[tuple[str, dict[str, Any]], None]:
         """Events for one adviser until the caller stops iterating. The first item, ("", {}),
         comes once the subscription is in place; ("", {}) also marks idle seconds."""
+        return self._listen(keys.adviser_events(adviser))
+
+    async def _listen(self, channel: str) -> AsyncGenerator[tuple[str, dict[str, Any]], None]:
         pubsub = self._redis.pubsub()
-        await pubsub.subscribe(keys.adviser_events(adviser))
+        await pubsub.subscribe(channel)
         try:
             yield "", {}  # subscribed: from here on nothing published is missed
             while True:

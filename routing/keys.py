@@ -96,7 +96,8 @@ HANDLE_TIMES_TTL = 7 * 24 * 3600
 
 
 def adviser(name: str) -> str:
-    """Hash: state, since, skills, device, call_sid, offer_id, wrap_until."""
+    """Hash: state, since, skills, device, call_sid, offer_id, wrap_until, last_call; and for
+    presence (routing/presence.py) desk_seen, unreachable_since, away_return."""
     return f"{PREFIX}adviser:{name}"
 
 
@@ -151,9 +152,40 @@ def call_conference(call_sid: str) -> str:
     return f"{PREFIX}call:{call_sid}:conference"
 
 
+WHISPER_TTL = 10 * 60  # a transfer's whisper waits for the department to answer
+
+
+def call_whisper(call_sid: str) -> str:
+    """Sealed JSON: what a transfer of this call tells the department (product, theme, note)."""
+    return f"{PREFIX}call:{call_sid}:whisper"
+
+
 def adviser_events(name: str) -> str:
     """Pub/sub channel of one adviser's desk events (offer, connected, ended, state)."""
     return f"{PREFIX}events:{name}"
+
+
+def call_events(call_sid: str) -> str:
+    """Pub/sub channel of one call's events for the caller's side (the demo's terminal phone):
+    offered, answered, ended, held, unheld, transferred. Names and reasons only, no context."""
+    return f"{PREFIX}call-events:{call_sid}"
+
+
+# Presence: the desk's connection is the adviser's presence (routing/presence.py).
+DESK_TAB_LIVE_MS = 15_000  # a desk tab counts as live this long after its stream last beat
+DESK_BEAT_SECONDS = 5  # how often an open desk stream beats (well inside DESK_TAB_LIVE_MS)
+PRESENCE_TTL = 12 * 3600  # the desk tabs and phone reports of an adviser; refreshed on a beat
+
+
+def desk_tabs(name: str) -> str:
+    """Sorted set of an adviser's open desk tabs (tab id), scored by when each stops counting
+    as live unless its stream beats again (ms)."""
+    return f"{PREFIX}desk-tabs:{name}"
+
+
+def desk_phones(name: str) -> str:
+    """Hash: desk tab id -> what that tab reported of its browser phone (registered or not)."""
+    return f"{PREFIX}desk-phones:{name}"
 
 
 def handle_times(product: str) -> str:

@@ -28,7 +28,8 @@ from routing.board import (
 )
 from routing.conferences import CallConferences, ConferenceView, HoldChange
 from routing.entry import QueueEntry
-from routing.events import EventBus
+from routing.events import CallEvent, EndedBy, EventBus
+from routing.presence import DeskAction, DeskPresence, PhoneState, PresenceChange, PresenceOutcome
 from routing.queue import CallQueue
 from routing.scripts import ScriptStep
 from routing.telephony import NewParticipant, ParticipantChange, Telephony, TelephonyError
@@ -91,6 +92,7 @@ class Router:
     conferences: CallConferences | None = None
     caller_id: str | None = None  # shown on the adviser's phone; else the number called
     on_hold_change: HoldLog | None = None
+    presence: DeskPresence | None = None  # None: advisers are present whatever their desk does
 
     # -- triggers --------------------------------------------------------------------------
 
@@ -119,6 +121,7 @@ class Router:
         if settled is not None and settled.previous is OfferState.OFFERED:
             await self._tell(settled, "connected")
             await self._state_changed(settled.adviser, AdviserState.ON_CALL, settled.call_sid)
+            await self.events.call_event(settled.call_sid, CallEvent.ANSWERED)
 
     async def dial_finished(self, offer_id: str, dial_status: str) -> Settled | None:
         """The adviser's leg ended: a conversation (wrap-up) or no answer (the call goes back)."""
@@ -142,8 +145,11 @@ class Router:
             # sees it on the card). Either way the caller's place in line is released.
             await self.queue.remove(settled.call_sid)
         if talked:
+            await self.events.call_event(settled.call_sid, CallEvent.ENDED, by=EndedBy.ADVISER)
             await self._record_handle_time(settled.product, offer)
         else:
+            if not offer.dialled:  # a callback not answered ends; a call goes back in line
+                await self.events.call_event(settled.call_sid, CallEvent.RETURNED)
             log.info(
                 "offer not answered; the call goes back to the head of its queue",
                 extra={
@@ -175,6 +181,7 @@ class Router:
             elif conference.sid:
                 await self._quietly(self.telephony.end_conference, conference.sid)
         if settled is not None:
+            await self.events.call_event(call_sid, CallEvent.ENDED, by=EndedBy.CALLER)
             await self._tell(settled, "ended", reason="caller hung up")
             await self._state_changed(settled.adviser, settled.adviser_state, call_sid)
             if settled.adviser_state is AdviserState.AVAILABLE:
@@ -260,6 +267,7 @@ class Router:
             await self.on_hold_change(adviser, on_hold, self.now_ms(), call_sid)
         if held.changed:
             await self.events.publish(adviser, "hold", {"call_sid": call_sid, "hold": on_hold})
+            await self.events.call_event(call_sid, CallEvent.HELD if on_hold else CallEvent.UNHELD)
         return held
 
     async def mute(self, adviser: str, muted: bool) -> None:
@@ -314,7 +322,72 @@ class Router:
             log.warning("offer expired without an answer", extra={"offer_id": offer_id})
             # The caller may be alone in the conference, with music: they go back in line.
             await self.adviser_leg_ended(offer_id, "no-answer")
+        if self.presence is not None:
+            names = await self.board.names()
+            await self._presence_changed(await self.presence.sweep(names, self.now_ms()))
         await self._deliver(await self.board.match(self.products, self.now_ms()))
+
+    # -- presence (routing/presence.py) ----------------------------------------------------
+
+    async def desk_beat(self, name: str, tab: str) -> None:
+        """A desk tab's event stream is open (called when it opens and every few seconds)."""
+        await self._desk(name, tab, DeskAction.BEAT)
+
+    async def desk_gone(self, name: str, tab: str) -> None:
+        await self._desk(name, tab, DeskAction.GONE)
+
+    async def phone_reported(self, name: str, tab: str, phone: PhoneState) -> None:
+        await self._desk(name, tab, DeskAction.PHONE, phone)
+
+    async def _desk(
+        self, name: str, tab: str, action: DeskAction, phone: PhoneState = PhoneState.REGISTERED
+    ) -> None:
+        if self.presence is not None:
+            outcomes = await self.presence.desk(name, tab, action, self.now_ms(), phone=phone)
+            await self._presence_changed(outcomes)
+
+    async def _presence_changed(self, outcomes: list[PresenceOutcome]) -> None:
+        for outcome in outcomes:
+            if outcome.change is PresenceChange.WITHDRAW and outcome.offer_id is not None:
+                await self._withdraw_from_absent(outcome.adviser, outcome.offer_id)
+                continue
+            log.info(
+                "desk presence changed the adviser's state",
+                extra={"adviser": outcome.adviser, "state": outcome.state.value},
+            )
+            await self._state_changed(outcome.adviser, outcome.state, None)
+            if outcome.state is AdviserState.AVAILABLE:
+                view = await self.board.view(outcome.adviser)
+                await self._deliver(
+                    await self.board.match(view.skills if view else [], self.now_ms())
+                )
+
+    async def _withdraw_from_absent(self, adviser: str, offer_id: str) -> None:
+        """A call rings at a desk that is gone: as when not answered, the caller goes back to
+        the head of the line; the adviser becomes AWAY in the same script."""
+        assert self.presence is not None
+        now = self.now_ms()
+        settle = self.board.settle_step(offer_id, Settle.WITHDRAWN, now)
+        settled, outcomes = await self.presence.withdraw(settle, adviser, now)
+        # Never another withdrawal from here: a dangling offer must not loop.
+        outcomes = [o for o in outcomes if o.change is not PresenceChange.WITHDRAW]
+        if settled is None or settled.previous is not OfferState.OFFERED:
+            await self._presence_changed(outcomes)  # answered meanwhile, or another instance won
+            return
+        log.info(
+            "offer withdrawn: the adviser's desk is gone",
+            extra={"call_sid": settled.call_sid, "adviser": adviser},
+        )
+        entry = await self.queue.get(settled.call_sid)
+        if entry is not None and not entry.callback:
+            try:  # end the ringing: /twilio/connect of a withdrawn offer queues the caller again
+                await self.telephony.redirect(settled.call_sid, self.urls.connect(offer_id))
+            except TelephonyError:  # gone, or Twilio away: the Dial's own end puts it back
+                log.warning("could not take the call back", extra={"call_sid": settled.call_sid})
+        await self._tell(settled, "ended", reason="away")
+        await self.events.call_event(settled.call_sid, CallEvent.RETURNED)
+        await self._presence_changed(outcomes)
+        await self.call_waiting(settled.product)
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -349,6 +422,7 @@ class Router:
         card = {**self._card(offer.offer_id, entry), "kind": OfferKind.CALL.value}
         await self.events.publish(offer.adviser, "offer", card)
         await self._state_changed(offer.adviser, AdviserState.OFFERED, offer.call_sid)
+        await self.events.call_event(offer.call_sid, CallEvent.OFFERED)
 
     async def call_back(self, offer_id: str, *, caller_id: str, status_callback: str) -> str:
         """The adviser presses "call back": Justis calls the caller, who is then put through."""

@@ -84,10 +84,11 @@ class Outcomes:
         self._raw = raw
 
     def of(self, step: ScriptStep[T]) -> T:
-        for candidate, raw in zip(self._steps, self._raw, strict=True):
-            if candidate is step:
-                return step.decode(raw)
-        raise KeyError(f"{step.script.name} was not a step of this chain")
+        try:  # steps compare by identity (eq=False)
+            raw = self._raw[self._steps.index(step)]
+        except ValueError:
+            raise KeyError(f"{step.script.name} was not a step of this chain") from None
+        return step.decode(raw)
 
 
 def chain_lua(scripts: Sequence[LuaScript]) -> str:

@@ -228,7 +228,7 @@ def test_users_add_creates_a_supervisor_with_a_hashed_password(tmp_path: Path) -
     )
 
     assert result.exit_code == 0, result.output
-    assert result.stdout.strip() == "added supervisor alice"
+    assert result.stdout.strip() == "added supervisor alice (device: client:alice)"
     engine = make_engine(sqlite_url(tmp_path))
     try:
         with Session(engine) as session:
@@ -652,7 +652,27 @@ def test_users_add_refuses_a_device_that_is_not_a_client_or_number(tmp_path: Pat
         env={"KCC_PASSWORD": GOOD_PASSWORD}, tmp_path=tmp_path,
     )  # fmt: skip
     assert result.exit_code == 1
-    assert "device must be client:NAME or a phone number" in result.stderr
+    assert "device must be client:NAME (letters, digits, '_') or a phone number" in result.stderr
+
+
+def test_users_add_gives_a_supervisor_the_device_asked_for(tmp_path: Path) -> None:
+    result = kcc(
+        "users", "add", "sanne", "--role", "supervisor", "--device", "+31201234567",
+        env={"KCC_PASSWORD": GOOD_PASSWORD}, tmp_path=tmp_path,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == "added supervisor sanne (device: +31201234567)"
+
+
+def test_users_add_makes_a_browser_phone_twilio_takes_from_a_dotted_name(tmp_path: Path) -> None:
+    result = kcc(
+        "users", "add", "j.de-vries",
+        env={"KCC_PASSWORD": GOOD_PASSWORD}, tmp_path=tmp_path,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == (
+        "added adviser j.de-vries (skills: all; device: client:j_de_vries)"
+    )
 
 
 # -- production refuses what only fits a laptop --------------------------------------------------
@@ -663,6 +683,9 @@ PRODUCTION_ENV = {
     "TWILIO_AUTH_TOKEN": "production-auth-token-0123456789abcdef",
     "KCC_PUBLIC_URL": "https://ivr.justis.example.nl",
     "KCC_REDIS_URL": "redis://redis.justis.internal:6379/0",
+    "TWILIO_API_KEY_SID": "SK" + "0123456789abcdef" * 2,
+    "TWILIO_API_KEY_SECRET": "production-api-key-secret-0123456789",
+    "TWILIO_TWIML_APP_SID": "AP" + "fedcba9876543210" * 2,
 }
 
 
@@ -675,8 +698,20 @@ PRODUCTION_ENV = {
             "KCC_REDIS_URL is unset (the embedded store is for one process only)",
         ),
         ({"KCC_NOW": OPEN_TUESDAY}, "KCC_NOW pins the clock"),
+        (
+            {"TWILIO_API_KEY_SID": None},
+            "TWILIO_API_KEY_SID is missing or not an API key SID (SK...)",
+        ),
+        (
+            {"TWILIO_API_KEY_SECRET": "change-me"},
+            "TWILIO_API_KEY_SECRET is missing or a placeholder",
+        ),
+        (
+            {"TWILIO_TWIML_APP_SID": "AP-the-twiml-app"},
+            "TWILIO_TWIML_APP_SID is missing or not a TwiML App SID (AP...)",
+        ),
     ],
-    ids=["embedded store", "pinned clock"],
+    ids=["embedded store", "pinned clock", "no api key", "placeholder secret", "bad twiml app"],
 )
 def test_serve_in_production_refuses_a_single_process_store_or_a_pinned_clock(
     changes: dict[str, str | None], problem: str, tmp_path: Path

@@ -303,6 +303,44 @@ def test_a_verified_status_call_from_offer_to_ready(
     assert saved.call_sid == call.call_sid
 
 
+def test_the_departments_open_now_are_listed_for_a_transfer_during_a_call(
+    page: Page, adviser: Account, call: Caller
+) -> None:
+    sign_in(page, adviser)
+    expect(page.get_by_role("heading", name="Doorverbinden")).to_be_visible()
+    departments = page.get_by_test_id("department")
+    # Tuesday 10:00: the KCC is open and so are the departments that follow its hours; the
+    # pardons team (Gratie) only answers from 13:00, so it is not offered.
+    expect(departments).to_have_text(
+        [
+            "Wet wapens en munitie (tot 17.00 uur)",
+            "BOA (tot 17.00 uur)",
+            "Wpbr en TRACK (tot 17.00 uur)",
+            "Bezwaar (tot 17.00 uur)",
+        ]
+    )
+    expect(page.locator("[data-department=gratie]")).to_have_count(0)
+    expect(page.get_by_test_id("departments-none")).to_be_hidden()
+    for button in departments.all():
+        expect(button).to_be_disabled()  # no call to transfer
+
+    become_available(page)
+    assert call.dial("6", "3", "#") == "kcc-wwm"
+    page.get_by_role("button", name="Opnemen").click()
+    expect(page.get_by_test_id("state")).to_have_text("In gesprek")
+    wwm = page.locator("[data-department=wwm]")
+    expect(wwm).to_be_enabled()
+    wwm.click()
+    # The transfer API comes with the call controls: until then the page says so, in Dutch.
+    expect(page.get_by_test_id("error")).to_have_text(
+        "Doorverbinden is op deze server nog niet beschikbaar."
+    )
+    expect(page.get_by_test_id("state")).to_have_text("In gesprek")
+    page.get_by_role("button", name="Ophangen").click()
+    expect(page.get_by_test_id("state")).to_have_text("Nawerk")
+    expect(wwm).to_be_disabled()
+
+
 def test_an_unverified_call_shows_the_warning_and_no_application(
     page: Page, server: KccServer, adviser: Account, call: Caller
 ) -> None:

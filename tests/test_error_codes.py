@@ -28,6 +28,7 @@ NOT_ON_A_PAGE = {
     "user_exists",  # kcc users add
     "user_invalid",  # kcc users add
     "call_not_found",  # a webhook: the caller hears the apology
+    "bad_signature",  # the demo's call events: only the terminal phone asks for them
     "stale_flow",  # a webhook: retried with the live version
     "flow_error",  # the base of the flows package's errors; its subclasses have codes
     "flow_invalid",  # shown as its problems, one by one

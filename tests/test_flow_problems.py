@@ -339,6 +339,7 @@ def test_the_publisher_adds_its_problems_and_warnings_to_a_draft_with_others() -
     text = edit(text, '  pardon: {nl: "gratie", en: "a pardon"}\n', "")
     text = edit(text, '    pardon: {nl: "Gratie", en: "Pardon"}\n', "")
     text = edit(text, "    product: pardon\n", "    product: general\n")
+    text = edit(text, "    products: [pardon]\n", "    products: []\n")  # the gratie department
     checked = _publisher({"wim": ["wwm", "pardon"], "ria": ["vog_np"]}).check(text)
     assert not checked.ok and checked.flow is None
     found_problems = {(p.line, p.code): dict(p.params) for p in checked.problems}

@@ -69,6 +69,8 @@ def test_each_webhook_is_registered_once_and_no_route_exists_twice(app: FastAPI)
         "/dial-result",
         "/conference-events",
         "/adviser-status",
+        "/outbound",
+        "/department-whisper",
     }
     routed = [
         (method, route.path)

@@ -12,6 +12,7 @@ from tests.support.paths import ROOT
 ASSETS = ROOT / "api" / "web" / "assets"
 STATIC = ROOT / "api" / "web" / "static"
 SWAGGER = STATIC / "vendor" / "swagger-ui"
+TWILIO_VOICE = STATIC / "vendor" / "twilio-voice"
 
 
 def _locked(package: str) -> str:
@@ -23,7 +24,10 @@ def _locked(package: str) -> str:
 
 def test_package_json_pins_the_exact_version_the_lock_holds() -> None:
     wanted = json.loads((ASSETS / "package.json").read_text())["dependencies"]
-    assert wanted == {"swagger-ui-dist": _locked("swagger-ui-dist")}  # exact, no ^ or ~
+    assert wanted == {  # exact, no ^ or ~
+        "swagger-ui-dist": _locked("swagger-ui-dist"),
+        "@twilio/voice-sdk": _locked("@twilio/voice-sdk"),
+    }
 
 
 def test_the_committed_swagger_ui_is_the_locked_version() -> None:
@@ -41,6 +45,20 @@ def test_only_what_is_needed_is_copied_with_its_license() -> None:
     }  # fmt: skip
     assert "Apache License" in (SWAGGER / "LICENSE").read_text()
     assert "Version 2.0" in (SWAGGER / "LICENSE").read_text()
+
+
+def test_the_committed_twilio_voice_sdk_is_the_locked_version() -> None:
+    bundle = (TWILIO_VOICE / "twilio.min.js").read_text(encoding="utf-8")
+    versions = set(re.findall(r'RELEASE_VERSION="([^"]+)"', bundle))
+    assert versions == {_locked("@twilio/voice-sdk")}, "run scripts/vendor after changing the lock"
+    assert "Device" in bundle
+
+
+def test_the_twilio_voice_sdk_comes_with_its_license_and_nothing_else() -> None:
+    assert {p.name for p in TWILIO_VOICE.iterdir()} == {"twilio.min.js", "LICENSE.md"}
+    license_text = (TWILIO_VOICE / "LICENSE.md").read_text(encoding="utf-8")
+    assert "Twilio" in license_text
+    assert "Apache License" in license_text
 
 
 def test_every_static_file_is_package_data() -> None:

@@ -129,6 +129,18 @@ def test_the_form_parser_reads_random_forms_as_parse_qsl_does() -> None:
         assert parse_form(encoded) == form
 
 
+def test_the_form_parser_unquotes_broken_and_mixed_escapes_as_parse_qsl_does() -> None:
+    # Escapes that make half a character, raw characters beside them, '+' for spaces.
+    rng = random.Random(11)
+    pieces = ["%", "+", "a", "0", "%C3", "%a9", "%E2%82", "%AC", "%F0%9F", "%98%80", "%zz"]
+    pieces += ["é", "€", "😀", "\u00a0", "%2B31612345678", "=", "%26", "%3D", "%"]
+    for _ in range(3000):
+        body = "&".join(
+            "".join(rng.choices(pieces, k=rng.randint(0, 8))) for _ in range(rng.randint(1, 4))
+        )
+        assert parse_form(body) == dict(parse_qsl(body, keep_blank_values=True)), body
+
+
 def test_signed_url_comes_from_the_public_url_not_the_host_header() -> None:
 
     scope = {

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 import tempfile
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -17,6 +19,7 @@ from api.cli.phone import Phone, PhoneTurn
 SILENCE = "-"
 HANG_UP = "q"
 HOLD_REFRESH_SECONDS = 10
+LISTEN_SECONDS = 5  # how long the phone waits for the demo's event stream before it dials
 KEYPAD = frozenset("0123456789*#")  # what a phone has; Twilio passes nothing else as Digits
 KEYPAD_TEXT = "0-9, * and #"
 
@@ -122,7 +125,10 @@ async def run_call(
     try:
         async with _client(url, at, flow) as (client, public_url, token):
             phone = Phone(client, public_url=public_url, auth_token=token, caller=caller)
-            return await _walk(phone, _keys(scripted), hold_seconds)
+            # Against a server, the phone follows the desk (the demo's call events); in-process
+            # the transport cannot stream, and no desk can reach the app anyway.
+            follow = url is not None and hold_seconds > 0
+            return await _walk(phone, _keys(scripted), hold_seconds, follow=follow)
     except SchemaError as exc:  # the configured database, read for its live flow
         print(f"error: {exc.message}", file=sys.stderr)
         return 1
@@ -146,8 +152,60 @@ async def run_call(
         return 1
 
 
-async def _walk(phone: Phone, keys: Iterator[str | None], hold_seconds: int = 0) -> int:
+# What the terminal says when the adviser's side does something (routing's CallEvent names).
+FOLLOWED = {
+    "offered": "-- an adviser's phone rings for you",
+    "answered": "-- an adviser answers: you are talking",
+    "returned": "-- back in the queue, at the head of the line",
+    "held": "-- you are on hold",
+    "unheld": "-- the adviser is back",
+    "transferred": "-- you are being transferred",
+}
+
+
+async def _follow(phone: Phone, events: asyncio.Queue[tuple[str, dict[str, str]]]) -> None:
+    """Hand the call's events to `events`; a stream that breaks or is missing ends quietly
+    (the phone then waits in line as without a desk)."""
+    with contextlib.suppress(httpx.HTTPError):
+        async for event in phone.events():
+            await events.put(event)
+
+
+async def _listening(
+    phone: Phone, follow: bool
+) -> tuple[asyncio.Task[None] | None, asyncio.Queue[tuple[str, dict[str, str]]]]:
+    """Start following the call's events before dialling, so none is missed."""
+    events: asyncio.Queue[tuple[str, dict[str, str]]] = asyncio.Queue()
+    if not follow:
+        return None, events
+    task = asyncio.create_task(_follow(phone, events))
+    with contextlib.suppress(TimeoutError):
+        first, _ = await asyncio.wait_for(events.get(), LISTEN_SECONDS)
+        if first != "listening":
+            events.put_nowait((first, {}))
+    return task, events
+
+
+async def _walk(
+    phone: Phone, keys: Iterator[str | None], hold_seconds: int = 0, *, follow: bool = False
+) -> int:
     print(f"calling from {phone.caller} (call {phone.call_sid})")
+    following, events = await _listening(phone, follow)
+    try:
+        return await _dialled(phone, keys, hold_seconds, events)
+    finally:
+        if following is not None:
+            following.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await following
+
+
+async def _dialled(
+    phone: Phone,
+    keys: Iterator[str | None],
+    hold_seconds: int,
+    events: asyncio.Queue[tuple[str, dict[str, str]]],
+) -> int:
     turn = await phone.dial()
     while True:
         _show(turn)
@@ -158,16 +216,7 @@ async def _walk(phone: Phone, keys: Iterator[str | None], hold_seconds: int = 0)
         if turn.queue is not None:
             print(f"-- waiting in queue {turn.queue}")
             _show(await phone.hold())
-            waited = 0
-            while waited < hold_seconds:  # the demo: an adviser can take the call at the desk
-                pause = min(HOLD_REFRESH_SECONDS, hold_seconds - waited)
-                await asyncio.sleep(pause)
-                waited += pause
-                print(f"-- still waiting ({waited} s)")
-                _show(await phone.hold())
-            await phone.hang_up()
-            print("-- you hang up")
-            return 0
+            return await _hold(phone, hold_seconds, events)
         if not turn.waiting_for_keys:
             print("-- the answer asked for nothing more")
             await phone.hang_up()
@@ -179,3 +228,35 @@ async def _walk(phone: Phone, keys: Iterator[str | None], hold_seconds: int = 0)
             return 0
         print(f"> {pressed}")
         turn = await (phone.stay_silent() if pressed == SILENCE else phone.press(pressed))
+
+
+async def _hold(
+    phone: Phone, hold_seconds: int, events: asyncio.Queue[tuple[str, dict[str, str]]]
+) -> int:
+    """Wait in line (the demo: an adviser can take the call at the desk), following what the
+    adviser does; after `hold_seconds` the caller hangs up, which ends the desk's call too."""
+    start = time.monotonic()
+    deadline = start + hold_seconds
+    next_refresh = start + HOLD_REFRESH_SECONDS
+    talking = False
+    while (now := time.monotonic()) < deadline:
+        try:
+            event, data = await asyncio.wait_for(events.get(), min(deadline, next_refresh) - now)
+        except TimeoutError:
+            if time.monotonic() >= next_refresh:
+                next_refresh += HOLD_REFRESH_SECONDS
+                if not talking:
+                    print(f"-- still waiting ({round(time.monotonic() - start)} s)")
+                    _show(await phone.hold())
+            continue
+        if event == "ended":
+            if data.get("by") == "caller":
+                continue  # our own hang-up, told back
+            print("-- the adviser hangs up; the line goes dead")
+            await phone.hang_up()
+            return 0
+        talking = event in ("answered", "unheld", "held") or (talking and event != "returned")
+        print(FOLLOWED.get(event, f"-- {event}"))
+    await phone.hang_up()
+    print("-- you hang up")
+    return 0

@@ -305,7 +305,7 @@ def users_add(
         str | None,
         typer.Option(
             metavar="DEVICE",
-            help="Advisers: client:NAME (browser softphone, default) or +31... .",
+            help="What rings: client:NAME (the browser phone, default) or +31... .",
         ),
     ] = None,
 ) -> None:
@@ -320,8 +320,8 @@ def users_add(
         chosen = Role(role)
     except ValueError as exc:
         raise _fail(f"unknown role {role!r} (supervisor or adviser)", 2) from exc
-    if chosen is not Role.ADVISER and (skills or device):
-        raise _fail("--skills and --device are for advisers", 2)
+    if chosen is not Role.ADVISER and skills:
+        raise _fail("--skills are for advisers", 2)
     skill_list = [s.strip() for s in (skills or "").split(",") if s.strip()]
     if skill_list:
         try:
@@ -353,7 +353,7 @@ def users_add(
                 skills=skill_list,
                 device=device,
             )
-            extra = ""
+            extra = f" (device: {user.device})"
             if user.role is Role.ADVISER:
                 extra = f" (skills: {user.skills or 'all'}; device: {user.device})"
             typer.echo(f"added {user.role.value} {user.name}{extra}")

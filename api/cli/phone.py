@@ -7,13 +7,19 @@ the <Redirect> after it), <Enqueue> joins the queue and fetches the waitUrl, <Ha
 
 from __future__ import annotations
 
+import json
 import secrets
 import xml.etree.ElementTree as ET
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 from twilio.request_validator import RequestValidator
+
+# The call's events, in the demo (api/web/routes/demo.py).
+EVENTS_PATH = "/demo/calls/{call_sid}/events"
 
 
 @dataclass(frozen=True)
@@ -157,3 +163,26 @@ class Phone:
         return await self.post(
             f"{self.public_url}/twilio/status", {"CallStatus": status, "CallDuration": "42"}
         )
+
+    async def events(self) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+        """What the adviser's side does with this call (the demo's server-sent events, signed
+        like a webhook): ("listening", {}) first, then offered, answered, returned, ended, held,
+        unheld, transferred. Ends at once when the server has no such stream (not a demo)."""
+        path = EVENTS_PATH.format(call_sid=self.call_sid)
+        signature = self.validator.compute_signature(f"{self.public_url}{path}", {})
+        headers = {"X-Twilio-Signature": signature, "Accept": "text/event-stream"}
+        async with self.client.stream("GET", path, headers=headers, timeout=None) as response:
+            if response.status_code == 404:
+                return
+            response.raise_for_status()
+            event, data = "", ""
+            async for line in response.aiter_lines():
+                if line.startswith("event:"):
+                    event = line[6:].strip()
+                elif line.startswith("data:"):
+                    data += line[5:].strip()
+                elif not line and event:
+                    yield event, json.loads(data or "{}")
+                    event, data = "", ""
+                elif not line:
+                    data = ""

@@ -18,7 +18,18 @@ from api.instance_lock import InstanceLocked, lock_embedded_store
 from api.services import Services, build_services
 from api.settings import Settings
 from api.web.errors import ErrorOut, install_error_handlers
-from api.web.routes import advisers, auth, config, hours, operations, pages, queue
+from api.web.routes import (
+    advisers,
+    auth,
+    config,
+    demo,
+    departments,
+    hours,
+    operations,
+    pages,
+    queue,
+    voice,
+)
 from api.web.routes import flows as flow_routes
 from api.webhooks.dispatcher import PREFIX, WebhookDispatcher
 from api.webhooks.handlers import HANDLERS
@@ -38,8 +49,11 @@ REFUSALS: dict[int | str, dict[str, Any]] = {
 }
 
 # The routes per noun: the staff API, then what is not part of it (pages, health, metrics).
-API_ROUTERS = tuple(m.router for m in (auth, hours, queue, config, advisers, flow_routes))
-OTHER_ROUTERS = (operations.router, pages.router)
+API_ROUTERS = tuple(
+    m.router for m in (auth, hours, queue, config, advisers, departments, flow_routes, voice)
+)
+OTHER_ROUTERS = (operations.router, pages.router, demo.router)
+_WEBHOOK_PATHS = f"{PREFIX}/"
 
 
 class KccApp(FastAPI):
@@ -49,7 +63,7 @@ class KccApp(FastAPI):
     twilio_edge: WebhookDispatcher
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith(f"{PREFIX}/"):
+        if scope["type"] == "http" and scope["path"].startswith(_WEBHOOK_PATHS):
             await self.twilio_edge(scope, receive, send)
         else:
             await super().__call__(scope, receive, send)

@@ -13,11 +13,15 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
+import anyio.to_thread
 from prometheus_client import Counter, Histogram
+from sqlalchemy import Engine
 
+from api.accounts import staff_devices
+from api.database.engine import session_scope
 from api.webhooks.dispatcher import Delivery, Handler
 from api.webhooks.metrics import FALLBACKS, WEBHOOK_SECONDS, WEBHOOKS
-from ivr import fallback
+from ivr import fallback, outbound
 from ivr.twiml import CallUrls, back_to_hold, empty
 
 log = logging.getLogger(__name__)
@@ -218,3 +222,51 @@ async def callback_choice(hook: Delivery) -> str:
     urls = CallUrls(hook.services.settings.public_base, lang or "")
     work = calls.callback_choice(hook.form.get("CallSid", ""), lang or "", hook.form.get("Digits"))
     return await _answer(hook, "callback-choice", lang, work, lambda: back_to_hold(urls))
+
+
+# -- the browser phone: calls it places (the TwiML App's voice URL) -----------------------------
+
+
+def _staff_devices(engine: Engine) -> frozenset[str]:
+    with session_scope(engine) as session:
+        return staff_devices(session)
+
+
+async def _place_outbound(hook: Delivery) -> str:
+    services = hook.services
+    devices = await anyio.to_thread.run_sync(_staff_devices, services.db_engine)
+    decision = outbound.decide(
+        caller=hook.form.get("From", ""),
+        to=hook.form.get("To", "").strip(),
+        staff_devices=devices,
+        caller_id=services.settings.caller_id,
+    )
+    if isinstance(decision, outbound.Refusal):
+        log.warning("outbound call refused", extra={"route": "outbound", "reason": decision})
+        return outbound.refused(decision)
+    return decision
+
+
+@webhook("/outbound")
+async def place_outbound(hook: Delivery) -> str:
+    """A staff member's browser phone places a call (device.connect): to a number or a colleague."""
+    work = _place_outbound(hook)
+    return await _answer(
+        hook, "outbound", None, work, lambda: outbound.refused(outbound.Refusal.FAILED)
+    )
+
+
+@webhook("/department-whisper")
+async def department_whisper(hook: Delivery) -> str:
+    """A department answered a transfer (`<Number url=...>`): tell it what comes, then Twilio
+    bridges the call. On any failure it hears nothing and is put through all the same."""
+    department = hook.query.get("department", "")
+    call_sid = hook.query.get("call", "")
+    services = hook.services
+    departments = services.flows.current.departments
+
+    async def work() -> str:
+        whisper = await services.whispers.get(call_sid) if call_sid else None
+        return departments.whisper_twiml(department, whisper)
+
+    return await _answer(hook, "department-whisper", None, work(), empty)

@@ -129,6 +129,16 @@ MISTAKES = [
         "labels.products.vog_nq: unknown product 'vog_nq'",
         "labels.products.vog_nq: Onbekend product 'vog_nq': het staat niet onder products.",
     ),
+    Mistake(
+        'phone: "+31700000102"',
+        "phone: +31700000102",
+        "phone: +31700000102",
+        None,
+        "phone_unquoted",
+        "departments.wwm.phone: the phone number is read as the number 31700000102",
+        "departments.wwm.phone: Het telefoonnummer wordt gelezen als het getal 31700000102: zet "
+        'het tussen aanhalingstekens, bijvoorbeeld "+31700000101".',
+    ),
 ]
 
 

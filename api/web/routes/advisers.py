@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import secrets
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Annotated, Literal
 
+import anyio
 import anyio.to_thread
-from fastapi import APIRouter, Request, status
+from fastapi import APIRouter, Query, Request, status
 from pydantic import BaseModel, Field
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
@@ -16,16 +19,20 @@ from api.accounts import User
 from api.services import Services
 from api.web.deps import AdviserUser, ServicesDep, SupervisorUser
 from api.web.errors import NotFound, WebError
+from routing import keys
 from routing.adviser_history import WrapUp
 from routing.board import AdviserState, AdviserView, Command
 from routing.entry import QueueEntry
+from routing.presence import PhoneState
 
 router = APIRouter(prefix="/api", tags=["advisers"])
 
 
 class AdviserOut(BaseModel):
+    """The adviser's own view: their call with the caller's context."""
+
     name: str
-    status: str
+    status: AdviserState
     since: datetime | None
     skills: list[str]
     device: str
@@ -33,6 +40,34 @@ class AdviserOut(BaseModel):
     wrap_until: datetime | None = None
     hold: bool = False  # in a conversation: the caller is held
     mute: bool = False  # in a conversation: the adviser's phone is muted
+
+
+class SupervisedCall(BaseModel):
+    """Who talks to whom, for supervisors: never the caller's personal context."""
+
+    product: str
+    theme: str
+    since: datetime | None  # since the adviser's phone rang or they answered
+
+
+class AdviserSummary(BaseModel):
+    """An adviser as supervisors see them."""
+
+    name: str
+    status: AdviserState
+    since: datetime | None
+    skills: list[str]
+    device: str
+    call: SupervisedCall | None = None
+    wrap_until: datetime | None = None
+
+
+DESK_TAB = r"^[A-Za-z0-9_-]{1,64}$"  # a desk tab's id, made by the page
+
+
+class PresenceIn(BaseModel):
+    desk: str = Field(pattern=DESK_TAB, description="the tab's id, as given to the event stream")
+    phone: PhoneState
 
 
 class StatusIn(BaseModel):
@@ -90,9 +125,34 @@ async def set_status(services: ServicesDep, user: AdviserUser, body: StatusIn) -
     return await _out(services, view)
 
 
+async def _summary(services: Services, view: AdviserView) -> AdviserSummary:
+    entry = await services.queue.get(view.call_sid) if view.call_sid else None
+    call = (
+        SupervisedCall(product=entry.product, theme=entry.theme, since=_when(view.since_ms))
+        if entry is not None
+        else None
+    )
+    return AdviserSummary(
+        name=view.name,
+        status=view.state,
+        since=_when(view.since_ms),
+        skills=view.skills,
+        device=view.device,
+        call=call,
+        wrap_until=_when(view.wrap_until_ms),
+    )
+
+
 @router.get("/advisers")
-async def advisers(services: ServicesDep, _: SupervisorUser) -> list[AdviserOut]:
-    return [await _out(services, view) for view in await services.router.board.views()]
+async def advisers(services: ServicesDep, _: SupervisorUser) -> list[AdviserSummary]:
+    return [await _summary(services, view) for view in await services.router.board.views()]
+
+
+@router.post("/advisers/me/presence", status_code=status.HTTP_204_NO_CONTENT)
+async def presence(services: ServicesDep, user: AdviserUser, body: PresenceIn) -> None:
+    """The desk tab's browser phone is registered (can ring) or not."""
+    await _registered(services, user)
+    await services.router.phone_reported(user.name, body.desk, body.phone)
 
 
 @router.post("/advisers/me/wrap-up", status_code=status.HTTP_204_NO_CONTENT)
@@ -164,21 +224,41 @@ async def mute_call(services: ServicesDep, user: AdviserUser, body: MuteIn) -> C
 
 
 @router.get("/advisers/me/events")
-async def events(request: Request, services: ServicesDep, user: AdviserUser) -> EventSourceResponse:
-    """Server-sent events for this adviser only: offer, connected, ended (call context), state."""
+async def events(
+    request: Request,
+    services: ServicesDep,
+    user: AdviserUser,
+    desk: Annotated[str | None, Query(pattern=DESK_TAB)] = None,
+) -> EventSourceResponse:
+    """Server-sent events for this adviser only: offer, connected, ended (call context), state.
+
+    The open stream is the adviser's presence: it beats for its desk tab (`desk`, made by the
+    page) every few seconds and says when it closes (routing/presence.py)."""
     await _registered(services, user)
+    tab = desk or secrets.token_urlsafe(12)
+    router_ = services.router
 
     async def stream() -> AsyncIterator[ServerSentEvent]:
-        events = services.router.events.listen(user.name)
+        events = router_.events.listen(user.name)
         await anext(events)  # subscribed first, then the state: no offer falls in between
-        view = await services.router.board.view(user.name)
-        if view is not None:
-            yield ServerSentEvent(event="state", data=json.dumps({"status": view.state.value}))
-        async for event, data in events:
-            if await request.is_disconnected():
-                break
-            if event:
-                yield ServerSentEvent(event=event, data=json.dumps(data, default=str))
+        await router_.desk_beat(user.name, tab)
+        next_beat = time.monotonic() + keys.DESK_BEAT_SECONDS
+        try:
+            view = await router_.board.view(user.name)
+            if view is not None:
+                yield ServerSentEvent(event="state", data=json.dumps({"status": view.state.value}))
+            async for event, data in events:
+                if await request.is_disconnected():
+                    break
+                if time.monotonic() >= next_beat:
+                    await router_.desk_beat(user.name, tab)
+                    next_beat = time.monotonic() + keys.DESK_BEAT_SECONDS
+                if event:
+                    yield ServerSentEvent(event=event, data=json.dumps(data, default=str))
+        finally:
+            await events.aclose()
+            with anyio.CancelScope(shield=True):  # the stream may be cancelled: say it anyway
+                await router_.desk_gone(user.name, tab)
 
     return EventSourceResponse(stream(), ping=15)
 

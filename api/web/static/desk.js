@@ -11,11 +11,13 @@
     showError,
     showNotice,
     clearMessages,
+    translate,
     languageName,
     dutchTime,
   } = window.KccStaff;
   const TOKEN_KEY = "kcc.desk.token";
   const RESYNC_MS = 20000; // a safety net for events lost while the stream was away
+  const DEPARTMENTS_MS = 60000; // departments open and close by the clock: read them again
   const BACKOFF_MS = [1000, 2000, 4000, 8000, 15000];
 
   const STATES = {
@@ -26,7 +28,13 @@
     wrap_up: "Nawerk",
     break: "Pauze",
     missed: "Gemist - meld je opnieuw beschikbaar",
+    away: "Afwezig",
   };
+  // This tab's id: its event stream is the adviser's presence (docs/routing.md, "Presence").
+  const DESK_TAB = Array.from(crypto.getRandomValues(new Uint8Array(12)), (b) =>
+    b.toString(16).padStart(2, "0")
+  ).join("");
+  const PHONE_STATES = new Set(["registered", "unregistered"]);
   const CALL_STATES = new Set(["offered", "on_call", "wrap_up"]);
   // What the desk shows for the live flow's products, themes and nodes comes from the flow
   // (GET /api/config: its `labels`), never from a copy here.
@@ -84,10 +92,19 @@
     no_caller_id: () => "Terugbellen kan niet: er is geen KCC-nummer ingesteld (KCC_CALLER_ID).",
     role_required: () => "Dit account is geen adviseursaccount.",
     no_call_in_progress: () => "Er is op dit moment geen gesprek om in de wacht te zetten of te dempen.",
+    department_unknown: (p) =>
+      `De afdeling '${p.department}' bestaat niet (meer). Vernieuw de lijst en kies opnieuw.`,
+  };
+  // A transfer's refusals: as MESSAGES, and a 404 without its own code means this server does
+  // not transfer yet (the transfer API comes with issue 12's call controls).
+  const TRANSFER_MESSAGES = {
+    ...MESSAGES,
+    not_found: () => "Doorverbinden is op deze server nog niet beschikbaar.",
   };
 
   const desk = {
     token: null,
+    phone: null, // what the browser phone last reported (phone.js): registered or unregistered
     config: NO_CONFIG,
     name: "",
     status: "",
@@ -106,6 +123,8 @@
     resync: null,
     busy: false,
     events: 0, // events received: a view fetched meanwhile may be older than they are
+    departments: [], // the departments open now (GET /api/departments?open=true)
+    departmentsTimer: null,
   };
 
   // -- helpers ----------------------------------------------------------------------------
@@ -233,6 +252,7 @@
   }
 
   function stopSession() {
+    stopPhone();
     if (desk.stream) {
       desk.stream.abort();
       desk.stream = null;
@@ -241,6 +261,11 @@
       clearInterval(desk.resync);
       desk.resync = null;
     }
+    if (desk.departmentsTimer) {
+      clearInterval(desk.departmentsTimer);
+      desk.departmentsTimer = null;
+    }
+    desk.departments = [];
     desk.token = null;
     sessionStorage.removeItem(TOKEN_KEY);
     desk.status = "";
@@ -295,10 +320,89 @@
     $("desk").hidden = false;
     $("session").hidden = false;
     $("demo-phone").hidden = !desk.config.simulated_telephony;
+    startPhone();
     render();
     $("status-title").focus();
     runStream();
     desk.resync = setInterval(refresh, RESYNC_MS);
+    loadDepartments();
+    desk.departmentsTimer = setInterval(loadDepartments, DEPARTMENTS_MS);
+  }
+
+  // -- departments ------------------------------------------------------------------------
+
+  async function loadDepartments() {
+    try {
+      desk.departments = await api("/api/departments?open=true&lang=nl");
+    } catch (err) {
+      if (!(err instanceof ApiError && err.status === 401)) {
+        desk.departments = []; // the list stays empty; the next read tries again
+      }
+    }
+    renderDepartments();
+  }
+
+  function hoursText(hours) {
+    if (!hours) {
+      return "";
+    }
+    const time = (value) => value.replace(/^0/, "").replace(":", ".");
+    return `tot ${time(hours.closes)} uur`;
+  }
+
+  function renderDepartments() {
+    const list = $("departments");
+    list.replaceChildren(
+      ...desk.departments.map((department) => {
+        const item = document.createElement("li");
+        const button = document.createElement("button");
+        button.type = "button";
+        button.className = "button";
+        button.dataset.department = department.key;
+        button.setAttribute("data-testid", "department");
+        button.textContent = department.name;
+        const hours = hoursText(department.hours_today);
+        if (hours) {
+          const hint = document.createElement("span");
+          hint.className = "hint";
+          hint.textContent = ` (${hours})`;
+          button.append(hint);
+        }
+        button.addEventListener("click", transfer);
+        item.append(button);
+        return item;
+      })
+    );
+    $("departments-none").hidden = desk.departments.length > 0;
+    renderTransferButtons();
+  }
+
+  function renderTransferButtons() {
+    const talking = desk.status === "on_call";
+    for (const button of document.querySelectorAll("[data-department]")) {
+      button.disabled = desk.busy || !talking;
+    }
+  }
+
+  function transfer(event) {
+    const button = event.currentTarget;
+    const key = button.dataset.department;
+    act(button, async () => {
+      try {
+        await api("/api/advisers/me/call/transfer", {
+          method: "POST",
+          json: { to: `department:${key}`, mode: "cold" },
+        });
+      } catch (err) {
+        if (err instanceof ApiError && err.status === 404) {
+          showError(translate(err, TRANSFER_MESSAGES));
+          return;
+        }
+        throw err;
+      }
+      showNotice("Het gesprek wordt doorverbonden.");
+      await refresh();
+    });
   }
 
   // -- state ------------------------------------------------------------------------------
@@ -491,7 +595,7 @@
     let attempt = 0;
     while (!signal.aborted) {
       try {
-        const response = await fetch("/api/advisers/me/events", {
+        const response = await fetch(`/api/advisers/me/events?desk=${DESK_TAB}`, {
           headers: { Authorization: `Bearer ${desk.token}`, Accept: "text/event-stream" },
           cache: "no-store",
           signal,
@@ -504,6 +608,9 @@
           throw new Error(`HTTP ${response.status}`);
         }
         attempt = 0;
+        if (desk.phone) {
+          reportPhone(desk.phone);
+        }
         await readEvents(response.body, signal, (name, data) => {
           desk.events += 1;
           setConnected(true);
@@ -771,11 +878,14 @@
           ? "Je hebt pauze. Meld je beschikbaar om weer gesprekken te ontvangen."
           : status === "missed"
             ? "Je hebt een gesprek gemist. Meld je opnieuw beschikbaar."
-            : "Meld je beschikbaar om gesprekken te ontvangen."
+            : status === "away"
+              ? "Je was afwezig: je bureau of telefoon was niet verbonden. Je krijgt weer gesprekken zodra de verbinding terug is."
+              : "Meld je beschikbaar om gesprekken te ontvangen."
     );
     $("wrap-up").hidden = status !== "wrap_up" || desk.wrapped;
     $("wrap-done").hidden = status !== "wrap_up" || !desk.wrapped;
     $("wrap-submit").disabled = desk.busy;
+    renderTransferButtons();
     tick();
   }
 
@@ -887,6 +997,20 @@
     }
   }
 
+  // -- the browser phone (phone.js) -------------------------------------------------------
+
+  function startPhone() {
+    if (window.KccPhone) {
+      window.KccPhone.start({ api, panel: $("phone") });
+    }
+  }
+
+  function stopPhone() {
+    if (window.KccPhone) {
+      window.KccPhone.stop();
+    }
+  }
+
   // -- start ------------------------------------------------------------------------------
 
   function init() {
@@ -910,5 +1034,27 @@
     });
   }
 
+  // The browser phone says whether it can ring: an unregistered phone is not reachable, and
+  // after the grace period the adviser is away (POST /api/advisers/me/presence).
+  async function reportPhone(state) {
+    if (!PHONE_STATES.has(state)) {
+      throw new Error(`unknown phone state: ${state}`);
+    }
+    desk.phone = state; // said again whenever the event stream (re)connects
+    if (!desk.token) {
+      return;
+    }
+    try {
+      await fetch("/api/advisers/me/presence", {
+        method: "POST",
+        headers: { Authorization: `Bearer ${desk.token}`, "Content-Type": "application/json" },
+        body: JSON.stringify({ desk: DESK_TAB, phone: state }),
+      });
+    } catch (err) {
+      // offline: the stream's reconnection reports it again
+    }
+  }
+
+  window.KccDesk = Object.freeze({ reportPhone, tab: DESK_TAB });
   window.KccStaff.whenReady(init);
 })();

@@ -60,6 +60,12 @@ window.KccProblems = (() => {
     hours_format: (p) => `Openingstijden schrijf je als '09:00-17:00', niet als ${q(p.text)}.`,
     hours_invalid: (p) => `${q(p.text)} zijn geen geldige tijden.`,
     hours_reversed: (p) => `${q(p.text)} sluit voordat het opent.`,
+    phone_unquoted: (p) =>
+      `Het telefoonnummer wordt gelezen als het getal ${p.number}: zet het tussen ` +
+      `aanhalingstekens, bijvoorbeeld "+31700000101".`,
+    phone_not_e164: (p) =>
+      `${q(p.text)} is geen telefoonnummer in E.164-vorm: een +, de landcode en het nummer, ` +
+      `zonder spaties, bijvoorbeeld +31700000101.`,
     until_before_date: () => "'until' ligt vóór 'date'.",
     max_below_min: (p) => `${p.max_field} is kleiner dan ${p.min_field}.`,
     pattern_invalid: () => "Het patroon is geen geldige reguliere expressie.",

@@ -11,6 +11,19 @@
   const TOKEN_KEY = "kcc.supervisor.token";
   const DRAFT_KEY = "kcc.supervisor.draft";
   const CHECK_DELAY_MS = 400; // typing pauses this long before the draft is checked
+  const ADVISERS_REFRESH_MS = 2000; // the adviser list follows their states this closely
+
+  // An adviser's state (routing's AdviserState) as the contact centre names it.
+  const ADVISER_STATES = {
+    offline: "Afgemeld",
+    available: "Beschikbaar",
+    offered: "Gesprek wordt aangeboden",
+    on_call: "In gesprek",
+    wrap_up: "Nawerk",
+    break: "Pauze",
+    missed: "Gemist",
+    away: "Afwezig",
+  };
 
   const KINDS = {
     say: "Mededeling",
@@ -72,6 +85,8 @@
     busy: false,
     rollbackTo: null,
     rollbackButton: null,
+    labels: null, // GET /api/config?lang=nl: the flow's product and theme names
+    advisersTimer: null,
   };
 
   // -- helpers ----------------------------------------------------------------------------
@@ -152,6 +167,7 @@
   }
 
   function stopSession() {
+    stopPhone();
     page.token = null;
     sessionStorage.removeItem(TOKEN_KEY);
     page.rollbackTo = null;
@@ -196,6 +212,7 @@
     $("tools").hidden = false;
     $("session").hidden = false;
     $("sections-nav").hidden = false;
+    startPhone();
     if (fresh) {
       showNotice("");
     }
@@ -208,10 +225,25 @@
     await refreshAll();
   }
 
+  // -- the browser phone (phone.js): the same phone as the desk, for monitoring later ------
+
+  function startPhone() {
+    if (window.KccPhone) {
+      window.KccPhone.start({ api, panel: $("phone") });
+    }
+  }
+
+  function stopPhone() {
+    if (window.KccPhone) {
+      window.KccPhone.stop();
+    }
+  }
+
   // -- loading everything -----------------------------------------------------------------
 
   async function refreshAll() {
     const results = await Promise.allSettled([
+      loadAdvisers(),
       loadVersions(),
       loadTree(),
       loadCalendar(),
@@ -243,6 +275,49 @@
     } finally {
       tree.setAttribute("aria-busy", "false");
     }
+  }
+
+  // The product and theme names of the live flow (GET /api/config), for the adviser list.
+  async function loadLabels() {
+    if (!page.labels) {
+      page.labels = await api("/api/config?lang=nl");
+    }
+    return page.labels;
+  }
+
+  async function loadAdvisers() {
+    const [labels, advisers] = await Promise.all([loadLabels(), api("/api/advisers")]);
+    renderAdvisers(advisers, labels);
+    if (!page.advisersTimer) {
+      page.advisersTimer = setInterval(() => {
+        if (page.token) {
+          loadAdvisers().catch(() => {}); // the next round tries again
+        }
+      }, ADVISERS_REFRESH_MS);
+    }
+  }
+
+  function renderAdvisers(advisers, labels) {
+    const named = (names, key) => (Object.hasOwn(names, key) ? names[key] : key);
+    const rows = advisers.map((adviser) =>
+      el(
+        "tr",
+        { dataset: { adviser: adviser.name, status: adviser.status } },
+        el("td", { className: "name" }, adviser.name),
+        el("td", { className: "status" }, ADVISER_STATES[adviser.status] || adviser.status),
+        el("td", {}, formatTime(adviser.since)),
+        el(
+          "td",
+          { className: "call" },
+          adviser.call
+            ? `${named(labels.products, adviser.call.product)}: ${named(labels.themes, adviser.call.theme)}`
+            : "-"
+        )
+      )
+    );
+    $("advisers-body").replaceChildren(
+      ...(rows.length ? rows : [el("tr", {}, el("td", { colspan: 4 }, "Nog geen adviseurs."))])
+    );
   }
 
   async function loadCalendar() {

@@ -287,7 +287,9 @@ class CallHandler:
             "conference event",
             extra={"offer_id": offer_id, "event": event, "label": label, "call_sid": call_sid},
         )
-        if self.router is not None and event == "participant-join" and label == "caller":
+        # The label tells the caller's join from others; routing also checks the CallSid
+        # against the caller's leg it noted at connect (a join without a label is theirs only then).
+        if self.router is not None and event == "participant-join" and label in ("caller", ""):
             await self.router.conference_joined(
                 offer_id, conference_sid=conference_sid, name=name, caller_leg=call_sid
             )

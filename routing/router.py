@@ -201,6 +201,9 @@ class Router:
         if offer is None or self.conferences is None:
             return
         call_sid = offer.call_sid
+        noted = await self.conferences.view(call_sid)
+        if noted is not None and noted.caller_leg and noted.caller_leg != caller_leg:
+            return  # someone else joined (another participant's event)
         dial = await self.conferences.joined(
             call_sid,
             offer_id=offer_id,

@@ -126,6 +126,17 @@ async def test_a_repeated_join_event_calls_the_adviser_in_only_once(
     assert again.status_code == 200
     creates = [r for r in twilio_stub.requests if r.path.endswith("/Participants.json")]
     assert len(creates) == 1
+    # A join without a label from another call is not the caller's: nobody is called in.
+    stranger = {**join.callback.form, "CallSid": "CA" + "9" * 32, "ParticipantLabel": ""}
+    signature = twilio_stub.sign(join.callback.url, stranger)
+    other = await call.phone.client.post(
+        "/twilio/conference-events?offer=1",
+        data=stranger,
+        headers={"X-Twilio-Signature": signature},
+    )
+    assert other.status_code == 200
+    creates = [r for r in twilio_stub.requests if r.path.endswith("/Participants.json")]
+    assert len(creates) == 1
 
 
 @pytest.mark.parametrize("device_does", ["no-answer", "busy", "failed"])

@@ -62,6 +62,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from twilio.request_validator import RequestValidator
 
 from tests.support.twilio_conferences import (
     Callback,
@@ -272,6 +273,10 @@ class TwilioStub:
         those for one offer's URLs, with `offer`)."""
         with self._lock:
             return self.conferences.take_outbox(offer)
+
+    def sign(self, url: str, form: dict[str, str]) -> str:
+        """X-Twilio-Signature of a request Twilio would make (for hand-made callbacks)."""
+        return RequestValidator(self.auth_token).compute_signature(url, form)
 
     def no_answer(self, call_sid: str) -> None:
         """A ringing participant is not answered."""

@@ -31,10 +31,11 @@ from ivr.identity.verifier import GuardPolicy, IdentityVerifier
 from ivr.records import CallRecord, SqlCallRecorder
 from ivr.store import SessionStore
 from ivr.twiml import RoutingUrls
-from routing.adviser_history import AdviserStateChange, SqlAdviserLog
+from routing.adviser_history import HOLD_STATE, AdviserStateChange, SqlAdviserLog
 from routing.background import BackgroundWriter
 from routing.board import AdviserBoard, AdviserState
 from routing.clock import Clock, ShiftedClock, SystemClock
+from routing.conferences import CallConferences
 from routing.events import EventBus
 from routing.pipelined_redis import PipelinedRedis
 from routing.presence import DeskPresence
@@ -274,6 +275,12 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
             AdviserStateChange(adviser=adviser, state=state.value, at=at, call_sid=call_sid)
         )
 
+    async def hold_changed(adviser: str, on_hold: bool, at_ms: int, call_sid: str) -> None:
+        # Holds go into the state history as on_hold, and back to on_call when they end.
+        at = datetime.fromtimestamp(at_ms / 1000, UTC)
+        state = HOLD_STATE if on_hold else AdviserState.ON_CALL.value
+        state_log.submit(AdviserStateChange(adviser=adviser, state=state, at=at, call_sid=call_sid))
+
     router = Router(
         board=AdviserBoard(redis, offer_seconds=settings.offer_seconds),
         queue=queue,
@@ -284,6 +291,9 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
         products=list(flows.current.engine.flow.products),
         wrap_up_seconds=settings.wrap_up_seconds,
         on_state_change=state_changed,
+        conferences=CallConferences(redis),
+        caller_id=settings.caller_id,
+        on_hold_change=hold_changed,
         presence=DeskPresence(redis, grace_seconds=settings.presence_grace_seconds),
     )
     flows.on_live(lambda loaded: setattr(router, "products", list(loaded.engine.flow.products)))

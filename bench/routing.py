@@ -251,6 +251,9 @@ class BenchUrls:
     def connect(self, offer_id: str) -> str:
         return f"{PUBLIC_BASE}/twilio/connect?offer={offer_id}"
 
+    def adviser_status(self, offer_id: str) -> str:
+        return f"{PUBLIC_BASE}/twilio/adviser-status?offer={offer_id}"
+
 
 def offer_id_of(url: str) -> str:
     return url.rsplit("offer=", 1)[1]

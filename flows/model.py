@@ -153,13 +153,29 @@ class Voice(Strict):
     voice: str  # Twilio <Say voice>, e.g. Polly.Lotte
 
 
+MusicUrl = Annotated[str, Field(pattern=r"^https?://\S+$")]
+# Twilio's own hold music: what a held caller hears when the flow names none for the language
+TWILIO_HOLD_MUSIC = "http://com.twilio.music.classical.s3.amazonaws.com/BusyStrings.mp3"
+
+
 class QueueSettings(Strict):
-    # URL of an audio file; None: silence between announcements
-    hold_music: Annotated[str, Field(pattern=r"^https?://\S+$")] | None = None
+    # URL of an audio file, or one per language ({nl: URL, en: URL}); None: silence between
+    # announcements in the queue, Twilio's classical music on hold in a conversation
+    hold_music: MusicUrl | dict[str, MusicUrl] | None = None
     announce_every: int = Field(default=60, ge=10, le=600)  # seconds between announcements
     callback_after: int = Field(default=600, ge=60, le=7200)  # seconds before a callback is offered
     general_product: str = "general"  # where failed menus and errors send a call
     general_theme: str = "general"
+
+    def music_for(self, language: str) -> str | None:
+        """The hold music a caller in this language hears, if the flow names one."""
+        if isinstance(self.hold_music, dict):
+            return self.hold_music.get(language)
+        return self.hold_music
+
+    def conversation_hold_music(self, language: str) -> str:
+        """What a caller hears in a conversation's conference: never silence."""
+        return self.music_for(language) or TWILIO_HOLD_MUSIC
 
 
 class SayNode(Strict):

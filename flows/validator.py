@@ -99,6 +99,7 @@ def validate_flow(flow: Flow, gaps: Gaps = NO_GAPS) -> list[Finding]:
         _nodes,
         _loops_without_input,
         _calendar,
+        _hold_music,
         _departments,
     )
     findings = [finding for check in checks for finding in check(flow, gaps)]
@@ -248,6 +249,17 @@ def _unspeakable(text: str) -> str | None:
         if (code < 0x20 and char not in "\t\n\r") or 0xD800 <= code <= 0xDFFF or code >= 0xFFFE:
             return char
     return None
+
+
+def _hold_music(flow: Flow, gaps: Gaps) -> Iterator[Finding]:
+    """Music per language: only the flow's languages (another would never be played)."""
+    music = flow.queue.hold_music
+    if not (gaps.ok("queue") and gaps.ok("languages") and isinstance(music, dict)):
+        return
+    for language in music:
+        if language not in flow.languages:
+            path = ("queue", "hold_music", language)
+            yield _finding(path, "language_not_listed", language=language)
 
 
 def _products(flow: Flow, gaps: Gaps) -> Iterator[Finding]:

@@ -24,9 +24,9 @@ from ivr.turn import JoinQueue, Turn
 from ivr.twiml import (
     CallUrls,
     back_to_hold,
-    dial_adviser,
     empty,
     hold,
+    join_conference,
     leave_queue,
     render,
     speak_and_enqueue,
@@ -34,6 +34,7 @@ from ivr.twiml import (
 )
 from routing.board import OfferState
 from routing.clock import Clock
+from routing.conferences import conference_name
 from routing.entry import QueueEntry
 from routing.queue import CallQueue
 from routing.router import Router
@@ -138,7 +139,7 @@ class CallHandler:
             offer = engine.say("callback_offer", lang)
         return hold(
             says,
-            music_url=flow.queue.hold_music,
+            music_url=flow.queue.music_for(lang),
             seconds=flow.queue.announce_every,
             offer=offer,
             offer_url=CallUrls(self.base_url, lang).callback_choice(),
@@ -225,12 +226,25 @@ class CallHandler:
             left_line = await self.queue.remove(call_sid, entry)
         was_waiting = left_line and not answered
         if session is not None and self.record_call is not None:
-            await self.record_call(self._record(session, call_status, was_waiting, answered))
+            held = await self._hold_seconds(call_sid) if answered else 0
+            record = self._record(session, call_status, was_waiting, answered, hold_seconds=held)
+            await self.record_call(record)
 
-    async def connect(self, call_sid: str, offer_id: str) -> str:
-        """Routing moved the call here: ring the chosen adviser, or back to the queue.
+    async def _hold_seconds(self, call_sid: str) -> int:
+        """Time the caller was held in the conversation; a hold still running ends now."""
+        conferences = self.router.conferences if self.router is not None else None
+        if conferences is None:
+            return 0
+        now_ms = int(self.clock.now().timestamp() * 1000)
+        held = await conferences.hold(call_sid, False, now_ms)
+        return round(held.held_ms / 1000)
 
-        For a callback, `call_sid` is Justis' call to the caller, answered by them.
+    async def connect(self, call_sid: str, offer_id: str, called: str = "") -> str:
+        """Routing moved the call here: into the conversation's conference, or back in line.
+
+        The caller hears the flow's hold music there until the adviser, called in when the
+        caller's join event arrives (`conference_event`), answers. For a callback, `call_sid` is
+        Justis' call to the caller, answered by them. `called`: the number the caller dialled.
         """
         router = self.router
         offer = await router.board.offer(offer_id) if router else None
@@ -242,25 +256,64 @@ class CallHandler:
         mine = offer is not None and (callback or offer.call_sid == call_sid)
         if router and offer is not None and mine and offer.state is OfferState.OFFERED:
             adviser = await router.board.view(offer.adviser)
-            if adviser is not None and adviser.device:
+            if adviser is not None and adviser.device and router.conferences is not None:
+                await router.conferences.prepare(
+                    waiting_sid, offer_id=offer_id, caller_leg=call_sid, called=called
+                )
                 greeting = [engine.say("callback_greeting", language)] if callback else []
-                return dial_adviser(
-                    adviser.device,
+                return join_conference(
+                    conference_name(call_sid),
                     offer_id,
                     urls,
-                    timeout=router.board.offer_seconds,
+                    hold_music=engine.flow.queue.conversation_hold_music(language),
                     says=greeting,
                 )
         # The offer was withdrawn meanwhile: the caller keeps waiting in line.
         product = entry.product if entry else engine.flow.queue.general_product
         return speak_and_enqueue([], product, urls)
 
+    async def conference_event(
+        self,
+        offer_id: str,
+        event: str,
+        *,
+        conference_sid: str,
+        name: str,
+        call_sid: str,
+        label: str,
+    ) -> None:
+        """The conference's statusCallback: the caller's join calls the adviser in."""
+        log.info(
+            "conference event",
+            extra={"offer_id": offer_id, "event": event, "label": label, "call_sid": call_sid},
+        )
+        # The label tells the caller's join from others; routing also checks the CallSid
+        # against the caller's leg it noted at connect (a join without a label is theirs only then).
+        if self.router is not None and event == "participant-join" and label in ("caller", ""):
+            await self.router.conference_joined(
+                offer_id, conference_sid=conference_sid, name=name, caller_leg=call_sid
+            )
+
+    async def adviser_status(self, offer_id: str, call_status: str) -> None:
+        """The participant status callback of the adviser's leg into the conference."""
+        if self.router is not None:
+            await self.router.adviser_leg_status(offer_id, call_status)
+
     async def offer_answered(self, offer_id: str) -> None:
         if self.router is not None:
             await self.router.answered(offer_id)
 
-    async def dial_result(self, call_sid: str, offer_id: str, dial_status: str) -> str:
-        """The adviser's leg ended: after a conversation say goodbye; else back in line."""
+    async def dial_result(
+        self, call_sid: str, offer_id: str, dial_status: str, call_status: str = "in-progress"
+    ) -> str:
+        """The caller left the conversation's conference (the Dial action): after a
+        conversation say goodbye; else back in line. One who hung up is gone: routing is told
+        now (the adviser's ringing phone stops, or the conversation ends)."""
+        if call_status in FINAL_STATUSES:
+            offer = await self.router.board.offer(offer_id) if self.router else None
+            if self.router is not None and offer is not None:
+                await self.router.caller_gone(offer.call_sid)
+            return empty()
         entry, language = await self._entry_and_language(call_sid)
         engine = await self._engine_of(entry.flow_version if entry else None)
         urls = CallUrls(self.base_url, language)
@@ -369,6 +422,8 @@ class CallHandler:
         was_waiting: bool,
         answered: bool,
         special: CallOutcome | None = None,
+        *,
+        hold_seconds: int = 0,
     ) -> CallRecord:
         outcome = {
             CallPhase.MENU: CallOutcome.ABANDONED_IN_MENU,
@@ -398,4 +453,5 @@ class CallHandler:
             self_service=helped_by_machine,
             call_status=call_status,
             queued_at=session.queued_at,
+            hold_seconds=hold_seconds,
         )

@@ -57,7 +57,7 @@ def hold_on(engine: Engine, *, twilio_position: int | None, language: str | None
             if twilio_position
             else []
         )
-        return hold(says, music_url=flow.queue.hold_music, seconds=flow.queue.announce_every)
+        return hold(says, music_url=flow.queue.music_for(lang), seconds=flow.queue.announce_every)
     except Exception:
         return hold([], music_url=None, seconds=30)
 

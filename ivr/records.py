@@ -41,6 +41,8 @@ class CallRecord(SQLModel, table=True):
     self_service: bool = False  # heard their application's status and needed no adviser
     call_status: str  # Twilio's final CallStatus
     queued_at: datetime | None = None
+    # time the caller was held in the conversation, all holds added up (revision 0002)
+    hold_seconds: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
 
 class CallRecorder(Protocol):

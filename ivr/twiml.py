@@ -94,8 +94,8 @@ class CallUrls:
     def dial_result(self, offer_id: str) -> str:
         return self._url("/twilio/dial-result", offer=offer_id, lang=self.language)
 
-    def offer_answered(self, offer_id: str) -> str:
-        return self._url("/twilio/offer-answered", offer=offer_id)
+    def conference_events(self, offer_id: str) -> str:
+        return self._url("/twilio/conference-events", offer=offer_id)
 
 
 def _query_string(query: dict[str, str | int]) -> str:
@@ -118,6 +118,9 @@ class RoutingUrls:
 
     def connect(self, offer_id: str) -> str:
         return f"{self.base}/twilio/connect?{urlencode({'offer': offer_id})}"
+
+    def adviser_status(self, offer_id: str) -> str:
+        return f"{self.base}/twilio/adviser-status?{urlencode({'offer': offer_id})}"
 
 
 def queue_name(product: str) -> str:
@@ -207,32 +210,33 @@ def speak_and_enqueue(says: list[Say], product: str, urls: CallUrls) -> str:
     return render(Turn(says=says, ending=JoinQueue(product=product, theme="", priority=0)), urls)
 
 
-def dial_adviser(
-    device: str,
+CONFERENCE_EVENTS = "start end join leave hold mute"
+
+
+def join_conference(
+    name: str,
     offer_id: str,
     urls: CallUrls,
     *,
-    timeout: int,
-    caller_id: str | None = None,
+    hold_music: str,
     says: list[Say] | None = None,
 ) -> str:
-    """Ring the adviser: a browser softphone (client:NAME) or a phone number."""
-    events: Attributes = {
-        "statusCallbackEvent": "answered",
-        "statusCallback": urls.offer_answered(offer_id),
+    """The caller joins the conversation's conference and hears `hold_music` until the adviser
+    is there; leaving it ends the conference and runs the Dial action (dial-result)."""
+    options: Attributes = {
+        "participantLabel": "caller",
+        "beep": False,
+        "startConferenceOnEnter": True,
+        "endConferenceOnExit": True,
+        "waitUrl": hold_music,
+        "waitMethod": "GET",  # a music file: GET lets Twilio cache it
+        "statusCallback": urls.conference_events(offer_id),
+        "statusCallbackEvent": CONFERENCE_EVENTS,
         "statusCallbackMethod": "POST",
     }
-    if device.startswith("client:"):
-        target = element("Client", events, escape_text(device.removeprefix("client:")))
-    else:
-        target = element("Number", events, escape_text(device))
-    options: Attributes = {
-        "timeout": timeout,
-        "action": urls.dial_result(offer_id),
-        "method": "POST",
-        "callerId": caller_id,
-    }
-    return document([*_says(says or []), element("Dial", options, target)])
+    conference = element("Conference", options, escape_text(name))
+    dial: Attributes = {"action": urls.dial_result(offer_id), "method": "POST"}
+    return document([*_says(says or []), element("Dial", dial, conference)])
 
 
 def leave_queue(says: list[Say]) -> str:

@@ -7,6 +7,10 @@ from datetime import datetime
 from sqlalchemy import Engine
 from sqlmodel import DateTime, Field, Session, SQLModel
 
+# Not a live state (the adviser stays on_call): the history's mark that the caller was held.
+# The row after it (on_call, or wrap_up when the call ended on hold) ends the hold.
+HOLD_STATE = "on_hold"
+
 
 class AdviserStateChange(SQLModel, table=True):
     __tablename__ = "adviser_state_changes"

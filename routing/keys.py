@@ -140,6 +140,18 @@ def call_answered(call_sid: str) -> str:
     return f"{PREFIX}call:{call_sid}:answered"
 
 
+CONFERENCE_TTL = SESSION_TTL  # a conversation's conference: as long as any call lasts
+
+
+def call_conference(call_sid: str) -> str:
+    """Hash of the conference a routed call talks in: offer, name, sid, caller (the caller's
+    leg in it), adviser (the adviser's leg), called (the number the caller dialled),
+    dialled_offer (the offer whose adviser was called in), hold_since and hold_ms (time held),
+    muted. Twilio's Participants resource shows only current participants: this is the
+    history routing keeps of them."""
+    return f"{PREFIX}call:{call_sid}:conference"
+
+
 WHISPER_TTL = 10 * 60  # a transfer's whisper waits for the department to answer
 
 

@@ -26,12 +26,13 @@ from routing.board import (
     Settle,
     Settled,
 )
+from routing.conferences import CallConferences, ConferenceView, HoldChange
 from routing.entry import QueueEntry
 from routing.events import CallEvent, EndedBy, EventBus
 from routing.presence import DeskAction, DeskPresence, PhoneState, PresenceChange, PresenceOutcome
 from routing.queue import CallQueue
 from routing.scripts import ScriptStep
-from routing.telephony import Telephony, TelephonyError
+from routing.telephony import NewParticipant, ParticipantChange, Telephony, TelephonyError
 
 log = logging.getLogger(__name__)
 CALLBACK_OFFER_MS = 5 * 60 * 1000  # an adviser has 5 minutes to start a callback
@@ -44,12 +45,37 @@ class NotACallback(KccError):
     kind = ErrorKind.CONFLICT
 
 
+class NoCallInProgress(KccError):
+    """A call control (hold, mute) while the adviser has no conversation in a conference."""
+
+    code = "no_call_in_progress"
+    kind = ErrorKind.CONFLICT
+
+
 class ConnectUrls(Protocol):
     def connect(self, offer_id: str) -> str: ...
+
+    def adviser_status(self, offer_id: str) -> str:
+        """The status callback of the adviser's leg into the conference."""
+        ...
 
 
 # adviser, state, when (ms), call
 StateChange = Callable[[str, AdviserState, int, str | None], Awaitable[None]]
+# adviser, on hold (True) or back (False), when (ms), call
+HoldLog = Callable[[str, bool, int, str], Awaitable[None]]
+FAILED_LEG = frozenset({"no-answer", "busy", "failed", "canceled"})
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """An adviser's conversation in its conference, as the call controls need it."""
+
+    conferences: CallConferences
+    call_sid: str  # the routed call
+    conference_sid: str
+    caller_leg: str
+    adviser_leg: str | None
 
 
 @dataclass
@@ -63,6 +89,9 @@ class Router:
     products: list[str]
     wrap_up_seconds: int = 30
     on_state_change: StateChange | None = None
+    conferences: CallConferences | None = None
+    caller_id: str | None = None  # shown on the adviser's phone; else the number called
+    on_hold_change: HoldLog | None = None
     presence: DeskPresence | None = None  # None: advisers are present whatever their desk does
 
     # -- triggers --------------------------------------------------------------------------
@@ -144,6 +173,13 @@ class Router:
         settled = await self.board.settle(
             offer_id, Settle.ABANDONED, self.now_ms(), wrap_up_seconds=self.wrap_up_seconds
         )
+        conference = await self.conferences.view(call_sid) if self.conferences else None
+        if settled is not None and conference is not None and conference.adviser_leg:
+            # A ringing adviser's phone stops; one in the conversation leaves with the conference.
+            if settled.previous is OfferState.OFFERED:
+                await self._quietly(self.telephony.hang_up, conference.adviser_leg)
+            elif conference.sid:
+                await self._quietly(self.telephony.end_conference, conference.sid)
         if settled is not None:
             await self.events.call_event(call_sid, CallEvent.ENDED, by=EndedBy.CALLER)
             await self._tell(settled, "ended", reason="caller hung up")
@@ -155,6 +191,128 @@ class Router:
                 )
         return answered
 
+    # -- the conversation's conference ---------------------------------------------------
+
+    async def conference_joined(
+        self, offer_id: str, *, conference_sid: str, name: str, caller_leg: str
+    ) -> None:
+        """The caller is in the conference: call the adviser in (once per offer)."""
+        offer = await self.board.offer(offer_id)
+        if offer is None or self.conferences is None:
+            return
+        call_sid = offer.call_sid
+        noted = await self.conferences.view(call_sid)
+        if noted is not None and noted.caller_leg and noted.caller_leg != caller_leg:
+            return  # someone else joined (another participant's event)
+        dial = await self.conferences.joined(
+            call_sid,
+            offer_id=offer_id,
+            name=name,
+            conference_sid=conference_sid,
+            caller_leg=caller_leg,
+        )
+        adviser = await self.board.view(offer.adviser) if dial else None
+        if adviser is None or not adviser.device:
+            return
+        conference = await self.conferences.view(call_sid)
+        called = conference.called if conference else None
+        try:
+            leg = await self.telephony.add_participant(
+                conference_sid,
+                NewParticipant(
+                    to=adviser.device,
+                    from_=self.caller_id or called or "",
+                    label="adviser",
+                    timeout=self.board.offer_seconds,
+                    status_callback=self.urls.adviser_status(offer_id),
+                    end_conference_on_exit=False,
+                ),
+            )
+        except TelephonyError as exc:
+            log.warning(
+                "could not call the adviser into the conference",
+                extra={"offer_id": offer_id, "permanent": exc.permanent},
+            )
+            await self.adviser_leg_ended(offer_id, "failed")
+            return
+        await self.conferences.adviser_leg(call_sid, leg)
+
+    async def adviser_leg_status(self, offer_id: str, call_status: str) -> None:
+        """The participant status callback of the adviser's leg."""
+        if call_status in ("in-progress", "answered"):
+            await self.answered(offer_id)
+        elif call_status in FAILED_LEG or call_status == "completed":
+            await self.adviser_leg_ended(offer_id, call_status)
+
+    async def adviser_leg_ended(self, offer_id: str, call_status: str) -> None:
+        """The adviser's leg is over. Unanswered: the caller leaves the conference, back to the
+        head of the line (the Dial action runs), the adviser is missed. After a conversation:
+        the caller leaves too, and the Dial action says goodbye and settles the call."""
+        offer = await self.board.offer(offer_id)
+        if offer is None:
+            return  # settled already (the caller hung up, or a repeated callback)
+        conference = await self.conferences.view(offer.call_sid) if self.conferences else None
+        if conference is not None and conference.sid and conference.caller_leg:
+            await self._quietly(
+                self.telephony.remove_participant, conference.sid, conference.caller_leg
+            )
+        if offer.state is OfferState.OFFERED:
+            await self.dial_finished(offer_id, call_status)
+
+    async def hold(self, adviser: str, on_hold: bool, hold_url: str) -> HoldChange:
+        """Hold the adviser's caller (with `hold_url` playing), or bring them back."""
+        talk = await self._conversation(adviser)
+        change = ParticipantChange(hold=on_hold, hold_url=hold_url if on_hold else None)
+        await self.telephony.update_participant(talk.conference_sid, talk.caller_leg, change)
+        call_sid = talk.call_sid
+        held = await talk.conferences.hold(call_sid, on_hold, self.now_ms())
+        if held.changed and self.on_hold_change is not None:
+            await self.on_hold_change(adviser, on_hold, self.now_ms(), call_sid)
+        if held.changed:
+            await self.events.publish(adviser, "hold", {"call_sid": call_sid, "hold": on_hold})
+            await self.events.call_event(call_sid, CallEvent.HELD if on_hold else CallEvent.UNHELD)
+        return held
+
+    async def mute(self, adviser: str, muted: bool) -> None:
+        """Mute the adviser's own leg (a phone; the browser phone mutes itself)."""
+        talk = await self._conversation(adviser)
+        if talk.adviser_leg is None:
+            raise NoCallInProgress("the adviser's phone is not in the conversation")
+        change = ParticipantChange(muted=muted)
+        await self.telephony.update_participant(talk.conference_sid, talk.adviser_leg, change)
+        await talk.conferences.set_muted(talk.call_sid, muted)
+
+    async def conference_of(self, adviser: str) -> ConferenceView | None:
+        view = await self.board.view(adviser)
+        if view is None or view.call_sid is None or self.conferences is None:
+            return None
+        return await self.conferences.view(view.call_sid)
+
+    async def _conversation(self, adviser: str) -> Conversation:
+        view = await self.board.view(adviser)
+        if view is None or view.state is not AdviserState.ON_CALL or view.call_sid is None:
+            raise NoCallInProgress("there is no call in progress")
+        conferences = self.conferences
+        conference = await conferences.view(view.call_sid) if conferences else None
+        if conferences is None or conference is None or not conference.sid:
+            raise NoCallInProgress("the call is not in a conference")
+        if not conference.caller_leg:
+            raise NoCallInProgress("the call is not in a conference")
+        return Conversation(
+            conferences,
+            view.call_sid,
+            conference.sid,
+            conference.caller_leg,
+            conference.adviser_leg,
+        )
+
+    async def _quietly(self, action: Callable[..., Awaitable[None]], *args: str) -> None:
+        """A clean-up Twilio may have done already (the participant left): not an error."""
+        try:
+            await action(*args)
+        except TelephonyError as exc:
+            log.info("conference clean-up not needed or failed", extra={"permanent": exc.permanent})
+
     async def tick(self) -> None:
         """Periodic safety net; safe to run on every instance at once."""
         now = self.now_ms()
@@ -165,7 +323,8 @@ class Router:
                 log.debug("wrap-up already ended", extra={"adviser": name})
         for offer_id in await self.board.stale_offers(now):
             log.warning("offer expired without an answer", extra={"offer_id": offer_id})
-            await self.dial_finished(offer_id, "no-answer")
+            # The caller may be alone in the conference, with music: they go back in line.
+            await self.adviser_leg_ended(offer_id, "no-answer")
         if self.presence is not None:
             names = await self.board.names()
             await self._presence_changed(await self.presence.sweep(names, self.now_ms()))

@@ -1,4 +1,5 @@
-"""Moving live calls with Twilio's REST API: redirect a waiting caller, dial out a callback.
+"""Moving live calls with Twilio's REST API: redirect a waiting caller, dial out a callback,
+and run the conference every conversation takes place in (add, hold, mute, coach, remove).
 
 Routing decides *who* gets a call; this module does the one thing that needs the phone network.
 A failure here must never lose a caller: transient errors (timeouts, connection errors, HTTP 5xx
@@ -18,7 +19,7 @@ import asyncio
 import logging
 import secrets
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, Protocol, TypeVar
 
 from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
@@ -58,6 +59,42 @@ class TelephonyError(KccError):
         self.twilio_code = twilio_code  # Twilio's error code, e.g. 21220
 
 
+PARTICIPANT_EVENTS = ("initiated", "ringing", "answered", "completed")
+
+
+@dataclass(frozen=True)
+class NewParticipant:
+    """A call Twilio places into a conference (`conferences(sid).participants.create`).
+
+    `to` is a device: `client:NAME` (a browser phone) or an E.164 number. The status callback
+    gets the participant's call events (initiated, ringing, answered, completed) so the caller
+    of this API can follow a leg that does not answer, is busy or fails.
+    """
+
+    to: str
+    from_: str
+    label: str  # e.g. "adviser", "supervisor", "department": the participant's role
+    timeout: int  # seconds it may ring
+    status_callback: str
+    status_callback_events: tuple[str, ...] = PARTICIPANT_EVENTS
+    start_conference_on_enter: bool = True
+    end_conference_on_exit: bool = False
+    muted: bool = False
+    call_sid_to_coach: str | None = None  # coaching: heard only by this participant
+
+
+@dataclass(frozen=True)
+class ParticipantChange:
+    """What to change of a participant; None leaves that setting as it is."""
+
+    hold: bool | None = None
+    hold_url: str | None = None  # music while held (Twilio plays its own without it)
+    muted: bool | None = None
+    coaching: bool | None = None
+    call_sid_to_coach: str | None = None
+    announce_url: str | None = None  # TwiML <Say>/<Play> spoken to this participant
+
+
 class Telephony(Protocol):
     async def redirect(self, call_sid: str, url: str) -> None:
         """Make Twilio fetch new TwiML for a live call from `url` (POST)."""
@@ -68,6 +105,28 @@ class Telephony(Protocol):
         ...
 
     async def hang_up(self, call_sid: str) -> None: ...
+
+    async def add_participant(self, conference_sid: str, participant: NewParticipant) -> str:
+        """Call a device into a conference; returns the new participant's CallSid."""
+        ...
+
+    async def update_participant(
+        self, conference_sid: str, call_sid: str, change: ParticipantChange
+    ) -> None:
+        """Hold, mute, coach or announce to one participant (by CallSid or label)."""
+        ...
+
+    async def remove_participant(self, conference_sid: str, call_sid: str) -> None:
+        """Take a participant out: its call leaves (a caller's <Dial> action runs next)."""
+        ...
+
+    async def end_conference(self, conference_sid: str) -> None:
+        """End the conference: every participant leaves."""
+        ...
+
+    async def find_conference(self, name: str) -> str | None:
+        """The SID of the conference in progress with this friendly name, if there is one."""
+        ...
 
 
 def _transient_status(status: int) -> bool:
@@ -141,6 +200,70 @@ class TwilioTelephony:
             f"hang up {call_sid}",
             lambda: self._client.calls(call_sid).update(status="completed"),
         )
+
+    async def add_participant(self, conference_sid: str, participant: NewParticipant) -> str:
+        # As for dial_out: a read timeout may ring the device twice; Twilio then has two legs
+        # and the second one's status callback finds the offer settled already.
+        options: dict[str, Any] = {
+            "from_": participant.from_,
+            "to": participant.to,
+            "label": participant.label,
+            "timeout": participant.timeout,
+            "status_callback": participant.status_callback,
+            "status_callback_method": "POST",
+            "status_callback_event": list(participant.status_callback_events),
+            "start_conference_on_enter": participant.start_conference_on_enter,
+            "end_conference_on_exit": participant.end_conference_on_exit,
+            "muted": participant.muted,
+        }
+        if participant.call_sid_to_coach is not None:
+            options["coaching"] = True
+            options["call_sid_to_coach"] = participant.call_sid_to_coach
+        created = await self._call(
+            f"add {participant.label} {mask_number(participant.to)} to {conference_sid}",
+            lambda: self._client.conferences(conference_sid).participants.create(**options),
+        )
+        sid = getattr(created, "call_sid", None)
+        if not isinstance(sid, str):
+            raise TelephonyError("Twilio created a participant without a call sid", permanent=True)
+        return sid
+
+    async def update_participant(
+        self, conference_sid: str, call_sid: str, change: ParticipantChange
+    ) -> None:
+        options: dict[str, Any] = {
+            name: value for name, value in asdict(change).items() if value is not None
+        }
+        if "hold_url" in options:
+            options["hold_method"] = "GET"  # a music file, not our TwiML
+        await self._call(
+            f"update participant {call_sid} of {conference_sid}",
+            lambda: (
+                self._client.conferences(conference_sid).participants(call_sid).update(**options)
+            ),
+        )
+
+    async def remove_participant(self, conference_sid: str, call_sid: str) -> None:
+        await self._call(
+            f"remove participant {call_sid} of {conference_sid}",
+            lambda: self._client.conferences(conference_sid).participants(call_sid).delete(),
+        )
+
+    async def end_conference(self, conference_sid: str) -> None:
+        await self._call(
+            f"end conference {conference_sid}",
+            lambda: self._client.conferences(conference_sid).update(status="completed"),
+        )
+
+    async def find_conference(self, name: str) -> str | None:
+        found = await self._call(
+            f"find conference {name}",
+            lambda: self._client.conferences.list(
+                friendly_name=name, status="in-progress", limit=1
+            ),
+        )
+        sid = getattr(found[0], "sid", None) if found else None
+        return sid if isinstance(sid, str) else None
 
     def close(self) -> None:
         """Close the pooled HTTP connections (otherwise their sockets leak until GC)."""
@@ -223,6 +346,13 @@ class RecordingTelephony:
         self.dial_outs: list[DialOut] = []
         self.hang_ups: list[str] = []
         self.gone: set[str] = set()
+        # conference SID -> its participants' CallSids, and what each was asked
+        self.conferences: dict[str, list[str]] = {}
+        self.names: dict[str, str] = {}  # conference name -> SID (filled by the demo)
+        self.added: list[tuple[str, NewParticipant]] = []
+        self.changes: list[tuple[str, str, ParticipantChange]] = []
+        self.removed: list[tuple[str, str]] = []
+        self.ended: list[str] = []
 
     async def redirect(self, call_sid: str, url: str) -> None:
         self._check_live(call_sid)
@@ -237,6 +367,33 @@ class RecordingTelephony:
         self._check_live(call_sid)
         self.hang_ups.append(call_sid)
         self.gone.add(call_sid)
+
+    async def add_participant(self, conference_sid: str, participant: NewParticipant) -> str:
+        call_sid = "CA" + secrets.token_hex(16)
+        self.added.append((conference_sid, participant))
+        self.conferences.setdefault(conference_sid, []).append(call_sid)
+        return call_sid
+
+    async def update_participant(
+        self, conference_sid: str, call_sid: str, change: ParticipantChange
+    ) -> None:
+        self._check_live(call_sid)
+        self.changes.append((conference_sid, call_sid, change))
+
+    async def remove_participant(self, conference_sid: str, call_sid: str) -> None:
+        self._check_live(call_sid)
+        self.removed.append((conference_sid, call_sid))
+        members = self.conferences.get(conference_sid, [])
+        if call_sid in members:
+            members.remove(call_sid)
+
+    async def end_conference(self, conference_sid: str) -> None:
+        self.ended.append(conference_sid)
+        self.conferences.pop(conference_sid, None)
+
+    async def find_conference(self, name: str) -> str | None:
+        sid = self.names.get(name)
+        return sid if sid is not None and sid not in self.ended else None
 
     def close(self) -> None:
         """Nothing to release; here so both implementations can be closed alike."""

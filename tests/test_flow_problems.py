@@ -370,3 +370,35 @@ def test_the_publisher_adds_its_problems_and_warnings_to_a_draft_with_others() -
     assert gva.message == (
         "products.gva: no adviser has this skill; its callers would wait until one has"
     )
+
+
+# -- hold music per language --------------------------------------------------------------------
+
+
+def test_hold_music_per_language_is_checked_against_the_flows_languages() -> None:
+    music = (
+        "queue:\n  hold_music:\n    nl: https://music.example/nl.mp3\n"
+        "    de: https://music.example/de.mp3\n"
+    )
+    text = edit(TEXT, "queue:\n", music)
+    flow, problems = check_flow_text(text, "draft.yaml")
+    assert flow is None
+    assert [(p.code, p.line, p.message) for p in problems] == [
+        (
+            "language_not_listed",
+            line_of(text, "    de: https"),
+            "queue.hold_music.de: 'de' is not in languages",
+        )
+    ]
+
+
+def test_hold_music_is_one_url_or_one_per_language_and_never_silence_on_hold() -> None:
+    text = edit(TEXT, "queue:\n", "queue:\n  hold_music:\n    en: https://music.example/en.mp3\n")
+    flow, problems = check_flow_text(text, "draft.yaml")
+    assert problems == [] and flow is not None
+    assert flow.queue.music_for("en") == "https://music.example/en.mp3"
+    assert flow.queue.music_for("nl") is None  # silence between announcements in the queue
+    assert flow.queue.conversation_hold_music("nl").startswith("http://com.twilio.music.")
+    bad = edit(TEXT, "queue:\n", "queue:\n  hold_music:\n    nl: ftp://music.example/x\n")
+    _, problems = check_flow_text(bad, "draft.yaml")
+    assert [p.line for p in problems] == [line_of(bad, "    nl: ftp")]

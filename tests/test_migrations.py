@@ -360,6 +360,28 @@ def test_a_database_of_the_release_before_migrations_is_upgraded_without_losing_
         assert user is not None and user.skills == "vog_np,pardon" and not user.active
 
 
+def test_calls_recorded_before_hold_existed_get_zero_hold_seconds_on_upgrade(
+    database_url: str, engine_of: Callable[[str], Engine]
+) -> None:
+    """Revision 0002 adds call_records.hold_seconds to a database with calls in it."""
+    engine = engine_of(database_url)
+    load_previous_release(engine)
+    previous = MetaData()
+    previous.reflect(engine)
+    with engine.begin() as connection:
+        connection.execute(previous.tables["call_records"].insert(), ROWS["call_records"])
+
+    done = schema.upgrade(engine)
+
+    assert done.after == schema.head()
+    with engine.connect() as connection:
+        held = connection.execute(
+            text("SELECT call_sid, hold_seconds FROM call_records ORDER BY id")
+        ).all()
+    assert [tuple(row) for row in held] == [(row["call_sid"], 0) for row in ROWS["call_records"]]
+    assert differences(engine, SQLModel.metadata) == []
+
+
 # -- 3. start-up: refused on PostgreSQL when behind, self-migrating on SQLite ------------------
 
 
@@ -392,15 +414,16 @@ def test_a_database_at_an_older_revision_is_behind_and_named(
 ) -> None:
     engine = engine_of(postgres_url)
     schema.upgrade(engine)
-    monkeypatch.setattr(schema, "head", lambda: "0002")  # as if this release had one more
+    at = schema.head()
+    monkeypatch.setattr(schema, "head", lambda: "9999")  # as if this release had one more
 
     with pytest.raises(SchemaBehind) as behind:
         schema.ensure_schema(engine, migrate=False)
 
     assert behind.value.message == (
-        "the database is at schema revision 0001 and this release needs 0002: run `kcc db upgrade`"
+        f"the database is at schema revision {at} and this release needs 9999: run `kcc db upgrade`"
     )
-    assert behind.value.params == {"revision": "0001", "head": "0002"}
+    assert behind.value.params == {"revision": at, "head": "9999"}
 
 
 async def test_the_service_brings_an_sqlite_database_up_to_date_itself(
@@ -531,8 +554,8 @@ FAILING_REVISION = '''"""Creates a table, then fails."""
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0002"
-down_revision = "0001"
+revision = "{revision}"
+down_revision = "{down_revision}"
 branch_labels = None
 depends_on = None
 
@@ -545,6 +568,11 @@ def upgrade() -> None:
 def downgrade() -> None:
     pass
 '''
+
+
+def next_revision() -> str:
+    """The number the revision after this release's head gets."""
+    return f"{int(schema.head()) + 1:04d}"
 
 
 @pytest.fixture
@@ -563,13 +591,15 @@ def test_a_failed_upgrade_leaves_a_postgresql_database_as_it_was(
 ) -> None:
     engine = engine_of(postgres_url)
     schema.upgrade(engine)
-    (migrations_copy / "versions" / "0002_half_done.py").write_text(FAILING_REVISION)
+    at, following = schema.head(), next_revision()
+    failing = FAILING_REVISION.replace("{revision}", following).replace("{down_revision}", at)
+    (migrations_copy / "versions" / f"{following}_half_done.py").write_text(failing)
     schema.script_directory.cache_clear()
 
     with pytest.raises(RuntimeError, match="half-way"):
         schema.upgrade(engine)
 
-    assert schema.current(engine) == "0001"
+    assert schema.current(engine) == at
     assert not sa.inspect(engine).has_table("half_done")
     assert schema.state(engine).standing is Standing.BEHIND
 
@@ -582,12 +612,13 @@ def test_the_revision_command_writes_the_next_revision_and_finds_nothing_to_chan
 ) -> None:
     """`python -m api.database.schema revision -m ...`, on a copy of the migrations: the models
     and the head are the same schema, so the new revision has nothing to do."""
+    at, following = schema.head(), next_revision()
     schema.main(["revision", "-m", "nothing yet"])
 
-    written = sorted((migrations_copy / "versions").glob("0002_*.py"))
-    assert [path.name for path in written] == ["0002_nothing_yet.py"]
+    written = sorted((migrations_copy / "versions").glob(f"{following}_*.py"))
+    assert [path.name for path in written] == [f"{following}_nothing_yet.py"]
     text_written = written[0].read_text(encoding="utf-8")
-    assert 'revision: str = "0002"' in text_written
-    assert 'down_revision: str | Sequence[str] | None = "0001"' in text_written
+    assert f'revision: str = "{following}"' in text_written
+    assert f'down_revision: str | Sequence[str] | None = "{at}"' in text_written
     functions = {f.name: f for f in ast.parse(text_written).body if isinstance(f, ast.FunctionDef)}
     assert [type(statement) for statement in functions["upgrade"].body] == [ast.Pass]

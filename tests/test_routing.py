@@ -28,6 +28,9 @@ class Urls:
     def connect(self, offer_id: str) -> str:
         return f"https://ivr.example.nl/twilio/connect?offer={offer_id}"
 
+    def adviser_status(self, offer_id: str) -> str:
+        return f"https://ivr.example.nl/twilio/adviser-status?offer={offer_id}"
+
 
 class FlakyTelephony(RecordingTelephony):
     """Fails the next `failures` redirects the way TwilioTelephony does after its retries."""

@@ -16,6 +16,7 @@ from api.cli.phone import Phone, parse_twiml
 from routing.adviser_history import AdviserStateChange, WrapUp
 from routing.clock import FixedClock
 from tests.conftest import AUTH_TOKEN, PUBLIC_URL
+from tests.support.conference_calls import ConferenceCall
 from tests.support.staff import SANNE, add_staff, adviser, signed_in
 from tests.support.twilio_stub import TwilioStub
 
@@ -44,7 +45,7 @@ async def queued_vog_rp(phone: Callable[..., Phone]) -> Phone:
 
 
 @pytest.mark.usefixtures("staff")
-async def test_call_is_redirected_to_the_adviser_and_rings_their_softphone(
+async def test_call_is_redirected_into_the_conversations_conference(
     http: httpx.AsyncClient, phone: Callable[..., Phone], twilio_stub: TwilioStub
 ) -> None:
     ann = await signed_in(http, ANN)
@@ -56,10 +57,11 @@ async def test_call_is_redirected_to_the_adviser_and_rings_their_softphone(
     me = (await http.get("/api/advisers/me", headers=ann)).json()
     assert me["status"] == "offered"
     assert me["call"]["call_sid"] == caller.call_sid and me["call"]["product"] == "vog_rp"
-    # Twilio follows the redirect:
+    # Twilio follows the redirect into the conference; the adviser is called in when the
+    # caller has joined (tests/test_conference_calls.py).
     connect = parse_twiml((await caller.post(update.form["Url"])).text)
-    assert "<Client" in connect.twiml and ">ann</Client>" in connect.twiml
-    assert 'timeout="20"' in connect.twiml
+    assert f">kcc-{caller.call_sid}</Conference>" in connect.twiml
+    assert 'participantLabel="caller"' in connect.twiml
 
 
 @pytest.mark.usefixtures("staff")
@@ -164,9 +166,9 @@ async def test_adviser_with_a_phone_number_is_dialled_on_it(
     await caller.dial()
     await caller.press("3")
     await caller.press("#")
-    [update] = twilio_stub.updates_for(caller.call_sid)
-    connect = parse_twiml((await caller.post(update.form["Url"])).text)
-    assert "<Number" in connect.twiml and "+31201234567</Number>" in connect.twiml
+    await ConferenceCall(caller, twilio_stub).connect()
+    [create] = [r for r in twilio_stub.requests if r.path.endswith("/Participants.json")]
+    assert (create.form["To"], create.form["Label"]) == ("+31201234567", "adviser")
 
 
 @pytest.mark.usefixtures("staff")
@@ -281,7 +283,12 @@ async def test_callback_after_a_long_wait_keeps_the_place_and_is_made_from_the_d
     )
     connect = parse_twiml((await callback.post(create.form["Url"])).text)
     assert connect.heard[0].text.startswith("U wordt teruggebeld door Justis.")
-    assert ">ann</Client>" in connect.twiml
+    conference = ConferenceCall(callback, twilio_stub)
+    conference.join_if_dialled(connect.twiml)
+    await conference.deliver()
+    assert conference.conference_name == f"kcc-{callback.call_sid}"
+    [ringing] = [p for p in conference.conference().participants.values() if p.label == "adviser"]
+    assert ringing.to == "client:ann"
     await callback.post(
         f"{PUBLIC_URL}/twilio/offer-answered?offer=1", {"CallStatus": "in-progress"}
     )

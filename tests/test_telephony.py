@@ -14,6 +14,8 @@ import pytest
 
 from routing.telephony import (
     CALL_NOT_IN_PROGRESS,
+    NewParticipant,
+    ParticipantChange,
     RecordingTelephony,
     Telephony,
     TelephonyError,
@@ -309,6 +311,100 @@ async def test_hang_up_sends_status_completed_and_the_call_can_no_longer_be_move
     with pytest.raises(TelephonyError) as caught:
         await telephony.redirect(CALLER, CONNECT_URL)
     assert caught.value.permanent is True
+
+
+# -- conferences ----------------------------------------------------------------------------
+
+ADVISER = NewParticipant(
+    to="+31201234567",
+    from_=KCC_NUMBER,
+    label="adviser",
+    timeout=20,
+    status_callback="https://kcc.example/twilio/adviser-status?offer=1",
+)
+
+
+async def test_a_participant_is_added_held_muted_and_removed_with_the_sdk(
+    stub: TwilioStub, telephony: TwilioTelephony
+) -> None:
+    stub.script_device(ADVISER.to, "answers")
+    conference = stub.dial_conference(
+        CALLER, "kcc-CA1", label="caller", end_conference_on_exit=True
+    )
+    assert await telephony.find_conference("kcc-CA1") == conference.sid
+    assert await telephony.find_conference("kcc-CA2") is None
+
+    leg = await telephony.add_participant(conference.sid, ADVISER)
+    await telephony.update_participant(
+        conference.sid, CALLER, ParticipantChange(hold=True, hold_url="https://m.example/a.mp3")
+    )
+    await telephony.update_participant(conference.sid, leg, ParticipantChange(muted=True))
+
+    caller, adviser = conference.participants[CALLER], conference.participants[leg]
+    assert (caller.hold, caller.hold_url, adviser.muted) == (True, "https://m.example/a.mp3", True)
+    [create] = [r for r in stub.requests if r.path.endswith("/Participants.json")]
+    assert create.form["StatusCallbackEvent"] == "initiated ringing answered completed"
+    assert (create.form["Label"], create.form["Timeout"]) == ("adviser", "20")
+    hold = [r for r in stub.requests if r.call_sid == CALLER and r.method == "POST"][-1]
+    assert hold.form == {"Hold": "true", "HoldUrl": "https://m.example/a.mp3", "HoldMethod": "GET"}
+
+    await telephony.remove_participant(conference.sid, leg)
+    assert list(conference.participants) == [CALLER]
+    await telephony.end_conference(conference.sid)
+    assert conference.status == "completed" and not conference.participants
+    with pytest.raises(TelephonyError) as gone:
+        await telephony.remove_participant(conference.sid, CALLER)
+    assert (gone.value.permanent, gone.value.status) == (True, 404)
+
+
+async def test_a_coach_is_added_heard_only_by_the_participant_it_coaches(
+    stub: TwilioStub, telephony: TwilioTelephony
+) -> None:
+    conference = stub.dial_conference(CALLER, "kcc-CA1", label="caller")
+    coach = NewParticipant(
+        to="client:sanne",
+        from_=KCC_NUMBER,
+        label="supervisor",
+        timeout=20,
+        status_callback="https://kcc.example/twilio/x",
+        muted=True,
+        call_sid_to_coach=CALLER,
+    )
+    leg = await telephony.add_participant(conference.sid, coach)
+    participant = conference.participants[leg]
+    assert (participant.coaching, participant.call_sid_to_coach, participant.muted) == (
+        True,
+        CALLER,
+        True,
+    )
+    await telephony.update_participant(conference.sid, leg, ParticipantChange(coaching=False))
+    assert not participant.coaching
+
+
+async def test_adding_a_participant_is_retried_after_a_twilio_error(
+    stub: TwilioStub, telephony: TwilioTelephony, sleep: FakeSleep
+) -> None:
+    conference = stub.dial_conference(CALLER, "kcc-CA1", label="caller")
+    stub.fail_next(1, status=503)
+
+    leg = await telephony.add_participant(conference.sid, ADVISER)
+
+    assert leg in conference.participants and sleep.delays == [0.2]
+
+
+async def test_recording_telephony_remembers_conference_requests() -> None:
+    recording = RecordingTelephony()
+    telephony: Telephony = recording
+
+    leg = await telephony.add_participant("CF1", ADVISER)
+    await telephony.update_participant("CF1", leg, ParticipantChange(hold=True))
+    await telephony.remove_participant("CF1", leg)
+    await telephony.end_conference("CF1")
+
+    assert recording.added == [("CF1", ADVISER)]
+    assert recording.changes == [("CF1", leg, ParticipantChange(hold=True))]
+    assert recording.removed == [("CF1", leg)] and recording.ended == ["CF1"]
+    assert await telephony.find_conference("kcc-CA1") is None
 
 
 async def test_recording_telephony_records_what_it_was_asked_and_moves_nothing() -> None:

@@ -67,6 +67,8 @@ def test_each_webhook_is_registered_once_and_no_route_exists_twice(app: FastAPI)
         "/connect",
         "/offer-answered",
         "/dial-result",
+        "/conference-events",
+        "/adviser-status",
         "/outbound",
         "/department-whisper",
     }

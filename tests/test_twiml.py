@@ -13,9 +13,9 @@ from ivr.turn import AskKeys, HangUp, JoinQueue, Say, Turn
 from ivr.twiml import (
     CallUrls,
     back_to_hold,
-    dial_adviser,
     empty,
     hold,
+    join_conference,
     leave_queue,
     render,
     speak_and_hang_up,
@@ -97,24 +97,23 @@ def ref_hold(
     return str(response)
 
 
-def ref_dial(
-    device: str, offer_id: str, urls: CallUrls, timeout: int, caller_id: str | None, says: list[Say]
-) -> str:
+def ref_conference(name: str, offer_id: str, urls: CallUrls, music: str, says: list[Say]) -> str:
     response = VoiceResponse()
     for say in says:
         _ref_say(response, say)
-    dial = response.dial(
-        timeout=timeout, action=urls.dial_result(offer_id), method="POST", caller_id=caller_id
+    dial = response.dial(action=urls.dial_result(offer_id), method="POST")
+    dial.conference(
+        name,
+        participant_label="caller",
+        beep=False,
+        start_conference_on_enter=True,
+        end_conference_on_exit=True,
+        wait_url=music,
+        wait_method="GET",
+        status_callback=urls.conference_events(offer_id),
+        status_callback_event="start end join leave hold mute",
+        status_callback_method="POST",
     )
-    events = {
-        "status_callback_event": "answered",
-        "status_callback": urls.offer_answered(offer_id),
-        "status_callback_method": "POST",
-    }
-    if device.startswith("client:"):
-        dial.client(device.removeprefix("client:"), **events)
-    else:
-        dial.number(device, **events)
     return str(response)
 
 
@@ -155,12 +154,12 @@ def test_hold_is_what_voice_response_wrote(
     ET.fromstring(written)
 
 
-@pytest.mark.parametrize("device", ["client:ann", "client:a&<b>", "+31201234567"])
-@pytest.mark.parametrize("caller_id", [None, "+31701234567"])
-def test_dial_is_what_voice_response_wrote(device: str, caller_id: str | None) -> None:
-    spoken = says(["Goedemiddag & welkom"])
-    written = dial_adviser(device, "42", ODD_URLS, timeout=20, caller_id=caller_id, says=spoken)
-    assert written == ref_dial(device, "42", ODD_URLS, 20, caller_id, spoken)
+@pytest.mark.parametrize("name", ["kcc-CA123", 'kcc-a&<b>"c'])
+@pytest.mark.parametrize("spoken", [[], ["U wordt teruggebeld & doorverbonden"]])
+def test_joining_the_conference_is_what_voice_response_wrote(name: str, spoken: list[str]) -> None:
+    music = "https://music.example/a&b.mp3"
+    written = join_conference(name, "42", ODD_URLS, hold_music=music, says=says(spoken))
+    assert written == ref_conference(name, "42", ODD_URLS, music, says(spoken))
     ET.fromstring(written)
 
 

@@ -151,8 +151,38 @@ async def connect(hook: Delivery) -> str:
     """Routing moved the caller here (REST redirect): ring the adviser."""
     offer = hook.query.get("offer", "")
     calls = hook.services.calls
-    work = calls.connect(hook.form.get("CallSid", ""), offer)
+    work = calls.connect(hook.form.get("CallSid", ""), offer, hook.form.get("To", ""))
     return await _answer(hook, "connect", None, work)
+
+
+@webhook("/conference-events")
+async def conference_events(hook: Delivery) -> str:
+    """The conversation's conference statusCallback (start end join leave hold mute)."""
+    form = hook.form
+    try:
+        await hook.services.calls.conference_event(
+            hook.query.get("offer", ""),
+            form.get("StatusCallbackEvent", ""),
+            conference_sid=form.get("ConferenceSid", ""),
+            name=form.get("FriendlyName", ""),
+            call_sid=form.get("CallSid", ""),
+            label=form.get("ParticipantLabel", ""),
+        )
+    except Exception:
+        log.exception("conference event failed", extra={"route": "conference-events"})
+    return empty()
+
+
+@webhook("/adviser-status")
+async def adviser_status(hook: Delivery) -> str:
+    """Participant status callback of the adviser's leg: answered, or not (no-answer, busy,
+    failed), or hung up after the conversation."""
+    offer = hook.query.get("offer", "")
+    try:
+        await hook.services.calls.adviser_status(offer, hook.form.get("CallStatus", ""))
+    except Exception:
+        log.exception("adviser status callback failed", extra={"route": "adviser-status"})
+    return empty()
 
 
 @webhook("/offer-answered")
@@ -170,12 +200,16 @@ async def offer_answered(hook: Delivery) -> str:
 
 @webhook("/dial-result")
 async def dial_result(hook: Delivery) -> str:
-    """The <Dial> to the adviser ended: after a conversation, goodbye; else back in line."""
+    """The caller left the conversation's conference (<Dial> action): after a conversation,
+    goodbye; else back in line."""
     offer = hook.query.get("offer", "")
     lang = hook.query.get("lang") or None
     calls = hook.services.calls
     work = calls.dial_result(
-        hook.form.get("CallSid", ""), offer, hook.form.get("DialCallStatus", "")
+        hook.form.get("CallSid", ""),
+        offer,
+        hook.form.get("DialCallStatus", ""),
+        hook.form.get("CallStatus", "in-progress"),
     )
     return await _answer(hook, "dial-result", lang, work)
 

@@ -13,10 +13,13 @@ Used by tests/test_routing_proof.py. The pieces:
     phone rings;
   - Twilio: it follows each REST redirect the stub accepted (polled from GET /_stub/requests)
     by POSTing the connect URL, together with the <Enqueue> action (QueueResult=redirected);
-    rings the adviser named in <Dial><Client>; posts the offer-answered status callback, the
-    Dial action (DialCallStatus no-answer or completed) and the caller's status callback; on a
-    hang-up the call is completed at the stub first (later redirects get Twilio's 400/21220),
-    then the status callback and, from a queue, the <Enqueue> action (QueueResult=hangup);
+    puts the caller in the conference the connect names (the stub runs it: /_stub/dial_conference)
+    and delivers the stub's signed callbacks for that offer (the join event, which makes the app
+    call the adviser's device in; the adviser leg's status; the Dial action); the adviser's
+    phone rings, then is answered or not (/_stub/answer, /_stub/no_answer); after the talk the
+    caller or the adviser hangs up at the stub; on a caller's hang-up the call is completed at
+    the stub first (later redirects get Twilio's 400/21220), then the status callback and, from a
+    queue, the <Enqueue> action (QueueResult=hangup);
   - the advisers' desks: sign in, go available, follow GET /api/advisers/me/events, come back
     from `missed` with "available", half of them end wrap-up early with "ready"; a resync of
     GET /api/advisers/me every few seconds, as the desk page does.
@@ -359,21 +362,31 @@ def parse_stub_requests(raw: Iterable[dict[str, Any]]) -> list[Redirect]:
 
 
 @dataclass
-class DialTwiml:
-    adviser: str
+class ConferenceTwiml:
+    """What `/twilio/connect` answered: join this conference."""
+
+    name: str
     action: str
-    answered_url: str
+    status_callback: str
+    events: str
+    label: str
+    end_conference_on_exit: bool
 
 
-def parse_dial(twiml: str) -> DialTwiml | None:
+def parse_conference(twiml: str) -> ConferenceTwiml | None:
     dial = ET.fromstring(twiml).find(".//Dial")
     if dial is None:
         return None
-    client = dial.find("Client")
-    if client is None:
-        raise ValueError(f"<Dial> without <Client>: {twiml}")
-    return DialTwiml(
-        (client.text or "").strip(), dial.get("action", ""), client.get("statusCallback", "")
+    conference = dial.find("Conference")
+    if conference is None:
+        raise ValueError(f"<Dial> without <Conference>: {twiml}")
+    return ConferenceTwiml(
+        name=(conference.text or "").strip(),
+        action=dial.get("action", ""),
+        status_callback=conference.get("statusCallback", ""),
+        events=conference.get("statusCallbackEvent", ""),
+        label=conference.get("participantLabel", ""),
+        end_conference_on_exit=conference.get("endConferenceOnExit") == "true",
     )
 
 
@@ -553,13 +566,29 @@ class Simulation:
             phone.post(redirect.url), self._leave_queue(phone, call, "redirected")
         )
         response.raise_for_status()
-        dial = parse_dial(response.text)
-        if dial is None:  # the offer was withdrawn meanwhile: back to the queue
+        conference = parse_conference(response.text)
+        if conference is None:  # the offer was withdrawn meanwhile: back to the queue
             seen.result = "withdrawn"
             await self._back_in_queue(phone, call, response.text)
             return False
-        seen.adviser = dial.adviser
-        self.phones.ring(dial.adviser, call.sid)
+        # Twilio runs the <Dial><Conference>: the caller joins; the join event calls the adviser.
+        joined = await self.stub.post(
+            f"{self.stub_url}/_stub/dial_conference",
+            json={
+                "call_sid": call.sid,
+                "name": conference.name,
+                "action": conference.action,
+                "status_callback": conference.status_callback,
+                "status_callback_event": conference.events,
+                "label": conference.label,
+                "end_conference_on_exit": conference.end_conference_on_exit,
+            },
+        )
+        joined.raise_for_status()
+        offer = redirect.offer_id
+        leg, adviser = await self._adviser_rings(phone, offer)
+        seen.adviser = adviser
+        self.phones.ring(adviser, call.sid)
         ring = self.rng.uniform(*self.plan.ring_seconds)
         answers = self.rng.random() >= self.plan.no_answer_share
         if call.hangs_up_ringing:
@@ -568,47 +597,91 @@ class Simulation:
             # The caller gives up while the adviser's phone rings: Twilio ends both legs.
             await asyncio.sleep(max(0.0, give_up - time.monotonic()))
             seen.result = "caller-hung-up"
-            self.phones.release(dial.adviser, call.sid)
+            self.phones.release(adviser, call.sid)
             seen.settled_at = time.monotonic()
             await self._caller_hangs_up(phone, call, in_queue=False)
+            await self._deliver(phone, offer)
             return True
         await asyncio.sleep(ring)
-        child = {"CallSid": f"CA{self.rng.getrandbits(128):032x}", "ParentCallSid": call.sid}
         if not answers:
             seen.result = "no-answer"
-            self.phones.release(dial.adviser, call.sid)
+            self.phones.release(adviser, call.sid)
             seen.settled_at = time.monotonic()
-            back = await phone.post(dial.action, {"DialCallStatus": "no-answer"})
-            back.raise_for_status()
-            await self._back_in_queue(phone, call, back.text)
+            await self._stub_control(f"no_answer/{leg}")
+            back = await self._dial_action(phone, call, offer)
+            await self._back_in_queue(phone, call, back)
             return False
-        answered = await phone.post(
-            dial.answered_url,
-            {**child, "CallStatus": "in-progress", "Direction": "outbound-dial"},
-        )
-        answered.raise_for_status()
+        await self._stub_control(f"answer/{leg}")
+        await self._deliver(phone, offer)
         seen.result = "answered"
         call.answered_at = time.monotonic()
-        call.adviser = dial.adviser
+        call.adviser = adviser
         await asyncio.sleep(self.rng.uniform(*self.plan.talk_seconds))
-        self.phones.release(dial.adviser, call.sid)
+        self.phones.release(adviser, call.sid)
         seen.settled_at = time.monotonic()
         call.outcome = "connected"
         if call.caller_ends_talk:
-            # The caller hangs up first: the status callback, then the Dial's action (ignored).
+            # The caller hangs up first: the conference ends, its callbacks and the status.
             await self._caller_hangs_up(phone, call, in_queue=False)
             call.outcome = "connected"
-            late = await phone.post(dial.action, {"DialCallStatus": "completed"})
-            late.raise_for_status()
+            await self._deliver(phone, offer)
             return True
-        done = await phone.post(dial.action, {"DialCallStatus": "completed"})
-        done.raise_for_status()
-        if not ET.fromstring(done.text).findall("Hangup"):
-            call.errors.append(f"after the conversation no goodbye: {done.text}")
+        await self._stub_control(f"hang_up/{leg}")  # the adviser puts the phone down
+        done = await self._dial_action(phone, call, offer)
+        if not ET.fromstring(done).findall("Hangup"):
+            call.errors.append(f"after the conversation no goodbye: {done}")
         ended = await phone.hang_up()
         ended.raise_for_status()
         call.ended_at = time.monotonic()
         return True
+
+    async def _stub_control(self, path: str) -> None:
+        response = await self.stub.post(f"{self.stub_url}/_stub/{path}")
+        response.raise_for_status()
+
+    async def _deliver(self, phone: Phone, offer: str) -> list[tuple[dict[str, Any], str]]:
+        """Post the stub's callbacks for this offer to the app (a random instance) until none
+        are left; returns each callback with the app's answer."""
+        done: list[tuple[dict[str, Any], str]] = []
+        while True:
+            taken = await self.stub.post(f"{self.stub_url}/_stub/callbacks", json={"offer": offer})
+            taken.raise_for_status()
+            batch: list[dict[str, Any]] = taken.json()
+            if not batch:
+                return done
+            for callback in batch:
+                parts = urlsplit(callback["url"])
+                response = await phone.client.post(
+                    f"{parts.path}?{parts.query}",
+                    data=callback["form"],
+                    headers={"X-Twilio-Signature": callback["signature"]},
+                )
+                response.raise_for_status()
+                done.append((callback, response.text))
+
+    async def _adviser_rings(self, phone: Phone, offer: str) -> tuple[str, str]:
+        """Deliver callbacks until the adviser's leg is placed: its CallSid and the adviser."""
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            for callback, _ in await self._deliver(phone, offer):
+                form = callback["form"]
+                if (
+                    "/twilio/adviser-status" in callback["url"]
+                    and form["CallStatus"] == "initiated"
+                ):
+                    return form["CallSid"], form["To"].removeprefix("client:")
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"offer {offer}: no adviser was called into the conference")
+
+    async def _dial_action(self, phone: Phone, call: SimCall, offer: str) -> str:
+        """Deliver callbacks until the caller's <Dial> action was answered; its TwiML."""
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            for callback, answer in await self._deliver(phone, offer):
+                if "/twilio/dial-result" in callback["url"]:
+                    return answer
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"{call.sid}: the caller never left the conference")
 
     async def _back_in_queue(self, phone: Phone, call: SimCall, twiml: str) -> None:
         queue = ET.fromstring(twiml).find("Enqueue")

@@ -1,4 +1,5 @@
-"""A Twilio-compatible REST stub: the Calls endpoints the app uses, with scriptable failures.
+"""A Twilio-compatible REST stub: the Calls, Conferences and Participants endpoints the app
+uses, with scriptable failures and devices.
 
 The app talks to it through the real twilio SDK (`KCC_TWILIO_API_BASE` = `stub.base_url`), so the
 tests exercise the SDK's own request building, auth and error parsing rather than a mock.
@@ -16,6 +17,13 @@ Endpoints (Twilio's paths, form-encoded bodies, HTTP basic auth with account SID
     POST /2010-04-01/Accounts/{AccountSid}/Calls.json             create a call (201)
     POST /2010-04-01/Accounts/{AccountSid}/Calls/{CallSid}.json   update: Url/Method, Status
     GET  /2010-04-01/Accounts/{AccountSid}/Calls/{CallSid}.json   fetch
+    GET  .../Conferences.json (FriendlyName, Status)               list conferences
+    GET, POST .../Conferences/{ConferenceSid}.json                 fetch; Status=completed ends it
+    GET, POST .../Conferences/{ConferenceSid}/Participants.json    list; add a participant
+    GET, POST, DELETE .../Participants/{CallSid or label}.json     fetch; hold/mute/coach; remove
+Conferences (tests/support/twilio_conferences.py): a call joins one with `stub.dial_conference`
+(what Twilio does with `<Dial><Conference>`), devices are scripted with `stub.script_device`,
+and every callback Twilio would make waits, signed, in `stub.take_callbacks()`.
 A CallSid the stub has not seen is taken to be a live inbound call (the tests' calls come from
 the software phone, which never tells the stub about them).
 
@@ -23,8 +31,11 @@ Run as a process for multi-process tests and benchmarks; it prints the base URL 
     python -m tests.support.twilio_stub --port 0 --account-sid AC... --auth-token ...
 Control endpoints for another process (no auth; loopback only): GET /_stub/requests,
 POST /_stub/fail_next (JSON: n, status, delay, call_sid, code,
-message), POST /_stub/hang_up/{CallSid},
-POST /_stub/reset.
+message), POST /_stub/hang_up/{CallSid}, POST /_stub/reset; for conferences
+POST /_stub/dial_conference (JSON: call_sid, name, action, status_callback,
+status_callback_event, label, end_conference_on_exit), POST /_stub/answer/{CallSid},
+POST /_stub/no_answer/{CallSid}, POST /_stub/callbacks (JSON: offer) -> the signed callbacks
+waiting for that offer's URLs, taken.
 """
 
 from __future__ import annotations
@@ -51,6 +62,14 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from twilio.request_validator import RequestValidator
+
+from tests.support.twilio_conferences import (
+    Callback,
+    Conference,
+    Conferences,
+    DeviceScript,
+)
 
 API = "/2010-04-01"
 CALL_NOT_IN_PROGRESS = 21220
@@ -149,6 +168,7 @@ class TwilioStub:
         self._requests: list[StubRequest] = []
         self._calls: dict[str, _Call] = {}
         self._failures: deque[_Failure] = deque()
+        self.conferences = Conferences(self.account_sid, self.auth_token)
         self._generation = 0  # bumped by reset(): requests still in flight then are forgotten
         self._stopping = threading.Event()
         self._server: uvicorn.Server | None = None
@@ -199,11 +219,69 @@ class TwilioStub:
                 self._failures.append(_Failure(status, delay, code, call_sid, message))
 
     def hang_up_caller(self, call_sid: str) -> None:
-        """The caller has gone: updates to that call answer Twilio's 400, code 21220."""
+        """The caller has gone: updates to that call answer Twilio's 400, code 21220. A call in
+        a conference leaves it (its callbacks wait in `take_callbacks`)."""
         with self._lock:
             call = self._calls.get(call_sid) or self._inbound(call_sid)
             call.status = "completed"
             call.updated = datetime.now(UTC)
+            self.conferences.hang_up(call_sid)
+
+    def script_device(self, device: str, script: DeviceScript) -> None:
+        """How a device called into a conference behaves: answers, no-answer, busy, failed, or
+        rings (until `answer`)."""
+        with self._lock:
+            self.conferences.devices[device] = script
+
+    def answer(self, call_sid: str) -> None:
+        """A ringing participant answers now."""
+        with self._lock:
+            self.conferences.answer(call_sid)
+
+    def dial_conference(
+        self,
+        call_sid: str,
+        name: str,
+        *,
+        action: str | None = None,
+        status_callback: str | None = None,
+        status_callback_event: str = "",
+        label: str | None = None,
+        end_conference_on_exit: bool = False,
+    ) -> Conference:
+        """The call runs `<Dial action><Conference ...>name</Conference></Dial>`."""
+        with self._lock:
+            self._calls.get(call_sid) or self._inbound(call_sid)
+            return self.conferences.dial_conference(
+                call_sid,
+                name,
+                action=action,
+                status_callback=status_callback,
+                status_callback_event=status_callback_event,
+                label=label,
+                end_conference_on_exit=end_conference_on_exit,
+            )
+
+    def conference(self, name: str) -> Conference | None:
+        """The conference with this friendly name (the latest one), whatever its status."""
+        with self._lock:
+            found = [c for c in self.conferences.by_sid.values() if c.name == name]
+            return found[-1] if found else None
+
+    def take_callbacks(self, offer: str | None = None) -> list[Callback]:
+        """The requests Twilio would have made to the app since the last call, in order (only
+        those for one offer's URLs, with `offer`)."""
+        with self._lock:
+            return self.conferences.take_outbox(offer)
+
+    def sign(self, url: str, form: dict[str, str]) -> str:
+        """X-Twilio-Signature of a request Twilio would make (for hand-made callbacks)."""
+        return RequestValidator(self.auth_token).compute_signature(url, form)
+
+    def no_answer(self, call_sid: str) -> None:
+        """A ringing participant is not answered."""
+        with self._lock:
+            self.conferences.no_answer(call_sid)
 
     def call_status(self, call_sid: str) -> str | None:
         with self._lock:
@@ -217,6 +295,7 @@ class TwilioStub:
             self._requests.clear()
             self._calls.clear()
             self._failures.clear()
+            self.conferences.reset()
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -277,8 +356,19 @@ class TwilioStub:
 
     def _build_app(self) -> Starlette:
         calls = f"{API}/Accounts/{{account_sid}}/Calls"
+        conferences = f"{API}/Accounts/{{account_sid}}/Conferences"
+        conference = f"{conferences}/{{conference_sid}}"
+        participant = f"{conference}/Participants/{{participant}}.json"
         return Starlette(
             routes=[
+                Route(f"{conferences}.json", self._conference_list, methods=["GET"]),
+                Route(f"{conference}.json", self._conference_one, methods=["GET", "POST"]),
+                Route(
+                    f"{conference}/Participants.json",
+                    self._participants,
+                    methods=["GET", "POST"],
+                ),
+                Route(participant, self._participant_one, methods=["GET", "POST", "DELETE"]),
                 Route(f"{calls}.json", self._create, methods=["POST"]),
                 Route(f"{calls}/{{call_sid}}.json", self._update, methods=["POST"]),
                 Route(f"{calls}/{{call_sid}}.json", self._fetch, methods=["GET"]),
@@ -286,6 +376,10 @@ class TwilioStub:
                 Route("/_stub/fail_next", self._control_fail_next, methods=["POST"]),
                 Route("/_stub/hang_up/{call_sid}", self._control_hang_up, methods=["POST"]),
                 Route("/_stub/reset", self._control_reset, methods=["POST"]),
+                Route("/_stub/dial_conference", self._control_dial, methods=["POST"]),
+                Route("/_stub/answer/{call_sid}", self._control_answer, methods=["POST"]),
+                Route("/_stub/no_answer/{call_sid}", self._control_no_answer, methods=["POST"]),
+                Route("/_stub/callbacks", self._control_callbacks, methods=["POST"]),
             ]
         )
 
@@ -299,7 +393,14 @@ class TwilioStub:
         return await self._handle(request, request.path_params["call_sid"], self._do_fetch)
 
     async def _handle(self, request: Request, call_sid: str | None, action: Any) -> Response:
-        form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+        raw = await request.form()
+        form = {k: v for k, v in raw.items() if isinstance(v, str)}
+        for name in raw:  # a list parameter (StatusCallbackEvent) arrives repeated
+            values = [v for v in raw.getlist(name) if isinstance(v, str)]
+            if len(values) > 1:
+                form[name] = " ".join(values)
+        if request.method == "GET":
+            form |= dict(request.query_params)
         auth = _basic_auth(request)
         with self._lock:
             generation, index = self._generation, len(self._requests)
@@ -355,6 +456,81 @@ class TwilioStub:
         ):
             await asyncio.sleep(min(0.02, max(0.0, deadline - time.monotonic())))
 
+    # -- conferences ------------------------------------------------------------------------
+
+    async def _conference_list(self, request: Request) -> Response:
+        def answer(_: str | None, query: dict[str, str]) -> Response:
+            found = [
+                c
+                for c in self.conferences.by_sid.values()
+                if c.name == query.get("FriendlyName", c.name)
+                and c.status == query.get("Status", c.status)
+            ]
+            page = [self.conferences.conference_resource(API, c) for c in reversed(found)]
+            uri = f"{API}/Accounts/{self.account_sid}/Conferences.json"
+            return JSONResponse(_page("conferences", page, uri))
+
+        return await self._handle(request, None, answer)
+
+    async def _conference_one(self, request: Request) -> Response:
+        sid = request.path_params["conference_sid"]
+
+        def answer(_: str | None, form: dict[str, str]) -> Response:
+            conference = self.conferences.by_sid.get(sid)
+            if conference is None:
+                return _error(404)
+            if request.method == "POST" and form.get("Status") == "completed":
+                self.conferences.end(conference)
+            return JSONResponse(self.conferences.conference_resource(API, conference))
+
+        return await self._handle(request, None, answer)
+
+    async def _participants(self, request: Request) -> Response:
+        sid = request.path_params["conference_sid"]
+
+        def answer(_: str | None, form: dict[str, str]) -> Response:
+            conference = self.conferences.by_sid.get(sid)
+            if conference is None:
+                return _error(404)
+            if request.method == "GET":
+                items = [
+                    self.conferences.participant_resource(API, conference, p)
+                    for p in conference.participants.values()
+                ]
+                uri = f"{API}/Accounts/{self.account_sid}/Conferences/{sid}/Participants.json"
+                return JSONResponse(_page("participants", items, uri))
+            if conference.status == "completed":
+                return _error(400, 20404, "Conference is not in progress")
+            if not form.get("To") or not form.get("From"):
+                return _error(400, 21201, "To and From are required")
+            form_events: dict[str, Any] = dict(form)
+            form_events["StatusCallbackEvent"] = form.get("StatusCallbackEvent", "").split()
+            created = self.conferences.create_participant(conference, form_events)
+            call = _Call(created.call_sid, created.to, form["From"], "queued", "outbound-api")
+            self._calls[call.sid] = call
+            body = self.conferences.participant_resource(API, conference, created)
+            return JSONResponse(body, status_code=201)
+
+        return await self._handle(request, None, answer)
+
+    async def _participant_one(self, request: Request) -> Response:
+        sid = request.path_params["conference_sid"]
+        who = request.path_params["participant"]
+
+        def answer(_: str | None, form: dict[str, str]) -> Response:
+            conference = self.conferences.by_sid.get(sid)
+            participant = self.conferences.find_participant(conference, who) if conference else None
+            if conference is None or participant is None:
+                return _error(404)
+            if request.method == "DELETE":
+                self.conferences.remove_participant(conference, participant)
+                return Response(status_code=204)
+            if request.method == "POST":
+                self.conferences.update_participant(conference, participant, form)
+            return JSONResponse(self.conferences.participant_resource(API, conference, participant))
+
+        return await self._handle(request, who, answer)
+
     def _inbound(self, call_sid: str) -> _Call:
         call = _Call(call_sid, "+31000000000", "+31600000000", "in-progress", "inbound")
         self._calls[call_sid] = call
@@ -383,6 +559,7 @@ class TwilioStub:
             if status not in ("completed", "canceled"):
                 return _error(400, 21218, f"Invalid Status: {status}")
             call.status = status
+            self.conferences.hang_up(call_sid)  # a call in a conference leaves it
         elif not (form.get("Url") or form.get("Twiml")):
             return _error(400, 21205, "Url parameter is required")
         call.updated = datetime.now(UTC)
@@ -457,9 +634,50 @@ class TwilioStub:
         self.hang_up_caller(request.path_params["call_sid"])
         return JSONResponse({"ok": True})
 
+    async def _control_dial(self, request: Request) -> Response:
+        body = await request.json()
+        conference = self.dial_conference(
+            body["call_sid"],
+            body["name"],
+            action=body.get("action"),
+            status_callback=body.get("status_callback"),
+            status_callback_event=body.get("status_callback_event", ""),
+            label=body.get("label"),
+            end_conference_on_exit=bool(body.get("end_conference_on_exit")),
+        )
+        return JSONResponse({"sid": conference.sid})
+
+    async def _control_answer(self, request: Request) -> Response:
+        self.answer(request.path_params["call_sid"])
+        return JSONResponse({"ok": True})
+
+    async def _control_no_answer(self, request: Request) -> Response:
+        self.no_answer(request.path_params["call_sid"])
+        return JSONResponse({"ok": True})
+
+    async def _control_callbacks(self, request: Request) -> Response:
+        body = await request.json()
+        taken = self.take_callbacks(body.get("offer"))
+        return JSONResponse([asdict(c) for c in taken])
+
     async def _control_reset(self, _: Request) -> Response:
         self.reset()
         return JSONResponse({"ok": True})
+
+
+def _page(name: str, items: list[dict[str, Any]], uri: str) -> dict[str, Any]:
+    """A list resource page as Twilio answers it (one page; no next page)."""
+    return {
+        name: items,
+        "page": 0,
+        "page_size": 50,
+        "first_page_uri": uri,
+        "previous_page_uri": None,
+        "next_page_uri": None,
+        "uri": uri,
+        "start": 0,
+        "end": max(0, len(items) - 1),
+    }
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -38,6 +38,8 @@ class AdviserOut(BaseModel):
     device: str
     call: QueueEntry | None = None
     wrap_until: datetime | None = None
+    hold: bool = False  # in a conversation: the caller is held
+    mute: bool = False  # in a conversation: the adviser's phone is muted
 
 
 class SupervisedCall(BaseModel):
@@ -83,7 +85,11 @@ def _when(ms: int | None) -> datetime | None:
 
 async def _out(services: Services, view: AdviserView) -> AdviserOut:
     call = await services.queue.get(view.call_sid) if view.call_sid else None
+    talking = view.state is AdviserState.ON_CALL and view.call_sid is not None
+    conference = await services.router.conference_of(view.name) if talking else None
     return AdviserOut(
+        hold=conference.on_hold if conference else False,
+        mute=conference.muted if conference else False,
         name=view.name,
         status=view.state.value,
         since=_when(view.since_ms),
@@ -163,6 +169,58 @@ async def wrap_up(services: ServicesDep, user: AdviserUser, body: WrapUpIn) -> N
         at=datetime.now(UTC),
     )
     await anyio.to_thread.run_sync(services.adviser_log.wrap_up, record)
+
+
+class HoldIn(BaseModel):
+    hold: bool
+
+
+class MuteIn(BaseModel):
+    mute: bool
+
+
+class CallControlOut(BaseModel):
+    """The adviser's call controls as they stand after the request."""
+
+    hold: bool  # the caller is held
+    mute: bool  # the adviser's own phone is muted in the conference
+    hold_seconds: int  # the caller was held this long in this call, so far
+
+
+async def _controls(services: Services, user: User, hold_ms: int | None = None) -> CallControlOut:
+    conference = await services.router.conference_of(user.name)
+    if conference is None:
+        return CallControlOut(hold=False, mute=False, hold_seconds=0)
+    held = conference.held_ms if hold_ms is None else hold_ms
+    return CallControlOut(
+        hold=conference.on_hold, mute=conference.muted, hold_seconds=round(held / 1000)
+    )
+
+
+@router.post("/advisers/me/call/hold")
+async def hold_call(services: ServicesDep, user: AdviserUser, body: HoldIn) -> CallControlOut:
+    """Hold the caller (they hear the flow's hold music in their language), or bring them back."""
+    view = await _registered(services, user)
+    entry = await services.queue.get(view.call_sid) if view.call_sid else None
+    loaded = (
+        await services.flows.version(entry.flow_version)
+        if entry is not None and entry.flow_version
+        else services.flows.current
+    )
+    flow = loaded.engine.flow
+    language = entry.language if entry is not None else flow.default_language
+    music = flow.queue.conversation_hold_music(language)
+    held = await services.router.hold(user.name, body.hold, music)
+    return await _controls(services, user, held.held_ms)
+
+
+@router.post("/advisers/me/call/mute")
+async def mute_call(services: ServicesDep, user: AdviserUser, body: MuteIn) -> CallControlOut:
+    """Mute the adviser's phone in the conference (a phone number; the browser phone can mute
+    itself, but this works for it too)."""
+    await _registered(services, user)
+    await services.router.mute(user.name, body.mute)
+    return await _controls(services, user)
 
 
 @router.get("/advisers/me/events")

@@ -91,6 +91,7 @@
     not_a_callback: () => "Dit gesprek is geen terugbelverzoek.",
     no_caller_id: () => "Terugbellen kan niet: er is geen KCC-nummer ingesteld (KCC_CALLER_ID).",
     role_required: () => "Dit account is geen adviseursaccount.",
+    no_call_in_progress: () => "Er is op dit moment geen gesprek om in de wacht te zetten of te dempen.",
     department_unknown: (p) =>
       `De afdeling '${p.department}' bestaat niet (meer). Vernieuw de lijst en kies opnieuw.`,
   };
@@ -116,6 +117,8 @@
     talkStoppedAt: null,
     wrapped: false, // the wrap-up of the current call is saved
     dialled: false, // "Terugbellen" was pressed for the current callback
+    onHold: false, // the caller is held (the conversation's conference)
+    muted: false, // the adviser's phone is muted in the conference
     stream: null, // AbortController of the event stream
     resync: null,
     busy: false,
@@ -432,6 +435,9 @@
       mergeCall(view.call);
     }
     setStatus(view.status);
+    if (view.status === "on_call") {
+      applyControls(view);
+    }
   }
 
   function setStatus(status) {
@@ -464,6 +470,10 @@
     }
     if (status !== "wrap_up") {
       desk.wrapped = false;
+    }
+    if (status !== "on_call") {
+      desk.onHold = false;
+      desk.muted = false;
     }
     render();
   }
@@ -498,6 +508,8 @@
   function clearCall() {
     desk.call = null;
     desk.dialled = false;
+    desk.onHold = false;
+    desk.muted = false;
     desk.waitStoppedAt = null;
     desk.talkStartedAt = null;
     desk.talkStoppedAt = null;
@@ -534,6 +546,10 @@
         break;
       case "ended":
         onEnded(data);
+        break;
+      case "hold": // from this page or another tab of the same adviser
+        desk.onHold = Boolean(data.hold);
+        render();
         break;
       default:
         break;
@@ -757,6 +773,33 @@
     }
   }
 
+  function applyControls(controls) {
+    desk.onHold = Boolean(controls.hold);
+    desk.muted = Boolean(controls.mute);
+  }
+
+  async function toggleHold() {
+    const hold = !desk.onHold;
+    await act($("hold"), async () => {
+      applyControls(
+        await api("/api/advisers/me/call/hold", { method: "POST", json: { hold } })
+      );
+      showNotice(
+        hold ? "De beller staat in de wacht en hoort wachtmuziek." : "De beller is weer verbonden."
+      );
+    });
+  }
+
+  async function toggleMute() {
+    const mute = !desk.muted;
+    await act($("mute"), async () => {
+      applyControls(
+        await api("/api/advisers/me/call/mute", { method: "POST", json: { mute } })
+      );
+      showNotice(mute ? "Je microfoon staat uit." : "Je microfoon staat weer aan.");
+    });
+  }
+
   function submitWrapUp(event) {
     event.preventDefault();
     const category = $("wrap-category").value;
@@ -819,6 +862,7 @@
     const waitingForDial = isCallback(desk.call) && !desk.dialled;
     $("answer").disabled = desk.busy || status !== "offered" || waitingForDial;
     $("hang-up").disabled = desk.busy || status !== "on_call";
+    renderControls(status);
 
     const call = CALL_STATES.has(status) ? desk.call : null;
     $("call-card").hidden = !call;
@@ -843,6 +887,25 @@
     $("wrap-submit").disabled = desk.busy;
     renderTransferButtons();
     tick();
+  }
+
+  // Hold and mute work on the conversation's conference: with Twilio only, not in the demo.
+  function renderControls(status) {
+    const shown = status === "on_call" && !desk.config.simulated_telephony;
+    $("call-controls").hidden = !shown;
+    const hold = $("hold");
+    const mute = $("mute");
+    setText("hold", desk.onHold ? "Uit wacht" : "In wacht");
+    setText("mute", desk.muted ? "Microfoon aan" : "Microfoon uit");
+    hold.setAttribute("aria-pressed", desk.onHold ? "true" : "false");
+    mute.setAttribute("aria-pressed", desk.muted ? "true" : "false");
+    hold.disabled = desk.busy || !shown;
+    mute.disabled = desk.busy || !shown;
+    const parts = [desk.onHold ? "De beller staat in de wacht." : "De beller hoort je."];
+    if (desk.muted) {
+      parts.push("Je microfoon staat uit.");
+    }
+    setText("controls-state", parts.join(" "));
   }
 
   function renderCard(call, status) {
@@ -959,6 +1022,8 @@
     $("answer").addEventListener("click", answer);
     $("hang-up").addEventListener("click", hangUp);
     $("call-back").addEventListener("click", callBack);
+    $("hold").addEventListener("click", toggleHold);
+    $("mute").addEventListener("click", toggleMute);
     $("wrap-up-form").addEventListener("submit", submitWrapUp);
     $("ready").addEventListener("click", ready);
     setInterval(tick, 500);

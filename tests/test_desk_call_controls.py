@@ -1,0 +1,175 @@
+"""The desk's call controls in a real browser: "In wacht" / "Uit wacht" and "Microfoon uit/aan"
+drive the conversation's conference at the Twilio stub.
+
+A real `kcc serve` runs with a Twilio account that is the stub (KCC_TWILIO_API_BASE): routing's
+redirect, the conference, the adviser's phone and every callback go through the real twilio SDK
+and signed webhooks. The caller's side runs on an event loop of its own (Playwright's sync API
+owns this thread's).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import uuid
+from collections.abc import Coroutine, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+
+from api.cli.phone import Phone
+from tests.conftest import REDIS_UP, SECRET_KEY
+from tests.support import staff
+from tests.support.browser import Browser, Page, expect, open_page, open_signed_in
+from tests.support.conference_calls import ConferenceCall
+from tests.support.database import sqlite_url
+from tests.support.servers import KccServer, open_kcc_serve
+from tests.support.twilio_conferences import Conference, Participant
+from tests.support.twilio_stub import TwilioStub
+from tests.test_desk_page import DESK_REDIS_URL, PASSWORD, _seed
+
+pytestmark = pytest.mark.slow  # a real `kcc serve` and a browser
+
+T = TypeVar("T")
+ADVISER_PHONE = "+31201234567"
+KCC_NUMBER = "+31703704900"
+
+
+@pytest.fixture(scope="module")
+def stub() -> Iterator[TwilioStub]:
+    with TwilioStub() as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, stub: TwilioStub) -> Iterator[KccServer]:
+    tmp: Path = tmp_path_factory.mktemp("desk-controls")
+    _seed(sqlite_url(tmp))
+    with open_kcc_serve(
+        tmp,
+        secret_key=SECRET_KEY,
+        redis_url=DESK_REDIS_URL if REDIS_UP else None,
+        TWILIO_ACCOUNT_SID=stub.account_sid,
+        TWILIO_AUTH_TOKEN=stub.auth_token,
+        KCC_TWILIO_API_BASE=stub.base_url,
+        KCC_CALLER_ID=KCC_NUMBER,
+    ) as served:
+        yield served
+
+
+@pytest.fixture
+def page(browser: Browser, server: KccServer) -> Iterator[Page]:
+    with open_page(browser, server.url, width=1280, height=800) as opened:
+        yield opened
+
+
+class CallerLine:
+    """The caller's side on an event loop of its own thread."""
+
+    def __init__(self, server: KccServer, stub: TwilioStub) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+        self._server = server
+        self._stub = stub
+        self.call: ConferenceCall | None = None
+        self._client: httpx.AsyncClient | None = None
+
+    def run(self, work: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(work, self._loop).result(30)
+
+    async def _queue_and_connect(self) -> None:
+        self._client = httpx.AsyncClient(base_url=self._server.url, timeout=10)
+        phone = Phone(self._client, public_url=self._server.url, auth_token=self._stub.auth_token)
+        await phone.dial()
+        await phone.press("2")
+        assert (await phone.press("#")).queue == "kcc-vog_rp"
+        self.call = ConferenceCall(phone, self._stub)
+        await self.call.connect()
+
+    def queue_and_connect(self) -> ConferenceCall:
+        self.run(self._queue_and_connect())
+        assert self.call is not None
+        return self.call
+
+    def deliver(self) -> None:
+        assert self.call is not None
+        self.run(self.call.deliver())
+
+    async def _close(self) -> None:
+        if self.call is not None and self._stub.call_status(self.call.call_sid) != "completed":
+            await self.call.hang_up()
+        if self._client is not None:
+            await self._client.aclose()
+
+    def close(self) -> None:
+        try:
+            self.run(self._close())
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=10)
+            self._loop.close()
+
+
+def participant(conference: Conference, label: str) -> Participant:
+    [found] = [p for p in conference.participants.values() if p.label == label]
+    return found
+
+
+def test_hold_and_mute_buttons_drive_the_conference(
+    page: Page, server: KccServer, stub: TwilioStub
+) -> None:
+    adviser = staff.adviser(f"adviser{uuid.uuid4().hex[:8]}", PASSWORD, device=ADVISER_PHONE)
+    staff.add_staff_at(server.database_url, adviser)
+    stub.script_device(ADVISER_PHONE, "answers")
+    open_signed_in(page, "/desk", "Adviseursdesk - Justis klantcontactcentrum", adviser)
+    expect(page.get_by_test_id("connection")).to_have_attribute("data-connected", "true")
+    expect(page.get_by_test_id("demo-phone")).to_be_hidden()  # a Twilio account: no demo phone
+    page.get_by_role("button", name="Beschikbaar", exact=True).click()
+    expect(page.get_by_test_id("state")).to_have_text("Beschikbaar")
+    controls = page.get_by_test_id("call-controls")
+    expect(controls).to_be_hidden()
+
+    line = CallerLine(server, stub)
+    try:
+        call = line.queue_and_connect()  # the caller joins, the adviser's phone answers
+        expect(page.get_by_test_id("state")).to_have_text("In gesprek")
+        expect(controls).to_be_visible()
+        conference = call.conference()
+        caller, adviser_leg = participant(conference, "caller"), participant(conference, "adviser")
+        assert adviser_leg.to == ADVISER_PHONE
+
+        page.get_by_role("button", name="In wacht").click()
+        expect(page.get_by_role("button", name="Uit wacht")).to_be_visible()
+        expect(page.get_by_test_id("controls-state")).to_have_text("De beller staat in de wacht.")
+        assert caller.hold and caller.hold_url is not None
+
+        page.get_by_role("button", name="Uit wacht").click()
+        expect(page.get_by_role("button", name="In wacht")).to_be_visible()
+        assert not caller.hold
+
+        page.get_by_role("button", name="Microfoon uit").click()
+        expect(page.get_by_role("button", name="Microfoon aan")).to_have_attribute(
+            "aria-pressed", "true"
+        )
+        assert adviser_leg.muted and not caller.muted
+        page.get_by_role("button", name="Microfoon aan").click()
+        expect(page.get_by_role("button", name="Microfoon uit")).to_be_visible()
+        assert not adviser_leg.muted
+
+        # Held again, then the caller hangs up: the adviser's call ends, wrap-up follows.
+        page.get_by_role("button", name="In wacht").click()
+        expect(page.get_by_role("button", name="Uit wacht")).to_be_visible()
+        line.run(call.hang_up())
+        expect(page.get_by_test_id("state")).to_have_text("Nawerk")
+        expect(controls).to_be_hidden()
+        assert conference.status == "completed"
+        assert adviser_leg.call_sid in conference.left
+    finally:
+        line.close()
+        headers = staff.signed_in_to(server.url, adviser)
+        httpx.post(
+            f"{server.url}/api/advisers/me/status", json={"status": "offline"}, headers=headers
+        )

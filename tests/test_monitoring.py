@@ -8,6 +8,7 @@ import asyncio
 import json
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 
 import httpx
 import pytest
@@ -16,6 +17,8 @@ from fastapi import FastAPI
 from api.cli.phone import Phone
 from routing.clock import FixedClock
 from tests.support.conference_calls import ConferenceCall
+from tests.support.database import sqlite_url
+from tests.support.servers import invoke_kcc
 from tests.support.staff import SANNE, add_staff, signed_in, supervisor
 from tests.support.twilio_conferences import Participant
 from tests.support.twilio_stub import TwilioStub
@@ -302,3 +305,44 @@ async def test_the_audit_log_is_filtered_by_when_sessions_started(
     assert [s["call_sid"] for s in inside.json()] == [call.call_sid]
     assert after.json() == []
     assert json.dumps(inside.json()).count(call.call_sid) == 1
+
+
+@pytest.mark.usefixtures("staff")
+async def test_kcc_audit_monitor_lists_the_sessions_with_modes_and_seconds(
+    http: httpx.AsyncClient,
+    phone: Callable[..., Phone],
+    twilio_stub: TwilioStub,
+    clock: FixedClock,
+    tmp_path: Path,
+) -> None:
+    call, _ = await in_conversation(http, phone, twilio_stub)
+    sanne = await signed_in(http, SANNE)
+    twilio_stub.script_device(SANNE_PHONE, "answers")
+    await monitor(http, call, sanne, "listen")
+    await call.deliver()
+    await monitor(http, call, sanne, "barge")
+    clock.set(clock.now() + timedelta(seconds=75))
+    await http.delete(f"/api/calls/{call.call_sid}/monitor", headers=sanne)
+    env = {"KCC_DATABASE_URL": sqlite_url(tmp_path)}
+
+    listed = invoke_kcc("audit", "monitor", "--from", "2026-12-01", "--to", "2026-12-02", env=env)
+    none = invoke_kcc("audit", "monitor", "--from", "2026-12-02", env=env)
+    backwards = invoke_kcc(
+        "audit", "monitor", "--from", "2026-12-02", "--to", "2026-12-01", env=env
+    )
+
+    assert listed.exit_code == 0, listed.output
+    header, row, total = listed.output.splitlines()
+    assert header.split("\t")[:3] == ["started (UTC)", "supervisor", "call"]
+    assert row.split("\t")[1:] == [
+        "sanne",
+        call.call_sid,
+        "ann",
+        "listen>barge",
+        "2026-12-01 09:01:15",
+        "left",
+        "75",
+    ]
+    assert total == "1 monitor session(s)"
+    assert none.output.splitlines()[-1] == "0 monitor session(s)"
+    assert backwards.exit_code == 2 and "--to must be after --from" in backwards.output

@@ -90,6 +90,7 @@
     not_monitoring: () => "Je luistert niet mee met dit gesprek.",
     monitor_not_ready: () => "Je telefoon wordt nog gebeld. Probeer het zo opnieuw.",
     monitor_failed: () => "Je telefoon kon niet in het gesprek worden gezet. Probeer het opnieuw.",
+    range_invalid: () => "De eindtijd moet na de begintijd liggen.",
   });
   const NOT_A_SUPERVISOR =
     "Dit account is geen supervisoraccount. Deze pagina is alleen voor supervisors.";

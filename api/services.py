@@ -37,6 +37,8 @@ from routing.board import AdviserBoard, AdviserState
 from routing.clock import Clock, ShiftedClock, SystemClock
 from routing.conferences import CallConferences
 from routing.events import EventBus
+from routing.monitor_log import SqlMonitorLog
+from routing.monitoring import Monitors, MonitorSession
 from routing.pipelined_redis import PipelinedRedis
 from routing.presence import DeskPresence
 from routing.queue import CallQueue
@@ -66,6 +68,8 @@ class Services:
     records: BackgroundWriter[CallRecord]
     state_log: BackgroundWriter[AdviserStateChange]
     whispers: WhisperStore  # what a transfer tells the department (issue 12)
+    monitors: Monitors  # supervisors listening, whispering, barging in (issue 12)
+    monitor_log: SqlMonitorLog
     # Twilio waits 15 s for a webhook's answer; stop well before, so the caller hears an apology.
     webhook_budget_seconds: float = 8.0
 
@@ -267,6 +271,13 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
         adviser_log.state_changes, anyio.to_thread.run_sync
     )
 
+    monitor_log = SqlMonitorLog(db_engine)
+
+    async def monitor_changed(session: MonitorSession) -> None:
+        await anyio.to_thread.run_sync(monitor_log.save, session)
+
+    conferences = CallConferences(redis)
+
     async def state_changed(
         adviser: str, state: AdviserState, at_ms: int, call_sid: str | None
     ) -> None:
@@ -274,6 +285,8 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
         state_log.submit(
             AdviserStateChange(adviser=adviser, state=state.value, at=at, call_sid=call_sid)
         )
+        if call_sid is not None and state not in (AdviserState.OFFERED, AdviserState.ON_CALL):
+            await monitors.conversation_over(call_sid)  # its supervisors leave with it
 
     async def hold_changed(adviser: str, on_hold: bool, at_ms: int, call_sid: str) -> None:
         # Holds go into the state history as on_hold, and back to on_call when they end.
@@ -291,10 +304,20 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
         products=list(flows.current.engine.flow.products),
         wrap_up_seconds=settings.wrap_up_seconds,
         on_state_change=state_changed,
-        conferences=CallConferences(redis),
+        conferences=conferences,
         caller_id=settings.caller_id,
         on_hold_change=hold_changed,
         presence=DeskPresence(redis, grace_seconds=settings.presence_grace_seconds),
+    )
+    monitors = Monitors(
+        redis=redis,
+        board=router.board,
+        conferences=conferences,
+        telephony=telephony,
+        urls=RoutingUrls(settings.public_base),
+        now_ms=router.now_ms,
+        caller_id=settings.caller_id,
+        on_change=monitor_changed,
     )
     flows.on_live(lambda loaded: setattr(router, "products", list(loaded.engine.flow.products)))
     calls = CallHandler(
@@ -325,4 +348,6 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
         records=records,
         state_log=state_log,
         whispers=WhisperStore(redis, sealer),
+        monitors=monitors,
+        monitor_log=monitor_log,
     )

@@ -122,6 +122,10 @@ class RoutingUrls:
     def adviser_status(self, offer_id: str) -> str:
         return f"{self.base}/twilio/adviser-status?{urlencode({'offer': offer_id})}"
 
+    def monitor_status(self, call_sid: str, supervisor: str, session_id: str) -> str:
+        query = urlencode({"call": call_sid, "supervisor": supervisor, "session": session_id})
+        return f"{self.base}/twilio/monitor-status?{query}"
+
 
 def queue_name(product: str) -> str:
     return f"kcc-{product}"

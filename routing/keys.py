@@ -152,6 +152,15 @@ def call_conference(call_sid: str) -> str:
     return f"{PREFIX}call:{call_sid}:conference"
 
 
+MONITOR_TTL = CONFERENCE_TTL  # supervisors' monitor sessions of a call: as long as the call
+
+
+def call_monitors(call_sid: str) -> str:
+    """Hash: supervisor name -> JSON of their monitor session of this call (routing/monitoring.py):
+    live (ringing, active) or the last one's end, so the page can say why it ended."""
+    return f"{PREFIX}call:{call_sid}:monitors"
+
+
 WHISPER_TTL = 10 * 60  # a transfer's whisper waits for the department to answer
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from fastapi import FastAPI
@@ -33,6 +34,8 @@ from api.services import build_services
 from api.settings import DEFAULT_FLOW
 from api.web.app import create_app
 from flows.versions import SqlFlowVersions
+from routing.monitor_log import SqlMonitorLog
+from routing.monitoring import EndReason, MonitorMode, MonitorSession, MonitorState
 from tests.conftest import (
     POSTGRES_SERVICE,
     POSTGRES_UP,
@@ -622,3 +625,49 @@ def test_the_revision_command_writes_the_next_revision_and_finds_nothing_to_chan
     assert f'down_revision: str | Sequence[str] | None = "{at}"' in text_written
     functions = {f.name: f for f in ast.parse(text_written).body if isinstance(f, ast.FunctionDef)}
     assert [type(statement) for statement in functions["upgrade"].body] == [ast.Pass]
+
+
+def test_monitor_sessions_is_added_to_a_database_with_calls_in_it(
+    database_url: str, engine_of: Callable[[str], Engine]
+) -> None:
+    """Revision 0004 adds the monitor_sessions table (the audit log of supervisors' monitoring)
+    to a database at 0002 with calls in it; the calls stay, the log starts empty and takes rows."""
+    engine = engine_of(database_url)
+    load_previous_release(engine)
+    previous = MetaData()
+    previous.reflect(engine)
+    with engine.begin() as connection:
+        connection.execute(previous.tables["call_records"].insert(), ROWS["call_records"])
+    with engine.begin() as connection:  # the database as revision 0002 left it
+        cfg = schema.config(connection)
+        command.stamp(cfg, schema.BASELINE)
+        command.upgrade(cfg, "0002")
+    assert not sa.inspect(engine).has_table("monitor_sessions")
+
+    done = schema.upgrade(engine)
+
+    assert done.after == schema.head()
+    with engine.connect() as connection:
+        calls = connection.execute(text("SELECT call_sid FROM call_records ORDER BY id")).all()
+        assert [row[0] for row in calls] == [row["call_sid"] for row in ROWS["call_records"]]
+        assert connection.execute(text("SELECT count(*) FROM monitor_sessions")).scalar() == 0
+    session = MonitorSession(
+        id="0123456789abcdef",
+        supervisor="sanne",
+        call_sid="CA" + "1" * 32,
+        adviser="ann",
+        product="vog_rp",
+        device="client:sanne",
+        mode=MonitorMode.LISTEN,
+        state=MonitorState.ENDED,
+        reason=EndReason.LEFT,
+        started_ms=1_764_583_200_000,
+        answered_ms=1_764_583_202_000,
+        ended_ms=1_764_583_262_000,
+        modes=[(MonitorMode.LISTEN, 1_764_583_200_000)],
+    )
+    log = SqlMonitorLog(engine)
+    log.save(session)
+    [row] = log.between()
+    assert (row.supervisor, row.seconds, row.reason) == ("sanne", 60, "left")
+    assert differences(engine, SQLModel.metadata) == []

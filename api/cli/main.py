@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from api.cli.audit import register_audit_commands
 from api.cli.flows import register_flow_commands
 from api.settings import DEFAULT_FLOW, Settings
 
@@ -36,6 +37,8 @@ app.add_typer(db_app, name="db")
 app.add_typer(flows_app, name="flows")
 app.add_typer(users_app, name="users")
 app.add_typer(applications_app, name="applications")
+audit_app = typer.Typer(help="Read the audit logs (supervisors' monitoring).", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
 
 
 MAX_HOLD_SECONDS = 4 * 3600  # a call's session lives 4 h (KCC_SESSION_TTL_SECONDS)
@@ -486,6 +489,7 @@ def call(
 
 
 register_flow_commands(flows_app)  # publish, history, diff, show, rollback: api/cli/flows.py
+register_audit_commands(audit_app)  # monitor: api/cli/audit.py
 
 
 def main() -> None:

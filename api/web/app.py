@@ -21,6 +21,7 @@ from api.web.errors import ErrorOut, install_error_handlers
 from api.web.routes import (
     advisers,
     auth,
+    calls,
     config,
     demo,
     departments,
@@ -50,7 +51,7 @@ REFUSALS: dict[int | str, dict[str, Any]] = {
 
 # The routes per noun: the staff API, then what is not part of it (pages, health, metrics).
 API_ROUTERS = tuple(
-    m.router for m in (auth, hours, queue, config, advisers, departments, flow_routes, voice)
+    m.router for m in (auth, hours, queue, config, advisers, calls, departments, flow_routes, voice)
 )
 OTHER_ROUTERS = (operations.router, pages.router, demo.router)
 _WEBHOOK_PATHS = f"{PREFIX}/"

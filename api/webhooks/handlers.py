@@ -270,3 +270,21 @@ async def department_whisper(hook: Delivery) -> str:
         return departments.whisper_twiml(department, whisper)
 
     return await _answer(hook, "department-whisper", None, work(), empty)
+
+
+@webhook("/monitor-status")
+async def monitor_status(hook: Delivery) -> str:
+    """Participant status callback of a supervisor's leg (routing/monitoring.py): answered, not
+    answered (the page says so), or hung up."""
+    query, form = hook.query, hook.form
+    try:
+        await hook.services.monitors.leg_status(
+            query.get("call", ""),
+            query.get("supervisor", ""),
+            query.get("session", ""),
+            form.get("CallSid", ""),
+            form.get("CallStatus", ""),
+        )
+    except Exception:
+        log.exception("monitor status callback failed", extra={"route": "monitor-status"})
+    return empty()

@@ -69,6 +69,29 @@
       "Iemand anders wijzigde de flow op hetzelfde moment. Laad de live versie en probeer het opnieuw.",
     role_required: () => "Dit account is geen supervisoraccount.",
   };
+  // Monitoring a conversation (routing/monitoring.py) in Dutch.
+  const MONITOR_MODES = { listen: "Meeluisteren", whisper: "Fluisteren", barge: "Inbreken" };
+  const MONITOR_STATES = {
+    ringing: "Je telefoon gaat over…",
+    active: { listen: "Je luistert mee.", whisper: "Je fluistert.", barge: "Je bent ingebroken." },
+  };
+  const MONITOR_ENDS = {
+    left: "Je bent gestopt.",
+    hung_up: "Je telefoon heeft opgehangen.",
+    call_ended: "Het gesprek is beëindigd.",
+    "no-answer": "Je telefoon nam niet op. Is hij aangemeld?",
+    busy: "Je telefoon was in gesprek.",
+    failed: "Je telefoon kon niet gebeld worden.",
+    canceled: "De oproep naar je telefoon is afgebroken.",
+  };
+  Object.assign(MESSAGES, {
+    call_unknown: () => "Dit gesprek loopt niet (meer).",
+    call_ended: () => "Het gesprek is beëindigd terwijl je telefoon werd gebeld.",
+    not_monitoring: () => "Je luistert niet mee met dit gesprek.",
+    monitor_not_ready: () => "Je telefoon wordt nog gebeld. Probeer het zo opnieuw.",
+    monitor_failed: () => "Je telefoon kon niet in het gesprek worden gezet. Probeer het opnieuw.",
+    range_invalid: () => "De eindtijd moet na de begintijd liggen.",
+  });
   const NOT_A_SUPERVISOR =
     "Dit account is geen supervisoraccount. Deze pagina is alleen voor supervisors.";
 
@@ -286,8 +309,13 @@
   }
 
   async function loadAdvisers() {
-    const [labels, advisers] = await Promise.all([loadLabels(), api("/api/advisers")]);
+    const [labels, advisers, calls] = await Promise.all([
+      loadLabels(),
+      api("/api/advisers"),
+      api("/api/calls"),
+    ]);
     renderAdvisers(advisers, labels);
+    renderCalls(calls, labels);
     if (!page.advisersTimer) {
       page.advisersTimer = setInterval(() => {
         if (page.token) {
@@ -318,6 +346,94 @@
     $("advisers-body").replaceChildren(
       ...(rows.length ? rows : [el("tr", {}, el("td", { colspan: 4 }, "Nog geen adviseurs."))])
     );
+  }
+
+  // -- the conversations now: listen in, whisper, barge in, stop ----------------------------
+
+  function myMonitor(call) {
+    const mine = call.mine;
+    if (!mine) {
+      return "-";
+    }
+    if (mine.state === "ringing") {
+      return MONITOR_STATES.ringing;
+    }
+    if (mine.state === "active") {
+      return MONITOR_STATES.active[mine.mode];
+    }
+    return MONITOR_ENDS[mine.reason] || "Gestopt.";
+  }
+
+  function renderCalls(calls, labels) {
+    const named = (names, key) => (Object.hasOwn(names, key) ? names[key] : key);
+    const rows = calls.map((call) => {
+      const live = call.mine && (call.mine.state === "ringing" || call.mine.state === "active");
+      const buttons = Object.entries(MONITOR_MODES).map(([mode, label]) =>
+        el(
+          "button",
+          {
+            type: "button",
+            className: "button",
+            "aria-pressed": live && call.mine.mode === mode ? "true" : "false",
+            disabled: !call.monitorable,
+            dataset: { mode },
+          },
+          label
+        )
+      );
+      buttons.forEach((button) =>
+        button.addEventListener("click", () => monitorCall(call.call_sid, button.dataset.mode))
+      );
+      const stop = el("button", { type: "button", className: "button", disabled: !live }, "Stoppen");
+      stop.addEventListener("click", () => stopMonitoring(call.call_sid));
+      const others = call.monitors
+        .map((m) => `${m.supervisor} (${MONITOR_MODES[m.mode].toLowerCase()})`)
+        .join(", ");
+      return el(
+        "tr",
+        { dataset: { call: call.call_sid, adviser: call.adviser } },
+        el("td", { className: "name" }, call.adviser),
+        el("td", {}, `${named(labels.products, call.product)}: ${named(labels.themes, call.theme)}`),
+        el("td", {}, languageName(call.language)),
+        el("td", {}, formatTime(call.since)),
+        el("td", {}, call.on_hold ? "In de wacht" : "-"),
+        el("td", { className: "monitors" }, others || "-"),
+        el("td", { className: "mine", dataset: { testid: "my-monitor" } }, myMonitor(call)),
+        el(
+          "td",
+          { className: "buttons" },
+          ...buttons,
+          stop,
+          call.monitorable ? null : el("span", { className: "hint" }, "Alleen met Twilio.")
+        )
+      );
+    });
+    $("calls-body").replaceChildren(
+      ...(rows.length ? rows : [el("tr", {}, el("td", { colspan: 8 }, "Er lopen geen gesprekken."))])
+    );
+  }
+
+  async function monitorCall(callSid, mode) {
+    clearMessages();
+    try {
+      await api(`/api/calls/${encodeURIComponent(callSid)}/monitor`, {
+        method: "POST",
+        json: { mode },
+      });
+    } catch (err) {
+      report(err);
+    }
+    await loadAdvisers().catch(() => {});
+  }
+
+  async function stopMonitoring(callSid) {
+    clearMessages();
+    try {
+      await api(`/api/calls/${encodeURIComponent(callSid)}/monitor`, { method: "DELETE" });
+    } catch (err) {
+      report(err);
+    }
+    await loadAdvisers().catch(() => {});
   }
 
   async function loadCalendar() {

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from api.cli.flows import register_flow_commands
+from api.cli.staffing import register_staffing_command
 from api.settings import DEFAULT_FLOW, Settings
 
 if TYPE_CHECKING:
@@ -486,6 +487,7 @@ def call(
 
 
 register_flow_commands(flows_app)  # publish, history, diff, show, rollback: api/cli/flows.py
+register_staffing_command(app)  # Erlang C and its simulation: api/cli/staffing.py
 
 
 def main() -> None:

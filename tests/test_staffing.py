@@ -191,8 +191,9 @@ async def test_a_long_simulation_comes_within_5_percent_of_erlang_c(
     p_wait: float,
     asa: float,
 ) -> None:
-    """The real routing for 40 simulated hours (about 2,400 and 3,800 calls, about 13 and 17 s on a local Redis), then
-    the same system continued by its proven twin to 400,000+ calls: within 5 %.
+    """The real routing for 40 simulated hours (about 2,400 and 3,800 calls; about 13 and 17 s
+    on a local Redis), then the same system continued by its proven twin to 290,000+ calls:
+    within 5 %.
 
     40 hours alone cannot promise 5 %: the mean wait of an M/M/N queue converges slowly (at
     6,000 calls its run-to-run spread is about 20 %, docs/staffing.md), and the real routing

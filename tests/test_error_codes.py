@@ -37,6 +37,8 @@ NOT_ON_A_PAGE = {
     "schema_behind",  # the service does not start
     "schema_unknown",  # the service does not start
     "schema_error",  # the base of the schema errors
+    "invalid_staffing_input",  # kcc staffing
+    "simulation_needs_empty_redis",  # kcc staffing --simulate
 }
 
 

@@ -122,6 +122,9 @@ class RoutingUrls:
     def adviser_status(self, offer_id: str) -> str:
         return f"{self.base}/twilio/adviser-status?{urlencode({'offer': offer_id})}"
 
+    def transfer_status(self, call_sid: str) -> str:
+        return f"{self.base}/twilio/transfer-status?{urlencode({'call': call_sid})}"
+
 
 def queue_name(product: str) -> str:
     return f"kcc-{product}"

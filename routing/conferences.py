@@ -82,6 +82,10 @@ class CallConferences:
     async def adviser_leg(self, call_sid: str, leg: str) -> None:
         await self._redis.hset(keys.call_conference(call_sid), "adviser", leg)
 
+    async def moved(self, call_sid: str) -> None:
+        """The caller left this conference for another (a transfer): a new conference, new legs."""
+        await self._redis.hdel(keys.call_conference(call_sid), "sid", "adviser", "muted")
+
     async def set_muted(self, call_sid: str, muted: bool) -> None:
         await self._redis.hset(keys.call_conference(call_sid), "muted", "1" if muted else "")
 

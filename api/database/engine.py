@@ -15,11 +15,11 @@ from api import accounts
 from flows import versions
 from ivr import records
 from ivr.identity import applications
-from routing import adviser_history
+from routing import adviser_history, transfers
 
 # Importing a table module registers its tables on SQLModel.metadata: the models the migrations
 # are compared with (api/database/migrations/env.py, tests/test_migrations.py) need them all.
-TABLE_MODULES = (accounts, records, applications, adviser_history, versions)
+TABLE_MODULES = (accounts, records, applications, adviser_history, versions, transfers)
 
 _IN_MEMORY = {"", ":memory:"}
 

@@ -316,8 +316,8 @@ class CallHandler:
         now (the adviser's ringing phone stops, or the conversation ends)."""
         if call_status in FINAL_STATUSES:
             offer = await self.router.board.offer(offer_id) if self.router else None
-            if self.router is not None and offer is not None:
-                await self.router.caller_gone(offer.call_sid)
+            if self.router is not None:  # no offer: the adviser let go (a transfer in progress)
+                await self.router.caller_gone(offer.call_sid if offer is not None else call_sid)
             return empty()
         entry, language = await self._entry_and_language(call_sid)
         engine = await self._engine_of(entry.flow_version if entry else None)

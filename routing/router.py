@@ -49,6 +49,7 @@ from routing.transfers import (
     TransferRefused,
     TransferState,
     TransferStore,
+    WarmNeedsDepartment,
 )
 
 log = logging.getLogger(__name__)
@@ -362,6 +363,8 @@ class Router:
         the conference; cold, the adviser leaves at once; warm, they consult it first.
         Raises TransferRefused (`transfer_in_progress`, `adviser_unavailable`) or
         NoCallInProgress."""
+        if mode is TransferMode.WARM and target.kind is not TargetKind.DEPARTMENT:
+            raise WarmNeedsDepartment("a consult is with a department; this target takes it cold")
         talk = await self._conversation(adviser)
         transfers = self._transfers()
         view = await self.board.view(adviser)

@@ -82,6 +82,14 @@ REFUSALS = {
 }
 
 
+class WarmNeedsDepartment(KccError):
+    """A consult is with a department; a colleague or a queue takes the call cold (the
+    colleague's screen-pop carries the note)."""
+
+    code = "warm_transfer_to_department_only"
+    kind = ErrorKind.INVALID
+
+
 class NoTransferInProgress(KccError):
     code = "no_transfer_in_progress"
     kind = ErrorKind.CONFLICT

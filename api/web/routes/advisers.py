@@ -301,11 +301,6 @@ async def transfer_call(services: ServicesDep, user: AdviserUser, body: Transfer
         target = Target(kind, key)
     else:
         target = Target(kind, key)
-    if body.mode is TransferMode.WARM and kind is not TargetKind.DEPARTMENT:
-        raise WebError(
-            "warm_transfer_to_department_only",
-            "a consult is with a department; a colleague or a queue takes the call cold",
-        )
     transfer = await services.router.transfer(
         user.name,
         target,

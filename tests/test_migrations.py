@@ -33,6 +33,7 @@ from api.services import build_services
 from api.settings import DEFAULT_FLOW
 from api.web.app import create_app
 from flows.versions import SqlFlowVersions
+from routing.transfers import CallTransfer
 from tests.conftest import (
     POSTGRES_SERVICE,
     POSTGRES_UP,
@@ -379,6 +380,51 @@ def test_calls_recorded_before_hold_existed_get_zero_hold_seconds_on_upgrade(
             text("SELECT call_sid, hold_seconds FROM call_records ORDER BY id")
         ).all()
     assert [tuple(row) for row in held] == [(row["call_sid"], 0) for row in ROWS["call_records"]]
+    assert differences(engine, SQLModel.metadata) == []
+
+
+def test_calls_recorded_before_transfers_existed_keep_their_rows_and_get_a_transfers_table(
+    database_url: str, engine_of: Callable[[str], Engine]
+) -> None:
+    """Revision 0003 adds call_transfers to a database with calls in it: the calls stay, and a
+    transfer of one of them can be recorded and counted."""
+    engine = engine_of(database_url)
+    load_previous_release(engine)
+    previous = MetaData()
+    previous.reflect(engine)
+    with engine.begin() as connection:
+        connection.execute(previous.tables["call_records"].insert(), ROWS["call_records"])
+    assert "call_transfers" not in previous.tables
+
+    done = schema.upgrade(engine)
+
+    assert done.after == schema.head()
+    call_sid = ROWS["call_records"][0]["call_sid"]
+    with Session(engine) as session:
+        session.add(
+            CallTransfer(
+                call_sid=call_sid,
+                adviser="ann",
+                target_kind="department",
+                target="wwm",
+                mode="warm",
+                answered=True,
+                outcome="answered",
+                started_at=AT,
+                ended_at=AT + timedelta(seconds=40),
+            )
+        )
+        session.commit()
+    with engine.connect() as connection:
+        calls = connection.execute(text("SELECT call_sid FROM call_records ORDER BY id")).all()
+        counted = connection.execute(
+            text(
+                "SELECT target_kind, mode, COUNT(*) FROM call_transfers"
+                " WHERE answered GROUP BY target_kind, mode"
+            )
+        ).all()
+    assert [row[0] for row in calls] == [row["call_sid"] for row in ROWS["call_records"]]
+    assert [tuple(row) for row in counted] == [("department", "warm", 1)]
     assert differences(engine, SQLModel.metadata) == []
 
 

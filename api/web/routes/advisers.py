@@ -169,6 +169,23 @@ async def advisers(services: ServicesDep, _: SupervisorUser) -> list[AdviserSumm
     return [await _summary(services, view) for view in await services.router.board.views()]
 
 
+class Colleague(BaseModel):
+    """A colleague as a transfer's target: name and skills, nothing of their calls."""
+
+    name: str
+    skills: list[str]
+
+
+@router.get("/advisers/available")
+async def available_colleagues(services: ServicesDep, user: AdviserUser) -> list[Colleague]:
+    """Advisers: the colleagues available now, whom a call can be transferred to."""
+    return [
+        Colleague(name=view.name, skills=view.skills)
+        for view in await services.router.board.views()
+        if view.state is AdviserState.AVAILABLE and view.name != user.name
+    ]
+
+
 @router.post("/advisers/me/presence", status_code=status.HTTP_204_NO_CONTENT)
 async def presence(services: ServicesDep, user: AdviserUser, body: PresenceIn) -> None:
     """The desk tab's browser phone is registered (can ring) or not."""

@@ -618,7 +618,7 @@ class Router:
             return
         entry = await self.queue.get(transfer.call_sid)
         conference = await self.conferences.view(transfer.call_sid) if self.conferences else None
-        if entry is None or conference is None:
+        if entry is None or conference is None or self.conferences is None:
             return  # the caller has gone
         now = self.now_ms()
         route = self._transfers().route_step(
@@ -631,7 +631,7 @@ class Router:
             empty_line_score=priority_base(entry.priority),
         )
         await self._transfers().run(route)
-        await self.conferences.hold(transfer.call_sid, False, now) if self.conferences else None
+        await self.conferences.hold(transfer.call_sid, False, now)  # the hold time ends here
         await self.events.call_event(transfer.call_sid, CallEvent.RETURNED)
         if conference.sid and conference.caller_leg:
             # The Dial action puts the caller in Twilio's queue: "u blijft vooraan".

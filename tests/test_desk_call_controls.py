@@ -208,6 +208,7 @@ def test_transfer_buttons_consult_a_department_then_pass_the_call_to_a_colleague
             page.get_by_label("Eerst overleggen").check()
             page.get_by_label("Notitie voor de ontvanger").fill("Vraagt naar zijn verlof")
             page.get_by_role("button", name="Doorverbinden", exact=True).click()
+            expect(page.get_by_test_id("consult")).to_be_visible()
             line.deliver()  # the department's phone answers and hears the whisper
             expect(page.get_by_test_id("consult-state")).to_have_text(
                 "In overleg met de ontvanger. De beller staat in de wacht."

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from datetime import timedelta
 
 import httpx
 import pytest
@@ -16,6 +17,7 @@ from api.cli.phone import Phone
 from flows.model import TWILIO_HOLD_MUSIC
 from ivr.departments import whisper_url
 from routing.adviser_history import AdviserStateChange
+from routing.clock import FixedClock
 from routing.transfers import CallTransfer
 from tests.conftest import PUBLIC_URL
 from tests.support.conference_calls import ConferenceCall
@@ -438,3 +440,36 @@ async def test_caller_hanging_up_on_hold_while_the_department_rings_ends_the_tra
     assert await waiting(http) == []
     [record] = await transfers_recorded(app)
     assert (record.answered, record.outcome) == (False, "caller_hung_up")
+
+
+@pytest.mark.usefixtures("staff")
+async def test_an_adviser_whose_desk_closes_mid_consult_still_hands_the_caller_over(
+    http: httpx.AsyncClient,
+    phone: Callable[..., Phone],
+    twilio_stub: TwilioStub,
+    app: FastAPI,
+    clock: FixedClock,
+) -> None:
+    """The desk's tab closes during a consult (the adviser's phone still works): the
+    conversation is left alone, the transfer completes, and the adviser is away after it."""
+    router = app.state.services.router
+    call, ann = await in_conversation(http, phone, twilio_stub)
+    await router.desk_beat("ann", "tab1")
+    twilio_stub.script_device(WWM_PHONE, "answers")
+    await transfer(http, ann, "department:wwm", mode="warm")
+    await call.deliver()
+
+    await router.desk_gone("ann", "tab1")  # the browser closes mid-call
+    clock.set(clock.now() + timedelta(minutes=1))
+    await router.tick()
+
+    assert await status_of(http, ann) == "on_call"
+    done = await http.post("/api/advisers/me/call/transfer/complete", headers=ann)
+    assert done.status_code == 200
+    await call.deliver()
+    caller = labelled(call, "caller")
+    assert caller is not None and not caller.hold and labelled(call, "adviser") is None
+    await router.tick()
+    assert await status_of(http, ann) == "away"
+    [record] = await transfers_recorded(app)
+    assert (record.mode, record.answered) == ("warm", True)

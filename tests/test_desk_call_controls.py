@@ -206,7 +206,7 @@ def test_transfer_buttons_consult_a_department_then_pass_the_call_to_a_colleague
             # Eerst overleggen with the department: the caller hears music meanwhile.
             page.get_by_test_id("transfer-target").select_option("department:wwm")
             page.get_by_label("Eerst overleggen").check()
-            page.get_by_label("Notitie voor de ontvanger").fill("Vraagt naar zijn verlof")
+            page.get_by_label("Toelichting voor de ontvanger").fill("Vraagt naar zijn verlof")
             page.get_by_role("button", name="Doorverbinden", exact=True).click()
             expect(page.get_by_test_id("consult")).to_be_visible()
             line.deliver()  # the department's phone answers and hears the whisper
@@ -223,7 +223,7 @@ def test_transfer_buttons_consult_a_department_then_pass_the_call_to_a_colleague
             # Direct doorverbinden to Carol, with a note her screen-pop shows.
             page.get_by_test_id("transfer-target").select_option(f"adviser:{carol.name}")
             page.get_by_label("Direct doorverbinden").check()
-            page.get_by_label("Notitie voor de ontvanger").fill("Bezwaar tegen weigering")
+            page.get_by_label("Toelichting voor de ontvanger").fill("Bezwaar tegen weigering")
             page.get_by_role("button", name="Doorverbinden", exact=True).click()
             expect(page.get_by_test_id("state")).to_have_text("Nawerk")
             expect(carol_page.get_by_test_id("card-transferred-by")).to_have_text(

@@ -197,7 +197,8 @@ class Router:
         """
         state = call_state or await self.board.call_state(call_sid)
         answered, offer_id = state.answered, state.offer_id
-        await self._transfer_caller_gone(call_sid)
+        if state.transferring:
+            await self._transfer_caller_gone(call_sid)
         if offer_id is None:
             return answered
         settled = await self.board.settle(

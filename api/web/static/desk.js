@@ -470,7 +470,7 @@
       }
       $("transfer-note").value = "";
       if (answer.mode === "warm") {
-        desk.transfer = answer;
+        desk.transfer = desk.transfer || answer; // an event may have told more already
         showNotice("Eerst overleggen: de ontvanger wordt gebeld, de beller hoort wachtmuziek.");
       } else {
         showNotice("Het gesprek is doorverbonden.");

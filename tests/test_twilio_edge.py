@@ -71,6 +71,7 @@ def test_each_webhook_is_registered_once_and_no_route_exists_twice(app: FastAPI)
         "/adviser-status",
         "/outbound",
         "/department-whisper",
+        "/transfer-status",
     }
     routed = [
         (method, route.path)

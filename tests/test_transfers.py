@@ -16,6 +16,7 @@ from sqlmodel import Session, col, select
 from api.cli.phone import Phone
 from flows.model import TWILIO_HOLD_MUSIC
 from ivr.departments import whisper_url
+from ivr.records import CallRecord
 from routing.adviser_history import AdviserStateChange
 from routing.clock import FixedClock
 from routing.transfers import CallTransfer
@@ -473,3 +474,44 @@ async def test_an_adviser_whose_desk_closes_mid_consult_still_hands_the_caller_o
     assert await status_of(http, ann) == "away"
     [record] = await transfers_recorded(app)
     assert (record.mode, record.answered) == ("warm", True)
+
+
+@pytest.mark.usefixtures("staff")
+async def test_colleagues_available_now_are_listed_without_anything_of_their_calls(
+    http: httpx.AsyncClient, phone: Callable[..., Phone], twilio_stub: TwilioStub
+) -> None:
+    _, ann = await in_conversation(http, phone, twilio_stub)
+    carol = await signed_in(http, CAROL)
+    await available(http, carol)
+    await signed_in(http, DAN)  # signed in, never available
+
+    listed = (await http.get("/api/advisers/available", headers=ann)).json()
+
+    assert listed == [{"name": "carol", "skills": ["vog_rp", "vog_np"]}]
+    supervisor = await signed_in(http, SANNE)
+    assert (await http.get("/api/advisers/available", headers=supervisor)).status_code == 403
+
+
+@pytest.mark.usefixtures("staff")
+async def test_the_time_held_while_the_department_rings_is_the_calls_hold_time(
+    http: httpx.AsyncClient,
+    phone: Callable[..., Phone],
+    twilio_stub: TwilioStub,
+    app: FastAPI,
+    clock: FixedClock,
+) -> None:
+    call, ann = await in_conversation(http, phone, twilio_stub)
+    await transfer(http, ann, "department:wwm")
+    await call.deliver()
+    department = labelled(call, "transfer")
+    assert department is not None
+    clock.set(clock.now() + timedelta(seconds=30))  # the department takes its time
+
+    twilio_stub.answer(department.call_sid)
+    await call.deliver()
+    await call.hang_up()
+
+    await app.state.services.records.flush()
+    with Session(app.state.services.db_engine) as db:
+        [record] = db.exec(select(CallRecord)).all()
+    assert (record.outcome, record.hold_seconds) == ("answered", 30)

@@ -13,11 +13,19 @@ from typing import Any, cast
 
 from redis.asyncio import Redis
 
+from flows.errors import ErrorKind, KccError
 from routing import keys
 from routing.scripts import LuaScript, ScriptRunner, ScriptStep, as_bool
 
 _JOIN = LuaScript.named("conference_join")
 _HOLD = LuaScript.named("conference_hold")
+
+
+class NoCallInProgress(KccError):
+    """A call control (hold, mute) while the adviser has no conversation in a conference."""
+
+    code = "no_call_in_progress"
+    kind = ErrorKind.CONFLICT
 
 
 def conference_name(call_sid: str) -> str:
@@ -121,3 +129,14 @@ def _view(call_sid: str, raw: dict[str, str]) -> ConferenceView:
         held_ms=int(raw.get("hold_ms") or 0),
         muted=bool(raw.get("muted")),
     )
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """An adviser's conversation in its conference, as the call controls need it."""
+
+    conferences: CallConferences
+    call_sid: str  # the routed call
+    conference_sid: str
+    caller_leg: str
+    adviser_leg: str | None

@@ -104,8 +104,24 @@ class TransferControls:
         NoCallInProgress."""
         if mode is TransferMode.WARM and target.kind is not TargetKind.DEPARTMENT:
             raise WarmNeedsDepartment("a consult is with a department; this target takes it cold")
-        talk = await self._conversation(adviser)
+        try:
+            return await self._start_transfer(adviser, target, mode, note, hold_url, claimed)
+        except NoCallInProgress:
+            # The conversation may have ended by a transfer of the same call a moment ago.
+            await self._refuse_if_transferred_by(adviser)
+            raise
+
+    async def _start_transfer(
+        self,
+        adviser: str,
+        target: Target,
+        mode: TransferMode,
+        note: str,
+        hold_url: str,
+        claimed: Claimed | None,
+    ) -> Transfer:
         transfers = self._transfers()
+        talk = await self._conversation(adviser)
         view = await self.board.view(adviser)
         entry = await self.queue.get(talk.call_sid)
         if view is None or view.offer_id is None or entry is None:
@@ -149,6 +165,8 @@ class TransferControls:
         try:
             done = await transfers.run(*steps)
         except Refused as refused:
+            if REFUSALS[refused.reason][0] == NoCallInProgress.code:
+                raise NoCallInProgress(REFUSALS[refused.reason][1]) from None
             raise TransferRefused(*REFUSALS[refused.reason]) from None
         transfer = await transfers.get(talk.call_sid)
         assert transfer is not None
@@ -170,6 +188,13 @@ class TransferControls:
             )
         return transfer
 
+    async def _refuse_if_transferred_by(self, adviser: str) -> None:
+        view = await self.board.view(adviser)
+        call_sid = view.call_sid or view.last_call_sid if view is not None else None
+        transfer = await self.transfer_of(call_sid) if call_sid else None
+        if transfer is not None and transfer.adviser == adviser:
+            raise TransferRefused(*REFUSALS[1])
+
     async def _transfer_to_department(
         self,
         adviser: str,
@@ -189,6 +214,8 @@ class TransferControls:
         try:
             done = await transfers.run(*steps)
         except Refused as refused:
+            if REFUSALS[refused.reason][0] == NoCallInProgress.code:
+                raise NoCallInProgress(REFUSALS[refused.reason][1]) from None
             raise TransferRefused(*REFUSALS[refused.reason]) from None
         transfer = await transfers.get(talk.call_sid)
         assert transfer is not None

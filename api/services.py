@@ -45,6 +45,7 @@ from routing.queue import CallQueue
 from routing.router import Router
 from routing.sealing import Pseudonymizer, Sealer
 from routing.telephony import RecordingTelephony, Telephony, TwilioTelephony
+from routing.transfers import CONSULT_STATE, CallTransfer, TransferStore
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,7 @@ class Services:
     simulated_telephony: bool
     records: BackgroundWriter[CallRecord]
     state_log: BackgroundWriter[AdviserStateChange]
+    transfer_log: BackgroundWriter[CallTransfer]  # each transfer, when it ends (issue 12)
     whispers: WhisperStore  # what a transfer tells the department (issue 12)
     monitors: Monitors  # supervisors listening, whispering, barging in (issue 12)
     monitor_log: SqlMonitorLog
@@ -76,6 +78,7 @@ class Services:
     async def close(self) -> None:
         await self.records.flush()
         await self.state_log.flush()
+        await self.transfer_log.flush()
         await self.redis.aclose()
         self.db_engine.dispose()
         close = getattr(self.telephony, "close", None)
@@ -294,6 +297,19 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
         state = HOLD_STATE if on_hold else AdviserState.ON_CALL.value
         state_log.submit(AdviserStateChange(adviser=adviser, state=state, at=at, call_sid=call_sid))
 
+    transfer_log: BackgroundWriter[CallTransfer] = BackgroundWriter(
+        adviser_log.transfers, anyio.to_thread.run_sync
+    )
+
+    async def transfer_ended(record: CallTransfer) -> None:
+        transfer_log.submit(record)
+
+    async def consult_changed(adviser: str, consulting: bool, at_ms: int, call_sid: str) -> None:
+        # Consults go into the state history as consulting, and back to on_call when they end.
+        at = datetime.fromtimestamp(at_ms / 1000, UTC)
+        state = CONSULT_STATE if consulting else AdviserState.ON_CALL.value
+        state_log.submit(AdviserStateChange(adviser=adviser, state=state, at=at, call_sid=call_sid))
+
     router = Router(
         board=AdviserBoard(redis, offer_seconds=settings.offer_seconds),
         queue=queue,
@@ -308,6 +324,9 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
         caller_id=settings.caller_id,
         on_hold_change=hold_changed,
         presence=DeskPresence(redis, grace_seconds=settings.presence_grace_seconds),
+        transfers=TransferStore(redis),
+        on_transfer=transfer_ended,
+        on_consult_change=consult_changed,
     )
     monitors = Monitors(
         redis=redis,
@@ -347,6 +366,7 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
         simulated_telephony=settings.simulated_telephony,
         records=records,
         state_log=state_log,
+        transfer_log=transfer_log,
         whispers=WhisperStore(redis, sealer),
         monitors=monitors,
         monitor_log=monitor_log,

@@ -299,6 +299,11 @@ class CallHandler:
         if self.router is not None:
             await self.router.adviser_leg_status(offer_id, call_status)
 
+    async def transfer_status(self, call_sid: str, call_status: str) -> None:
+        """The participant status callback of a transfer's target leg (a department)."""
+        if self.router is not None:
+            await self.router.transfer_leg_status(call_sid, call_status)
+
     async def offer_answered(self, offer_id: str) -> None:
         if self.router is not None:
             await self.router.answered(offer_id)
@@ -311,12 +316,15 @@ class CallHandler:
         now (the adviser's ringing phone stops, or the conversation ends)."""
         if call_status in FINAL_STATUSES:
             offer = await self.router.board.offer(offer_id) if self.router else None
-            if self.router is not None and offer is not None:
-                await self.router.caller_gone(offer.call_sid)
+            if self.router is not None:  # no offer: the adviser let go (a transfer in progress)
+                await self.router.caller_gone(offer.call_sid if offer is not None else call_sid)
             return empty()
         entry, language = await self._entry_and_language(call_sid)
         engine = await self._engine_of(entry.flow_version if entry else None)
         urls = CallUrls(self.base_url, language)
+        if self.router is not None and await self.router.handed_over(call_sid):
+            # Transferred to a department, who has hung up: the conversation is over.
+            return speak_and_hang_up([engine.say("call_end", language)])
         settled = await self.router.dial_finished(offer_id, dial_status) if self.router else None
         if settled is not None and settled.previous is OfferState.CONNECTED:
             return speak_and_hang_up([engine.say("call_end", language)])

@@ -37,6 +37,14 @@ class DepartmentUnknown(KccError):
         super().__init__(f"no department {key!r} in the live flow", department=key)
 
 
+class DepartmentClosed(KccError):
+    code = "department_closed"
+    kind = ErrorKind.CONFLICT
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"department {key!r} is closed now", department=key)
+
+
 @dataclass(frozen=True)
 class DepartmentStatus:
     """A department as the desk lists it, at one moment."""

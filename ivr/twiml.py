@@ -126,6 +126,9 @@ class RoutingUrls:
         query = urlencode({"call": call_sid, "supervisor": supervisor, "session": session_id})
         return f"{self.base}/twilio/monitor-status?{query}"
 
+    def transfer_status(self, call_sid: str) -> str:
+        return f"{self.base}/twilio/transfer-status?{urlencode({'call': call_sid})}"
+
 
 def queue_name(product: str) -> str:
     return f"kcc-{product}"

@@ -7,6 +7,8 @@ from datetime import datetime
 from sqlalchemy import Engine
 from sqlmodel import DateTime, Field, Session, SQLModel
 
+from routing.transfers import CallTransfer
+
 # Not a live state (the adviser stays on_call): the history's mark that the caller was held.
 # The row after it (on_call, or wrap_up when the call ended on hold) ends the hold.
 HOLD_STATE = "on_hold"
@@ -42,6 +44,11 @@ class SqlAdviserLog:
     def state_changes(self, changes: list[AdviserStateChange]) -> None:
         with Session(self._engine) as session:
             session.add_all(changes)
+            session.commit()
+
+    def transfers(self, records: list[CallTransfer]) -> None:
+        with Session(self._engine) as session:
+            session.add_all(records)
             session.commit()
 
     def wrap_up(self, record: WrapUp) -> None:

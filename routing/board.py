@@ -104,6 +104,7 @@ class CallState:
 
     answered: bool  # an adviser answered it
     offer_id: str | None  # its open offer
+    transferring: bool = False  # a transfer of it is in progress (routing/transfers.py)
 
 
 @dataclass(frozen=True)
@@ -264,7 +265,11 @@ class AdviserBoard:
         """`call_state` as a step of a longer script; `keys` are the call's routing keys."""
         return ScriptStep(
             _CALL_STATE,
-            keys=[keys.call_answered(call_sid), keys.call_offer(call_sid)],
+            keys=[
+                keys.call_answered(call_sid),
+                keys.call_offer(call_sid),
+                keys.call_transfer(call_sid),
+            ],
             args=[],
             decode=_call_state,
         )
@@ -324,8 +329,12 @@ def _settled(raw: Any) -> Settled | None:
 
 
 def _call_state(raw: Any) -> CallState:
-    answered, offer_id = raw
-    return CallState(answered=bool(answered), offer_id=str(offer_id) if offer_id else None)
+    answered, offer_id, transferring = raw
+    return CallState(
+        answered=bool(answered),
+        offer_id=str(offer_id) if offer_id else None,
+        transferring=bool(transferring),
+    )
 
 
 def _offer_view(offer_id: str, raw: dict[str, str]) -> OfferView:

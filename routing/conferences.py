@@ -13,11 +13,19 @@ from typing import Any, cast
 
 from redis.asyncio import Redis
 
+from flows.errors import ErrorKind, KccError
 from routing import keys
 from routing.scripts import LuaScript, ScriptRunner, ScriptStep, as_bool
 
 _JOIN = LuaScript.named("conference_join")
 _HOLD = LuaScript.named("conference_hold")
+
+
+class NoCallInProgress(KccError):
+    """A call control (hold, mute) while the adviser has no conversation in a conference."""
+
+    code = "no_call_in_progress"
+    kind = ErrorKind.CONFLICT
 
 
 def conference_name(call_sid: str) -> str:
@@ -82,6 +90,10 @@ class CallConferences:
     async def adviser_leg(self, call_sid: str, leg: str) -> None:
         await self._redis.hset(keys.call_conference(call_sid), "adviser", leg)
 
+    async def moved(self, call_sid: str) -> None:
+        """The caller left this conference for another (a transfer): a new conference, new legs."""
+        await self._redis.hdel(keys.call_conference(call_sid), "sid", "adviser", "muted")
+
     async def set_muted(self, call_sid: str, muted: bool) -> None:
         await self._redis.hset(keys.call_conference(call_sid), "muted", "1" if muted else "")
 
@@ -117,3 +129,14 @@ def _view(call_sid: str, raw: dict[str, str]) -> ConferenceView:
         held_ms=int(raw.get("hold_ms") or 0),
         muted=bool(raw.get("muted")),
     )
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """An adviser's conversation in its conference, as the call controls need it."""
+
+    conferences: CallConferences
+    call_sid: str  # the routed call
+    conference_sid: str
+    caller_leg: str
+    adviser_leg: str | None

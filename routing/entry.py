@@ -24,3 +24,7 @@ class QueueEntry(BaseModel):
     queued_at: datetime
     callback: bool = False  # the caller hung up to be called back; the entry keeps its place
     flow_version: str | None = None  # the flow version the call started on (its prompts)
+    # A call transferred by an adviser (to a colleague or a queue): who, and their note. The
+    # receiving adviser's screen-pop shows them; only that adviser receives the entry.
+    transferred_by: str | None = None
+    transfer_note: str | None = None

@@ -161,6 +161,17 @@ def call_monitors(call_sid: str) -> str:
     return f"{PREFIX}call:{call_sid}:monitors"
 
 
+TRANSFER_TTL = CONFERENCE_TTL  # a transfer lasts no longer than the call it moves
+
+
+def call_transfer(call_sid: str) -> str:
+    """Hash of the transfer of a call in progress (one at a time): offer (the transferring
+    adviser's), from, mode, kind, target, since, state, leg (the target's CallSid in the
+    conference), to (the number or device called). Its existence is the lock that makes a second
+    transfer of the same call answer `transfer_in_progress`."""
+    return f"{PREFIX}call:{call_sid}:transfer"
+
+
 WHISPER_TTL = 10 * 60  # a transfer's whisper waits for the department to answer
 
 

@@ -73,6 +73,10 @@ class CallQueue:
             decode=as_bool,
         )
 
+    def seal(self, entry: QueueEntry) -> str:
+        """The entry as Redis keeps it (sealed: the context is personal)."""
+        return self._sealer.seal(entry.model_dump_json())
+
     async def remove(self, call_sid: str, entry: QueueEntry | None = None) -> bool:
         """Take a call out of its queue (hung up, answered); False when it was not waiting.
 

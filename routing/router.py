@@ -26,13 +26,21 @@ from routing.board import (
     Settle,
     Settled,
 )
-from routing.conferences import CallConferences, ConferenceView, HoldChange
+from routing.conferences import (
+    CallConferences,
+    ConferenceView,
+    Conversation,
+    HoldChange,
+    NoCallInProgress,
+)
 from routing.entry import QueueEntry
 from routing.events import CallEvent, EndedBy, EventBus
 from routing.presence import DeskAction, DeskPresence, PhoneState, PresenceChange, PresenceOutcome
 from routing.queue import CallQueue
 from routing.scripts import ScriptStep
 from routing.telephony import NewParticipant, ParticipantChange, Telephony, TelephonyError
+from routing.transfer_control import ConsultLog, TransferControls, TransferLog
+from routing.transfers import TransferStore
 
 log = logging.getLogger(__name__)
 CALLBACK_OFFER_MS = 5 * 60 * 1000  # an adviser has 5 minutes to start a callback
@@ -45,18 +53,15 @@ class NotACallback(KccError):
     kind = ErrorKind.CONFLICT
 
 
-class NoCallInProgress(KccError):
-    """A call control (hold, mute) while the adviser has no conversation in a conference."""
-
-    code = "no_call_in_progress"
-    kind = ErrorKind.CONFLICT
-
-
 class ConnectUrls(Protocol):
     def connect(self, offer_id: str) -> str: ...
 
     def adviser_status(self, offer_id: str) -> str:
         """The status callback of the adviser's leg into the conference."""
+        ...
+
+    def transfer_status(self, call_sid: str) -> str:
+        """The status callback of a transfer's target leg into the call's conference."""
         ...
 
 
@@ -67,19 +72,8 @@ HoldLog = Callable[[str, bool, int, str], Awaitable[None]]
 FAILED_LEG = frozenset({"no-answer", "busy", "failed", "canceled"})
 
 
-@dataclass(frozen=True)
-class Conversation:
-    """An adviser's conversation in its conference, as the call controls need it."""
-
-    conferences: CallConferences
-    call_sid: str  # the routed call
-    conference_sid: str
-    caller_leg: str
-    adviser_leg: str | None
-
-
 @dataclass
-class Router:
+class Router(TransferControls):
     board: AdviserBoard
     queue: CallQueue
     telephony: Telephony
@@ -93,6 +87,9 @@ class Router:
     caller_id: str | None = None  # shown on the adviser's phone; else the number called
     on_hold_change: HoldLog | None = None
     presence: DeskPresence | None = None  # None: advisers are present whatever their desk does
+    transfers: TransferStore | None = None  # None: no transfers (the demo without conferences)
+    on_transfer: TransferLog | None = None  # a transfer ended: its record
+    on_consult_change: ConsultLog | None = None  # a consult began (True) or ended (False)
 
     # -- triggers --------------------------------------------------------------------------
 
@@ -122,6 +119,7 @@ class Router:
             await self._tell(settled, "connected")
             await self._state_changed(settled.adviser, AdviserState.ON_CALL, settled.call_sid)
             await self.events.call_event(settled.call_sid, CallEvent.ANSWERED)
+            await self._transfer_answered(settled.call_sid)
 
     async def dial_finished(self, offer_id: str, dial_status: str) -> Settled | None:
         """The adviser's leg ended: a conversation (wrap-up) or no answer (the call goes back)."""
@@ -150,6 +148,7 @@ class Router:
         else:
             if not offer.dialled:  # a callback not answered ends; a call goes back in line
                 await self.events.call_event(settled.call_sid, CallEvent.RETURNED)
+                await self._transfer_missed(settled.call_sid, dial_status)
             log.info(
                 "offer not answered; the call goes back to the head of its queue",
                 extra={
@@ -168,6 +167,8 @@ class Router:
         """
         state = call_state or await self.board.call_state(call_sid)
         answered, offer_id = state.answered, state.offer_id
+        if state.transferring:
+            await self._transfer_caller_gone(call_sid)
         if offer_id is None:
             return answered
         settled = await self.board.settle(
@@ -251,6 +252,8 @@ class Router:
         offer = await self.board.offer(offer_id)
         if offer is None:
             return  # settled already (the caller hung up, or a repeated callback)
+        if offer.state is OfferState.CONNECTED and await self._consult_left(offer):
+            return
         conference = await self.conferences.view(offer.call_sid) if self.conferences else None
         if conference is not None and conference.sid and conference.caller_leg:
             await self._quietly(
@@ -262,7 +265,14 @@ class Router:
     async def hold(self, adviser: str, on_hold: bool, hold_url: str) -> HoldChange:
         """Hold the adviser's caller (with `hold_url` playing), or bring them back."""
         talk = await self._conversation(adviser)
-        change = ParticipantChange(hold=on_hold, hold_url=hold_url if on_hold else None)
+        return await self._set_hold(adviser, talk, on_hold, hold_url)
+
+    async def _set_hold(
+        self, adviser: str, talk: Conversation, on_hold: bool, hold_url: str = ""
+    ) -> HoldChange:
+        change = ParticipantChange(
+            hold=on_hold, hold_url=hold_url if on_hold and hold_url else None
+        )
         await self.telephony.update_participant(talk.conference_sid, talk.caller_leg, change)
         call_sid = talk.call_sid
         held = await talk.conferences.hold(call_sid, on_hold, self.now_ms())

@@ -210,6 +210,8 @@ async def test_queue_lists_waiting_calls_in_order_with_their_context(
         "callback": False,
         "queued_at": "2026-12-01T09:00:00Z",
         "flow_version": app.state.services.flows.current.digest,
+        "transferred_by": None,  # not a transferred call
+        "transfer_note": None,
     }
     assert waiting[1]["language"] == "en" and waiting[1]["product"] == "pardon"
 

@@ -173,3 +173,74 @@ def test_hold_and_mute_buttons_drive_the_conference(
         httpx.post(
             f"{server.url}/api/advisers/me/status", json={"status": "offline"}, headers=headers
         )
+
+
+COLLEAGUE_PHONE = "+31201234568"
+WWM_PHONE = "+31700000102"  # the department wwm of the flow, open on the tests' Tuesday
+
+
+def test_transfer_buttons_consult_a_department_then_pass_the_call_to_a_colleague(
+    page: Page, browser: Browser, server: KccServer, stub: TwilioStub
+) -> None:
+    suffix = uuid.uuid4().hex[:8]
+    ann = staff.adviser(f"ann{suffix}", PASSWORD, device=ADVISER_PHONE)
+    # Carol handles vog_np only, so the vog_rp caller comes to Ann; a transfer ignores skills.
+    carol = staff.adviser(f"carol{suffix}", PASSWORD, skills=["vog_np"], device=COLLEAGUE_PHONE)
+    staff.add_staff_at(server.database_url, ann, carol)
+    for device in (ADVISER_PHONE, COLLEAGUE_PHONE, WWM_PHONE):
+        stub.script_device(device, "answers")
+    open_signed_in(page, "/desk", "Adviseursdesk - Justis klantcontactcentrum", ann)
+    page.get_by_role("button", name="Beschikbaar", exact=True).click()
+    expect(page.get_by_test_id("state")).to_have_text("Beschikbaar")
+
+    line = CallerLine(server, stub)
+    with open_page(browser, server.url, width=1280, height=800) as carol_page:
+        try:
+            open_signed_in(carol_page, "/desk", "Adviseursdesk - Justis klantcontactcentrum", carol)
+            carol_page.get_by_role("button", name="Beschikbaar", exact=True).click()
+            expect(carol_page.get_by_test_id("state")).to_have_text("Beschikbaar")
+            call = line.queue_and_connect()
+            expect(page.get_by_test_id("state")).to_have_text("In gesprek")
+            caller = participant(call.conference(), "caller")
+
+            # Eerst overleggen with the department: the caller hears music meanwhile.
+            page.get_by_test_id("transfer-target").select_option("department:wwm")
+            page.get_by_label("Eerst overleggen").check()
+            page.get_by_label("Toelichting voor de ontvanger").fill("Vraagt naar zijn verlof")
+            page.get_by_role("button", name="Doorverbinden", exact=True).click()
+            expect(page.get_by_test_id("consult")).to_be_visible()
+            line.deliver()  # the department's phone answers and hears the whisper
+            expect(page.get_by_test_id("consult-state")).to_have_text(
+                "In overleg met de ontvanger. De beller staat in de wacht."
+            )
+            department = participant(call.conference(), "transfer")
+            assert department.to == WWM_PHONE and department.announced and caller.hold
+
+            page.get_by_role("button", name="Terug naar beller").click()
+            expect(page.get_by_test_id("consult")).to_be_hidden()
+            assert not caller.hold and department.call_sid in call.conference().left
+
+            # Direct doorverbinden to Carol, with a note her screen-pop shows.
+            page.get_by_test_id("transfer-target").select_option(f"adviser:{carol.name}")
+            page.get_by_label("Direct doorverbinden").check()
+            page.get_by_label("Toelichting voor de ontvanger").fill("Bezwaar tegen weigering")
+            page.get_by_role("button", name="Doorverbinden", exact=True).click()
+            expect(page.get_by_test_id("state")).to_have_text("Nawerk")
+            expect(carol_page.get_by_test_id("card-transferred-by")).to_have_text(
+                f"Doorverbonden door {ann.name}"
+            )
+            expect(carol_page.get_by_test_id("card-transfer-note")).to_have_text(
+                "Notitie: Bezwaar tegen weigering"
+            )
+            line.run(call.connect())  # the caller follows the redirect; Carol's phone answers
+            expect(carol_page.get_by_test_id("state")).to_have_text("In gesprek")
+            assert participant(call.conference(), "adviser").to == COLLEAGUE_PHONE
+        finally:
+            line.close()
+            for account in (ann, carol):
+                headers = staff.signed_in_to(server.url, account)
+                httpx.post(
+                    f"{server.url}/api/advisers/me/status",
+                    json={"status": "offline"},
+                    headers=headers,
+                )

@@ -36,6 +36,7 @@ from api.web.app import create_app
 from flows.versions import SqlFlowVersions
 from routing.monitor_log import SqlMonitorLog
 from routing.monitoring import EndReason, MonitorMode, MonitorSession, MonitorState
+from routing.transfers import CallTransfer
 from tests.conftest import (
     POSTGRES_SERVICE,
     POSTGRES_UP,
@@ -385,6 +386,51 @@ def test_calls_recorded_before_hold_existed_get_zero_hold_seconds_on_upgrade(
     assert differences(engine, SQLModel.metadata) == []
 
 
+def test_calls_recorded_before_transfers_existed_keep_their_rows_and_get_a_transfers_table(
+    database_url: str, engine_of: Callable[[str], Engine]
+) -> None:
+    """Revision 0003 adds call_transfers to a database with calls in it: the calls stay, and a
+    transfer of one of them can be recorded and counted."""
+    engine = engine_of(database_url)
+    load_previous_release(engine)
+    previous = MetaData()
+    previous.reflect(engine)
+    with engine.begin() as connection:
+        connection.execute(previous.tables["call_records"].insert(), ROWS["call_records"])
+    assert "call_transfers" not in previous.tables
+
+    done = schema.upgrade(engine)
+
+    assert done.after == schema.head()
+    call_sid = ROWS["call_records"][0]["call_sid"]
+    with Session(engine) as session:
+        session.add(
+            CallTransfer(
+                call_sid=call_sid,
+                adviser="ann",
+                target_kind="department",
+                target="wwm",
+                mode="warm",
+                answered=True,
+                outcome="answered",
+                started_at=AT,
+                ended_at=AT + timedelta(seconds=40),
+            )
+        )
+        session.commit()
+    with engine.connect() as connection:
+        calls = connection.execute(text("SELECT call_sid FROM call_records ORDER BY id")).all()
+        counted = connection.execute(
+            text(
+                "SELECT target_kind, mode, COUNT(*) FROM call_transfers"
+                " WHERE answered GROUP BY target_kind, mode"
+            )
+        ).all()
+    assert [row[0] for row in calls] == [row["call_sid"] for row in ROWS["call_records"]]
+    assert [tuple(row) for row in counted] == [("department", "warm", 1)]
+    assert differences(engine, SQLModel.metadata) == []
+
+
 # -- 3. start-up: refused on PostgreSQL when behind, self-migrating on SQLite ------------------
 
 
@@ -631,17 +677,17 @@ def test_monitor_sessions_is_added_to_a_database_with_calls_in_it(
     database_url: str, engine_of: Callable[[str], Engine]
 ) -> None:
     """Revision 0004 adds the monitor_sessions table (the audit log of supervisors' monitoring)
-    to a database at 0002 with calls in it; the calls stay, the log starts empty and takes rows."""
+    to a database at 0003 with calls in it; the calls stay, the log starts empty and takes rows."""
     engine = engine_of(database_url)
     load_previous_release(engine)
     previous = MetaData()
     previous.reflect(engine)
     with engine.begin() as connection:
         connection.execute(previous.tables["call_records"].insert(), ROWS["call_records"])
-    with engine.begin() as connection:  # the database as revision 0002 left it
+    with engine.begin() as connection:  # the database as revision 0003 left it
         cfg = schema.config(connection)
         command.stamp(cfg, schema.BASELINE)
-        command.upgrade(cfg, "0002")
+        command.upgrade(cfg, "0003")
     assert not sa.inspect(engine).has_table("monitor_sessions")
 
     done = schema.upgrade(engine)

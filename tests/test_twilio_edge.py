@@ -72,6 +72,7 @@ def test_each_webhook_is_registered_once_and_no_route_exists_twice(app: FastAPI)
         "/outbound",
         "/department-whisper",
         "/monitor-status",
+        "/transfer-status",
     }
     routed = [
         (method, route.path)

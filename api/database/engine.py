@@ -15,11 +15,19 @@ from api import accounts
 from flows import versions
 from ivr import records
 from ivr.identity import applications
-from routing import adviser_history, monitor_log
+from routing import adviser_history, monitor_log, transfers
 
 # Importing a table module registers its tables on SQLModel.metadata: the models the migrations
 # are compared with (api/database/migrations/env.py, tests/test_migrations.py) need them all.
-TABLE_MODULES = (accounts, records, applications, adviser_history, versions, monitor_log)
+TABLE_MODULES = (
+    accounts,
+    records,
+    applications,
+    adviser_history,
+    versions,
+    transfers,
+    monitor_log,
+)
 
 _IN_MEMORY = {"", ":memory:"}
 

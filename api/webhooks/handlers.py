@@ -185,6 +185,18 @@ async def adviser_status(hook: Delivery) -> str:
     return empty()
 
 
+@webhook("/transfer-status")
+async def transfer_status(hook: Delivery) -> str:
+    """Participant status callback of a transfer's target leg: answered (the whisper, then the
+    consult or the hand-over), not answered, busy, failed, or hung up."""
+    call_sid = hook.query.get("call", "")
+    try:
+        await hook.services.calls.transfer_status(call_sid, hook.form.get("CallStatus", ""))
+    except Exception:
+        log.exception("transfer status callback failed", extra={"route": "transfer-status"})
+    return empty()
+
+
 @webhook("/offer-answered")
 async def offer_answered(hook: Delivery) -> str:
     """Status callback of the adviser's leg: answered means the two are connected."""

@@ -83,6 +83,9 @@ class _Urls:
     def adviser_status(self, offer_id: str) -> str:
         return f"simulated:adviser-status/{offer_id}"
 
+    def transfer_status(self, call_sid: str) -> str:  # the simulation transfers nothing
+        return f"simulated:transfer-status/{call_sid}"
+
 
 @dataclass
 class _Call:

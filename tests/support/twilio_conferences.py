@@ -64,6 +64,7 @@ class Participant:
     coaching: bool = False
     call_sid_to_coach: str | None = None
     hold_url: str | None = None
+    announced: list[str] = field(default_factory=list)  # AnnounceUrl updates, in order
     status_callback: str | None = None
     status_events: tuple[str, ...] = ()
     dial_action: str | None = None  # joined by <Dial>: its action runs when it leaves
@@ -160,6 +161,16 @@ class Conferences:
             return True
         return False
 
+    def redirected(self, call_sid: str) -> None:
+        """A call given new TwiML (a REST redirect) leaves its conference; its <Dial> ends
+        without running its action: Twilio fetches the new URL instead."""
+        for conference in list(self.by_sid.values()):
+            participant = conference.participants.get(call_sid)
+            if participant is not None and participant.status == "connected":
+                participant.dial_action = None
+                self._leave(conference, participant, call_status="in-progress", quietly=True)
+                return
+
     def answer(self, call_sid: str) -> None:
         """A ringing participant's device answers now (for devices left to ring)."""
         for conference in self.by_sid.values():
@@ -244,6 +255,9 @@ class Conferences:
                 self._event(
                     conference, "participant-mute" if muted else "participant-unmute", participant
                 )
+        if "AnnounceUrl" in form:
+            # Twilio fetches this TwiML and plays it to this participant only.
+            participant.announced.append(str(form["AnnounceUrl"]))
         if "Coaching" in form:
             participant.coaching = _true(form["Coaching"])
         if "CallSidToCoach" in form:
@@ -292,6 +306,7 @@ class Conferences:
         *,
         call_status: str,
         ending: bool = False,
+        quietly: bool = False,
     ) -> None:
         conference.participants.pop(participant.call_sid, None)
         conference.left.append(participant.call_sid)
@@ -308,7 +323,7 @@ class Conferences:
                     "ConferenceSid": conference.sid,
                 },
             )
-        else:
+        elif not quietly:
             # A call Twilio placed into the conference ends when it leaves.
             self._call_status(participant, conference, "completed")
         if ending:

@@ -562,6 +562,8 @@ class TwilioStub:
             self.conferences.hang_up(call_sid)  # a call in a conference leaves it
         elif not (form.get("Url") or form.get("Twiml")):
             return _error(400, 21205, "Url parameter is required")
+        else:
+            self.conferences.redirected(call_sid)  # new TwiML: it leaves its conference
         call.updated = datetime.now(UTC)
         return JSONResponse(self._resource(call))
 

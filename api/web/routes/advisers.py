@@ -19,13 +19,29 @@ from api.accounts import User
 from api.services import Services
 from api.web.deps import AdviserUser, ServicesDep, SupervisorUser
 from api.web.errors import NotFound, WebError
+from ivr.departments import DepartmentClosed, Whisper, whisper_url
 from routing import keys
 from routing.adviser_history import WrapUp
 from routing.board import AdviserState, AdviserView, Command
 from routing.entry import QueueEntry
 from routing.presence import PhoneState
+from routing.transfers import Target, TargetKind, Transfer, TransferMode
 
 router = APIRouter(prefix="/api", tags=["advisers"])
+
+
+class TransferOut(BaseModel):
+    """The transfer as it stands after the request."""
+
+    to: str
+    mode: TransferMode
+    state: str  # started (the target is called), answered (warm: consult), done
+
+
+def _transfer_out(transfer: Transfer, state: str | None = None) -> TransferOut:
+    return TransferOut(
+        to=transfer.target.name, mode=transfer.mode, state=state or transfer.state.value
+    )
 
 
 class AdviserOut(BaseModel):
@@ -40,6 +56,7 @@ class AdviserOut(BaseModel):
     wrap_until: datetime | None = None
     hold: bool = False  # in a conversation: the caller is held
     mute: bool = False  # in a conversation: the adviser's phone is muted
+    transfer: TransferOut | None = None  # a warm transfer in progress (a reloaded desk)
 
 
 class SupervisedCall(BaseModel):
@@ -87,7 +104,11 @@ async def _out(services: Services, view: AdviserView) -> AdviserOut:
     call = await services.queue.get(view.call_sid) if view.call_sid else None
     talking = view.state is AdviserState.ON_CALL and view.call_sid is not None
     conference = await services.router.conference_of(view.name) if talking else None
+    transfer = (
+        await services.router.transfer_of(view.call_sid) if talking and view.call_sid else None
+    )
     return AdviserOut(
+        transfer=_transfer_out(transfer) if transfer is not None else None,
         hold=conference.on_hold if conference else False,
         mute=conference.muted if conference else False,
         name=view.name,
@@ -146,6 +167,23 @@ async def _summary(services: Services, view: AdviserView) -> AdviserSummary:
 @router.get("/advisers")
 async def advisers(services: ServicesDep, _: SupervisorUser) -> list[AdviserSummary]:
     return [await _summary(services, view) for view in await services.router.board.views()]
+
+
+class Colleague(BaseModel):
+    """A colleague as a transfer's target: name and skills, nothing of their calls."""
+
+    name: str
+    skills: list[str]
+
+
+@router.get("/advisers/available")
+async def available_colleagues(services: ServicesDep, user: AdviserUser) -> list[Colleague]:
+    """Advisers: the colleagues available now, whom a call can be transferred to."""
+    return [
+        Colleague(name=view.name, skills=view.skills)
+        for view in await services.router.board.views()
+        if view.state is AdviserState.AVAILABLE and view.name != user.name
+    ]
 
 
 @router.post("/advisers/me/presence", status_code=status.HTTP_204_NO_CONTENT)
@@ -221,6 +259,88 @@ async def mute_call(services: ServicesDep, user: AdviserUser, body: MuteIn) -> C
     await _registered(services, user)
     await services.router.mute(user.name, body.mute)
     return await _controls(services, user)
+
+
+TRANSFER_TARGET = r"^(department|adviser|queue):[A-Za-z0-9_.-]{1,64}$"
+
+
+class TransferIn(BaseModel):
+    to: str = Field(
+        pattern=TRANSFER_TARGET,
+        description="department:KEY, adviser:NAME or queue:PRODUCT",
+        examples=["department:gratie", "adviser:j.devries", "queue:vog_np"],
+    )
+    mode: TransferMode = TransferMode.COLD
+    note: str = Field(
+        default="", max_length=500, description="for the target (spoken to a department)"
+    )
+
+
+@router.post("/advisers/me/call/transfer")
+async def transfer_call(services: ServicesDep, user: AdviserUser, body: TransferIn) -> TransferOut:
+    """Transfer the caller to a department, a colleague or a product's queue, cold (at once:
+    the adviser goes to wrap-up) or warm (consult first; then complete or cancel)."""
+    view = await _registered(services, user)
+    kind_text, key = body.to.split(":", 1)
+    kind = TargetKind(kind_text)
+    entry = await services.queue.get(view.call_sid) if view.call_sid else None
+    loaded = (
+        await services.flows.version(entry.flow_version)
+        if entry is not None and entry.flow_version
+        else services.flows.current
+    )
+    flow = loaded.engine.flow
+    language = entry.language if entry is not None else flow.default_language
+    claimed = None
+    if kind is TargetKind.DEPARTMENT:
+        departments = services.flows.current.departments  # the live flow's, as the desk lists
+        department = departments.get(key)
+        if not departments.is_open(key, services.clock.now()):
+            raise DepartmentClosed(key)
+        base = services.settings.public_base
+        call_sid = view.call_sid or ""
+        target = Target(
+            kind, key, to=department.phone, announce_url=whisper_url(base, key, call_sid)
+        )
+        whisper = Whisper(
+            product=entry.product if entry else flow.queue.general_product,
+            theme=entry.theme if entry else flow.queue.general_theme,
+            note=body.note,
+        )
+
+        async def store_whisper() -> None:
+            await services.whispers.put(call_sid, whisper)
+
+        claimed = store_whisper
+    elif kind is TargetKind.QUEUE:
+        if key not in services.flows.current.engine.flow.products:
+            raise NotFound("product_unknown", f"no product {key!r} in the live flow")
+        target = Target(kind, key)
+    else:
+        target = Target(kind, key)
+    transfer = await services.router.transfer(
+        user.name,
+        target,
+        body.mode,
+        note=body.note,
+        hold_url=flow.queue.conversation_hold_music(language),
+        claimed=claimed,
+    )
+    return _transfer_out(transfer)
+
+
+@router.post("/advisers/me/call/transfer/complete")
+async def complete_transfer(services: ServicesDep, user: AdviserUser) -> TransferOut:
+    """Warm: the target answered; the adviser leaves, the caller and the target talk."""
+    await _registered(services, user)
+    return _transfer_out(await services.router.complete_transfer(user.name), "done")
+
+
+@router.post("/advisers/me/call/transfer/cancel")
+async def cancel_transfer(services: ServicesDep, user: AdviserUser) -> TransferOut:
+    """Warm: the target leaves; the adviser is back with the caller."""
+    await _registered(services, user)
+    return _transfer_out(await services.router.cancel_transfer(user.name), "cancelled")
 
 
 @router.get("/advisers/me/events")

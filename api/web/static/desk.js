@@ -95,11 +95,33 @@
     department_unknown: (p) =>
       `De afdeling '${p.department}' bestaat niet (meer). Vernieuw de lijst en kies opnieuw.`,
   };
-  // A transfer's refusals: as MESSAGES, and a 404 without its own code means this server does
-  // not transfer yet (the transfer API comes with issue 12's call controls).
+  // A transfer's refusals (docs/routing.md, "Transfers"), and what a consult's target did.
   const TRANSFER_MESSAGES = {
     ...MESSAGES,
+    no_call_in_progress: () => "Er is op dit moment geen gesprek om door te verbinden.",
+    transfer_in_progress: () => "Dit gesprek wordt al doorverbonden.",
+    adviser_unavailable: () =>
+      "Die collega is niet aangemeld of niet beschikbaar. Kies iemand anders of een wachtrij.",
+    department_closed: (p) => `De afdeling '${p.department}' is nu gesloten.`,
+    product_unknown: () => "Die wachtrij bestaat niet (meer). Vernieuw de pagina.",
+    no_transfer_in_progress: () => "Er wordt op dit moment niet doorverbonden.",
+    transfer_not_answered: () => "De ontvanger heeft nog niet opgenomen.",
+    warm_transfer_to_department_only: () =>
+      "Eerst overleggen kan alleen met een afdeling. Verbind een collega of wachtrij direct door.",
+    telephony_failed: () => "De telefonie gaf een fout. Probeer het opnieuw.",
     not_found: () => "Doorverbinden is op deze server nog niet beschikbaar.",
+  };
+  // What the transfer's target did (the desk's `transfer` event), in Dutch.
+  const CONSULT_STATES = {
+    calling: "De ontvanger wordt gebeld. De beller staat in de wacht.",
+    answered: "In overleg met de ontvanger. De beller staat in de wacht.",
+  };
+  const CONSULT_ENDS = {
+    cancelled: "Je bent weer verbonden met de beller.",
+    ended: "De ontvanger heeft opgehangen. Je bent weer verbonden met de beller.",
+    "no-answer": "De ontvanger neemt niet op. Je bent weer verbonden met de beller.",
+    busy: "De ontvanger is in gesprek. Je bent weer verbonden met de beller.",
+    failed: "De ontvanger is niet bereikbaar. Je bent weer verbonden met de beller.",
   };
 
   const desk = {
@@ -124,6 +146,8 @@
     busy: false,
     events: 0, // events received: a view fetched meanwhile may be older than they are
     departments: [], // the departments open now (GET /api/departments?open=true)
+    colleagues: [], // advisers available now (GET /api/advisers/available)
+    transfer: null, // a consult in progress: {to, mode, state}
     departmentsTimer: null,
   };
 
@@ -350,59 +374,150 @@
     return `tot ${time(hours.closes)} uur`;
   }
 
+  async function loadColleagues() {
+    try {
+      desk.colleagues = await api("/api/advisers/available");
+    } catch (err) {
+      desk.colleagues = [];
+    }
+    renderTargets();
+  }
+
+  function option(value, text, testid) {
+    const item = document.createElement("option");
+    item.value = value;
+    item.textContent = text;
+    item.setAttribute("data-testid", testid);
+    return item;
+  }
+
   function renderDepartments() {
-    const list = $("departments");
-    list.replaceChildren(
+    renderTargets();
+  }
+
+  // The transfer's targets: open departments, available colleagues, the flow's queues.
+  function renderTargets() {
+    const chosen = $("transfer-target").value;
+    $("departments").replaceChildren(
       ...desk.departments.map((department) => {
-        const item = document.createElement("li");
-        const button = document.createElement("button");
-        button.type = "button";
-        button.className = "button";
-        button.dataset.department = department.key;
-        button.setAttribute("data-testid", "department");
-        button.textContent = department.name;
         const hours = hoursText(department.hours_today);
-        if (hours) {
-          const hint = document.createElement("span");
-          hint.className = "hint";
-          hint.textContent = ` (${hours})`;
-          button.append(hint);
-        }
-        button.addEventListener("click", transfer);
-        item.append(button);
+        const item = option(
+          `department:${department.key}`,
+          hours ? `${department.name} (${hours})` : department.name,
+          "department"
+        );
+        item.dataset.department = department.key;
         return item;
       })
     );
+    $("colleagues").replaceChildren(
+      ...desk.colleagues.map((colleague) =>
+        option(`adviser:${colleague.name}`, colleague.name, "colleague")
+      )
+    );
+    $("queues").replaceChildren(
+      ...Object.keys(desk.config.products || {}).map((product) =>
+        option(`queue:${product}`, productName(product), "queue")
+      )
+    );
+    if (chosen) {
+      $("transfer-target").value = chosen;
+    }
     $("departments-none").hidden = desk.departments.length > 0;
     renderTransferButtons();
   }
 
+  // Transfers work on the conversation's conference: with Twilio only, not in the demo.
   function renderTransferButtons() {
-    const talking = desk.status === "on_call";
-    for (const button of document.querySelectorAll("[data-department]")) {
-      button.disabled = desk.busy || !talking;
+    const talking = desk.status === "on_call" && !desk.config.simulated_telephony;
+    const consulting = talking && desk.transfer !== null;
+    $("transfer-form").hidden = consulting;
+    for (const field of $("transfer-form").querySelectorAll("select, input, textarea, button")) {
+      field.disabled = desk.busy || !talking;
+    }
+    setText(
+      "transfer-hint",
+      desk.config.simulated_telephony
+        ? "Doorverbinden kan alleen met een Twilio-account, niet in de demo."
+        : "Doorverbinden kan tijdens een gesprek."
+    );
+    $("consult").hidden = !consulting;
+    if (consulting) {
+      setText("consult-state", CONSULT_STATES[desk.transfer.state] || CONSULT_STATES.calling);
+      $("transfer-complete").disabled = desk.busy || desk.transfer.state !== "answered";
+      $("transfer-cancel").disabled = desk.busy;
     }
   }
 
   function transfer(event) {
-    const button = event.currentTarget;
-    const key = button.dataset.department;
-    act(button, async () => {
+    event.preventDefault();
+    const to = $("transfer-target").value;
+    const mode = document.querySelector("input[name=transfer-mode]:checked").value;
+    const note = $("transfer-note").value.trim();
+    act($("transfer-submit"), async () => {
+      let answer;
       try {
-        await api("/api/advisers/me/call/transfer", {
+        answer = await api("/api/advisers/me/call/transfer", {
           method: "POST",
-          json: { to: `department:${key}`, mode: "cold" },
+          json: { to, mode, note },
         });
       } catch (err) {
-        if (err instanceof ApiError && err.status === 404) {
+        if (err instanceof ApiError && err.status >= 400 && err.status < 500) {
           showError(translate(err, TRANSFER_MESSAGES));
           return;
         }
         throw err;
       }
-      showNotice("Het gesprek wordt doorverbonden.");
+      $("transfer-note").value = "";
+      if (answer.mode === "warm") {
+        desk.transfer = desk.transfer || answer; // an event may have told more already
+        showNotice("Eerst overleggen: de ontvanger wordt gebeld, de beller hoort wachtmuziek.");
+      } else {
+        showNotice("Het gesprek is doorverbonden.");
+      }
       await refresh();
     });
+  }
+
+  function endConsult(button, path, notice) {
+    act(button, async () => {
+      try {
+        await api(path, { method: "POST" });
+      } catch (err) {
+        if (err instanceof ApiError && err.status === 409) {
+          showError(translate(err, TRANSFER_MESSAGES));
+          return;
+        }
+        throw err;
+      }
+      desk.transfer = null;
+      showNotice(notice);
+      await refresh();
+    });
+  }
+
+  function completeTransfer() {
+    endConsult(
+      $("transfer-complete"),
+      "/api/advisers/me/call/transfer/complete",
+      "Doorverbonden: de beller praat nu met de ontvanger."
+    );
+  }
+
+  function cancelTransfer() {
+    endConsult($("transfer-cancel"), "/api/advisers/me/call/transfer/cancel", CONSULT_ENDS.cancelled);
+  }
+
+  function onTransfer(data) {
+    if (CONSULT_STATES[data.state]) {
+      desk.transfer = data;
+    } else {
+      desk.transfer = null;
+      if (CONSULT_ENDS[data.state]) {
+        showNotice(CONSULT_ENDS[data.state]);
+      }
+    }
+    render();
   }
 
   // -- state ------------------------------------------------------------------------------
@@ -438,6 +553,8 @@
     if (view.status === "on_call") {
       applyControls(view);
     }
+    desk.transfer = view.status === "on_call" ? view.transfer || null : null;
+    render();
   }
 
   function setStatus(status) {
@@ -474,6 +591,9 @@
     if (status !== "on_call") {
       desk.onHold = false;
       desk.muted = false;
+      desk.transfer = null;
+    } else if (before !== "on_call") {
+      loadColleagues(); // who is free to take the call now
     }
     render();
   }
@@ -546,6 +666,9 @@
         break;
       case "ended":
         onEnded(data);
+        break;
+      case "transfer": // a consult's target rings, answers, hangs up or does not answer
+        onTransfer(data);
         break;
       case "hold": // from this page or another tab of the same adviser
         desk.onHold = Boolean(data.hold);
@@ -929,6 +1052,11 @@
         : "Terugbelverzoek: de beller is niet aan de lijn. Bel de beller terug."
     );
     $("call-back").disabled = desk.busy || desk.dialled;
+    // A transferred call: who sent it, and their note (only this adviser receives them).
+    $("card-transferred").hidden = !call.transferred_by;
+    setText("card-transferred-by", call.transferred_by ? `Doorverbonden door ${call.transferred_by}` : "");
+    $("card-transfer-note").hidden = !call.transfer_note;
+    setText("card-transfer-note", call.transfer_note ? `Notitie: ${call.transfer_note}` : "");
     setText("card-product", productName(call.product));
     setText("card-theme", themeName(call.theme));
 
@@ -1026,6 +1154,9 @@
     $("mute").addEventListener("click", toggleMute);
     $("wrap-up-form").addEventListener("submit", submitWrapUp);
     $("ready").addEventListener("click", ready);
+    $("transfer-form").addEventListener("submit", transfer);
+    $("transfer-complete").addEventListener("click", completeTransfer);
+    $("transfer-cancel").addEventListener("click", cancelTransfer);
     setInterval(tick, 500);
 
     window.KccStaff.resume(TOKEN_KEY, (token) => {

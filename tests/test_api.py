@@ -194,24 +194,17 @@ async def test_queue_lists_waiting_calls_in_order_with_their_context(
     assert response.status_code == 200
     waiting = response.json()
     assert [w["call_sid"] for w in waiting] == [first.call_sid, second.call_sid]
+    # what the call waits for, never who calls: no number, application, path or note
     assert waiting[0] == {
         "call_sid": first.call_sid,
-        "caller": "+31611111111",
         "language": "nl",
         "product": "vog_np",
         "theme": "objection",
         "priority": 0,
         "verification": "skipped",
-        "application_number": None,
-        "application_product": None,
-        "application_status": None,
-        "application_status_date": None,
-        "path": ["main_menu=1", "vog_np_menu=3", "verify_vog_np_objection=skipped"],
         "callback": False,
         "queued_at": "2026-12-01T09:00:00Z",
-        "flow_version": app.state.services.flows.current.digest,
-        "transferred_by": None,  # not a transferred call
-        "transfer_note": None,
+        "transferred": False,
     }
     assert waiting[1]["language"] == "en" and waiting[1]["product"] == "pardon"
 

@@ -109,7 +109,7 @@ PROBLEM_CODES: dict[str, ProblemCode] = {
     "unknown_holiday": ProblemCode("unknown holiday {holiday!r} (known: {known})"),
     "wrap_up_codes_empty": ProblemCode("no wrap-up codes in this list (leave it out instead)"),
     "wrap_up_code_duplicate": ProblemCode(
-        "wrap-up code {code!r} is in the shared list too (keep it in one of the two)"
+        "wrap-up code {wrap_up_code!r} is in the shared list too (keep it in one of the two)"
     ),
     "wrap_up_codes_missing": ProblemCode(
         "no wrap-up code for product {product!r}: give it a list, or add shared codes"

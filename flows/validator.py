@@ -587,7 +587,7 @@ def _wrap_up_codes(flow: Flow, gaps: Gaps) -> Iterator[Finding]:
             yield _finding(at, "unknown_product", product=product)
         for code in own:
             if code in codes.shared:
-                yield _finding((*at, code), "wrap_up_code_duplicate", code=code)
+                yield _finding((*at, code), "wrap_up_code_duplicate", wrap_up_code=code)
     if codes.shared or products is None or not codes.model_fields_set:
         return
     for product in sorted(products - set(codes.per_product)):

@@ -103,7 +103,7 @@ window.KccProblems = (() => {
     unknown_holiday: (p) => `Onbekende feestdag ${q(p.holiday)} (bekend: ${p.known}).`,
     wrap_up_codes_empty: () => "Deze lijst met nawerkcodes is leeg (laat hem dan weg).",
     wrap_up_code_duplicate: (p) =>
-      `Nawerkcode ${q(p.code)} staat ook in de gedeelde lijst (houd hem in een van de twee).`,
+      `Nawerkcode ${q(p.wrap_up_code)} staat ook in de gedeelde lijst (houd hem in een van de twee).`,
     wrap_up_codes_missing: (p) =>
       `Product ${q(p.product)} heeft geen nawerkcodes: geef het een lijst of voeg gedeelde codes toe.`,
     wrong_flow_name: (p) =>

@@ -70,3 +70,17 @@ class FlowInvalid(FlowError):
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = sorted(problems)
         super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class WrapUpCodeUnknown(FlowError):
+    """A wrap-up code that is neither the call's product's nor shared (flow: wrap_up_codes)."""
+
+    code = "wrap_up_code_unknown"
+
+    def __init__(self, code: str, product: str | None) -> None:
+        shown = product or "none"
+        super().__init__(
+            f"{code!r} is not a wrap-up code of product {shown!r} or a shared one",
+            wrap_up_code=code,
+            product=product,
+        )

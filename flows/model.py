@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from flows.errors import WrapUpCodeUnknown
 from flows.problems import FlowValueError
 
 NodeId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
@@ -372,6 +373,28 @@ class Department(Strict):
         return value
 
 
+WrapUpCode = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)]
+
+
+class WrapUpCodes(Strict):
+    """What an adviser can note as the subject of a call after it (the desk's wrap-up form),
+    for reports: a shared list every call offers, and each product's own. Each code has a label
+    per language, as the desk shows it. In the desk's order: the product's own, then shared."""
+
+    shared: dict[WrapUpCode, dict[str, str]] = {}
+    per_product: dict[ProductId, dict[WrapUpCode, dict[str, str]]] = {}
+
+    def for_product(self, product: str | None) -> dict[str, dict[str, str]]:
+        """The codes a call of `product` can be wrapped up with (shared only for None)."""
+        own = self.per_product.get(product, {}) if product is not None else {}
+        return {**own, **self.shared}
+
+    def check(self, product: str | None, code: str) -> None:
+        """Raise `WrapUpCodeUnknown` unless a call of `product` can be wrapped up with `code`."""
+        if code not in self.for_product(product):
+            raise WrapUpCodeUnknown(code, product)
+
+
 class Flow(Strict):
     name: str
     languages: list[str] = Field(min_length=1)  # the first is the language a call starts in
@@ -384,6 +407,8 @@ class Flow(Strict):
     queue: QueueSettings = QueueSettings()
     # Where advisers can transfer a call to, by key (optional).
     departments: dict[DepartmentId, Department] = {}
+    # What an adviser can note after a call, per product (optional: without it, none).
+    wrap_up_codes: WrapUpCodes = WrapUpCodes()
     start: NodeId
     nodes: dict[NodeId, Annotated[Node, Field(discriminator="kind")]]
 

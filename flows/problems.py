@@ -107,6 +107,13 @@ PROBLEM_CODES: dict[str, ProblemCode] = {
     "unknown_timezone": ProblemCode("unknown time zone {timezone!r}"),
     "unknown_country": ProblemCode("no holidays known for {country!r}"),
     "unknown_holiday": ProblemCode("unknown holiday {holiday!r} (known: {known})"),
+    "wrap_up_codes_empty": ProblemCode("no wrap-up codes in this list (leave it out instead)"),
+    "wrap_up_code_duplicate": ProblemCode(
+        "wrap-up code {wrap_up_code!r} is in the shared list too (keep it in one of the two)"
+    ),
+    "wrap_up_codes_missing": ProblemCode(
+        "no wrap-up code for product {product!r}: give it a list, or add shared codes"
+    ),
     # -- what only the running centre knows (ivr/flow_publishing.py) ---------------------------
     "wrong_flow_name": ProblemCode("this centre runs the flow {expected!r}, not {name!r}"),
     "skill_not_a_product": ProblemCode(

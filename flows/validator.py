@@ -101,6 +101,7 @@ def validate_flow(flow: Flow, gaps: Gaps = NO_GAPS) -> list[Finding]:
         _calendar,
         _hold_music,
         _departments,
+        _wrap_up_codes,
     )
     findings = [finding for check in checks for finding in check(flow, gaps)]
     if _has_unknown_target(flow, gaps) or not (gaps.ok("start") and gaps.ok("nodes")):
@@ -561,6 +562,38 @@ def _departments(flow: Flow, gaps: Gaps) -> Iterator[Finding]:
         for prompt_id in DEPARTMENT_PROMPTS:
             if prompt_id not in present:
                 yield _finding(("prompts",), "prompt_missing", prompt=prompt_id)
+
+
+def _wrap_up_codes(flow: Flow, gaps: Gaps) -> Iterator[Finding]:
+    """Each list has codes, each code a label in every language, each product's list is for a
+    product of the flow and repeats no shared code (one code, one label); and when the block
+    is there, every product has a code to pick."""
+    if not gaps.ok("wrap_up_codes"):
+        return
+    codes = flow.wrap_up_codes
+    products = set(flow.products) | gaps.products if gaps.ok("products") else None
+    lists: list[tuple[Path, dict[str, dict[str, str]]]] = [
+        (("wrap_up_codes", "shared"), codes.shared)
+    ]
+    lists += [(("wrap_up_codes", "per_product", p), own) for p, own in codes.per_product.items()]
+    for path, listed in lists:
+        if not listed and (path[-1] != "shared" or "shared" in codes.model_fields_set):
+            yield _finding(path, "wrap_up_codes_empty")
+        for code, labels in listed.items():
+            yield from _translations((*path, code), labels, flow, gaps)
+    for product, own in codes.per_product.items():
+        at: Path = ("wrap_up_codes", "per_product", product)
+        if products is not None and product not in products:
+            yield _finding(at, "unknown_product", product=product)
+        for code in own:
+            if code in codes.shared:
+                yield _finding((*at, code), "wrap_up_code_duplicate", wrap_up_code=code)
+    if codes.shared or products is None or not codes.model_fields_set:
+        return
+    for product in sorted(products - set(codes.per_product)):
+        path = ("wrap_up_codes", "per_product")
+        where = "wrap_up_codes"
+        yield _finding(path, "wrap_up_codes_missing", where=where, product=product)
 
 
 def _announced(

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, Index
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import DateTime, Field, Session, SQLModel
 
+from flows.errors import ErrorKind, KccError
 from routing.transfers import CallTransfer
 
 # Not a live state (the adviser stays on_call): the history's mark that the caller was held.
@@ -28,6 +30,8 @@ class WrapUp(SQLModel, table=True):
     """What the adviser noted after a call: the question's category (for reports) and a note."""
 
     __tablename__ = "wrap_ups"
+    # One wrap-up per adviser and call: the database refuses a second, even at the same moment.
+    __table_args__ = (Index("ux_wrap_ups_adviser_call_sid", "adviser", "call_sid", unique=True),)
 
     id: int | None = Field(default=None, primary_key=True)
     adviser: str = Field(index=True, max_length=64)
@@ -35,6 +39,16 @@ class WrapUp(SQLModel, table=True):
     category: str = Field(max_length=64)
     note: str = Field(default="", max_length=2000)
     at: datetime = Field(sa_type=DateTime(timezone=True))
+
+
+class WrapUpDone(KccError):
+    """The adviser wrapped up this call already."""
+
+    code = "wrap_up_done"
+    kind = ErrorKind.CONFLICT
+
+    def __init__(self, call_sid: str) -> None:
+        super().__init__("this call is wrapped up already", call_sid=call_sid)
 
 
 class SqlAdviserLog:
@@ -52,6 +66,10 @@ class SqlAdviserLog:
             session.commit()
 
     def wrap_up(self, record: WrapUp) -> None:
+        """Save the adviser's wrap-up of a call; `WrapUpDone` when they saved one before."""
         with Session(self._engine) as session:
             session.add(record)
-            session.commit()
+            try:
+                session.commit()
+            except IntegrityError as exc:
+                raise WrapUpDone(record.call_sid) from exc

@@ -118,6 +118,7 @@ class AdviserView:
     offer_id: str | None
     wrap_until_ms: int | None
     last_call_sid: str | None = None  # the call they last talked to, for the wrap-up form
+    last_product: str | None = None  # that call's product: its wrap-up codes
 
 
 # What the command script refuses with, as English; the pages translate the code.
@@ -364,4 +365,5 @@ def _view(name: str, raw: dict[str, Any]) -> AdviserView:
         offer_id=str(raw["offer_id"]) if raw.get("offer_id") else None,
         wrap_until_ms=int(wrap_until) if wrap_until and state is AdviserState.WRAP_UP else None,
         last_call_sid=str(raw["last_call"]) if raw.get("last_call") else None,
+        last_product=str(raw["last_product"]) if raw.get("last_product") else None,
     )

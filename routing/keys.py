@@ -96,8 +96,9 @@ HANDLE_TIMES_TTL = 7 * 24 * 3600
 
 
 def adviser(name: str) -> str:
-    """Hash: state, since, skills, device, call_sid, offer_id, wrap_until, last_call; and for
-    presence (routing/presence.py) desk_seen, unreachable_since, away_return."""
+    """Hash: state, since, skills, device, call_sid, offer_id, wrap_until, last_call,
+    last_product; and for presence (routing/presence.py) desk_seen, unreachable_since,
+    away_return."""
     return f"{PREFIX}adviser:{name}"
 
 

@@ -377,6 +377,44 @@ def test_an_unverified_call_shows_the_warning_and_no_application(
     assert saved.note == ""
 
 
+def test_the_wrap_up_form_lists_only_the_codes_of_the_calls_product_in_dutch(
+    page: Page, server: KccServer, adviser: Account, call: Caller
+) -> None:
+    sign_in(page, adviser)
+    become_available(page)
+    assert call.dial("2", "#") == "kcc-vog_rp"
+    page.get_by_role("button", name="Opnemen").click()
+    expect(page.get_by_test_id("state")).to_have_text("In gesprek")
+    page.get_by_role("button", name="Ophangen").click()
+    expect(page.get_by_test_id("wrap-up")).to_be_visible()
+
+    # The flow's codes for VOG RP (its own, then the shared ones); none of VOG NP's own.
+    categories = page.get_by_label("Categorie van de vraag").locator("option")
+    expect(categories).to_have_text(
+        [
+            "Kies een categorie",
+            "Status aanvraag",
+            "Procedure",
+            "Bezwaar",
+            "eHerkenning",
+            "Geen aanvraag bekend",
+            "Doorverbonden",
+            "Doorverwezen naar afdeling",
+            "Teruggebeld",
+            "Geen vraag",
+            "Overig",
+        ]
+    )
+    expect(categories.filter(has_text="Kinderopvang")).to_have_count(0)
+    # The theme of the call ("other": no number at hand) is suggested.
+    expect(page.get_by_label("Categorie van de vraag")).to_have_value("other")
+    page.get_by_label("Categorie van de vraag").select_option(label="eHerkenning")
+    page.get_by_role("button", name="Nawerk opslaan").click()
+    expect(page.get_by_test_id("notice")).to_have_text("Het nawerk is opgeslagen.")
+    [saved] = wrap_ups(server, adviser)
+    assert (saved.category, saved.call_sid) == ("eherkenning", call.call_sid)
+
+
 def test_a_caller_who_hangs_up_while_offered_takes_the_card_away(
     page: Page, server: KccServer, adviser: Account, call: Caller
 ) -> None:

@@ -340,6 +340,7 @@ def test_the_publisher_adds_its_problems_and_warnings_to_a_draft_with_others() -
     text = edit(text, '    pardon: {nl: "Gratie", en: "Pardon"}\n', "")
     text = edit(text, "    product: pardon\n", "    product: general\n")
     text = edit(text, "    products: [pardon]\n", "    products: []\n")  # the gratie department
+    text = edit(text, "    pardon:\n      status:", "    general:\n      status:")  # wrap-up codes
     checked = _publisher({"wim": ["wwm", "pardon"], "ria": ["vog_np"]}).check(text)
     assert not checked.ok and checked.flow is None
     found_problems = {(p.line, p.code): dict(p.params) for p in checked.problems}

@@ -34,6 +34,7 @@ from api.services import build_services
 from api.settings import DEFAULT_FLOW
 from api.web.app import create_app
 from flows.versions import SqlFlowVersions
+from routing.adviser_history import SqlAdviserLog, WrapUp, WrapUpDone
 from routing.monitor_log import SqlMonitorLog
 from routing.monitoring import EndReason, MonitorMode, MonitorSession, MonitorState
 from routing.transfers import CallTransfer
@@ -135,7 +136,7 @@ def altered_models(dialect: str) -> tuple[MetaData, set[str]]:
     audit = copy.tables["flow_audit"]
     audit.indexes.discard(next(i for i in audit.indexes if i.name == "ix_flow_audit_flow"))
     sa.Index("ix_wrap_ups_category", copy.tables["wrap_ups"].c["category"])  # an index
-    copy.tables["wrap_ups"].append_constraint(sa.UniqueConstraint("adviser", "call_sid"))
+    copy.tables["adviser_state_changes"].append_constraint(sa.UniqueConstraint("adviser", "at"))
     versions = copy.tables["flow_versions"]  # its unique (flow, number)
     versions.constraints -= {c for c in versions.constraints if isinstance(c, sa.UniqueConstraint)}
     copy.tables["user"].append_column(sa.Column("email", sa.String(length=200)))  # a column
@@ -717,3 +718,34 @@ def test_monitor_sessions_is_added_to_a_database_with_calls_in_it(
     [row] = log.between()
     assert (row.supervisor, row.seconds, row.reason) == ("sanne", 60, "left")
     assert differences(engine, SQLModel.metadata) == []
+
+
+def test_second_wrap_ups_of_a_call_are_dropped_on_upgrade_and_refused_after(
+    database_url: str, engine_of: Callable[[str], Engine]
+) -> None:
+    """Revision 0005: one wrap-up per adviser and call. A database at 0004 that holds a second
+    wrap-up of a call keeps the first; the log then answers a second one with WrapUpDone."""
+    engine = engine_of(database_url)
+    load_previous_release(engine)
+    with engine.begin() as connection:
+        cfg = schema.config(connection)
+        command.stamp(cfg, schema.BASELINE)
+        command.upgrade(cfg, "0004")
+    first = ROWS["wrap_ups"][0]
+    again = {**first, "id": 2, "category": "other", "at": first["at"] + timedelta(seconds=5)}
+    colleague = {**first, "id": 3, "adviser": "a.bakker"}  # a colleague's wrap-up of the call
+    previous = MetaData()
+    previous.reflect(engine)
+    with engine.begin() as connection:
+        connection.execute(previous.tables["wrap_ups"].insert(), [first, again, colleague])
+
+    done = schema.upgrade(engine)
+
+    assert done.after == schema.head()
+    with engine.connect() as connection:
+        kept = connection.execute(text("SELECT id, category FROM wrap_ups ORDER BY id")).all()
+    assert [tuple(row) for row in kept] == [(1, "status"), (3, "status")]
+    assert differences(engine, SQLModel.metadata) == []
+    log = SqlAdviserLog(engine)
+    with pytest.raises(WrapUpDone):
+        log.wrap_up(WrapUp(**{**first, "id": None, "category": "procedure"}))

@@ -28,6 +28,7 @@ FIELDS = {
     "offer_id",
     "wrap_until",
     "last_call",
+    "last_product",
     "adviser",
     "product",
     "score",

@@ -36,7 +36,7 @@ local function close_offer()
 end
 local function wrap_up()
   redis.call('HSET', adviser_hash, 'state', 'wrap_up', 'since', now, 'offer_id', '',
-    'wrap_until', wrap_end, 'last_call', call)
+    'wrap_until', wrap_end, 'last_call', call, 'last_product', product or '')
   redis.call('ZADD', wrap_up_ends, wrap_end, adviser)
   redis.call('EXPIRE', wrap_up_ends, ttl)
 end

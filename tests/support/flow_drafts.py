@@ -139,6 +139,16 @@ MISTAKES = [
         "departments.wwm.phone: Het telefoonnummer wordt gelezen als het getal 31700000102: zet "
         'het tussen aanhalingstekens, bijvoorbeeld "+31700000101".',
     ),
+    Mistake(
+        "    track:\n      login:",
+        "    tracks:\n      login:",
+        "    tracks:",
+        "wrap_up_codes:",
+        "unknown_product",
+        "wrap_up_codes.per_product.tracks: unknown product 'tracks'",
+        "wrap_up_codes.per_product.tracks: Onbekend product 'tracks': het staat niet onder "
+        "products.",
+    ),
 ]
 
 

@@ -92,6 +92,7 @@ class StatusIn(BaseModel):
 
 
 class WrapUpIn(BaseModel):
+    # a wrap-up code of the call's product or a shared one (the flow's wrap_up_codes)
     category: str = Field(min_length=1, max_length=64)
     note: str = Field(default="", max_length=2000)
 
@@ -195,10 +196,17 @@ async def presence(services: ServicesDep, user: AdviserUser, body: PresenceIn) -
 
 @router.post("/advisers/me/wrap-up", status_code=status.HTTP_204_NO_CONTENT)
 async def wrap_up(services: ServicesDep, user: AdviserUser, body: WrapUpIn) -> None:
+    """Save the subject (a wrap-up code of the call's product, or a shared one) and a note of
+    the adviser's current or last call: 422 wrap_up_code_unknown for another code, 409
+    wrap_up_done when this call is wrapped up already."""
     view = await _registered(services, user)
     call_sid = view.call_sid or view.last_call_sid  # wrap-up time may be over already
     if call_sid is None:
         raise WebError("no_call_to_wrap_up", "there is no call to wrap up")
+    entry = await services.queue.get(view.call_sid) if view.call_sid else None
+    product = entry.product if entry is not None else view.last_product
+    # The live flow's codes: the ones the desk offers (GET /api/config).
+    services.flows.flow.wrap_up_codes.check(product, body.category)
     record = WrapUp(
         adviser=user.name,
         call_sid=call_sid,

@@ -21,6 +21,9 @@ class StaffConfig(BaseModel):
     themes: dict[str, str]  # every theme a call can be queued with: its label, or its id
     nodes: dict[str, str]  # the nodes the flow labels (menus a caller passed)
     node_kinds: dict[str, str]  # every node's kind (menu, verify, queue ...)
+    # per product: the wrap-up codes an adviser can pick for its calls (its own, then the shared
+    # ones) with their labels; "" is a call without a product (shared codes only)
+    wrap_up_codes: dict[str, dict[str, str]]
 
 
 def _label(texts: dict[str, str] | None, language: str, flow: Flow, fallback: str) -> str:
@@ -43,6 +46,13 @@ def staff_config(flow: Flow, language: str | None, *, simulated_telephony: bool)
             if node_id in flow.nodes
         },
         node_kinds={node_id: node.kind for node_id, node in flow.nodes.items()},
+        wrap_up_codes={
+            product: {
+                code: _label(texts, language, flow, code)
+                for code, texts in flow.wrap_up_codes.for_product(product or None).items()
+            }
+            for product in ["", *flow.products]
+        },
     )
 
 
@@ -55,5 +65,6 @@ async def config(
     ] = None,
 ) -> StaffConfig:
     """Staff only, as all of /api: whether telephony is simulated, and from the live flow its
-    languages and what the pages show for its products, themes and nodes, in `lang`."""
+    languages, what the pages show for its products, themes and nodes, and the wrap-up codes
+    of each product, in `lang`."""
     return staff_config(services.flows.flow, lang, simulated_telephony=services.simulated_telephony)

@@ -45,6 +45,7 @@
     themes: {},
     nodes: {},
     node_kinds: {},
+    wrap_up_codes: {},
   };
   const STATUSES = {
     received: "Ontvangen",
@@ -85,6 +86,9 @@
     not_in_wrap_up: (p) =>
       `'Klaar' is voor het einde van het nawerk. Je status is nu: ${stateName(p.state)}.`,
     no_call_to_wrap_up: () => "Er is geen gesprek meer om nawerk voor op te slaan.",
+    wrap_up_code_unknown: (p) =>
+      `Deze categorie hoort niet bij ${productName(p.product) || "dit gesprek"}. Kies een andere.`,
+    wrap_up_done: () => "Het nawerk van dit gesprek is al opgeslagen.",
     no_call_ringing: () => "Er wordt op dit moment geen gesprek aangeboden.",
     no_call: () => "Er is op dit moment geen gesprek.",
     no_callback: () => "Er is geen terugbelverzoek om te bellen.",
@@ -174,14 +178,28 @@
     return own(desk.config.themes, theme) || theme || "";
   }
 
+  // The wrap-up form lists the codes of the call's product (the flow's wrap_up_codes, from
+  // GET /api/config: the product's own, then the shared ones), after "Kies een categorie".
+  function fillCategories(product) {
+    const select = $("wrap-category");
+    const codes = own(desk.config.wrap_up_codes, product || "") || {};
+    select.replaceChildren(select.options[0]);
+    for (const [code, label] of Object.entries(codes)) {
+      select.append(new Option(label, code));
+    }
+  }
+
   // The wrap-up category a call's theme suggests (the adviser may change it): the theme itself
-  // when it is one of the form's categories, else "other".
+  // when it is one of the form's categories, else "other" when the flow has it.
   function themeCategory(theme) {
     if (!theme) {
       return "";
     }
     const categories = Array.from($("wrap-category").options, (option) => option.value);
-    return categories.includes(theme) ? theme : "other";
+    if (categories.includes(theme)) {
+      return theme;
+    }
+    return categories.includes("other") ? "other" : "";
   }
 
   function pad(n) {
@@ -327,6 +345,7 @@
       }
       desk.config = NO_CONFIG;
     }
+    fillCategories(""); // the shared codes until a call says its product
     try {
       applyView(await api("/api/advisers/me"));
     } catch (err) {
@@ -618,6 +637,7 @@
       desk.wrapped = false;
       desk.dialled = false;
       $("wrap-up-form").reset();
+      fillCategories(context.product);
       $("wrap-category").value = themeCategory(context.theme);
     } else {
       const { waited_seconds: _ignored, ...rest } = context;

@@ -101,6 +101,11 @@ window.KccProblems = (() => {
     unknown_timezone: (p) => `Onbekende tijdzone ${q(p.timezone)}.`,
     unknown_country: (p) => `Geen feestdagen bekend voor ${q(p.country)}.`,
     unknown_holiday: (p) => `Onbekende feestdag ${q(p.holiday)} (bekend: ${p.known}).`,
+    wrap_up_codes_empty: () => "Deze lijst met nawerkcodes is leeg (laat hem dan weg).",
+    wrap_up_code_duplicate: (p) =>
+      `Nawerkcode ${q(p.wrap_up_code)} staat ook in de gedeelde lijst (houd hem in een van de twee).`,
+    wrap_up_codes_missing: (p) =>
+      `Product ${q(p.product)} heeft geen nawerkcodes: geef het een lijst of voeg gedeelde codes toe.`,
     wrong_flow_name: (p) =>
       `Dit klantcontactcentrum gebruikt de flow ${q(p.expected)}, niet ${q(p.name)}.`,
     skill_not_a_product: (p) =>

@@ -29,6 +29,7 @@ from ivr.flow_registry import FlowRegistry, LoadedFlow, load_version
 from ivr.identity.applications import DateOfBirthHasher, SqlApplicationDirectory
 from ivr.identity.verifier import GuardPolicy, IdentityVerifier
 from ivr.records import CallRecord, SqlCallRecorder
+from ivr.retention import DailyPurge, RecordPurger
 from ivr.store import SessionStore
 from ivr.twiml import RoutingUrls
 from routing.adviser_history import HOLD_STATE, AdviserStateChange, SqlAdviserLog
@@ -70,6 +71,7 @@ class Services:
     whispers: WhisperStore  # what a transfer tells the department (issue 12)
     monitors: Monitors  # supervisors listening, whispering, barging in (issue 12)
     monitor_log: SqlMonitorLog
+    retention: DailyPurge  # deletes records older than KCC_RECORD_RETENTION_DAYS, once a day
     # Twilio waits 15 s for a webhook's answer; stop well before, so the caller hears an apology.
     webhook_budget_seconds: float = 8.0
 
@@ -350,4 +352,11 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
         whispers=WhisperStore(redis, sealer),
         monitors=monitors,
         monitor_log=monitor_log,
+        retention=DailyPurge(
+            redis=redis,
+            purger=RecordPurger(db_engine),
+            clock=clock,
+            days=settings.record_retention_days,
+            run_sync=anyio.to_thread.run_sync,
+        ),
     )

@@ -213,3 +213,11 @@ def live_flow(flow: str) -> str:
 def flow_announcements() -> str:
     """Pub/sub channel: a flow version went live (publish or rollback)."""
     return f"{PREFIX}flow-announcements"
+
+
+RETENTION_MARKER_TTL = 2 * 24 * 3600  # outlives its day, whatever the instances' clocks say
+
+
+def retention_day(day: str) -> str:
+    """Set by the instance that runs the day's record purge (ivr/retention.py); day ISO."""
+    return f"{PREFIX}retention:{day}"

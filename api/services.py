@@ -28,7 +28,8 @@ from ivr.flow_publishing import FlowPublisher
 from ivr.flow_registry import FlowRegistry, LoadedFlow, load_version
 from ivr.identity.applications import DateOfBirthHasher, SqlApplicationDirectory
 from ivr.identity.verifier import GuardPolicy, IdentityVerifier
-from ivr.records import CallRecord, SqlCallRecorder
+from ivr.records import CallOutcome, CallRecord, SqlCallRecorder
+from ivr.retention import DailyPurge, RecordPurger
 from ivr.store import SessionStore
 from ivr.twiml import RoutingUrls
 from routing.adviser_history import HOLD_STATE, AdviserStateChange, SqlAdviserLog
@@ -37,6 +38,7 @@ from routing.board import AdviserBoard, AdviserState
 from routing.clock import Clock, ShiftedClock, SystemClock
 from routing.conferences import CallConferences
 from routing.events import EventBus
+from routing.live_figures import LiveFigureReader
 from routing.monitor_log import SqlMonitorLog
 from routing.monitoring import Monitors, MonitorSession
 from routing.pipelined_redis import PipelinedRedis
@@ -48,6 +50,8 @@ from routing.telephony import RecordingTelephony, Telephony, TwilioTelephony
 from routing.transfers import CONSULT_STATE, CallTransfer, TransferStore
 
 log = logging.getLogger(__name__)
+# The outcomes Prometheus counts as abandoned: the caller left an adviser line unanswered.
+LEFT_THE_LINE = frozenset({CallOutcome.ABANDONED_IN_QUEUE, CallOutcome.LEFT_QUEUE})
 
 
 @dataclass
@@ -72,6 +76,8 @@ class Services:
     whispers: WhisperStore  # what a transfer tells the department (issue 12)
     monitors: Monitors  # supervisors listening, whispering, barging in (issue 12)
     monitor_log: SqlMonitorLog
+    live_figures: LiveFigureReader  # what /metrics shows of queues, advisers and calls
+    retention: DailyPurge  # deletes records older than KCC_RECORD_RETENTION_DAYS, once a day
     # Twilio waits 15 s for a webhook's answer; stop well before, so the caller hears an apology.
     webhook_budget_seconds: float = 8.0
 
@@ -259,6 +265,9 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
 
     async def record_call(record: CallRecord) -> None:
         records.submit(record)
+        if record.product is not None and record.outcome in LEFT_THE_LINE:
+            # The record is where "left the line without an adviser" is decided, once a call.
+            await live_figures.count_abandoned(record.product)
 
     telephony: Telephony
     if settings.simulated_telephony:
@@ -338,6 +347,13 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
         caller_id=settings.caller_id,
         on_change=monitor_changed,
     )
+    live_figures = LiveFigureReader(
+        redis=redis,
+        queue=queue,
+        board=router.board,
+        products=lambda: router.products,
+        now=clock.now,
+    )
     flows.on_live(lambda loaded: setattr(router, "products", list(loaded.engine.flow.products)))
     calls = CallHandler(
         flows=flows,
@@ -370,4 +386,12 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
         whispers=WhisperStore(redis, sealer),
         monitors=monitors,
         monitor_log=monitor_log,
+        live_figures=live_figures,
+        retention=DailyPurge(
+            redis=redis,
+            purger=RecordPurger(db_engine),
+            clock=clock,
+            days=settings.record_retention_days,
+            run_sync=anyio.to_thread.run_sync,
+        ),
     )

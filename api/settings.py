@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     session_ttl_seconds: int = 4 * 3600
     token_ttl_seconds: int = 8 * 3600
     log_level: str = "INFO"
+    # Call records, wrap-up notes, state changes and monitor sessions are kept this many days;
+    # the service deletes older ones once a day (ivr/retention.py, `kcc records purge`).
+    record_retention_days: int = Field(default=400, ge=1)
     # Guessing guard of the identity check (see ivr/identity/verifier.py).
     verify_number_failures: int = 5  # failures per application number in 24 h before a lock
     verify_lock_hours: int = 24

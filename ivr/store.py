@@ -92,6 +92,7 @@ class SessionStore:
             keys.session(session.call_sid),
             keys.reply(session.call_sid, max(answered_seq, 0)),
             keys.ended(session.call_sid),
+            keys.calls_in_menu(),
         ]
         args: list[str | int | float] = [
             answered_seq,
@@ -100,6 +101,7 @@ class SessionStore:
             self._ttl,
             reply,
             keys.REPLY_TTL,
+            session.call_sid,
         ]
         if answered_seq == NEW_CALL and live_pointer is not None:
             session_keys.append(keys.live_flow(session.flow))
@@ -132,8 +134,8 @@ class SessionStore:
         self._recent.pop(call_sid, None)
         end = ScriptStep(
             _END,
-            keys=[keys.session(call_sid), keys.ended(call_sid)],
-            args=[keys.ENDED_TTL],
+            keys=[keys.session(call_sid), keys.ended(call_sid), keys.calls_in_menu()],
+            args=[keys.ENDED_TTL, call_sid],
             decode=lambda data: data,
         )
         done = await self._scripts.run(end, *then)

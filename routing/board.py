@@ -208,7 +208,7 @@ class AdviserBoard:
         """`settle` as a step of a longer script."""
         return ScriptStep(
             _SETTLE,
-            keys=[keys.offer_deadlines(), keys.wrap_up_ends()],
+            keys=[keys.offer_deadlines(), keys.wrap_up_ends(), keys.calls_answered()],
             args=[
                 keys.template(keys.offer),
                 keys.template(keys.adviser),
@@ -222,6 +222,7 @@ class AdviserBoard:
                 now_ms,
                 keys.OFFER_TTL,
                 now_ms + wrap_up_seconds * 1000,
+                keys.CALL_COUNTER_TTL,
             ],
             decode=_settled,
         )

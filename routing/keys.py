@@ -225,3 +225,39 @@ def live_flow(flow: str) -> str:
 def flow_announcements() -> str:
     """Pub/sub channel: a flow version went live (publish or rollback)."""
     return f"{PREFIX}flow-announcements"
+
+
+RETENTION_MARKER_TTL = 2 * 24 * 3600  # outlives its day, whatever the instances' clocks say
+
+
+def retention_day(day: str) -> str:
+    """Set by the instance that runs the day's record purge (ivr/retention.py); day ISO."""
+    return f"{PREFIX}retention:{day}"
+
+
+# Live figures for Prometheus (routing/live_figures.py). The counters only grow (Prometheus
+# takes rates); their TTL is refreshed on every count, so only a centre idle this long loses them.
+CALL_COUNTER_TTL = 90 * 24 * 3600
+MENU_CALL_MAX_AGE = SESSION_TTL  # a call in the menu longer than its session lives has ended
+
+
+def calls_in_menu() -> str:
+    """Sorted set of calls in the menu (started, in no line yet, not ended), scored by Redis'
+    time (ms) when they started."""
+    return f"{PREFIX}calls-in-menu"
+
+
+def calls_offered() -> str:
+    """Hash: product -> calls that joined its adviser line, ever (a counter)."""
+    return f"{PREFIX}calls-offered"
+
+
+def calls_answered() -> str:
+    """Hash: product -> calls put through to an adviser (offers answered), ever."""
+    return f"{PREFIX}calls-answered"
+
+
+def calls_abandoned() -> str:
+    """Hash: product -> calls that left the line without an adviser, ever (counted from the
+    call's record, where that outcome is decided once)."""
+    return f"{PREFIX}calls-abandoned"

@@ -61,6 +61,8 @@ class CallQueue:
                 keys.queue_arrivals(),
                 keys.ended(entry.call_sid),  # a status callback that came first: never queue
                 keys.queue_line(entry.call_sid),
+                keys.calls_in_menu(),
+                keys.calls_offered(),
             ],
             args=[
                 self._sealer.seal(entry.model_dump_json()),
@@ -69,6 +71,7 @@ class CallQueue:
                 entry.product,
                 keys.QUEUE_TTL,
                 keys.CALLBACK_TTL,  # the line itself outlives any callback waiting in it
+                keys.CALL_COUNTER_TTL,
             ],
             decode=as_bool,
         )

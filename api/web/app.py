@@ -41,6 +41,8 @@ TICK_SECONDS = 1.0  # the routing safety net: wrap-ups over, offers unanswered, 
 # Every so many ticks the live flow pointer is read from the database: repairs Redis' copy when a
 # publish could not reach Redis, or Redis restarted empty.
 RECONCILE_TICKS = 10
+# Every so many ticks an instance asks whether today's record purge is done (ivr/retention.py).
+RETENTION_TICKS = 60
 # The largest request anyone sends is a flow draft (at most 512 kB of YAML, as JSON); a client
 # sending more is answered 413 before the body is buffered. Webhooks are capped far lower.
 MAX_BODY_BYTES = 2 * 1024 * 1024
@@ -84,6 +86,11 @@ async def _tick_forever(services: Services) -> None:
                 await services.flows.reconcile()
             except Exception:
                 log.exception("flow re-sync failed")
+        if ticks % RETENTION_TICKS == 0:
+            try:
+                await services.retention.run_if_due()
+            except Exception:  # the database away: the day's marker is freed, try again later
+                log.exception("record purge failed")
 
 
 @asynccontextmanager

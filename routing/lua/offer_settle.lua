@@ -4,9 +4,9 @@
 --   'missed'    -> call back to its place at the head; adviser missed
 --   'withdrawn' -> call back to its place; adviser available again (not their fault)
 --   'abandoned' -> the caller hung up: call gone; adviser available (or wrap_up if talking)
--- KEYS: offer deadlines, wrap-up ends
+-- KEYS: offer deadlines, wrap-up ends, calls answered per product
 -- ARGV: templates of the offer, adviser, available set, call's offer, call answered, queue entry
---       and queue keys; offer id, outcome, now (ms), ttl (s), wrap-up end (ms)
+--       and queue keys; offer id, outcome, now (ms), ttl (s), wrap-up end (ms), counter ttl (s)
 -- Returns {call sid, adviser, product, previous offer state, adviser state}, or {} when there is
 -- no such offer.
 local function namer(template)
@@ -45,6 +45,8 @@ if outcome == 'answered' then
   if was ~= 'offered' then return {call, adviser, product, was, redis.call('HGET', adviser_hash, 'state')} end
   redis.call('HSET', offer, 'state', 'connected', 'connected', now)
   redis.call('SET', call_answered_key(call), '1', 'EX', ttl)
+  redis.call('HINCRBY', KEYS[3], product, 1)
+  redis.call('EXPIRE', KEYS[3], ARGV[13])
   redis.call('ZREM', deadlines, id)
   if owns then redis.call('HSET', adviser_hash, 'state', 'on_call', 'since', now) end
 elseif outcome == 'finished' then

@@ -1,6 +1,8 @@
 -- Add a waiting call to its product's line; once only (a retried webhook, two instances).
--- KEYS: entry, queue, queue index, arrivals counter, ended marker, line marker
--- ARGV: sealed entry, priority base, call sid, product, entry ttl (s), queue ttl (s)
+-- KEYS: entry, queue, queue index, arrivals counter, ended marker, line marker, calls in the
+--       menu, calls offered per product
+-- ARGV: sealed entry, priority base, call sid, product, entry ttl (s), queue ttl (s),
+--       counter ttl (s)
 -- Returns 1 when added, 0 when the call was queued before or has ended.
 if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[5]) == 1 then
   return 0
@@ -13,4 +15,7 @@ redis.call('ZADD', KEYS[2], 'NX', tonumber(ARGV[2]) + arrival, ARGV[3])
 redis.call('EXPIRE', KEYS[2], ARGV[6])
 redis.call('SADD', KEYS[3], ARGV[4])
 redis.call('EXPIRE', KEYS[3], ARGV[6])
+redis.call('ZREM', KEYS[7], ARGV[3])
+redis.call('HINCRBY', KEYS[8], ARGV[4], 1)
+redis.call('EXPIRE', KEYS[8], ARGV[7])
 return 1

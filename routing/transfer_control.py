@@ -110,8 +110,9 @@ class TransferControls:
     ) -> Transfer:
         """Transfer the adviser's caller. To a colleague or a queue (cold): the call takes the
         head of that line with its context, the note and who sent it, and the adviser goes to
-        wrap-up. To a department: the caller is held and the department's phone is called into
-        the conference; cold, the adviser leaves at once; warm, they consult it first.
+        wrap-up. Warm to a colleague, or to a department: the caller is held and the target
+        is called into the conference; cold (a department), the adviser leaves at once; warm,
+        they consult it first.
         Raises TransferRefused (`transfer_in_progress`, `adviser_unavailable`) or
         NoCallInProgress."""
         if mode is TransferMode.WARM and target.kind is TargetKind.QUEUE:

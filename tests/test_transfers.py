@@ -398,6 +398,25 @@ async def test_caller_hanging_up_during_a_consult_with_a_colleague_frees_both_ad
     assert (record.answered, record.outcome) == (True, "caller_hung_up")
 
 
+@pytest.mark.usefixtures("staff")
+async def test_the_adviser_hanging_up_during_a_consult_leaves_the_caller_with_the_colleague(
+    http: httpx.AsyncClient, phone: Callable[..., Phone], twilio_stub: TwilioStub, app: FastAPI
+) -> None:
+    call, ann, carol = await consulting_carol(http, phone, twilio_stub)
+    own = labelled(call, "adviser")
+    assert own is not None
+
+    twilio_stub.hang_up_caller(own.call_sid)  # Ann puts her phone down: the hand-over
+    await call.deliver()
+
+    caller = labelled(call, "caller")
+    assert caller is not None and not caller.hold
+    assert await status_of(http, ann) == "wrap_up"
+    assert await status_of(http, carol) == "on_call"
+    [record] = await transfers_recorded(app)
+    assert (record.mode, record.answered, record.outcome) == ("warm", True, "answered")
+
+
 # -- to a department ----------------------------------------------------------------------------
 
 

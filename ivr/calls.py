@@ -325,6 +325,8 @@ class CallHandler:
         if self.router is not None and await self.router.handed_over(call_sid):
             # Transferred to a department, who has hung up: the conversation is over.
             return speak_and_hang_up([engine.say("call_end", language)])
+        if self.router is not None:  # a warm transfer's colleague may have the call now
+            offer_id = await self.router.conversation_offer(call_sid, offer_id)
         settled = await self.router.dial_finished(offer_id, dial_status) if self.router else None
         if settled is not None and settled.previous is OfferState.CONNECTED:
             return speak_and_hang_up([engine.say("call_end", language)])

@@ -224,7 +224,7 @@ class AdviserBoard:
                 now_ms + wrap_up_seconds * 1000,
                 keys.CALL_COUNTER_TTL,
             ],
-            decode=_settled,
+            decode=settled_of,
         )
 
     async def working(self, product: str) -> int:
@@ -317,7 +317,8 @@ def _offers(raw: Any) -> list[Offer]:
     return [Offer(str(i), str(c), str(a), str(p)) for i, c, a, p in raw or []]
 
 
-def _settled(raw: Any) -> Settled | None:
+def settled_of(raw: Any) -> Settled | None:
+    """An offer_settle-like script's answer, decoded."""
     if not raw:
         return None
     call, adviser, product, previous, state = (str(v) if v else "" for v in raw)

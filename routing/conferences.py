@@ -90,6 +90,12 @@ class CallConferences:
     async def adviser_leg(self, call_sid: str, leg: str) -> None:
         await self._redis.hset(keys.call_conference(call_sid), "adviser", leg)
 
+    async def handed_to(self, call_sid: str, offer_id: str, leg: str) -> None:
+        """A warm transfer's colleague took the conversation: their offer and leg from now."""
+        await self._redis.hset(
+            keys.call_conference(call_sid), mapping={"offer": offer_id, "adviser": leg}
+        )
+
     async def moved(self, call_sid: str) -> None:
         """The caller left this conference for another (a transfer): a new conference, new legs."""
         await self._redis.hdel(keys.call_conference(call_sid), "sid", "adviser", "muted")

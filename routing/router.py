@@ -169,6 +169,8 @@ class Router(TransferControls):
         answered, offer_id = state.answered, state.offer_id
         if state.transferring:
             await self._transfer_caller_gone(call_sid)
+            # A warm transfer's colleague held the call's offer: now the adviser's again.
+            offer_id = await self.board.offer_of_call(call_sid)
         if offer_id is None:
             return answered
         settled = await self.board.settle(
@@ -252,6 +254,8 @@ class Router(TransferControls):
         offer = await self.board.offer(offer_id)
         if offer is None:
             return  # settled already (the caller hung up, or a repeated callback)
+        if await self._consult_target_left(offer, call_status):
+            return  # a warm transfer's colleague: the adviser is back with the caller
         if offer.state is OfferState.CONNECTED and await self._consult_left(offer):
             return
         conference = await self.conferences.view(offer.call_sid) if self.conferences else None
@@ -292,6 +296,12 @@ class Router(TransferControls):
         await self.telephony.update_participant(talk.conference_sid, talk.adviser_leg, change)
         await talk.conferences.set_muted(talk.call_sid, muted)
 
+    async def conversation_offer(self, call_sid: str, offer_id: str) -> str:
+        """The offer of the call's conversation now: a warm transfer's colleague's after the
+        hand-over, while the caller's Dial action still names the first adviser's."""
+        conference = await self.conferences.view(call_sid) if self.conferences else None
+        return conference.offer_id if conference is not None and conference.offer_id else offer_id
+
     async def conference_of(self, adviser: str) -> ConferenceView | None:
         view = await self.board.view(adviser)
         if view is None or view.call_sid is None or self.conferences is None:
@@ -308,6 +318,9 @@ class Router(TransferControls):
             raise NoCallInProgress("the call is not in a conference")
         if not conference.caller_leg:
             raise NoCallInProgress("the call is not in a conference")
+        if conference.offer_id and view.offer_id and conference.offer_id != view.offer_id:
+            # A warm transfer's colleague in the consult: the call is theirs once completed.
+            raise NoCallInProgress("the call is still the transferring adviser's")
         return Conversation(
             conferences,
             view.call_sid,

@@ -14,7 +14,16 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from routing.board import AdviserBoard, Offer, OfferView, Settle, Settled
+from routing.board import (
+    AdviserBoard,
+    AdviserState,
+    Offer,
+    OfferKind,
+    OfferState,
+    OfferView,
+    Settle,
+    Settled,
+)
 from routing.conferences import CallConferences, Conversation, HoldChange, NoCallInProgress
 from routing.events import CallEvent, EventBus
 from routing.queue import CallQueue, priority_base
@@ -25,6 +34,7 @@ from routing.transfers import (
     REFUSALS,
     TARGET_FAILED,
     CallTransfer,
+    ConsultEnd,
     NoTransferInProgress,
     Target,
     TargetKind,
@@ -35,11 +45,11 @@ from routing.transfers import (
     TransferRefused,
     TransferState,
     TransferStore,
-    WarmNeedsDepartment,
+    WarmNeedsSomeone,
 )
 
 if TYPE_CHECKING:
-    from routing.board import AdviserState
+    from routing.entry import QueueEntry
     from routing.router import ConnectUrls
 
 log = logging.getLogger(__name__)
@@ -73,6 +83,8 @@ class TransferControls:
 
         async def _tell(self, settled: Settled, event: str, **extra: Any) -> None: ...
 
+        def _card(self, offer_id: str, entry: QueueEntry | None) -> dict[str, Any]: ...
+
         async def _state_changed(
             self,
             adviser: str,
@@ -98,12 +110,13 @@ class TransferControls:
     ) -> Transfer:
         """Transfer the adviser's caller. To a colleague or a queue (cold): the call takes the
         head of that line with its context, the note and who sent it, and the adviser goes to
-        wrap-up. To a department: the caller is held and the department's phone is called into
-        the conference; cold, the adviser leaves at once; warm, they consult it first.
+        wrap-up. Warm to a colleague, or to a department: the caller is held and the target
+        is called into the conference; cold (a department), the adviser leaves at once; warm,
+        they consult it first.
         Raises TransferRefused (`transfer_in_progress`, `adviser_unavailable`) or
         NoCallInProgress."""
-        if mode is TransferMode.WARM and target.kind is not TargetKind.DEPARTMENT:
-            raise WarmNeedsDepartment("a consult is with a department; this target takes it cold")
+        if mode is TransferMode.WARM and target.kind is TargetKind.QUEUE:
+            raise WarmNeedsSomeone("a queue has nobody to consult; transfer to it cold")
         try:
             return await self._start_transfer(adviser, target, mode, note, hold_url, claimed)
         except NoCallInProgress:
@@ -139,6 +152,7 @@ class TransferControls:
             return await self._transfer_to_department(
                 adviser, talk, claim, view.offer_id, mode, hold_url, claimed
             )
+        warm = mode is TransferMode.WARM  # a colleague: consulted in this conference
         moved = entry.model_copy(
             update={
                 "product": target.key if target.kind is TargetKind.QUEUE else entry.product,
@@ -159,7 +173,8 @@ class TransferControls:
             empty_line_score=priority_base(entry.priority),
         )
         match = self.board.match_step([moved.product], now)
-        steps: list[ScriptStep[Any]] = [claim, settle, route]
+        # Warm, the transferring adviser keeps their conversation until the consult ends.
+        steps: list[ScriptStep[Any]] = [claim, route] if warm else [claim, settle, route]
         if target.kind is TargetKind.QUEUE:
             steps.append(match)
         try:
@@ -170,6 +185,12 @@ class TransferControls:
             raise TransferRefused(*REFUSALS[refused.reason]) from None
         transfer = await transfers.get(talk.call_sid)
         assert transfer is not None
+        if warm:
+            consult = done.of(route)
+            if not isinstance(consult, Offer):  # the caller has gone meanwhile
+                await transfers.step(talk.call_sid, ALL_STATES, None)
+                raise NoCallInProgress("there is no call in progress")
+            return await self._consult_colleague(talk, transfer, consult, hold_url)
         await talk.conferences.hold(talk.call_sid, False, now)  # a hold ends with the conversation
         await talk.conferences.moved(talk.call_sid)
         await self._adviser_let_go(adviser, done.of(settle), target)
@@ -253,6 +274,98 @@ class TransferControls:
         )
         return transfer
 
+    async def _consult_colleague(
+        self, talk: Conversation, transfer: Transfer, consult: Offer, hold_url: str
+    ) -> Transfer:
+        """Warm to a colleague: the caller is held and the colleague's device is called into
+        this conference as the transfer's target, on their own offer of the call (the call's
+        offer while the consult lasts); their screen-pop has the context, who and the note."""
+        transfers = self._transfers()
+        await self._set_hold(transfer.adviser, talk, True, hold_url)
+        await self._consulting(transfer.adviser, talk.call_sid, True)
+        await self._tell_transfer(transfer, "calling")
+        entry = await self.queue.get(talk.call_sid)
+        card = {**self._card(consult.offer_id, entry), "kind": OfferKind.CALL.value}
+        await self.events.publish(consult.adviser, "offer", card)
+        await self._state_changed(consult.adviser, AdviserState.OFFERED, talk.call_sid)
+        colleague = await self.board.view(consult.adviser)
+        conference = await talk.conferences.view(talk.call_sid)
+        try:
+            if colleague is None or not colleague.device:
+                raise TelephonyError("the colleague has no device", permanent=True)
+            leg = await self.telephony.add_participant(
+                talk.conference_sid,
+                NewParticipant(
+                    to=colleague.device,
+                    from_=self.caller_id or (conference.called if conference else None) or "",
+                    label="transfer",
+                    timeout=self.board.offer_seconds,
+                    status_callback=self.urls.adviser_status(consult.offer_id),
+                    end_conference_on_exit=False,
+                ),
+            )
+        except TelephonyError as exc:
+            log.warning("could not call the colleague in", extra={"permanent": exc.permanent})
+            view = await self.board.offer(consult.offer_id)
+            if view is not None:
+                await self._consult_target_left(view, "failed")
+            return transfer
+        await transfers.step(
+            talk.call_sid, (TransferState.STARTED,), TransferState.STARTED, leg=leg
+        )
+        return transfer
+
+    async def _consult_target_left(self, offer: OfferView, call_status: str) -> bool:
+        """The colleague's leg of a warm transfer ended before the hand-over (True; False:
+        `offer` is no consult's). Not answered: they are missed, as for any offer; hung up
+        during the consult: available. Either way the adviser is back with the caller."""
+        transfer = await self.transfer_of(offer.call_sid)
+        if not _is_consult_of(transfer, offer.offer_id):
+            return False
+        assert transfer is not None
+        answered = offer.state is OfferState.CONNECTED
+        was = TransferState.ANSWERED if answered else TransferState.STARTED
+        if await self._transfers().step(offer.call_sid, (was,), None) is None:
+            return True  # cancelled or completed meanwhile
+        if answered:
+            outcome, reason = TransferOutcome.CANCELLED, "ended"
+        else:
+            outcome = TARGET_FAILED.get(call_status, TransferOutcome.NO_ANSWER)
+            reason = outcome.value
+            conference = await self.conferences.view(offer.call_sid) if self.conferences else None
+            if transfer.leg and conference is not None and conference.sid:
+                await self._quietly(self.telephony.remove_participant, conference.sid, transfer.leg)
+        end = ConsultEnd.AVAILABLE if answered else ConsultEnd.MISSED
+        await self._colleague_leaves(transfer, offer.offer_id, end, call_status)
+        await self._record_transfer(transfer, outcome, answered=answered)
+        await self._back_with_caller(transfer, reason)
+        return True
+
+    async def _colleague_leaves(
+        self, transfer: Transfer, consult_offer: str, end: ConsultEnd, reason: str
+    ) -> None:
+        """A warm transfer's colleague leaves without the call: their desk is told."""
+        settled = await self._transfers().end_consult(
+            consult_offer=consult_offer,
+            colleague=transfer.target.key,
+            call_sid=transfer.call_sid,
+            first_offer=transfer.offer_id,
+            outcome=end,
+            now_ms=self.now_ms(),
+        )
+        if settled is None:
+            return
+        await self._tell(settled, "ended", reason=reason)
+        # No call: the conversation (and who monitors it) goes on with the adviser.
+        await self._state_changed(settled.adviser, settled.adviser_state, None)
+
+    async def _consult_offer(self, transfer: Transfer) -> str | None:
+        """The colleague's offer of a warm transfer to a colleague (the call's offer meanwhile)."""
+        if transfer.mode is not TransferMode.WARM or transfer.target.kind is not TargetKind.ADVISER:
+            return None
+        offer_id = await self.board.offer_of_call(transfer.call_sid)
+        return offer_id if offer_id and offer_id != transfer.offer_id else None
+
     async def transfer_leg_status(self, call_sid: str, call_status: str) -> None:
         """The participant status callback of a transfer's target leg (a department)."""
         transfers = self._transfers()
@@ -323,6 +436,9 @@ class TransferControls:
         )
         if transfer is None:
             raise NoTransferInProgress("there is no transfer to cancel")
+        consult = await self._consult_offer(transfer)
+        if consult is not None:  # before the leg goes: its callback then finds no offer
+            await self._colleague_leaves(transfer, consult, ConsultEnd.AVAILABLE, "cancelled")
         if transfer.leg:
             await self._quietly(
                 self.telephony.remove_participant, talk.conference_sid, transfer.leg
@@ -341,12 +457,15 @@ class TransferControls:
         return transfer is not None and transfer.state is TransferState.HANDED_OVER
 
     async def _hand_over(self, transfer: Transfer, talk: Conversation | None = None) -> None:
-        """The caller talks to the department: off hold; a warm transfer's adviser leaves."""
+        """The caller talks to the target: off hold; a warm transfer's adviser leaves. A
+        colleague's offer becomes the call's: the conversation is theirs from now on."""
         transfers = self._transfers()
+        consult = await self._consult_offer(transfer)
         await transfers.step(
             transfer.call_sid,
             (TransferState.ANSWERED,),
-            TransferState.HANDED_OVER,
+            # A colleague's call is an ordinary conversation again (and may be transferred).
+            None if consult else TransferState.HANDED_OVER,
         )
         conference = await self.conferences.view(transfer.call_sid) if self.conferences else None
         if conference is not None and conference.sid and conference.caller_leg:
@@ -373,6 +492,9 @@ class TransferControls:
                     self.telephony.remove_participant, talk.conference_sid, talk.adviser_leg
                 )
             await self._adviser_let_go(transfer.adviser, settled, transfer.target)
+        if consult is not None and self.conferences is not None:
+            await self.conferences.handed_to(transfer.call_sid, consult, transfer.leg or "")
+            await self._consulting(transfer.target.key, transfer.call_sid, False)  # on_call
         await self._record_transfer(transfer, TransferOutcome.ANSWERED, answered=True)
 
     async def _target_failed(self, transfer: Transfer, outcome: TransferOutcome) -> None:
@@ -438,9 +560,13 @@ class TransferControls:
         """The caller hung up: a transfer in progress ends with them."""
         if self.transfers is None:
             return
+        transfer = await self.transfers.get(call_sid)
+        consult = await self._consult_offer(transfer) if transfer is not None else None
         transfer = await self.transfers.step(call_sid, ALL_STATES, None)
         if transfer is None or transfer.state is TransferState.HANDED_OVER:
             return
+        if consult is not None:  # the colleague is free again; the adviser's offer ends next
+            await self._colleague_leaves(transfer, consult, ConsultEnd.AVAILABLE, "caller hung up")
         conference = await self.conferences.view(call_sid) if self.conferences else None
         if transfer.leg and conference is not None and conference.sid:
             await self._quietly(self.telephony.remove_participant, conference.sid, transfer.leg)
@@ -453,6 +579,13 @@ class TransferControls:
         """A colleague (or someone on the queue's line) answered a transferred call."""
         transfer = await self.transfer_of(call_sid)
         if transfer is None or transfer.target.kind is TargetKind.DEPARTMENT:
+            return
+        if transfer.mode is TransferMode.WARM:  # the colleague answered: the consult begins
+            if await self._transfers().step(
+                call_sid, (TransferState.STARTED,), TransferState.ANSWERED
+            ):
+                await self._consulting(transfer.target.key, call_sid, True)
+                await self._tell_transfer(transfer, "answered")
             return
         if await self._transfers().step(call_sid, (TransferState.STARTED,), None):
             await self._record_transfer(transfer, TransferOutcome.ANSWERED, answered=True)
@@ -482,6 +615,9 @@ class TransferControls:
                 return True
             return False
         if await transfers.step(offer.call_sid, (TransferState.STARTED,), None):
+            consult = await self._consult_offer(transfer)
+            if consult is not None:
+                await self._colleague_leaves(transfer, consult, ConsultEnd.AVAILABLE, "cancelled")
             conference = await self.conferences.view(offer.call_sid) if self.conferences else None
             if transfer.leg and conference is not None and conference.sid:
                 await self._quietly(self.telephony.remove_participant, conference.sid, transfer.leg)
@@ -535,3 +671,14 @@ class TransferControls:
         if self.transfers is None or self.conferences is None:
             raise NoCallInProgress("transfers need conversations in a conference")
         return self.transfers
+
+
+def _is_consult_of(transfer: Transfer | None, offer_id: str) -> bool:
+    """`offer_id` is the colleague's offer of this warm transfer (not the adviser's own)."""
+    return (
+        transfer is not None
+        and transfer.mode is TransferMode.WARM
+        and transfer.target.kind is TargetKind.ADVISER
+        and transfer.offer_id != offer_id
+        and transfer.state is not TransferState.HANDED_OVER
+    )

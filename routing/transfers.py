@@ -19,12 +19,13 @@ from sqlmodel import DateTime, Field, SQLModel
 
 from flows.errors import ErrorKind, KccError
 from routing import keys
-from routing.board import Offer
+from routing.board import Offer, Settled, settled_of
 from routing.scripts import LuaScript, Outcomes, ScriptRunner, ScriptStep
 
 _CLAIM = LuaScript.named("transfer_claim")
 _ROUTE = LuaScript.named("transfer_route")
 _STEP = LuaScript.named("transfer_step")
+_CONSULT_END = LuaScript.named("transfer_consult_end")
 
 # The history's mark that the adviser consults a transfer's target (the live state stays
 # on_call); the row after it ends the consult.
@@ -82,12 +83,19 @@ REFUSALS = {
 }
 
 
-class WarmNeedsDepartment(KccError):
-    """A consult is with a department; a colleague or a queue takes the call cold (the
-    colleague's screen-pop carries the note)."""
+class WarmNeedsSomeone(KccError):
+    """A consult is with a department or a colleague; a queue's line has nobody to consult
+    (the call waits there for whoever is free), so it takes the call cold."""
 
-    code = "warm_transfer_to_department_only"
+    code = "warm_transfer_to_queue"
     kind = ErrorKind.INVALID
+
+
+class ConsultEnd(StrEnum):
+    """Where a warm transfer's colleague goes when the consult ends without the call."""
+
+    MISSED = "missed"  # did not answer (busy, failed): as for any offer
+    AVAILABLE = "available"  # cancelled, hung up, or the caller gone
 
 
 class NoTransferInProgress(KccError):
@@ -220,6 +228,40 @@ class TransferStore:
             ],
             decode=_routed,
         )
+
+    async def end_consult(
+        self,
+        *,
+        consult_offer: str,
+        colleague: str,
+        call_sid: str,
+        first_offer: str,
+        outcome: ConsultEnd,
+        now_ms: int,
+    ) -> Settled | None:
+        """A warm transfer's colleague leaves without the call: their offer ends, they go to
+        `outcome`, and the call's offer is the transferring adviser's again. None: their offer
+        had ended already."""
+        step = ScriptStep(
+            _CONSULT_END,
+            keys=[
+                keys.offer_deadlines(),
+                keys.call_offer(call_sid),
+                keys.offer(consult_offer),
+                keys.adviser(colleague),
+                keys.offer(first_offer),
+            ],
+            args=[
+                consult_offer,
+                first_offer,
+                outcome.value,
+                now_ms,
+                keys.OFFER_TTL,
+                keys.template(keys.available),
+            ],
+            decode=settled_of,
+        )
+        return await self._scripts.run_one(step)
 
     async def step(
         self,

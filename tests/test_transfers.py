@@ -225,7 +225,7 @@ async def test_bad_targets_answer_with_a_code(
     assert (unknown.status_code, unknown.json()["code"]) == (404, "department_unknown")
     assert (no_product.status_code, no_product.json()["code"]) == (404, "product_unknown")
     assert badly.status_code == 422
-    assert warm_queue.status_code == 422
+    assert (warm_queue.status_code, warm_queue.json()["code"]) == (422, "warm_transfer_to_queue")
     assert await status_of(http, ann) == "on_call"
     assert labelled(call, "caller") is not None and not labelled(call, "caller").hold  # type: ignore[union-attr]
 
@@ -240,6 +240,181 @@ async def test_transfer_without_a_call_is_409(http: httpx.AsyncClient) -> None:
 
     assert (refused.status_code, refused.json()["code"]) == (409, "no_call_in_progress")
     assert (complete.status_code, complete.json()["code"]) == (409, "no_call_in_progress")
+
+
+# -- warm to a colleague (a consult) --------------------------------------------------------------
+
+
+async def states_of(app: FastAPI, name: str) -> list[str]:
+    await app.state.services.state_log.flush()
+    with Session(app.state.services.db_engine) as db:
+        changes = db.exec(select(AdviserStateChange).order_by(col(AdviserStateChange.id)))
+        return [c.state for c in changes if c.adviser == name]
+
+
+async def consulting_carol(
+    http: httpx.AsyncClient, phone: Callable[..., Phone], twilio_stub: TwilioStub
+) -> tuple[ConferenceCall, dict[str, str], dict[str, str]]:
+    """Ann talks to a caller and consults Carol, who answers."""
+    call, ann = await in_conversation(http, phone, twilio_stub)
+    carol = await signed_in(http, CAROL)
+    await available(http, carol)
+    twilio_stub.script_device("client:carol", "answers")
+    consult = await transfer(http, ann, "adviser:carol", mode="warm", note="Bezwaar tegen VOG")
+    await call.deliver()
+    assert consult.status_code == 200, consult.text
+    assert consult.json() == {"to": "adviser:carol", "mode": "warm", "state": "started"}
+    return call, ann, carol
+
+
+@pytest.mark.usefixtures("staff")
+async def test_warm_transfer_to_a_colleague_consults_them_then_completes(
+    http: httpx.AsyncClient, phone: Callable[..., Phone], twilio_stub: TwilioStub, app: FastAPI
+) -> None:
+    call, ann, carol = await consulting_carol(http, phone, twilio_stub)
+
+    # The caller hears music while Ann and Carol talk, all in the caller's conference.
+    caller, colleague = labelled(call, "caller"), labelled(call, "transfer")
+    assert caller is not None and caller.hold and caller.hold_url == TWILIO_HOLD_MUSIC
+    assert colleague is not None and colleague.to == "client:carol"
+    assert labelled(call, "adviser") is not None
+    me = (await http.get("/api/advisers/me", headers=ann)).json()
+    assert (me["status"], me["transfer"]) == (
+        "on_call",
+        {"to": "adviser:carol", "mode": "warm", "state": "answered"},
+    )
+    # Carol's screen-pop: the caller's context, who transferred it and the note; no controls.
+    mine = (await http.get("/api/advisers/me", headers=carol)).json()
+    assert (mine["status"], mine["transfer"]) == ("on_call", None)
+    assert (mine["call"]["call_sid"], mine["call"]["product"]) == (call.call_sid, "vog_rp")
+    assert (mine["call"]["transferred_by"], mine["call"]["transfer_note"]) == (
+        "ann",
+        "Bezwaar tegen VOG",
+    )
+    assert (await states_of(app, "carol"))[-3:] == ["offered", "on_call", "consulting"]
+    # Only Ann completes; Carol cannot hold the caller yet: the call is still Ann's.
+    refused = await http.post("/api/advisers/me/call/transfer/complete", headers=carol)
+    hold = await http.post("/api/advisers/me/call/hold", json={"hold": False}, headers=carol)
+    assert (refused.status_code, refused.json()["code"]) == (409, "no_call_in_progress")
+    assert (hold.status_code, hold.json()["code"]) == (409, "no_call_in_progress")
+    assert caller.hold
+
+    done = await http.post("/api/advisers/me/call/transfer/complete", headers=ann)
+    await call.deliver()
+
+    assert done.status_code == 200 and done.json()["state"] == "done"
+    assert await status_of(http, ann) == "wrap_up"
+    assert await status_of(http, carol) == "on_call"
+    assert labelled(call, "adviser") is None and not caller.hold
+    assert colleague.call_sid not in call.conference().left
+    assert (await states_of(app, "ann"))[-3:] == ["consulting", "on_call", "wrap_up"]
+    [record] = await transfers_recorded(app)
+    assert (record.target_kind, record.target, record.mode) == ("adviser", "carol", "warm")
+    assert (record.answered, record.outcome) == (True, "answered")
+    # The conversation is Carol's now: she holds the caller, and her hang-up ends it.
+    held = await http.post("/api/advisers/me/call/hold", json={"hold": True}, headers=carol)
+    assert held.status_code == 200 and caller.hold
+    await http.post("/api/advisers/me/call/hold", json={"hold": False}, headers=carol)
+
+    twilio_stub.hang_up_caller(colleague.call_sid)
+    await call.deliver()
+
+    assert call.after_conference is not None and call.after_conference.hung_up
+    assert GOODBYE in call.after_conference.text
+    assert await status_of(http, carol) == "wrap_up"
+    assert await status_of(http, ann) == "wrap_up"
+    assert await waiting(http) == []
+
+
+@pytest.mark.usefixtures("staff")
+async def test_warm_transfer_to_a_colleague_cancelled_frees_them_and_brings_the_adviser_back(
+    http: httpx.AsyncClient, phone: Callable[..., Phone], twilio_stub: TwilioStub, app: FastAPI
+) -> None:
+    call, ann, carol = await consulting_carol(http, phone, twilio_stub)
+    colleague = labelled(call, "transfer")
+    assert colleague is not None
+
+    back = await http.post("/api/advisers/me/call/transfer/cancel", headers=ann)
+    await call.deliver()
+
+    assert back.status_code == 200 and back.json()["state"] == "cancelled"
+    assert colleague.call_sid in call.conference().left
+    caller = labelled(call, "caller")
+    assert caller is not None and not caller.hold
+    me = (await http.get("/api/advisers/me", headers=ann)).json()
+    assert (me["status"], me["transfer"]) == ("on_call", None)
+    assert await status_of(http, carol) == "available"
+    [record] = await transfers_recorded(app)
+    assert (record.target, record.answered, record.outcome) == ("carol", True, "cancelled")
+    # Ann's conversation goes on as before: she may transfer again, and hang up.
+    again = await transfer(http, ann, "adviser:carol")
+    assert again.status_code == 200
+
+
+@pytest.mark.parametrize("carol_does", ["no-answer", "busy", "failed"])
+@pytest.mark.usefixtures("staff")
+async def test_a_colleague_not_answering_a_consult_is_missed_and_the_adviser_is_back(
+    http: httpx.AsyncClient,
+    phone: Callable[..., Phone],
+    twilio_stub: TwilioStub,
+    app: FastAPI,
+    carol_does: str,
+) -> None:
+    call, ann = await in_conversation(http, phone, twilio_stub)
+    carol = await signed_in(http, CAROL)
+    await available(http, carol)
+    twilio_stub.script_device("client:carol", carol_does)  # type: ignore[arg-type]
+
+    await transfer(http, ann, "adviser:carol", mode="warm")
+    await call.deliver()
+
+    caller = labelled(call, "caller")
+    assert caller is not None and not caller.hold
+    assert labelled(call, "adviser") is not None
+    me = (await http.get("/api/advisers/me", headers=ann)).json()
+    assert (me["status"], me["transfer"]) == ("on_call", None)
+    assert await status_of(http, carol) == "missed"
+    assert await waiting(http) == []  # the caller stays with Ann, not back in a line
+    [record] = await transfers_recorded(app)
+    assert (record.answered, record.outcome) == (False, carol_does)
+
+
+@pytest.mark.usefixtures("staff")
+async def test_caller_hanging_up_during_a_consult_with_a_colleague_frees_both_advisers(
+    http: httpx.AsyncClient, phone: Callable[..., Phone], twilio_stub: TwilioStub, app: FastAPI
+) -> None:
+    call, ann, carol = await consulting_carol(http, phone, twilio_stub)
+    colleague = labelled(call, "transfer")
+    assert colleague is not None
+
+    await call.hang_up()
+
+    assert await status_of(http, ann) == "wrap_up"
+    assert await status_of(http, carol) == "available"
+    assert call.conference().status == "completed"
+    assert twilio_stub.call_status(colleague.call_sid) != "in-progress"
+    assert await waiting(http) == []
+    [record] = await transfers_recorded(app)
+    assert (record.answered, record.outcome) == (True, "caller_hung_up")
+
+
+@pytest.mark.usefixtures("staff")
+async def test_the_adviser_hanging_up_during_a_consult_leaves_the_caller_with_the_colleague(
+    http: httpx.AsyncClient, phone: Callable[..., Phone], twilio_stub: TwilioStub, app: FastAPI
+) -> None:
+    call, ann, carol = await consulting_carol(http, phone, twilio_stub)
+    own = labelled(call, "adviser")
+    assert own is not None
+
+    twilio_stub.hang_up_caller(own.call_sid)  # Ann puts her phone down: the hand-over
+    await call.deliver()
+
+    caller = labelled(call, "caller")
+    assert caller is not None and not caller.hold
+    assert await status_of(http, ann) == "wrap_up"
+    assert await status_of(http, carol) == "on_call"
+    [record] = await transfers_recorded(app)
+    assert (record.mode, record.answered, record.outcome) == ("warm", True, "answered")
 
 
 # -- to a department ----------------------------------------------------------------------------

@@ -31,7 +31,9 @@ local function become_available()
   end
 end
 local function close_offer()
-  redis.call('DEL', offer, call_offer_key(call))
+  redis.call('DEL', offer)
+  -- A warm transfer's colleague may hold the call's offer already (routing/transfers.py).
+  if redis.call('GET', call_offer_key(call)) == id then redis.call('DEL', call_offer_key(call)) end
   redis.call('ZREM', deadlines, id)
 end
 local function wrap_up()

@@ -108,6 +108,8 @@ async def _out(services: Services, view: AdviserView) -> AdviserOut:
     transfer = (
         await services.router.transfer_of(view.call_sid) if talking and view.call_sid else None
     )
+    if transfer is not None and transfer.adviser != view.name:
+        transfer = None  # a warm transfer's colleague: the consult is the other adviser's
     return AdviserOut(
         transfer=_transfer_out(transfer) if transfer is not None else None,
         hold=conference.on_hold if conference else False,

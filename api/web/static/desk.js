@@ -110,8 +110,8 @@
     product_unknown: () => "Die wachtrij bestaat niet (meer). Vernieuw de pagina.",
     no_transfer_in_progress: () => "Er wordt op dit moment niet doorverbonden.",
     transfer_not_answered: () => "De ontvanger heeft nog niet opgenomen.",
-    warm_transfer_to_department_only: () =>
-      "Eerst overleggen kan alleen met een afdeling. Verbind een collega of wachtrij direct door.",
+    warm_transfer_to_queue: () =>
+      "Met een wachtrij kun je niet eerst overleggen: er is nog niemand. Verbind direct door.",
     telephony_failed: () => "De telefonie gaf een fout. Probeer het opnieuw.",
     not_found: () => "Doorverbinden is op deze server nog niet beschikbaar.",
   };

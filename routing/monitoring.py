@@ -2,9 +2,10 @@
 the adviser hears them) or barge in (a full participant).
 
 The supervisor's own device is called into the conversation's conference as a participant
-labelled `supervisor`; switching mode updates that participant, leaving removes it. Each
-supervisor has at most one session per call, kept in Redis (`keys.call_monitors`) and changed
-only by compare-and-set scripts, so two requests at once cannot both start or both change it.
+labelled `supervisor:NAME` (labels are unique per conference); switching mode updates that
+participant, leaving removes it. Each supervisor has at most one session per call, kept in
+Redis (`keys.call_monitors`) and changed only by compare-and-set scripts, so two requests at
+once cannot both start or both change it.
 Every change is handed to `on_change` (the audit log in SQL). The session follows the
 supervisor's leg through its participant status callback (`leg_status`) and ends when the
 conversation does (`conversation_over`).
@@ -124,6 +125,12 @@ class MonitorSession(BaseModel):
 
     def marker(self) -> str:
         return f"{self.id}:{self.rev}" if self.live else ""
+
+
+def participant_label(supervisor: str) -> str:
+    """A supervisor's leg in a conference: Twilio refuses a label another participant of the
+    conference has (error 16026), so two supervisors on one call need labels of their own."""
+    return f"supervisor:{supervisor}"
 
 
 class MonitorUrls(Protocol):
@@ -310,7 +317,7 @@ class Monitors:
                 NewParticipant(
                     to=session.device,
                     from_=self.caller_id or talk.called or "",
-                    label="supervisor",
+                    label=participant_label(session.supervisor),
                     timeout=RING_SECONDS,
                     status_callback=self.urls.monitor_status(
                         session.call_sid, session.supervisor, session.id

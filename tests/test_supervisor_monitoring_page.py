@@ -58,7 +58,9 @@ def page(browser: Browser, server: KccServer) -> Iterator[Page]:
 
 
 def supervisor_leg(conference: Conference) -> Participant | None:
-    found = [p for p in conference.participants.values() if p.label == "supervisor"]
+    found = [
+        p for p in conference.participants.values() if (p.label or "").startswith("supervisor:")
+    ]
     return found[0] if found else None
 
 

@@ -503,6 +503,10 @@ class TwilioStub:
                 return _error(400, 20404, "Conference is not in progress")
             if not form.get("To") or not form.get("From"):
                 return _error(400, 21201, "To and From are required")
+            label = form.get("Label")
+            if label and any(p.label == label for p in conference.participants.values()):
+                # Twilio refuses a label an active participant of the conference has (16026)
+                return _error(400, 16026, "Participant label is in use by another participant")
             form_events: dict[str, Any] = dict(form)
             form_events["StatusCallbackEvent"] = form.get("StatusCallbackEvent", "").split()
             created = self.conferences.create_participant(conference, form_events)

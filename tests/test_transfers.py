@@ -292,6 +292,10 @@ async def test_warm_transfer_to_a_colleague_consults_them_then_completes(
         "Bezwaar tegen VOG",
     )
     assert (await states_of(app, "carol"))[-3:] == ["offered", "on_call", "consulting"]
+    # Supervisors see one conversation, Ann's, while she consults Carol.
+    supervisor = await signed_in(http, SANNE)
+    listed = (await http.get("/api/calls", headers=supervisor)).json()
+    assert [(c["call_sid"], c["adviser"]) for c in listed] == [(call.call_sid, "ann")]
     # Only Ann completes; Carol cannot hold the caller yet: the call is still Ann's.
     refused = await http.post("/api/advisers/me/call/transfer/complete", headers=carol)
     hold = await http.post("/api/advisers/me/call/hold", json={"hold": False}, headers=carol)
@@ -311,6 +315,8 @@ async def test_warm_transfer_to_a_colleague_consults_them_then_completes(
     [record] = await transfers_recorded(app)
     assert (record.target_kind, record.target, record.mode) == ("adviser", "carol", "warm")
     assert (record.answered, record.outcome) == (True, "answered")
+    listed = (await http.get("/api/calls", headers=supervisor)).json()
+    assert [(c["call_sid"], c["adviser"]) for c in listed] == [(call.call_sid, "carol")]
     # The conversation is Carol's now: she holds the caller, and her hang-up ends it.
     held = await http.post("/api/advisers/me/call/hold", json={"hold": True}, headers=carol)
     assert held.status_code == 200 and caller.hold

@@ -18,6 +18,7 @@ from api.web.errors import NotFound, RequestInvalid
 from routing.board import AdviserState
 from routing.monitor_log import MonitorSessionRecord
 from routing.monitoring import EndReason, MonitorMode, MonitorSession, MonitorState
+from routing.transfers import TargetKind, TransferState
 
 router = APIRouter(prefix="/api", tags=["calls"])
 
@@ -96,6 +97,16 @@ async def _calls(services: Services, me: str) -> list[CallInProgress]:
     found: list[CallInProgress] = []
     for view in await services.router.board.views():
         if view.state is not AdviserState.ON_CALL or view.call_sid is None:
+            continue
+        # A colleague consulted in a warm transfer is in the same call: the call is listed
+        # once, under the adviser who transfers it, until the hand-over makes it the colleague's.
+        transfer = await services.router.transfer_of(view.call_sid)
+        if (
+            transfer is not None
+            and transfer.state is not TransferState.HANDED_OVER
+            and transfer.target.kind is TargetKind.ADVISER
+            and transfer.target.key == view.name
+        ):
             continue
         entry = await services.queue.get(view.call_sid)
         conference = await services.router.conference_of(view.name)

@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     )
     voice_token_ttl_seconds: int = 3600  # the browser phone renews its token before this ends
     caller_id: str | None = None  # the KCC number, shown when calling back and to advisers' phones
+    # Browser phones may call numbers that start with one of these (comma-separated): Dutch
+    # numbers by default, so a misused account cannot run up international or premium calls.
+    outbound_prefixes: str = Field(default="+31", pattern=r"^\+[0-9]{1,6}(,\+[0-9]{1,6})*$")
     offer_seconds: int = 20  # how long an adviser's phone rings
     wrap_up_seconds: int = 30  # after-call work before the adviser is available again
     # How long an adviser's desk (and browser phone) may be gone before they are AWAY.

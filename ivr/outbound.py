@@ -25,6 +25,7 @@ class Refusal(StrEnum):
     UNKNOWN_CALLER = "unknown_caller"  # From is no active staff member's browser phone
     NO_CALLER_ID = "no_caller_id"  # KCC_CALLER_ID is unset: no number to call out from
     BAD_TARGET = "bad_target"  # To is no phone number and no colleague's browser phone
+    NOT_ALLOWED = "not_allowed"  # a number outside the allowed prefixes (KCC_OUTBOUND_PREFIXES)
     FAILED = "failed"  # the check itself failed (the database away)
 
 
@@ -32,6 +33,7 @@ SPOKEN = {
     Refusal.UNKNOWN_CALLER: "Dit toestel mag niet bellen via het klantcontactcentrum.",
     Refusal.NO_CALLER_ID: "Bellen naar een telefoonnummer is niet ingesteld. Vraag de beheerder.",
     Refusal.BAD_TARGET: "Dit nummer of deze collega kan niet worden gebeld. Controleer het nummer.",
+    Refusal.NOT_ALLOWED: "Naar dit nummer mag vanuit het klantcontactcentrum niet worden gebeld.",
     Refusal.FAILED: "Het gesprek kan nu niet worden opgezet. Probeer het zo opnieuw.",
 }
 
@@ -41,12 +43,21 @@ def refused(reason: Refusal) -> str:
 
 
 def decide(
-    *, caller: str, to: str, staff_devices: frozenset[str], caller_id: str | None
+    *,
+    caller: str,
+    to: str,
+    staff_devices: frozenset[str],
+    caller_id: str | None,
+    allowed_prefixes: tuple[str, ...] = ("+31",),
 ) -> str | Refusal:
-    """The TwiML that places the call, or why it is refused."""
+    """The TwiML that places the call, or why it is refused. Numbers must start with one of
+    `allowed_prefixes`: a stolen staff session must not call premium or foreign numbers at
+    the KCC's cost (toll fraud)."""
     if not caller.startswith(CLIENT) or caller not in staff_devices:
         return Refusal.UNKNOWN_CALLER
     if E164.fullmatch(to):
+        if not to.startswith(allowed_prefixes):
+            return Refusal.NOT_ALLOWED
         if not caller_id:
             return Refusal.NO_CALLER_ID
         target = element("Number", None, escape_text(to))

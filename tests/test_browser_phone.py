@@ -192,6 +192,8 @@ async def test_a_supervisor_calls_a_colleagues_browser_phone(
         ({"From": "client:anna", "To": "client:anna"}, "kan niet worden gebeld"),
         ({"From": "client:anna"}, "kan niet worden gebeld"),
         ({"From": "client:anna", "To": "+31 6 1234 5678<Hangup/>"}, "kan niet worden gebeld"),
+        ({"From": "client:anna", "To": "+882123456789"}, "mag vanuit het klantcontactcentrum niet"),
+        ({"From": "client:anna", "To": "+3212345678"}, "mag vanuit het klantcontactcentrum niet"),
     ],
     ids=[
         "unknown client",
@@ -202,6 +204,8 @@ async def test_a_supervisor_calls_a_colleagues_browser_phone(
         "oneself",
         "no target",
         "markup",
+        "an international premium number",
+        "abroad (Belgium)",
     ],
 )
 async def test_a_call_that_is_not_allowed_hears_why_and_ends(
@@ -243,6 +247,18 @@ async def test_calling_a_number_without_a_kcc_number_is_refused_aloud(
         )
         # Colleagues need no KCC number.
         assert (await _outbound(http, From="client:anna", To="client:sanne")).find("Dial")
+
+
+async def test_the_allowed_prefixes_are_a_setting(make_app: Callable[..., FastAPI]) -> None:
+    app = make_app(outbound_prefixes="+31,+32", **VOICE)
+    add_staff(app.state.services.db_engine, ANNA)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url=PUBLIC_URL) as http:
+        dial = (await _outbound(http, From="client:anna", To="+3212345678")).find("Dial")
+        assert dial is not None and dial.findtext("Number") == "+3212345678"
+        assert "niet worden gebeld" in _spoken(
+            await _outbound(http, From="client:anna", To="+4412345678")
+        )
 
 
 async def test_an_unsigned_outbound_request_places_no_call(

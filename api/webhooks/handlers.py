@@ -252,6 +252,7 @@ async def _place_outbound(hook: Delivery) -> str:
         to=hook.form.get("To", "").strip(),
         staff_devices=devices,
         caller_id=services.settings.caller_id,
+        allowed_prefixes=tuple(services.settings.outbound_prefixes.split(",")),
     )
     if isinstance(decision, outbound.Refusal):
         log.warning("outbound call refused", extra={"route": "outbound", "reason": decision})

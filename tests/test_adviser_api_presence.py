@@ -12,8 +12,8 @@ from fastapi import FastAPI
 from api.cli.phone import Phone
 from routing.board import AdviserState
 from tests.conftest import PUBLIC_URL
+from tests.support.routing_calls import ANN, queued_vog_rp, set_status, staff
 from tests.support.staff import SANNE, signed_in
-from tests.test_routing_calls import ANN, queued_vog_rp, set_status, staff
 
 __all__ = ["staff"]  # the fixture, used by name
 

@@ -18,50 +18,25 @@ from ivr.records import CallRecord
 from routing.adviser_history import AdviserStateChange
 from routing.clock import FixedClock
 from tests.conftest import PUBLIC_URL
-from tests.support.conference_calls import ConferenceCall
-from tests.support.staff import SANNE, Account, add_staff, adviser, signed_in
+from tests.support.conference_calls import (
+    ANN,
+    BOB,
+    ConferenceCall,
+    available,
+    in_conversation,
+    queued,
+    status_of,
+)
+from tests.support.staff import SANNE, add_staff, signed_in
 from tests.support.twilio_conferences import Participant
 from tests.support.twilio_stub import TwilioStub
 
-ANN = adviser("ann", skills=["vog_rp"])
-BOB = adviser("bob", skills=["vog_rp"], device="+31201234567")
 KCC_NUMBER = "+31703704900"  # KCC_CALLER_ID of the tests' settings
 
 
 @pytest.fixture
 def staff(app: FastAPI) -> None:
     add_staff(app.state.services.db_engine, SANNE, ANN, BOB)
-
-
-async def available(http: httpx.AsyncClient, who: dict[str, str]) -> None:
-    response = await http.post("/api/advisers/me/status", json={"status": "available"}, headers=who)
-    assert response.json()["status"] == "available"
-
-
-async def status_of(http: httpx.AsyncClient, who: dict[str, str]) -> str:
-    return str((await http.get("/api/advisers/me", headers=who)).json()["status"])
-
-
-async def queued(phone: Callable[..., Phone], stub: TwilioStub) -> ConferenceCall:
-    caller = phone()
-    await caller.dial()
-    await caller.press("2")
-    turn = await caller.press("#")
-    assert turn.queue == "kcc-vog_rp"
-    return ConferenceCall(caller, stub)
-
-
-async def in_conversation(
-    http: httpx.AsyncClient, phone: Callable[..., Phone], stub: TwilioStub, who: Account = ANN
-) -> tuple[ConferenceCall, dict[str, str]]:
-    """The adviser is available, a caller comes in, their device answers: they talk."""
-    headers = await signed_in(http, who)
-    await available(http, headers)
-    stub.script_device(who.device or f"client:{who.name}", "answers")
-    call = await queued(phone, stub)
-    await call.connect()
-    assert await status_of(http, headers) == "on_call"
-    return call, headers
 
 
 def participant_labelled(call: ConferenceCall, label: str) -> Participant:

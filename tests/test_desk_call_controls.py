@@ -9,32 +9,20 @@ owns this thread's).
 
 from __future__ import annotations
 
-import asyncio
-import threading
 import uuid
-from collections.abc import Coroutine, Iterator
-from pathlib import Path
-from typing import Any, TypeVar
+from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from api.cli.phone import Phone
-from tests.conftest import REDIS_UP, SECRET_KEY
 from tests.support import staff
 from tests.support.browser import Browser, Page, expect, open_page, open_signed_in
-from tests.support.conference_calls import ConferenceCall
-from tests.support.database import sqlite_url
-from tests.support.servers import KccServer, open_kcc_serve
-from tests.support.twilio_conferences import Conference, Participant
+from tests.support.conference_calls import participant
+from tests.support.desk_server import ADVISER_PHONE, PASSWORD, CallerLine, open_kcc_serve_with_stub
+from tests.support.servers import KccServer
 from tests.support.twilio_stub import TwilioStub
-from tests.test_desk_page import DESK_REDIS_URL, PASSWORD, _seed
 
 pytestmark = pytest.mark.slow  # a real `kcc serve` and a browser
-
-T = TypeVar("T")
-ADVISER_PHONE = "+31201234567"
-KCC_NUMBER = "+31703704900"
 
 
 @pytest.fixture(scope="module")
@@ -45,17 +33,7 @@ def stub() -> Iterator[TwilioStub]:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, stub: TwilioStub) -> Iterator[KccServer]:
-    tmp: Path = tmp_path_factory.mktemp("desk-controls")
-    _seed(sqlite_url(tmp))
-    with open_kcc_serve(
-        tmp,
-        secret_key=SECRET_KEY,
-        redis_url=DESK_REDIS_URL if REDIS_UP else None,
-        TWILIO_ACCOUNT_SID=stub.account_sid,
-        TWILIO_AUTH_TOKEN=stub.auth_token,
-        KCC_TWILIO_API_BASE=stub.base_url,
-        KCC_CALLER_ID=KCC_NUMBER,
-    ) as served:
+    with open_kcc_serve_with_stub(tmp_path_factory.mktemp("desk-controls"), stub) as served:
         yield served
 
 
@@ -63,59 +41,6 @@ def server(tmp_path_factory: pytest.TempPathFactory, stub: TwilioStub) -> Iterat
 def page(browser: Browser, server: KccServer) -> Iterator[Page]:
     with open_page(browser, server.url, width=1280, height=800) as opened:
         yield opened
-
-
-class CallerLine:
-    """The caller's side on an event loop of its own thread."""
-
-    def __init__(self, server: KccServer, stub: TwilioStub) -> None:
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._thread.start()
-        self._server = server
-        self._stub = stub
-        self.call: ConferenceCall | None = None
-        self._client: httpx.AsyncClient | None = None
-
-    def run(self, work: Coroutine[Any, Any, T]) -> T:
-        return asyncio.run_coroutine_threadsafe(work, self._loop).result(30)
-
-    async def _queue_and_connect(self) -> None:
-        self._client = httpx.AsyncClient(base_url=self._server.url, timeout=10)
-        phone = Phone(self._client, public_url=self._server.url, auth_token=self._stub.auth_token)
-        await phone.dial()
-        await phone.press("2")
-        assert (await phone.press("#")).queue == "kcc-vog_rp"
-        self.call = ConferenceCall(phone, self._stub)
-        await self.call.connect()
-
-    def queue_and_connect(self) -> ConferenceCall:
-        self.run(self._queue_and_connect())
-        assert self.call is not None
-        return self.call
-
-    def deliver(self) -> None:
-        assert self.call is not None
-        self.run(self.call.deliver())
-
-    async def _close(self) -> None:
-        if self.call is not None and self._stub.call_status(self.call.call_sid) != "completed":
-            await self.call.hang_up()
-        if self._client is not None:
-            await self._client.aclose()
-
-    def close(self) -> None:
-        try:
-            self.run(self._close())
-        finally:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(timeout=10)
-            self._loop.close()
-
-
-def participant(conference: Conference, label: str) -> Participant:
-    [found] = [p for p in conference.participants.values() if p.label == label]
-    return found
 
 
 def test_hold_and_mute_buttons_drive_the_conference(

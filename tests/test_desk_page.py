@@ -18,20 +18,15 @@ import re
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import date
 from pathlib import Path
 
 import httpx
 import pytest
 from sqlmodel import Session, select
 
-from api.cli.demo import DEMO_APPLICATIONS
 from api.cli.phone import Phone
 from api.database.engine import make_engine
-from api.settings import DEFAULT_FLOW, PLACEHOLDER_AUTH_TOKEN
-from flows.loader import load_flow
-from ivr.identity.applications import DateOfBirthHasher
-from ivr.identity.importer import import_applications
+from api.settings import PLACEHOLDER_AUTH_TOKEN
 from ivr.twiml import CallUrls
 from routing.adviser_history import WrapUp
 from tests.conftest import REDIS_UP, SECRET_KEY
@@ -44,35 +39,16 @@ from tests.support.browser import (
     open_signed_in,
     submit_sign_in,
 )
-from tests.support.database import create_schema, sqlite_url
+from tests.support.database import sqlite_url
+from tests.support.desk_server import DESK_REDIS_URL, PASSWORD, seed_demo_database
 from tests.support.servers import KccServer, open_kcc_serve
 from tests.support.staff import Account
 
 pytestmark = pytest.mark.slow  # a real `kcc serve` and a browser
 
-# A Redis database of its own, flushed before and after: the server shares it with nobody.
-DESK_REDIS_URL = os.environ.get("KCC_TEST_DESK_REDIS_URL", "redis://127.0.0.1:6379/12")
-PASSWORD = "correct horse battery staple"
 PHONE_SECONDS = 30
 # Set KCC_DESK_SCREENSHOT=/tmp/desk.png to keep a picture of the call card.
 SCREENSHOT = os.environ.get("KCC_DESK_SCREENSHOT")
-
-
-def _seed(database_url: str) -> None:
-    """The tables and the demo applications (the caller's identity is checked against them)."""
-    engine = make_engine(database_url)
-    try:
-        create_schema(engine)
-        report = import_applications(
-            DEMO_APPLICATIONS,
-            engine=engine,
-            hasher=DateOfBirthHasher(SECRET_KEY),
-            products=load_flow(DEFAULT_FLOW).products.keys(),
-            today=date(2026, 12, 1),
-        )
-        assert not report.rejected, report.rejected
-    finally:
-        engine.dispose()
 
 
 def _new_adviser(database_url: str) -> Account:
@@ -86,7 +62,7 @@ def _new_adviser(database_url: str) -> Account:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KccServer]:
     """`kcc serve` in its own process: the embedded demo, open for calls."""
     tmp = tmp_path_factory.mktemp("desk")
-    _seed(sqlite_url(tmp))
+    seed_demo_database(sqlite_url(tmp))
     # No TWILIO_AUTH_TOKEN and no KCC_TWILIO_API_BASE: the placeholder token, so the telephony
     # is simulated and the desk's demo phone answers and hangs up.
     with open_kcc_serve(

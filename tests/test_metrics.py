@@ -16,9 +16,9 @@ from api.cli.phone import Phone
 from routing.board import AdviserState
 from routing.clock import FixedClock
 from tests.conftest import AUTH_TOKEN, PUBLIC_URL
+from tests.support.conference_calls import ANN, BOB, in_conversation, queued
 from tests.support.staff import add_staff, signed_in
 from tests.support.twilio_stub import TwilioStub
-from tests.test_conference_calls import ANN, BOB, in_conversation, queued
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 

@@ -16,13 +16,12 @@ from fastapi import FastAPI
 
 from api.cli.phone import Phone
 from routing.clock import FixedClock
-from tests.support.conference_calls import ConferenceCall
+from tests.support.conference_calls import ANN, ConferenceCall, in_conversation
 from tests.support.database import sqlite_url
 from tests.support.servers import invoke_kcc
 from tests.support.staff import SANNE, add_staff, signed_in, supervisor
 from tests.support.twilio_conferences import Participant
 from tests.support.twilio_stub import TwilioStub
-from tests.test_conference_calls import ANN, in_conversation
 
 SANNE_PHONE = "client:sanne"  # a supervisor's default device: their browser phone
 PIM = supervisor("pim")

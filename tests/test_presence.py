@@ -18,7 +18,7 @@ from routing.router import Router
 from routing.sealing import Sealer
 from routing.telephony import RecordingTelephony
 from tests.conftest import REDIS_UP, REDIS_URL, SECRET_KEY
-from tests.test_routing import PRODUCTS, Urls, waiting_call
+from tests.support.routing_redis import PRODUCTS, Urls, waiting_call
 
 GRACE_S = 20
 START_MS = 1_795_000_000_000

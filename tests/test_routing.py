@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -13,23 +12,13 @@ import redis.asyncio as aioredis
 
 from routing import keys
 from routing.board import AdviserBoard, AdviserState, Command, InvalidTransition, Settle
-from routing.entry import QueueEntry
 from routing.events import EventBus
 from routing.queue import CallQueue
 from routing.router import Router
 from routing.sealing import Sealer
 from routing.telephony import RecordingTelephony, TelephonyError
 from tests.conftest import SECRET_KEY
-
-PRODUCTS = ["vog_np", "vog_rp", "gva", "general"]
-
-
-class Urls:
-    def connect(self, offer_id: str) -> str:
-        return f"https://ivr.example.nl/twilio/connect?offer={offer_id}"
-
-    def adviser_status(self, offer_id: str) -> str:
-        return f"https://ivr.example.nl/twilio/adviser-status?offer={offer_id}"
+from tests.support.routing_redis import PRODUCTS, Urls, waiting_call
 
 
 class FlakyTelephony(RecordingTelephony):
@@ -93,23 +82,6 @@ def router(
         products=PRODUCTS,
         wrap_up_seconds=30,
     )
-
-
-async def waiting_call(
-    queue: CallQueue, sid: str, product: str = "vog_np", priority: int = 0
-) -> None:
-    entry = QueueEntry(
-        call_sid=sid,
-        caller="+31612345678",
-        language="nl",
-        product=product,
-        theme="status",
-        priority=priority,
-        verification="unverified",
-        path=[],
-        queued_at=datetime(2026, 12, 1, 9, 0, tzinfo=UTC),
-    )
-    assert await queue.enqueue(entry)
 
 
 async def adviser(

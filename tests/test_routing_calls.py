@@ -17,31 +17,11 @@ from routing.adviser_history import AdviserStateChange, WrapUp
 from routing.clock import FixedClock
 from tests.conftest import AUTH_TOKEN, PUBLIC_URL
 from tests.support.conference_calls import ConferenceCall
-from tests.support.staff import SANNE, add_staff, adviser, signed_in
+from tests.support.routing_calls import ANN, BOB, queued_vog_rp, set_status, staff
+from tests.support.staff import SANNE, signed_in
 from tests.support.twilio_stub import TwilioStub
 
-ANN = adviser("ann", skills=["vog_rp", "vog_np"])
-BOB = adviser("bob", skills=["gva"], device="+31201234567")
-
-
-@pytest.fixture
-def staff(app: FastAPI) -> None:
-    add_staff(app.state.services.db_engine, SANNE, ANN, BOB)
-
-
-async def set_status(
-    http: httpx.AsyncClient, headers: dict[str, str], status: str
-) -> httpx.Response:
-    return await http.post("/api/advisers/me/status", json={"status": status}, headers=headers)
-
-
-async def queued_vog_rp(phone: Callable[..., Phone]) -> Phone:
-    caller = phone()
-    await caller.dial()
-    await caller.press("2")
-    turn = await caller.press("#")
-    assert turn.queue == "kcc-vog_rp"
-    return caller
+__all__ = ["staff"]  # the fixture, used by name
 
 
 @pytest.mark.usefixtures("staff")

@@ -3,26 +3,23 @@
 the Twilio stub (muted, coaching the adviser, a full participant, removed).
 
 A real `kcc serve` runs with a Twilio account that is the stub (KCC_TWILIO_API_BASE); the
-caller's side runs on an event loop of its own thread (tests/test_desk_call_controls.py)."""
+caller's side runs on an event loop of its own thread (tests/support/desk_server.py)."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import REDIS_UP, SECRET_KEY
 from tests.support import staff
 from tests.support.browser import Browser, Page, expect, open_page, open_signed_in
-from tests.support.database import sqlite_url
-from tests.support.servers import KccServer, open_kcc_serve
+from tests.support.conference_calls import participant
+from tests.support.desk_server import ADVISER_PHONE, PASSWORD, CallerLine, open_kcc_serve_with_stub
+from tests.support.servers import KccServer
 from tests.support.twilio_conferences import Conference, Participant
 from tests.support.twilio_stub import TwilioStub
-from tests.test_desk_call_controls import ADVISER_PHONE, KCC_NUMBER, CallerLine, participant
-from tests.test_desk_page import DESK_REDIS_URL, PASSWORD, _seed
 
 pytestmark = pytest.mark.slow  # a real `kcc serve` and a browser
 
@@ -37,17 +34,7 @@ def stub() -> Iterator[TwilioStub]:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, stub: TwilioStub) -> Iterator[KccServer]:
-    tmp: Path = tmp_path_factory.mktemp("supervisor-monitoring")
-    _seed(sqlite_url(tmp))
-    with open_kcc_serve(
-        tmp,
-        secret_key=SECRET_KEY,
-        redis_url=DESK_REDIS_URL if REDIS_UP else None,
-        TWILIO_ACCOUNT_SID=stub.account_sid,
-        TWILIO_AUTH_TOKEN=stub.auth_token,
-        KCC_TWILIO_API_BASE=stub.base_url,
-        KCC_CALLER_ID=KCC_NUMBER,
-    ) as served:
+    with open_kcc_serve_with_stub(tmp_path_factory.mktemp("supervisor-monitoring"), stub) as served:
         yield served
 
 

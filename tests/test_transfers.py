@@ -21,11 +21,17 @@ from routing.adviser_history import AdviserStateChange
 from routing.clock import FixedClock
 from routing.transfers import CallTransfer
 from tests.conftest import PUBLIC_URL
-from tests.support.conference_calls import ConferenceCall
+from tests.support.conference_calls import (
+    ANN,
+    ConferenceCall,
+    available,
+    in_conversation,
+    queued,
+    status_of,
+)
 from tests.support.staff import SANNE, add_staff, adviser, signed_in
 from tests.support.twilio_conferences import Participant
 from tests.support.twilio_stub import TwilioStub
-from tests.test_conference_calls import ANN, available, in_conversation, queued, status_of
 
 CAROL = adviser("carol", skills=["vog_rp", "vog_np"])
 DAN = adviser("dan", skills=["vog_np"])

@@ -6,19 +6,28 @@ posts every callback the stub made, signed, to the app, until nothing is left.
     await call.connect()                # follow routing's REST redirect into the conference
     twilio_stub.conference(call.conference_name)   # who is in it, held, muted ...
     await call.hang_up()                # the caller hangs up: conference, Dial action, status
+
+With the app in-process (the `http`, `phone` and `twilio_stub` fixtures of tests/conftest.py):
+
+    call, headers = await in_conversation(http, phone, twilio_stub)   # ANN talks to a caller
 """
 
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import httpx
 
 from api.cli.phone import Phone, PhoneTurn, parse_twiml
-from tests.support.twilio_conferences import Callback, Conference
+from tests.support.staff import Account, adviser, signed_in
+from tests.support.twilio_conferences import Callback, Conference, Participant
 from tests.support.twilio_stub import TwilioStub
+
+ANN = adviser("ann", skills=["vog_rp"])
+BOB = adviser("bob", skills=["vog_rp"], device="+31201234567")
 
 
 @dataclass(frozen=True)
@@ -105,3 +114,40 @@ class ConferenceCall:
         found = self.stub.conference(self.conference_name)
         assert found is not None
         return found
+
+
+def participant(conference: Conference, label: str) -> Participant:
+    """The one participant of `conference` labelled `label`."""
+    [found] = [p for p in conference.participants.values() if p.label == label]
+    return found
+
+
+async def available(http: httpx.AsyncClient, who: dict[str, str]) -> None:
+    response = await http.post("/api/advisers/me/status", json={"status": "available"}, headers=who)
+    assert response.json()["status"] == "available"
+
+
+async def status_of(http: httpx.AsyncClient, who: dict[str, str]) -> str:
+    return str((await http.get("/api/advisers/me", headers=who)).json()["status"])
+
+
+async def queued(phone: Callable[..., Phone], stub: TwilioStub) -> ConferenceCall:
+    caller = phone()
+    await caller.dial()
+    await caller.press("2")
+    turn = await caller.press("#")
+    assert turn.queue == "kcc-vog_rp"
+    return ConferenceCall(caller, stub)
+
+
+async def in_conversation(
+    http: httpx.AsyncClient, phone: Callable[..., Phone], stub: TwilioStub, who: Account = ANN
+) -> tuple[ConferenceCall, dict[str, str]]:
+    """The adviser is available, a caller comes in, their device answers: they talk."""
+    headers = await signed_in(http, who)
+    await available(http, headers)
+    stub.script_device(who.device or f"client:{who.name}", "answers")
+    call = await queued(phone, stub)
+    await call.connect()
+    assert await status_of(http, headers) == "on_call"
+    return call, headers

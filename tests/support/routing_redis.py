@@ -18,6 +18,9 @@ class Urls:
     def adviser_status(self, offer_id: str) -> str:
         return f"https://ivr.example.nl/twilio/adviser-status?offer={offer_id}"
 
+    def transfer_status(self, call_sid: str) -> str:
+        return f"https://ivr.example.nl/twilio/transfer-status?call={call_sid}"
+
 
 async def waiting_call(
     queue: CallQueue, sid: str, product: str = "vog_np", priority: int = 0

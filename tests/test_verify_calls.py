@@ -31,7 +31,12 @@ async def app(make_app: Callable[..., FastAPI]) -> FastAPI:
     return app_with_demo_applications(make_app, SECRET_KEY)
 
 
-async def waiting(http: httpx.AsyncClient) -> list[dict[str, object]]:
+async def waiting(app: FastAPI) -> list[dict[str, object]]:
+    """The waiting calls with the context the adviser they are offered to receives."""
+    return [entry.model_dump(mode="json") for entry in await app.state.services.queue.waiting()]
+
+
+async def seen_by_supervisors(http: httpx.AsyncClient) -> list[dict[str, object]]:
     response = await http.get("/api/queue", headers=await signed_in(http, SANNE))
     assert response.status_code == 200
     result: list[dict[str, object]] = response.json()
@@ -45,7 +50,7 @@ async def to_status(caller: Phone) -> None:
 
 
 async def test_verified_caller_hears_status_then_reaches_an_adviser_with_context(
-    phone: Callable[..., Phone], http: httpx.AsyncClient
+    phone: Callable[..., Phone], http: httpx.AsyncClient, app: FastAPI
 ) -> None:
     caller = phone()
     await to_status(caller)
@@ -54,17 +59,21 @@ async def test_verified_caller_hears_status_then_reaches_an_adviser_with_context
     assert "Uw aanvraag voor een VOG is op 3 november in behandeling genomen." in turn.text
     turn = await caller.press("1")
     assert turn.queue == "kcc-vog_np"
-    [entry] = await waiting(http)
+    [entry] = await waiting(app)
     assert entry["verification"] == "verified"
     assert entry["application_number"] == NUMBER
     assert entry["application_status"] == "in_progress"
     assert entry["application_status_date"] == "2026-11-03"
     assert entry["application_product"] == "vog_np"
     assert "1985" not in str(entry)
+    # Supervisors see that the caller was verified, never the application.
+    [seen] = await seen_by_supervisors(http)
+    assert seen["verification"] == "verified" and "application_number" not in seen
+    assert NUMBER not in str(seen)
 
 
 async def test_wrong_date_three_times_queues_unverified_without_the_number(
-    phone: Callable[..., Phone], http: httpx.AsyncClient
+    phone: Callable[..., Phone], app: FastAPI
 ) -> None:
     caller = phone()
     await to_status(caller)
@@ -73,7 +82,7 @@ async def test_wrong_date_three_times_queues_unverified_without_the_number(
         turn = await caller.press("04111985")
     assert "Wij kunnen deze gegevens niet bevestigen." in turn.text
     assert turn.queue == "kcc-vog_np"
-    [entry] = await waiting(http)
+    [entry] = await waiting(app)
     assert entry["verification"] == "failed"
     assert entry["application_number"] is None
     assert entry["application_status"] is None

@@ -17,7 +17,7 @@ from routing.queue import CallQueue
 from routing.router import Router
 from routing.sealing import Sealer
 from routing.telephony import RecordingTelephony
-from tests.conftest import REDIS_UP, REDIS_URL, SECRET_KEY
+from tests.conftest import REDIS_SERVICE, REDIS_UP, REDIS_URL, SECRET_KEY, need_service
 from tests.support.routing_redis import PRODUCTS, Urls, waiting_call
 
 GRACE_S = 20
@@ -241,8 +241,7 @@ async def test_a_call_in_progress_is_left_alone_and_the_adviser_is_away_after_it
 @pytest.fixture
 async def second_redis(redis_client: aioredis.Redis) -> AsyncIterator[aioredis.Redis]:
     """Another instance's own connection to the same Redis."""
-    if not REDIS_UP:
-        pytest.skip("two instances need the real Redis")
+    need_service(REDIS_UP, REDIS_SERVICE, "two instances need the real Redis")
     client = make_redis(REDIS_URL)
     yield client
     await client.aclose()

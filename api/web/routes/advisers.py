@@ -15,7 +15,7 @@ from fastapi import APIRouter, Query, Request, status
 from pydantic import BaseModel, Field
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from api.accounts import User
+from api.accounts import User, device_of
 from api.services import Services
 from api.web.deps import AdviserUser, ServicesDep, SupervisorUser
 from api.web.errors import NotFound, WebError
@@ -127,9 +127,7 @@ async def _out(services: Services, view: AdviserView) -> AdviserOut:
 async def _registered(services: Services, user: User) -> AdviserView:
     """The adviser's live state, registering them (skills and device from the database)."""
     skills = [s for s in user.skills.split(",") if s] or list(services.flows.flow.products)
-    await services.router.board.register(
-        user.name, skills=skills, device=user.device or f"client:{user.name}"
-    )
+    await services.router.board.register(user.name, skills=skills, device=device_of(user))
     view = await services.router.board.view(user.name)
     assert view is not None
     return view

@@ -11,7 +11,7 @@ import anyio.to_thread
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field
 
-from api.accounts import User
+from api.accounts import device_of
 from api.services import Services
 from api.web.deps import ServicesDep, SupervisorUser
 from api.web.errors import NotFound, RequestInvalid
@@ -89,10 +89,6 @@ def _monitor(session: MonitorSession) -> MonitorOut:
     )
 
 
-def _device(user: User) -> str:
-    return user.device or f"client:{user.name}"
-
-
 async def _calls(services: Services, me: str) -> list[CallInProgress]:
     found: list[CallInProgress] = []
     for view in await services.router.board.views():
@@ -152,7 +148,7 @@ async def monitor(
 ) -> MonitorOut:
     """Listen (muted), whisper (only the adviser hears you) or barge in, with your own device;
     a second request with another mode switches."""
-    session = await services.monitors.monitor(user.name, _device(user), call_sid, body.mode)
+    session = await services.monitors.monitor(user.name, device_of(user), call_sid, body.mode)
     return _monitor(session)
 
 

@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
-from sqlalchemy import Engine, Executable
+from sqlalchemy import Engine, Executable, false
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import JSON, Column, Field, SQLModel
 
@@ -21,6 +21,19 @@ class CallOutcome(StrEnum):
     LEFT_QUEUE = "left_queue"  # queued, then gone without an adviser and without waiting
     ANSWERED = "answered"  # talked to an adviser
     CALLBACK = "callback"  # hung up to be called back, keeping the place in line
+
+
+class HungUpBy(StrEnum):
+    """Who ended the call."""
+
+    CALLER = "caller"
+    ADVISER = "adviser"  # the adviser ended the conversation (or transferred the caller away)
+    SYSTEM = "system"  # the flow said goodbye, the queue timed out, or Twilio ended it
+
+
+class TransferMode(StrEnum):
+    COLD = "cold"
+    WARM = "warm"
 
 
 class CallRecord(SQLModel, table=True):
@@ -43,6 +56,21 @@ class CallRecord(SQLModel, table=True):
     queued_at: datetime | None = None
     # time the caller was held in the conversation, all holds added up (revision 0002)
     hold_seconds: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    # Revision 0006: everything a report needs on the record itself, no joins to reconstruct it.
+    answered_at: datetime | None = None  # put through to an adviser
+    adviser: str | None = Field(default=None, index=True, max_length=64)  # who answered
+    wait_seconds: float | None = None  # queued_at until answered, or until the caller left
+    talk_seconds: int | None = None  # answered_at until the conversation ended
+    wrap_up_seconds: int | None = None  # conversation end until the wrap-up was saved
+    wrap_up_code: str | None = Field(default=None, max_length=64)
+    hung_up_by: str | None = Field(default=None, max_length=16)  # a HungUpBy value
+    # left an adviser queue without an adviser (hang-up, left_queue, timeout): once per call
+    abandoned: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
+    callback_requested: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
+    callback_made_at: datetime | None = None
+    transfer_mode: str | None = Field(default=None, max_length=8)  # a TransferMode value
+    transfer_target: str | None = Field(default=None, max_length=128)  # "department:wwm", ...
+    survey_score: int | None = None  # the caller's mark, 1-10, when they answered the survey
 
 
 class CallRecorder(Protocol):

@@ -749,3 +749,47 @@ def test_second_wrap_ups_of_a_call_are_dropped_on_upgrade_and_refused_after(
     log = SqlAdviserLog(engine)
     with pytest.raises(WrapUpDone):
         log.wrap_up(WrapUp(**{**first, "id": None, "category": "procedure"}))
+
+
+def test_calls_recorded_before_complete_records_get_abandoned_and_callback_from_their_outcome(
+    database_url: str, engine_of: Callable[[str], Engine]
+) -> None:
+    """Revision 0006 puts answer time, adviser, wait, talk and wrap-up time, who hung up,
+    abandoned, callback, transfer and survey score on call_records. Calls recorded at 0005 keep
+    their rows; `abandoned` and `callback_requested` follow from the outcome they were recorded
+    with, the rest stays empty."""
+    engine = engine_of(database_url)
+    load_previous_release(engine)
+    with engine.begin() as connection:
+        cfg = schema.config(connection)
+        command.stamp(cfg, schema.BASELINE)
+        command.upgrade(cfg, "0005")
+    previous = MetaData()
+    previous.reflect(engine)
+    base = ROWS["call_records"][0]
+    outcomes = ["answered", "abandoned_in_queue", "left_queue", "callback", "abandoned_in_menu"]
+    rows = [
+        {**base, "id": n + 1, "call_sid": f"CA{n:032d}", "outcome": outcome}
+        for n, outcome in enumerate(outcomes)
+    ]
+    with engine.begin() as connection:
+        connection.execute(previous.tables["call_records"].insert(), rows)
+
+    done = schema.upgrade(engine)
+
+    assert done.after == schema.head()
+    with engine.connect() as connection:
+        upgraded = connection.execute(
+            text(
+                "SELECT outcome, abandoned, callback_requested, answered_at, adviser,"
+                " survey_score FROM call_records ORDER BY id"
+            )
+        ).all()
+    assert [tuple(row) for row in upgraded] == [
+        ("answered", False, False, None, None, None),
+        ("abandoned_in_queue", True, False, None, None, None),
+        ("left_queue", True, False, None, None, None),
+        ("callback", False, True, None, None, None),
+        ("abandoned_in_menu", False, False, None, None, None),
+    ]
+    assert differences(engine, SQLModel.metadata) == []

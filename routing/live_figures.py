@@ -5,6 +5,7 @@ answers the same, whichever one Prometheus scrapes."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -45,10 +46,14 @@ class LiveFigureReader:
         self._now = now  # the app's clock: queued_at is written by it
 
     async def count_abandoned(self, product: str) -> None:
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hincrby(keys.calls_abandoned(), product, 1)
-            pipe.expire(keys.calls_abandoned(), keys.CALL_COUNTER_TTL)
-            await pipe.execute()
+        # Two plain commands, sent together on the shared pipelined connection: a MULTI/EXEC
+        # pipeline would take a pooled connection and a round trip of its own on every
+        # abandoned call. A lost EXPIRE is renewed by the next abandoned call.
+        counter = keys.calls_abandoned()
+        await asyncio.gather(
+            self._redis.hincrby(counter, product, 1),
+            self._redis.expire(counter, keys.CALL_COUNTER_TTL),
+        )
 
     async def read(self) -> LiveFigures:
         products = list(self._products())

@@ -40,6 +40,22 @@ def apology(engine: Engine, *, language: str | None, now: datetime, base_url: st
         return last_resort()
 
 
+def number_fallback(engine: Engine, *, now: datetime, base_url: str) -> str:
+    """The number's fallback URL: Twilio asks it when the voice URL failed, so nothing is known
+    of the caller. The flow's apology in every language of the flow, then the general queue when
+    the flow loaded at start-up says the centre is open, else a request to call back later."""
+    try:
+        flow = engine.flow
+        languages = flow.languages  # the default (Dutch) first
+        if engine.hours.is_open(now):
+            says = [engine.say("error_apology", lang) for lang in languages]
+            urls = CallUrls(base=base_url, language=flow.default_language)
+            return speak_and_enqueue(says, flow.queue.general_product, urls)
+        return speak_and_hang_up([engine.say("error_call_back", lang) for lang in languages])
+    except Exception:  # the apology itself must not fail
+        return last_resort()
+
+
 def last_resort() -> str:
     return document([say(LAST_RESORT, language="nl-NL"), element("Hangup")])
 

@@ -59,6 +59,7 @@ def test_each_webhook_is_registered_once_and_no_route_exists_twice(app: FastAPI)
     )
     assert set(HANDLERS) == {
         "/voice",
+        "/fallback",
         "/status",
         "/step",
         "/wait",

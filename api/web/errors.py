@@ -16,6 +16,9 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException
 
 from flows.errors import ErrorKind, FlowInvalid, KccError
@@ -126,8 +129,25 @@ def install_error_handlers(app: FastAPI) -> None:
         body = ErrorOut(detail=errors, code="request_invalid")
         return JSONResponse(body.model_dump(exclude_none=True), 422)
 
+    # A dependency away is not a bug: 503 with a code the pages can say, and the proxy may
+    # retry another instance. (Webhooks never get here: they answer the apology.)
+    @app.exception_handler(RedisConnectionError)
+    @app.exception_handler(RedisTimeoutError)
+    async def redis_away(request: Request, exc: Exception) -> JSONResponse:
+        return _unavailable(request, exc, "redis_unavailable", "Redis is not answering")
+
+    @app.exception_handler(OperationalError)
+    async def database_away(request: Request, exc: Exception) -> JSONResponse:
+        return _unavailable(request, exc, "database_unavailable", "the database is not answering")
+
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error", extra={"path": request.url.path})
         body = ErrorOut(detail="internal error", code="internal")
         return JSONResponse(body.model_dump(exclude_none=True), 500)
+
+
+def _unavailable(request: Request, exc: Exception, code: str, detail: str) -> JSONResponse:
+    log.warning(detail, extra={"path": request.url.path, "error": type(exc).__name__})
+    body = ErrorOut(detail=detail, code=code)
+    return JSONResponse(body.model_dump(exclude_none=True), 503, {"Retry-After": "5"})

@@ -91,6 +91,26 @@ async def incoming_call(hook: Delivery) -> str:
     return await _answer(hook, "voice", None, work)
 
 
+@webhook("/fallback")
+async def number_fallback(hook: Delivery) -> str:
+    """The number's fallback URL: Twilio's request to the voice URL failed (an error, a timeout,
+    no instance answering). Answered from memory alone (the flow loaded at start-up, the
+    clock): Redis and the database may be why the voice URL failed."""
+    form = hook.form
+    log.warning(
+        "the voice URL failed; answering the number's fallback",
+        extra={"error_code": form.get("ErrorCode", ""), "error_url": form.get("ErrorUrl", "")},
+    )
+    services = hook.services
+    FALLBACKS.labels(route="fallback", error="voice_url_failed").inc()
+    _answered("fallback", "fallback").inc()
+    return fallback.number_fallback(
+        services.flows.current.engine,
+        now=services.clock.now(),
+        base_url=services.settings.public_base,
+    )
+
+
 @webhook("/step")
 async def step(hook: Delivery) -> str:
     seq = hook.query.get("seq", "")

@@ -171,6 +171,11 @@ class OpeningHours:
     def timezone(self) -> ZoneInfo:
         return self._zone
 
+    @property
+    def weekly(self) -> Mapping[Weekday, OpeningRange]:
+        """The ordinary week's hours, before holidays and exceptions."""
+        return self._calendar.weekly
+
     def day_plan(self, day: date) -> DayPlan:
         """The hours of local date `day`: exception first, then holiday, then weekly hours.
         Announcements come with their hours placeholders filled (flows/spoken_hours.py)."""

@@ -474,7 +474,9 @@ class CallHandler:
         if special is not None:
             outcome = special
         helped_by_machine = session.self_service and session.phase is not CallPhase.QUEUED
-        now = self.clock.now()
+        now = self.clock.now().astimezone(
+            UTC
+        )  # a record's times are all UTC (SQLite keeps no zone)
         answered_at = _at(facts.answered_ms) if answered else None
         talk_end = _at(facts.talk_end_ms) or now
         waited_until = answered_at or now
@@ -482,7 +484,7 @@ class CallHandler:
         # Built from the validated session: construct, not validate (30 µs less, once a call).
         return CallRecord.model_construct(
             call_sid=session.call_sid,
-            started_at=session.started_at,
+            started_at=session.started_at.astimezone(UTC),
             ended_at=now,
             flow=session.flow,
             flow_version=session.flow_version,
@@ -494,7 +496,7 @@ class CallHandler:
             outcome=outcome.value,
             self_service=helped_by_machine,
             call_status=call_status,
-            queued_at=session.queued_at,
+            queued_at=session.queued_at.astimezone(UTC) if session.queued_at else None,
             hold_seconds=hold_seconds,
             answered_at=answered_at,
             adviser=facts.adviser if answered else None,

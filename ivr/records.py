@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -91,6 +91,7 @@ class RecordChange(BaseModel):
     noted_at: datetime  # when this became known
     wrap_up_code: str | None = None  # with noted_at: when the wrap-up was saved
     callback_made: bool = False  # noted_at: when the adviser reached the caller
+    waiting_since: datetime | None = None  # first found no record (real time, not the app's)
 
 
 class CallRecorder(Protocol):
@@ -140,16 +141,18 @@ class SqlCallRecorder:
                 statement = _insert_new(self._engine.dialect.name, CallRecord.__table__)  # type: ignore[attr-defined]
                 connection.execute(statement, [_row(record) for record in unique.values()])
             for change in changes:
-                if not _apply_change(connection, change):
-                    if (
-                        datetime.now(change.noted_at.tzinfo) - change.noted_at
-                        > ORPHAN_CHANGE_MAX_AGE
-                    ):
-                        log.warning(
-                            "a record change found no record", extra={"call_sid": change.call_sid}
-                        )
-                    else:
-                        later.append(outbox_item(change))
+                if _apply_change(connection, change):
+                    continue
+                now = datetime.now(UTC)  # real time: how long this change has waited
+                waiting_since = change.waiting_since or now
+                if now - waiting_since > ORPHAN_CHANGE_MAX_AGE:
+                    log.warning(
+                        "a record change found no record", extra={"call_sid": change.call_sid}
+                    )
+                    continue
+                later.append(
+                    outbox_item(change.model_copy(update={"waiting_since": waiting_since}))
+                )
         return later
 
 
@@ -168,7 +171,7 @@ def _apply_change(connection: Any, change: RecordChange) -> bool:
         values["wrap_up_code"] = change.wrap_up_code
         values["wrap_up_seconds"] = _wrap_up_seconds(row, change.noted_at)
     if change.callback_made and row["callback_made_at"] is None:
-        values["callback_made_at"] = change.noted_at
+        values["callback_made_at"] = change.noted_at.astimezone(UTC)
     if values:
         connection.execute(update(table).where(table.c.call_sid == change.call_sid).values(values))
     return True
@@ -181,8 +184,8 @@ def _wrap_up_seconds(row: Any, saved_at: datetime) -> int:
     ended: datetime = (
         answered + timedelta(seconds=talk) if answered and talk is not None else row["ended_at"]
     )
-    if ended.tzinfo is None:  # SQLite keeps no zone; records are written in UTC
-        ended = ended.replace(tzinfo=saved_at.tzinfo)
+    if ended.tzinfo is None:  # the columns keep no zone; records are written in UTC
+        ended = ended.replace(tzinfo=UTC)
     return max(0, round((saved_at - ended).total_seconds()))
 
 

@@ -28,30 +28,31 @@ from ivr.flow_publishing import FlowPublisher
 from ivr.flow_registry import FlowRegistry, LoadedFlow, load_version
 from ivr.identity.applications import DateOfBirthHasher, SqlApplicationDirectory
 from ivr.identity.verifier import GuardPolicy, IdentityVerifier
-from ivr.records import CallOutcome, CallRecord, SqlCallRecorder
+from ivr.records import CallRecord, RecordChange, SqlCallRecorder, outbox_item
 from ivr.retention import DailyPurge, RecordPurger
 from ivr.store import SessionStore
 from ivr.twiml import RoutingUrls
+from routing import keys
 from routing.adviser_history import HOLD_STATE, AdviserStateChange, SqlAdviserLog
 from routing.background import BackgroundWriter
 from routing.board import AdviserBoard, AdviserState
+from routing.call_facts import CallFacts
 from routing.clock import Clock, ShiftedClock, SystemClock
 from routing.conferences import CallConferences
 from routing.events import EventBus
 from routing.live_figures import LiveFigureReader
 from routing.monitor_log import SqlMonitorLog
 from routing.monitoring import Monitors, MonitorSession
+from routing.outbox import Outbox
 from routing.pipelined_redis import PipelinedRedis
 from routing.presence import DeskPresence
 from routing.queue import CallQueue
 from routing.router import Router
 from routing.sealing import Pseudonymizer, Sealer
 from routing.telephony import RecordingTelephony, Telephony, TwilioTelephony
-from routing.transfers import CONSULT_STATE, CallTransfer, TransferStore
+from routing.transfers import CONSULT_STATE, CallTransfer, TransferOutcome, TransferStore
 
 log = logging.getLogger(__name__)
-# The outcomes Prometheus counts as abandoned: the caller left an adviser line unanswered.
-LEFT_THE_LINE = frozenset({CallOutcome.ABANDONED_IN_QUEUE, CallOutcome.LEFT_QUEUE})
 
 
 @dataclass
@@ -70,7 +71,8 @@ class Services:
     telephony: Telephony
     adviser_log: SqlAdviserLog
     simulated_telephony: bool
-    records: BackgroundWriter[CallRecord]
+    # Call records and their later changes, through the Redis outbox (routing/outbox.py)
+    records: Outbox
     state_log: BackgroundWriter[AdviserStateChange]
     transfer_log: BackgroundWriter[CallTransfer]  # each transfer, when it ends (issue 12)
     whispers: WhisperStore  # what a transfer tells the department (issue 12)
@@ -247,9 +249,16 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
     flows, flow_versions, publisher = _flow_machinery(settings, redis, db_engine)
     sealer = Sealer(settings.secret_key)
     queue = CallQueue(redis, sealer)
-    records: BackgroundWriter[CallRecord] = BackgroundWriter(
-        SqlCallRecorder(db_engine).record_many, anyio.to_thread.run_sync
+    records = Outbox(
+        redis,
+        SqlCallRecorder(db_engine).apply,
+        anyio.to_thread.run_sync,
+        key=keys.record_outbox(),
+        lock_key=keys.record_outbox_lock(),
+        ttl_seconds=keys.RECORD_OUTBOX_TTL,
+        lock_ms=keys.RECORD_OUTBOX_LOCK_MS,
     )
+    facts = CallFacts(redis)
     verifier = IdentityVerifier(
         redis=redis,
         directory=SqlApplicationDirectory(db_engine, DateOfBirthHasher(settings.secret_key)),
@@ -264,10 +273,14 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
     )
 
     async def record_call(record: CallRecord) -> None:
-        records.submit(record)
-        if record.product is not None and record.outcome in LEFT_THE_LINE:
+        # Nothing personal on a record (no caller number): the outbox holds it unsealed.
+        await records.push(outbox_item(record))
+        if record.product is not None and record.abandoned:
             # The record is where "left the line without an adviser" is decided, once a call.
             await live_figures.count_abandoned(record.product)
+
+    async def change_record(change: RecordChange) -> None:
+        await records.push(outbox_item(change))
 
     telephony: Telephony
     if settings.simulated_telephony:
@@ -312,6 +325,10 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
 
     async def transfer_ended(record: CallTransfer) -> None:
         transfer_log.submit(record)
+        if record.outcome == TransferOutcome.ANSWERED.value:  # the last one is the record's
+            await facts.transferred(
+                record.call_sid, record.mode, f"{record.target_kind}:{record.target}"
+            )
 
     async def consult_changed(adviser: str, consulting: bool, at_ms: int, call_sid: str) -> None:
         # Consults go into the state history as consulting, and back to on_call when they end.
@@ -336,6 +353,7 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
         transfers=TransferStore(redis),
         on_transfer=transfer_ended,
         on_consult_change=consult_changed,
+        facts=facts,
     )
     monitors = Monitors(
         redis=redis,
@@ -364,6 +382,7 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
         verifier=verifier,
         router=router,
         record_call=record_call,
+        change_record=change_record,
     )
     return Services(
         settings=settings,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from flows.errors import ErrorKind, KccError
@@ -17,7 +18,7 @@ from ivr.engine import Engine
 from ivr.flow_registry import FlowRegistry
 from ivr.identity.check import CheckOutcome
 from ivr.identity.verifier import IdentityVerifier
-from ivr.records import CallOutcome, CallRecord
+from ivr.records import CallOutcome, CallRecord, HungUpBy, RecordChange
 from ivr.session import CallPhase, CallSession, Verification
 from ivr.store import NEW_CALL, SessionStore, StaleFlow
 from ivr.turn import JoinQueue, Turn
@@ -33,6 +34,7 @@ from ivr.twiml import (
     speak_and_hang_up,
 )
 from routing.board import OfferState
+from routing.call_facts import CallFactsView, EndedByWhom
 from routing.clock import Clock
 from routing.conferences import conference_name
 from routing.entry import QueueEntry
@@ -47,6 +49,9 @@ STALE_FLOW_RETRIES = 3  # a publish landing between two tries is rare; three in 
 FINAL_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
 
 RecordCall = Callable[[CallRecord], Awaitable[None]]
+ChangeRecord = Callable[[RecordChange], Awaitable[None]]
+# The outcomes where the caller left an adviser line without an adviser: abandoned, once a call.
+LEFT_THE_LINE = frozenset({CallOutcome.ABANDONED_IN_QUEUE, CallOutcome.LEFT_QUEUE})
 
 
 class CallNotFound(KccError):
@@ -66,6 +71,7 @@ class CallHandler:
     verifier: IdentityVerifier | None = None
     router: Router | None = None
     record_call: RecordCall | None = None
+    change_record: ChangeRecord | None = None  # a change of a call's record made earlier
 
     # -- webhooks ----------------------------------------------------------------------------
 
@@ -175,6 +181,7 @@ class CallHandler:
             return speak_and_hang_up([])
         if result == "queue-full":
             await self.queue.remove(call_sid)
+            await self._ended_by_system(call_sid)
             return speak_and_hang_up([engine.say("queue_full", lang)])
         # error, system-error, leave: Twilio took the caller out of its queue. While open they
         # go back in (their place in our line is kept); when closed, they are asked to call back.
@@ -182,7 +189,13 @@ class CallHandler:
             urls = CallUrls(self.base_url, lang)
             return speak_and_enqueue([engine.say("queue_return", lang)], entry.product, urls)
         await self.queue.remove(call_sid)
+        await self._ended_by_system(call_sid)  # the queue timed out, or closed meanwhile
         return speak_and_hang_up([engine.say("error_call_back", lang)])
+
+    async def _ended_by_system(self, call_sid: str) -> None:
+        facts = self.router.facts if self.router is not None else None
+        if facts is not None:
+            await facts.ended_by(call_sid, EndedByWhom.SYSTEM)
 
     async def _expected_wait(self, product: str, position: int) -> int | None:
         """Minutes, from recent handling times and the advisers working the product; None when
@@ -206,20 +219,25 @@ class CallHandler:
         # read. A call that routing has (offered, talking) keeps its entry until routing is told:
         # the adviser's card needs it. A callback keeps its place.
         routing = self.router.board.call_state_step(call_sid) if self.router else None
+        facts_store = self.router.facts if self.router is not None else None
+        take_facts = facts_store.take_step(call_sid) if facts_store is not None else None
         leave = self.queue.leave_step(call_sid, unless=routing.keys if routing else ())
         reads: list[ScriptStep[Any]] = [leave] if routing is None else [leave, routing]
+        if take_facts is not None:
+            reads.append(take_facts)
         session, found = await self.store.end(call_sid, then=reads)
+        facts = found.of(take_facts) if take_facts is not None else CallFactsView()
         left = found.of(leave)
         entry, left_line = left.entry, left.left_line
         if entry is not None and entry.callback:
             if session is not None and self.record_call is not None:
                 await self.record_call(
-                    self._record(session, call_status, False, False, CallOutcome.CALLBACK)
+                    self._record(session, call_status, False, False, facts, CallOutcome.CALLBACK)
                 )
             return  # hung up to be called back: the entry keeps its place in line
         answered = False
         if self.router is not None and routing is not None:
-            answered = await self.router.caller_gone(call_sid, found.of(routing))
+            answered = await self.router.caller_gone(call_sid, found.of(routing), note_facts=False)
         # Routing had it, or an entry without its line marker: the second round trip, as before.
         # No entry: nothing to take out (none can come now: the ended marker refuses it).
         if not left_line and entry is not None:
@@ -227,7 +245,9 @@ class CallHandler:
         was_waiting = left_line and not answered
         if session is not None and self.record_call is not None:
             held = await self._hold_seconds(call_sid) if answered else 0
-            record = self._record(session, call_status, was_waiting, answered, hold_seconds=held)
+            record = self._record(
+                session, call_status, was_waiting, answered, facts, hold_seconds=held
+            )
             await self.record_call(record)
 
     async def _hold_seconds(self, call_sid: str) -> int:
@@ -260,6 +280,12 @@ class CallHandler:
                 await router.conferences.prepare(
                     waiting_sid, offer_id=offer_id, caller_leg=call_sid, called=called
                 )
+                if callback and self.change_record is not None:  # the caller picked up
+                    await self.change_record(
+                        RecordChange(
+                            call_sid=waiting_sid, noted_at=self.clock.now(), callback_made=True
+                        )
+                    )
                 greeting = [engine.say("callback_greeting", language)] if callback else []
                 return join_conference(
                     conference_name(call_sid),
@@ -431,6 +457,7 @@ class CallHandler:
         call_status: str,
         was_waiting: bool,
         answered: bool,
+        facts: CallFactsView,
         special: CallOutcome | None = None,
         *,
         hold_seconds: int = 0,
@@ -447,11 +474,18 @@ class CallHandler:
         if special is not None:
             outcome = special
         helped_by_machine = session.self_service and session.phase is not CallPhase.QUEUED
+        now = self.clock.now().astimezone(
+            UTC
+        )  # a record's times are all UTC (SQLite keeps no zone)
+        answered_at = _at(facts.answered_ms) if answered else None
+        talk_end = _at(facts.talk_end_ms) or now
+        waited_until = answered_at or now
+        abandoned = outcome in LEFT_THE_LINE and session.product is not None
         # Built from the validated session: construct, not validate (30 µs less, once a call).
         return CallRecord.model_construct(
             call_sid=session.call_sid,
-            started_at=session.started_at,
-            ended_at=self.clock.now(),
+            started_at=session.started_at.astimezone(UTC),
+            ended_at=now,
             flow=session.flow,
             flow_version=session.flow_version,
             language=session.language,
@@ -462,6 +496,45 @@ class CallHandler:
             outcome=outcome.value,
             self_service=helped_by_machine,
             call_status=call_status,
-            queued_at=session.queued_at,
+            queued_at=session.queued_at.astimezone(UTC) if session.queued_at else None,
             hold_seconds=hold_seconds,
+            answered_at=answered_at,
+            adviser=facts.adviser if answered else None,
+            wait_seconds=(
+                round(max(0.0, (waited_until - session.queued_at).total_seconds()), 3)
+                if session.queued_at is not None
+                else None
+            ),
+            talk_seconds=(
+                max(0, round((talk_end - answered_at).total_seconds()))
+                if answered_at is not None
+                else None
+            ),
+            wrap_up_seconds=None,
+            wrap_up_code=None,
+            hung_up_by=_hung_up_by(session, call_status, answered, facts).value,
+            abandoned=abandoned,
+            callback_requested=outcome is CallOutcome.CALLBACK,
+            callback_made_at=None,
+            transfer_mode=facts.transfer_mode,
+            transfer_target=facts.transfer_target,
+            survey_score=None,
         )
+
+
+def _at(ms: int | None) -> datetime | None:
+    return datetime.fromtimestamp(ms / 1000, UTC) if ms is not None else None
+
+
+def _hung_up_by(
+    session: CallSession, call_status: str, answered: bool, facts: CallFactsView
+) -> HungUpBy:
+    """Routing knows who ended a conversation, or that the queue said goodbye; the flow's
+    goodbye and a call Twilio could not complete are the system's; else the caller hung up."""
+    if facts.hung_up_by is not None:
+        return HungUpBy(facts.hung_up_by.value)
+    if answered:
+        return HungUpBy.CALLER  # the conversation ends with this status callback: theirs
+    if session.phase is CallPhase.ENDED or call_status != "completed":
+        return HungUpBy.SYSTEM
+    return HungUpBy.CALLER

@@ -3,11 +3,14 @@ no caller number, no application number, no date of birth."""
 
 from __future__ import annotations
 
-from datetime import datetime
+import json
+import logging
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
-from sqlalchemy import Engine, Executable, false
+from pydantic import BaseModel
+from sqlalchemy import Engine, Executable, false, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import JSON, Column, Field, SQLModel
 
@@ -73,8 +76,33 @@ class CallRecord(SQLModel, table=True):
     survey_score: int | None = None  # the caller's mark, 1-10, when they answered the survey
 
 
+log = logging.getLogger(__name__)
+# A change of a record that never came (its call's record was lost before the outbox existed, or
+# belongs to no call we recorded) is given up after this long, so it cannot wait for ever.
+ORPHAN_CHANGE_MAX_AGE = timedelta(hours=24)
+
+
+class RecordChange(BaseModel):
+    """What becomes known of a call after its record was made: the adviser's wrap-up, the
+    callback made. Applied to the record with this call_sid, whenever it is there; applying it
+    twice changes nothing (the first wrap-up and the first callback count)."""
+
+    call_sid: str
+    noted_at: datetime  # when this became known
+    wrap_up_code: str | None = None  # with noted_at: when the wrap-up was saved
+    callback_made: bool = False  # noted_at: when the adviser reached the caller
+    waiting_since: datetime | None = None  # first found no record (real time, not the app's)
+
+
 class CallRecorder(Protocol):
     def record_many(self, records: list[CallRecord]) -> None: ...
+
+
+def outbox_item(change: CallRecord | RecordChange) -> str:
+    """The outbox's JSON text of a new record or of a change (routing/outbox.py)."""
+    if isinstance(change, CallRecord):
+        return json.dumps({"record": change.model_dump(mode="json", exclude={"id"})})
+    return json.dumps({"change": change.model_dump(mode="json")})
 
 
 class SqlCallRecorder:
@@ -93,6 +121,72 @@ class SqlCallRecorder:
         statement = _insert_new(self._engine.dialect.name, table)
         with self._engine.begin() as connection:
             connection.execute(statement, [_row(record) for record in unique.values()])
+
+    def apply(self, items: list[str]) -> list[str]:
+        """Write the outbox's items (`outbox_item`) in one transaction: new records first, then
+        the changes. Answers the changes whose record is not there yet: they wait in the outbox.
+        Idempotent: a batch written again (a retry, another instance) ends the same."""
+        records: list[CallRecord] = []
+        changes: list[RecordChange] = []
+        for item in items:
+            data = json.loads(item)
+            if "record" in data:
+                records.append(CallRecord.model_validate(data["record"]))
+            else:
+                changes.append(RecordChange.model_validate(data["change"]))
+        later: list[str] = []
+        with self._engine.begin() as connection:
+            if records:
+                unique = {record.call_sid: record for record in records}
+                statement = _insert_new(self._engine.dialect.name, CallRecord.__table__)  # type: ignore[attr-defined]
+                connection.execute(statement, [_row(record) for record in unique.values()])
+            for change in changes:
+                if _apply_change(connection, change):
+                    continue
+                now = datetime.now(UTC)  # real time: how long this change has waited
+                waiting_since = change.waiting_since or now
+                if now - waiting_since > ORPHAN_CHANGE_MAX_AGE:
+                    log.warning(
+                        "a record change found no record", extra={"call_sid": change.call_sid}
+                    )
+                    continue
+                later.append(
+                    outbox_item(change.model_copy(update={"waiting_since": waiting_since}))
+                )
+        return later
+
+
+def _apply_change(connection: Any, change: RecordChange) -> bool:
+    """Apply one change to its record; False when the record is not there (yet)."""
+    table = CallRecord.__table__  # type: ignore[attr-defined]
+    row = (
+        connection.execute(table.select().where(table.c.call_sid == change.call_sid))
+        .mappings()
+        .first()
+    )
+    if row is None:
+        return False
+    values: dict[str, object] = {}
+    if change.wrap_up_code is not None and row["wrap_up_code"] is None:
+        values["wrap_up_code"] = change.wrap_up_code
+        values["wrap_up_seconds"] = _wrap_up_seconds(row, change.noted_at)
+    if change.callback_made and row["callback_made_at"] is None:
+        values["callback_made_at"] = change.noted_at.astimezone(UTC)
+    if values:
+        connection.execute(update(table).where(table.c.call_sid == change.call_sid).values(values))
+    return True
+
+
+def _wrap_up_seconds(row: Any, saved_at: datetime) -> int:
+    """Conversation end (answered + talk time, else the call's end) until the wrap-up was saved."""
+    answered: datetime | None = row["answered_at"]
+    talk: int | None = row["talk_seconds"]
+    ended: datetime = (
+        answered + timedelta(seconds=talk) if answered and talk is not None else row["ended_at"]
+    )
+    if ended.tzinfo is None:  # the columns keep no zone; records are written in UTC
+        ended = ended.replace(tzinfo=UTC)
+    return max(0, round((saved_at - ended).total_seconds()))
 
 
 _COLUMNS = [name for name in CallRecord.model_fields if name != "id"]

@@ -141,6 +141,17 @@ def call_answered(call_sid: str) -> str:
     return f"{PREFIX}call:{call_sid}:answered"
 
 
+CALL_FACTS_TTL = SESSION_TTL  # what routing learnt of a call, until its record is made
+
+
+def call_facts(call_sid: str) -> str:
+    """Hash of what routing learnt of a call for its record (routing/call_facts.py):
+    answered_ms and adviser (the first answer), talk_end_ms and hung_up_by (the conversation's
+    end), transfer_mode and transfer_target (the last completed transfer). Read when the
+    caller's leg ends."""
+    return f"{PREFIX}call:{call_sid}:facts"
+
+
 CONFERENCE_TTL = SESSION_TTL  # a conversation's conference: as long as any call lasts
 
 
@@ -261,3 +272,21 @@ def calls_abandoned() -> str:
     """Hash: product -> calls that left the line without an adviser, ever (counted from the
     call's record, where that outcome is decided once)."""
     return f"{PREFIX}calls-abandoned"
+
+
+# The call records' outbox (routing/outbox.py): every record and every later change of one waits
+# here until the database has it. Long enough for a database outage over a weekend; refreshed on
+# every push and every drain.
+RECORD_OUTBOX_TTL = 7 * 24 * 3600
+RECORD_OUTBOX_LOCK_MS = 60_000  # one instance drains at a time; a crashed one lets go after this
+
+
+def record_outbox() -> str:
+    """List of JSON changes of call records (new records, wrap-ups, callbacks made), oldest
+    first. Nothing personal: no caller number, no date of birth, no application number."""
+    return f"{PREFIX}record-outbox"
+
+
+def record_outbox_lock() -> str:
+    """The instance draining the outbox: a random token, with RECORD_OUTBOX_LOCK_MS to live."""
+    return f"{PREFIX}record-outbox:lock"

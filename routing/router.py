@@ -26,6 +26,7 @@ from routing.board import (
     Settle,
     Settled,
 )
+from routing.call_facts import CallFacts, EndedByWhom
 from routing.conferences import (
     CallConferences,
     ConferenceView,
@@ -90,6 +91,7 @@ class Router(TransferControls):
     transfers: TransferStore | None = None  # None: no transfers (the demo without conferences)
     on_transfer: TransferLog | None = None  # a transfer ended: its record
     on_consult_change: ConsultLog | None = None  # a consult began (True) or ended (False)
+    facts: CallFacts | None = None  # what the call's record needs to know (routing/call_facts.py)
 
     # -- triggers --------------------------------------------------------------------------
 
@@ -118,6 +120,8 @@ class Router(TransferControls):
         if settled is not None and settled.previous is OfferState.OFFERED:
             await self._tell(settled, "connected")
             await self._state_changed(settled.adviser, AdviserState.ON_CALL, settled.call_sid)
+            if self.facts is not None:
+                await self.facts.answered(settled.call_sid, settled.adviser, self.now_ms())
             await self.events.call_event(settled.call_sid, CallEvent.ANSWERED)
             await self._transfer_answered(settled.call_sid)
 
@@ -143,6 +147,10 @@ class Router(TransferControls):
             # sees it on the card). Either way the caller's place in line is released.
             await self.queue.remove(settled.call_sid)
         if talked:
+            if self.facts is not None:
+                await self.facts.conversation_ended(
+                    settled.call_sid, self.now_ms(), EndedByWhom.ADVISER
+                )
             await self.events.call_event(settled.call_sid, CallEvent.ENDED, by=EndedBy.ADVISER)
             await self._record_handle_time(settled.product, offer)
         else:
@@ -160,13 +168,18 @@ class Router(TransferControls):
             await self.call_waiting(settled.product)
         return settled
 
-    async def caller_gone(self, call_sid: str, call_state: CallState | None = None) -> bool:
+    async def caller_gone(
+        self, call_sid: str, call_state: CallState | None = None, *, note_facts: bool = True
+    ) -> bool:
         """The caller hung up: withdraw an open offer, end a conversation. True if they talked.
 
         `call_state`: the board's `call_state` of the call when it was read already.
+        `note_facts`: False when the call's record is being made (it knows the caller ended it).
         """
         state = call_state or await self.board.call_state(call_sid)
         answered, offer_id = state.answered, state.offer_id
+        if answered and note_facts and self.facts is not None:
+            await self.facts.conversation_ended(call_sid, self.now_ms(), EndedByWhom.CALLER)
         if state.transferring:
             await self._transfer_caller_gone(call_sid)
             # A warm transfer's colleague held the call's offer: now the adviser's again.

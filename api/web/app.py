@@ -94,6 +94,9 @@ async def _tick_forever(services: Services) -> None:
             await services.router.tick()
         except Exception:  # Redis away for a moment: try again next tick
             log.exception("routing tick failed")
+        # Records waiting in the outbox (the database was away, or another instance stopped):
+        # written now, unless a failed write asked to wait longer (routing/outbox.py).
+        await services.records.drain()
         if ticks % RECONCILE_TICKS == 0:
             try:
                 await services.flows.reconcile()
@@ -114,6 +117,7 @@ async def _serving(services: Services) -> AsyncIterator[None]:
         extra={"flow": services.flows.name, "flow_version": services.flows.current.digest},
     )
     tasks = [
+        asyncio.create_task(services.records.drain()),  # what waited while no instance ran
         asyncio.create_task(_tick_forever(services)),
         asyncio.create_task(services.flows.listen()),
     ]

@@ -20,6 +20,7 @@ from api.services import Services
 from api.web.deps import AdviserUser, ServicesDep, SupervisorUser
 from api.web.errors import NotFound, WebError
 from ivr.departments import DepartmentClosed, Whisper, whisper_url
+from ivr.records import RecordChange, outbox_item
 from routing import keys
 from routing.adviser_history import WrapUp
 from routing.board import AdviserState, AdviserView, Command
@@ -215,6 +216,11 @@ async def wrap_up(services: ServicesDep, user: AdviserUser, body: WrapUpIn) -> N
         at=datetime.now(UTC),
     )
     await anyio.to_thread.run_sync(services.adviser_log.wrap_up, record)
+    # The call's record (written when the call ended) gets the code and the time it took.
+    change = RecordChange(
+        call_sid=call_sid, noted_at=services.clock.now(), wrap_up_code=body.category
+    )
+    await services.records.push(outbox_item(change))
 
 
 class HoldIn(BaseModel):

@@ -31,6 +31,7 @@ from ivr.identity.verifier import GuardPolicy, IdentityVerifier
 from ivr.records import CallOutcome, CallRecord, SqlCallRecorder
 from ivr.retention import DailyPurge, RecordPurger
 from ivr.store import SessionStore
+from ivr.survey import SurveyStore
 from ivr.twiml import RoutingUrls
 from routing.adviser_history import HOLD_STATE, AdviserStateChange, SqlAdviserLog
 from routing.background import BackgroundWriter
@@ -269,6 +270,15 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
             # The record is where "left the line without an adviser" is decided, once a call.
             await live_figures.count_abandoned(record.product)
 
+    recorder = SqlCallRecorder(db_engine)
+
+    async def record_score(call_sid: str, score: int) -> None:
+        """A survey mark that came after the call's record was built (ivr/survey.py): once the
+        record is written (this instance's writer first), the mark goes on its row."""
+        await records.flush()
+        if not await anyio.to_thread.run_sync(recorder.set_survey_score, call_sid, score):
+            log.warning("no call record for the survey mark", extra={"call_sid": call_sid})
+
     telephony: Telephony
     if settings.simulated_telephony:
         telephony = RecordingTelephony()
@@ -364,6 +374,8 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
         verifier=verifier,
         router=router,
         record_call=record_call,
+        surveys=SurveyStore(redis),
+        record_score=record_score,
     )
     return Services(
         settings=settings,

@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
-from sqlalchemy import Engine, Executable, false
+from sqlalchemy import Engine, Executable, false, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import JSON, Column, Field, SQLModel
 
@@ -93,6 +93,13 @@ class SqlCallRecorder:
         statement = _insert_new(self._engine.dialect.name, table)
         with self._engine.begin() as connection:
             connection.execute(statement, [_row(record) for record in unique.values()])
+
+    def set_survey_score(self, call_sid: str, score: int) -> bool:
+        """A survey mark that came after the record was written; False: no record (yet)."""
+        table = CallRecord.__table__  # type: ignore[attr-defined]
+        statement = update(table).where(table.c.call_sid == call_sid).values(survey_score=score)
+        with self._engine.begin() as connection:
+            return bool(connection.execute(statement).rowcount)
 
 
 _COLUMNS = [name for name in CallRecord.model_fields if name != "id"]

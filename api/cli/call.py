@@ -290,7 +290,7 @@ async def _dialled(
             print(f"-- waiting in queue {turn.queue}")
             _show(await phone.hold())
             taken = await played.take(phone) if played is not None else None
-            if taken is None:
+            if played is None or taken is None:
                 return await _hold(phone, hold_seconds, events)
             print("-- an adviser answers: you are talking")
             print("-- you play the adviser now: Enter (or - in --keys) ends the conversation")

@@ -31,6 +31,7 @@ from ivr.identity.verifier import GuardPolicy, IdentityVerifier
 from ivr.records import CallRecord, RecordChange, SqlCallRecorder, outbox_item
 from ivr.retention import DailyPurge, RecordPurger
 from ivr.store import SessionStore
+from ivr.survey import SurveyStore
 from ivr.twiml import RoutingUrls
 from routing import keys
 from routing.adviser_history import HOLD_STATE, AdviserStateChange, SqlAdviserLog
@@ -282,6 +283,13 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
     async def change_record(change: RecordChange) -> None:
         await records.push(outbox_item(change))
 
+    async def record_score(call_sid: str, score: int) -> None:
+        """A survey mark that came after the call's record was built (ivr/survey.py): a change
+        of the record, through the outbox like a wrap-up (applied whenever the row is there)."""
+        await change_record(
+            RecordChange(call_sid=call_sid, noted_at=clock.now(), survey_score=score)
+        )
+
     telephony: Telephony
     if settings.simulated_telephony:
         telephony = RecordingTelephony()
@@ -383,6 +391,8 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
         router=router,
         record_call=record_call,
         change_record=change_record,
+        surveys=SurveyStore(redis),
+        record_score=record_score,
     )
     return Services(
         settings=settings,

@@ -230,6 +230,10 @@ def _allowed_keys(loc: tuple[int | str, ...]) -> list[str]:
         model = _step(model, part)
         if model is None:
             return []
+    if typing.get_origin(model) in (typing.Union, types.UnionType):  # an optional block
+        models = [a for a in typing.get_args(model) if isinstance(a, type)]
+        blocks = [m for m in models if issubclass(m, BaseModel)]
+        model = blocks[0] if len(blocks) == 1 else None
     if isinstance(model, type) and issubclass(model, BaseModel):
         return list(model.model_fields)
     return []

@@ -395,6 +395,26 @@ class WrapUpCodes(Strict):
             raise WrapUpCodeUnknown(code, product)
 
 
+SURVEY_TEXTS: tuple[str, ...] = ("question", "retry", "thanks", "no_mark")
+
+
+class Survey(Strict):
+    """The satisfaction survey after a conversation (issue 13): when the adviser ends it and the
+    caller is still on the line, the caller is asked for a mark from 1 to 10, typed and ended
+    with #. Each text per language of the flow."""
+
+    enabled: bool = True
+    question: dict[str, str]  # asks for the mark, and says how (1 to 10, then #)
+    retry: dict[str, str]  # said before the question again, after 0, silence or a wrong mark
+    thanks: dict[str, str]  # after a mark; then the call ends
+    no_mark: dict[str, str]  # goodbye after the second try without a mark; then the call ends
+    timeout: int = Field(default=8, ge=3, le=30)  # seconds of silence before it counts as none
+
+    def text(self, name: str, language: str) -> str:
+        texts: dict[str, str] = getattr(self, name)
+        return texts[language]
+
+
 class Flow(Strict):
     name: str
     languages: list[str] = Field(min_length=1)  # the first is the language a call starts in
@@ -409,6 +429,8 @@ class Flow(Strict):
     departments: dict[DepartmentId, Department] = {}
     # What an adviser can note after a call, per product (optional: without it, none).
     wrap_up_codes: WrapUpCodes = WrapUpCodes()
+    # The satisfaction survey after a conversation (optional: without it, none).
+    survey: Survey | None = None
     start: NodeId
     nodes: dict[NodeId, Annotated[Node, Field(discriminator="kind")]]
 

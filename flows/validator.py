@@ -23,6 +23,7 @@ from flows.model import (
     DEPARTMENT_PROMPTS,
     END_KINDS,
     STATUS_PROMPTS,
+    SURVEY_TEXTS,
     SYSTEM_PROMPTS,
     VERIFY_PROMPTS,
     Calendar,
@@ -102,6 +103,7 @@ def validate_flow(flow: Flow, gaps: Gaps = NO_GAPS) -> list[Finding]:
         _hold_music,
         _departments,
         _wrap_up_codes,
+        _survey,
     )
     findings = [finding for check in checks for finding in check(flow, gaps)]
     if _has_unknown_target(flow, gaps) or not (gaps.ok("start") and gaps.ok("nodes")):
@@ -594,6 +596,22 @@ def _wrap_up_codes(flow: Flow, gaps: Gaps) -> Iterator[Finding]:
         path = ("wrap_up_codes", "per_product")
         where = "wrap_up_codes"
         yield _finding(path, "wrap_up_codes_missing", where=where, product=product)
+
+
+def _survey(flow: Flow, gaps: Gaps) -> Iterator[Finding]:
+    """Every text of the survey in every language of the flow (on or off: turning it on must
+    not be what makes a flow invalid), and sayable."""
+    survey = flow.survey
+    if survey is None or not gaps.ok("survey"):
+        return
+    for name in SURVEY_TEXTS:
+        texts: dict[str, str] = getattr(survey, name)
+        yield from _translations(("survey", name), texts, flow, gaps)
+        for language, text in texts.items():
+            bad = _unspeakable(text)
+            if bad is not None:
+                path = ("survey", name, language)
+                yield _finding(path, "unspeakable_character", character=f"{ord(bad):04X}")
 
 
 def _announced(

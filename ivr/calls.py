@@ -21,6 +21,14 @@ from ivr.identity.verifier import IdentityVerifier
 from ivr.records import CallOutcome, CallRecord, HungUpBy, RecordChange
 from ivr.session import CallPhase, CallSession, Verification
 from ivr.store import NEW_CALL, SessionStore, StaleFlow
+from ivr.survey import (
+    SURVEY_TRIES,
+    SurveyStore,
+    SurveyUrls,
+    survey_end,
+    survey_mark,
+    survey_question,
+)
 from ivr.turn import JoinQueue, Turn
 from ivr.twiml import (
     CallUrls,
@@ -52,6 +60,8 @@ RecordCall = Callable[[CallRecord], Awaitable[None]]
 ChangeRecord = Callable[[RecordChange], Awaitable[None]]
 # The outcomes where the caller left an adviser line without an adviser: abandoned, once a call.
 LEFT_THE_LINE = frozenset({CallOutcome.ABANDONED_IN_QUEUE, CallOutcome.LEFT_QUEUE})
+# A survey mark that came after the call record was written: update the row.
+RecordScore = Callable[[str, int], Awaitable[None]]
 
 
 class CallNotFound(KccError):
@@ -72,6 +82,8 @@ class CallHandler:
     router: Router | None = None
     record_call: RecordCall | None = None
     change_record: ChangeRecord | None = None  # a change of a call's record made earlier
+    surveys: SurveyStore | None = None  # None: no survey after a conversation
+    record_score: RecordScore | None = None
 
     # -- webhooks ----------------------------------------------------------------------------
 
@@ -245,8 +257,19 @@ class CallHandler:
         was_waiting = left_line and not answered
         if session is not None and self.record_call is not None:
             held = await self._hold_seconds(call_sid) if answered else 0
+            # The last await before the record is handed over: a mark typed after this read
+            # updates the row instead (ivr/survey.py).
+            score = (
+                await self.surveys.take_for_record(call_sid) if answered and self.surveys else None
+            )
             record = self._record(
-                session, call_status, was_waiting, answered, facts, hold_seconds=held
+                session,
+                call_status,
+                was_waiting,
+                answered,
+                facts,
+                hold_seconds=held,
+                survey_score=score,
             )
             await self.record_call(record)
 
@@ -355,9 +378,49 @@ class CallHandler:
             offer_id = await self.router.conversation_offer(call_sid, offer_id)
         settled = await self.router.dial_finished(offer_id, dial_status) if self.router else None
         if settled is not None and settled.previous is OfferState.CONNECTED:
+            # The adviser ended the conversation and the caller is still on the line.
+            survey = engine.flow.survey
+            if survey is not None and survey.enabled and self.surveys is not None:
+                await self.surveys.asked(call_sid, await self._version_of(entry, call_sid))
+                voice = engine.flow.voices[language]
+                return survey_question(survey, voice, SurveyUrls(self.base_url, language))
             return speak_and_hang_up([engine.say("call_end", language)])
         product = entry.product if entry else engine.flow.queue.general_product
         return speak_and_enqueue([engine.say("queue_return", language)], product, urls)
+
+    async def survey_answer(
+        self, call_sid: str, language: str, attempt: int, digits: str | None
+    ) -> str:
+        """The caller's answer to the survey (None: silence): a mark from 1 to 10 is kept and
+        thanked for; anything else is asked once more, then goodbye without a mark."""
+        version = await self.surveys.version(call_sid) if self.surveys is not None else None
+        engine = await self._engine_of(version)
+        survey, flow = engine.flow.survey, engine.flow
+        if version is None or survey is None or self.surveys is None:
+            return speak_and_hang_up([])  # never asked (or a stale URL): nothing to say
+        lang = language if language in flow.languages else flow.default_language
+        voice = flow.voices[lang]
+        score = survey_mark(digits)
+        if score is None:
+            if attempt < SURVEY_TRIES:
+                urls = SurveyUrls(self.base_url, lang)
+                return survey_question(survey, voice, urls, attempt + 1, retry=True)
+            log.info("survey not answered", extra={"call_sid": call_sid})
+            return survey_end(survey, voice, lang, answered=False)
+        log.info("survey answered", extra={"call_sid": call_sid, "survey_score": score})
+        if await self.surveys.answered(call_sid, score) and self.record_score is not None:
+            try:  # the record was built already: the mark goes on its row
+                await self.record_score(call_sid, score)
+            except Exception:  # the caller still hears thanks; reports lose one mark
+                log.exception("could not add the survey mark", extra={"call_sid": call_sid})
+        return survey_end(survey, voice, lang, answered=True)
+
+    async def _version_of(self, entry: QueueEntry | None, call_sid: str) -> str:
+        """The flow version a call runs on: its queue entry's, else its session's, else live."""
+        if entry is not None and entry.flow_version is not None:
+            return entry.flow_version
+        session = await self.store.load(call_sid)
+        return session.flow_version if session is not None else self.flows.current.digest
 
     async def _entry_and_language(self, call_sid: str) -> tuple[QueueEntry | None, str]:
         """The call's queue entry (read once) and the language to speak to the caller in."""
@@ -461,6 +524,7 @@ class CallHandler:
         special: CallOutcome | None = None,
         *,
         hold_seconds: int = 0,
+        survey_score: int | None = None,
     ) -> CallRecord:
         outcome = {
             CallPhase.MENU: CallOutcome.ABANDONED_IN_MENU,
@@ -518,7 +582,7 @@ class CallHandler:
             callback_made_at=None,
             transfer_mode=facts.transfer_mode,
             transfer_target=facts.transfer_target,
-            survey_score=None,
+            survey_score=survey_score,
         )
 
 

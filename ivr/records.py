@@ -84,13 +84,15 @@ ORPHAN_CHANGE_MAX_AGE = timedelta(hours=24)
 
 class RecordChange(BaseModel):
     """What becomes known of a call after its record was made: the adviser's wrap-up, the
-    callback made. Applied to the record with this call_sid, whenever it is there; applying it
-    twice changes nothing (the first wrap-up and the first callback count)."""
+    callback made, a survey mark typed after the status callback. Applied to the record with
+    this call_sid, whenever it is there; applying it twice changes nothing (the first wrap-up,
+    the first callback and the first mark count)."""
 
     call_sid: str
     noted_at: datetime  # when this became known
     wrap_up_code: str | None = None  # with noted_at: when the wrap-up was saved
     callback_made: bool = False  # noted_at: when the adviser reached the caller
+    survey_score: int | None = None  # a survey mark typed after the record was built
     waiting_since: datetime | None = None  # first found no record (real time, not the app's)
 
 
@@ -172,6 +174,8 @@ def _apply_change(connection: Any, change: RecordChange) -> bool:
         values["wrap_up_seconds"] = _wrap_up_seconds(row, change.noted_at)
     if change.callback_made and row["callback_made_at"] is None:
         values["callback_made_at"] = change.noted_at.astimezone(UTC)
+    if change.survey_score is not None and row["survey_score"] is None:
+        values["survey_score"] = change.survey_score
     if values:
         connection.execute(update(table).where(table.c.call_sid == change.call_sid).values(values))
     return True

@@ -164,6 +164,16 @@ def call_conference(call_sid: str) -> str:
     return f"{PREFIX}call:{call_sid}:conference"
 
 
+SURVEY_TTL = SESSION_TTL  # the survey after a conversation: as long as any call lasts
+
+
+def call_survey(call_sid: str) -> str:
+    """Hash of the satisfaction survey of a call (ivr/survey.py): version (the flow version
+    whose texts it is asked in; set when it is asked), score (the caller's mark, 1-10) and
+    recorded (the call record has been built: a later mark updates the row)."""
+    return f"{PREFIX}call:{call_sid}:survey"
+
+
 MONITOR_TTL = CONFERENCE_TTL  # supervisors' monitor sessions of a call: as long as the call
 
 

@@ -357,6 +357,36 @@ def test_call_silent_four_times_on_the_main_menu_ends_in_the_general_queue(
     assert queue_lines[0].endswith("general")
 
 
+def test_call_plays_the_adviser_who_answers_and_hangs_up_then_the_caller_gives_a_mark(
+    tmp_path: Path,
+) -> None:
+    # "-" at the adviser's turn is Enter: the adviser ends the conversation.
+    result = kcc("call", "--keys", "2 # - 8#", "--at", OPEN_TUESDAY, tmp_path=tmp_path)
+
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    answered = lines.index("-- an adviser answers: you are talking")
+    assert lines[answered + 2 :] == [
+        "-- the adviser hangs up",
+        "  [nl-NL] Hoe tevreden bent u over dit gesprek? Toets een cijfer van 1 tot en met 10, "
+        "gevolgd door een hekje.",
+        "> 8#",
+        "  [nl-NL] Dank u wel voor uw beoordeling. Tot ziens.",
+        "-- the line goes dead (hung up by the flow)",
+    ]
+
+
+def test_call_hanging_up_while_talking_to_the_played_adviser_hears_no_survey(
+    tmp_path: Path,
+) -> None:
+    result = kcc("call", "--keys", "2 # q", "--at", OPEN_TUESDAY, tmp_path=tmp_path)
+
+    assert result.exit_code == 0, result.output
+    assert "-- an adviser answers: you are talking" in result.stdout
+    assert result.stdout.splitlines()[-1] == "-- you hang up"
+    assert "Hoe tevreden" not in result.stdout
+
+
 def test_call_at_without_utc_offset_exits_2(tmp_path: Path) -> None:
     result = kcc("call", "--keys", "2", "--at", "2026-12-01T10:00:00", tmp_path=tmp_path)
 
@@ -742,7 +772,8 @@ def test_call_without_keys_reads_them_from_standard_input_to_the_vog_rp_queue(
 
     assert result.exit_code == 0, result.output
     out = result.stdout
-    assert out.count("keys (Enter: silence, q: hang up)> ") == 2  # asked once per menu
+    # Asked once per menu, and at the adviser's turn (the phone plays the adviser in-process).
+    assert out.count("keys (Enter: silence, q: hang up)> ") == 3
     queue_lines = [line for line in out.splitlines() if line.startswith("-- waiting in queue")]
     assert queue_lines == ["-- waiting in queue kcc-vog_rp"]
     assert out.index("> 2") < out.index("> #") < out.index(queue_lines[0])

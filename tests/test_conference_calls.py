@@ -182,7 +182,7 @@ async def test_caller_hanging_up_while_the_adviser_rings_stops_the_ringing_and_f
 
 
 @pytest.mark.usefixtures("staff")
-async def test_adviser_hanging_up_says_goodbye_to_the_caller_and_starts_wrap_up(
+async def test_adviser_hanging_up_keeps_the_caller_for_the_survey_and_starts_wrap_up(
     http: httpx.AsyncClient, phone: Callable[..., Phone], twilio_stub: TwilioStub
 ) -> None:
     call, ann = await in_conversation(http, phone, twilio_stub)
@@ -193,8 +193,9 @@ async def test_adviser_hanging_up_says_goodbye_to_the_caller_and_starts_wrap_up(
     twilio_stub.hang_up_caller(adviser_leg)  # Ann puts her phone down
     await call.deliver()
 
-    assert call.after_conference is not None and call.after_conference.hung_up
-    assert "Bedankt voor uw telefoontje" in call.after_conference.text
+    # The caller is still on the line: the survey's question (tests/test_survey.py).
+    assert call.after_conference is not None and not call.after_conference.hung_up
+    assert "Hoe tevreden bent u over dit gesprek?" in call.after_conference.text
     assert await status_of(http, ann) == "wrap_up"
     assert call.conference().status == "completed"
 

@@ -57,7 +57,8 @@ async def test_conversation_then_wrap_up_then_ready(
         f"{PUBLIC_URL}/twilio/dial-result?offer=1&lang=nl", {"DialCallStatus": "completed"}
     )
     after = parse_twiml(done.text)
-    assert after.hung_up and "Bedankt voor uw telefoontje" in after.text
+    # The caller is still on the line after the adviser's hang-up: the survey's question.
+    assert not after.hung_up and "Hoe tevreden bent u over dit gesprek?" in after.text
     me = (await http.get("/api/advisers/me", headers=ann)).json()
     assert me["status"] == "wrap_up" and me["wrap_until"] is not None
     response = await http.post(

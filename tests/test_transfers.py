@@ -37,6 +37,7 @@ CAROL = adviser("carol", skills=["vog_rp", "vog_np"])
 DAN = adviser("dan", skills=["vog_np"])
 WWM_PHONE = "+31700000102"  # the department wwm in the flow (open on the tests' Tuesday)
 GOODBYE = "Bedankt voor uw telefoontje"
+SURVEY_QUESTION = "Hoe tevreden bent u over dit gesprek?"
 STAY_AT_THE_HEAD = "U blijft vooraan in de wachtrij"
 
 
@@ -331,8 +332,9 @@ async def test_warm_transfer_to_a_colleague_consults_them_then_completes(
     twilio_stub.hang_up_caller(colleague.call_sid)
     await call.deliver()
 
-    assert call.after_conference is not None and call.after_conference.hung_up
-    assert GOODBYE in call.after_conference.text
+    # Carol ended the conversation: the caller is asked the survey (tests/test_survey.py).
+    assert call.after_conference is not None and not call.after_conference.hung_up
+    assert SURVEY_QUESTION in call.after_conference.text
     assert await status_of(http, carol) == "wrap_up"
     assert await status_of(http, ann) == "wrap_up"
     assert await waiting(http) == []

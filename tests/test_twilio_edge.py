@@ -74,6 +74,7 @@ def test_each_webhook_is_registered_once_and_no_route_exists_twice(app: FastAPI)
         "/department-whisper",
         "/monitor-status",
         "/transfer-status",
+        "/survey",
     }
     routed = [
         (method, route.path)

@@ -7,14 +7,21 @@ import contextlib
 import sys
 import tempfile
 import time
+import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
 from api.cli.phone import Phone, PhoneTurn
+
+if TYPE_CHECKING:
+    from routing.telephony import RecordingTelephony
 
 SILENCE = "-"
 HANG_UP = "q"
@@ -44,20 +51,75 @@ def scripted_problem(scripted: str) -> str | None:
     return None
 
 
+@dataclass
+class PlayedAdviser:
+    """In-process, the terminal phone plays the adviser's side too: the demo adviser takes the
+    call, and what Twilio would post of the conversation's conference (the caller joins, the
+    adviser's phone answers, the adviser hangs up) is posted, signed, as Twilio would."""
+
+    client: httpx.AsyncClient
+    telephony: RecordingTelephony
+    username: str
+    password: str
+
+    async def take(self, phone: Phone) -> tuple[str, str] | None:
+        """The adviser becomes available and answers: (offer, the caller's Dial action), or
+        None when routing did not put the call through (closed, no skill)."""
+        token = await self.client.post(
+            "/api/token", data={"username": self.username, "password": self.password}
+        )
+        if token.status_code != 200:
+            return None
+        headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
+        status = {"status": "available"}
+        await self.client.post("/api/advisers/me/status", json=status, headers=headers)
+        moved = [url for sid, url in self.telephony.redirects if sid == phone.call_sid]
+        if not moved:
+            return None
+        response = await phone.post(moved[-1])  # Twilio follows routing's redirect
+        response.raise_for_status()
+        dial = ET.fromstring(response.text).find("Dial")
+        conference = dial.find("Conference") if dial is not None else None
+        if dial is None or conference is None:
+            return None
+        events = conference.get("statusCallback", "")
+        offer = parse_qs(urlsplit(events).query).get("offer", [""])[0]
+        join = {
+            "StatusCallbackEvent": "participant-join",
+            "ConferenceSid": "CF" + phone.call_sid[2:],
+            "FriendlyName": conference.text or "",
+            "ParticipantLabel": "caller",
+        }
+        await phone.post(events, join)  # the caller joins: routing calls the adviser in
+        await phone.post(self._adviser_status(phone, offer), {"CallStatus": "in-progress"})
+        return offer, dial.get("action", "")
+
+    async def hang_up(self, phone: Phone, offer: str, action: str) -> PhoneTurn:
+        """The adviser ends the conversation: what the caller, still on the line, hears."""
+        await phone.post(self._adviser_status(phone, offer), {"CallStatus": "completed"})
+        return await phone.follow(action, {"DialCallStatus": "completed"})
+
+    @staticmethod
+    def _adviser_status(phone: Phone, offer: str) -> str:
+        return f"{phone.public_url}/twilio/adviser-status?offer={offer}"
+
+
 @asynccontextmanager
 async def _client(
     url: str | None, at: datetime | None, flow: Path | None
-) -> AsyncIterator[tuple[httpx.AsyncClient, str, str]]:
-    """(client, public URL, auth token): a real server, or the app in-process on embedded stores."""
+) -> AsyncIterator[tuple[httpx.AsyncClient, str, str, PlayedAdviser | None]]:
+    """(client, public URL, auth token, the adviser the phone plays): a real server, or the app
+    in-process on embedded stores."""
     from api.settings import Settings
 
     settings = Settings()
     if url is not None:
         async with httpx.AsyncClient(base_url=url, timeout=20) as client:
-            yield client, url, settings.twilio_auth_token
+            yield client, url, settings.twilio_auth_token, None
         return
-    from api.cli.demo import seed_demo
+    from api.cli.demo import DEMO_ADVISER, seed_demo
     from api.web.app import create_app
+    from routing.telephony import RecordingTelephony
 
     with tempfile.TemporaryDirectory(prefix="kcc-call-") as tmp:
         if flow is None:  # the live version of the configured database, not the file
@@ -77,8 +139,12 @@ async def _client(
         app = create_app(local)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url=local.public_base) as client:
+            telephony = app.state.services.telephony
+            played = None
+            if isinstance(telephony, RecordingTelephony):
+                played = PlayedAdviser(client, telephony, *DEMO_ADVISER)
             try:
-                yield client, local.public_base, local.twilio_auth_token
+                yield client, local.public_base, local.twilio_auth_token, played
             finally:
                 await app.state.services.close()
 
@@ -123,12 +189,13 @@ async def run_call(
     from flows.errors import FlowInvalid
 
     try:
-        async with _client(url, at, flow) as (client, public_url, token):
+        async with _client(url, at, flow) as (client, public_url, token, played):
             phone = Phone(client, public_url=public_url, auth_token=token, caller=caller)
             # Against a server, the phone follows the desk (the demo's call events); in-process
-            # the transport cannot stream, and no desk can reach the app anyway.
+            # the transport cannot stream, and no desk can reach the app: the phone plays the
+            # adviser itself.
             follow = url is not None and hold_seconds > 0
-            return await _walk(phone, _keys(scripted), hold_seconds, follow=follow)
+            return await _walk(phone, _keys(scripted), hold_seconds, follow=follow, played=played)
     except SchemaError as exc:  # the configured database, read for its live flow
         print(f"error: {exc.message}", file=sys.stderr)
         return 1
@@ -187,12 +254,17 @@ async def _listening(
 
 
 async def _walk(
-    phone: Phone, keys: Iterator[str | None], hold_seconds: int = 0, *, follow: bool = False
+    phone: Phone,
+    keys: Iterator[str | None],
+    hold_seconds: int = 0,
+    *,
+    follow: bool = False,
+    played: PlayedAdviser | None = None,
 ) -> int:
     print(f"calling from {phone.caller} (call {phone.call_sid})")
     following, events = await _listening(phone, follow)
     try:
-        return await _dialled(phone, keys, hold_seconds, events)
+        return await _dialled(phone, keys, hold_seconds, events, played)
     finally:
         if following is not None:
             following.cancel()
@@ -205,6 +277,7 @@ async def _dialled(
     keys: Iterator[str | None],
     hold_seconds: int,
     events: asyncio.Queue[tuple[str, dict[str, str]]],
+    played: PlayedAdviser | None = None,
 ) -> int:
     turn = await phone.dial()
     while True:
@@ -216,7 +289,18 @@ async def _dialled(
         if turn.queue is not None:
             print(f"-- waiting in queue {turn.queue}")
             _show(await phone.hold())
-            return await _hold(phone, hold_seconds, events)
+            taken = await played.take(phone) if played is not None else None
+            if played is None or taken is None:
+                return await _hold(phone, hold_seconds, events)
+            print("-- an adviser answers: you are talking")
+            print("-- you play the adviser now: Enter (or - in --keys) ends the conversation")
+            if next(keys, None) is None:
+                await phone.hang_up()
+                print("-- you hang up")
+                return 0
+            print("-- the adviser hangs up")
+            turn = await played.hang_up(phone, *taken)
+            continue
         if not turn.waiting_for_keys:
             print("-- the answer asked for nothing more")
             await phone.hang_up()

@@ -20,6 +20,7 @@ DEMO_USERS = (
     ("supervisor", Role.SUPERVISOR, "supervisor-demo"),
     ("adviser", Role.ADVISER, "adviser-demo"),
 )
+DEMO_ADVISER = ("adviser", "adviser-demo")  # the adviser `kcc call` plays in-process
 # Made-up applications; the README lists them with the dates of birth to type.
 DEMO_APPLICATIONS = Path(__file__).resolve().parent / "demo_applications.csv"
 

@@ -122,6 +122,10 @@ class Phone:
         path = parts.path + (f"?{parts.query}" if parts.query else "")
         return await self.client.post(path, data=params, headers={"X-Twilio-Signature": signature})
 
+    async def follow(self, url: str, extra: dict[str, str] | None = None) -> PhoneTurn:
+        """Run the TwiML at `url` as Twilio does when a verb's action takes the call there."""
+        return await self._turn(url, extra)
+
     async def _turn(self, url: str, extra: dict[str, str] | None = None) -> PhoneTurn:
         response = await self.post(url, extra)
         response.raise_for_status()

@@ -22,7 +22,7 @@ from api.database.engine import session_scope
 from api.webhooks.dispatcher import Delivery, Handler
 from api.webhooks.metrics import FALLBACKS, WEBHOOK_SECONDS, WEBHOOKS
 from ivr import fallback, outbound
-from ivr.twiml import CallUrls, back_to_hold, empty
+from ivr.twiml import CallUrls, back_to_hold, empty, speak_and_hang_up
 
 log = logging.getLogger(__name__)
 
@@ -244,6 +244,22 @@ async def dial_result(hook: Delivery) -> str:
         hook.form.get("CallStatus", "in-progress"),
     )
     return await _answer(hook, "dial-result", lang, work)
+
+
+@webhook("/survey")
+async def survey(hook: Delivery) -> str:
+    """The caller's answer to the survey after a conversation (the <Gather> action, or its
+    <Redirect> on silence). If anything fails the call ends quietly: the conversation is over."""
+    lang = hook.query.get("lang") or None
+    attempt = hook.query.get("try", "")
+    digits = None if hook.query.get("event") == "timeout" else hook.form.get("Digits")
+    work = hook.services.calls.survey_answer(
+        hook.form.get("CallSid", ""),
+        lang or "",
+        int(attempt) if attempt.isdigit() else 1,
+        digits,
+    )
+    return await _answer(hook, "survey", lang, work, lambda: speak_and_hang_up([]))
 
 
 @webhook("/callback-choice")

@@ -51,7 +51,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
-from api.cli.phone import Phone, PhoneTurn
+from api.cli.phone import Phone, PhoneTurn, parse_twiml
 from tests.support.paths import ROOT
 from tests.support.servers import clean_env
 from tests.support.slow import require_slow
@@ -628,6 +628,11 @@ class Simulation:
             return True
         await self._stub_control(f"hang_up/{leg}")  # the adviser puts the phone down
         done = await self._dial_action(phone, call, offer)
+        survey = ET.fromstring(done).find("Gather")
+        if survey is not None and "/twilio/survey" in survey.get("action", ""):
+            # The flow's survey: the caller is still on the line and types a mark.
+            phone.last = parse_twiml(done)
+            done = (await phone.press(f"{self.rng.randint(1, 10)}#")).twiml
         if not ET.fromstring(done).findall("Hangup"):
             call.errors.append(f"after the conversation no goodbye: {done}")
         ended = await phone.hang_up()

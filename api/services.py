@@ -18,6 +18,7 @@ from api.accounts import adviser_skills
 from api.database.engine import session_scope
 from api.database.schema import open_database
 from api.settings import Settings
+from api.sign_in_guard import SignInGuard, trusted_networks
 from flows.errors import FlowInvalid
 from flows.loader import parse_flow, read_flow_text
 from flows.versions import AlreadyLive, LivePointer, SqlFlowVersions, flow_digest
@@ -78,6 +79,7 @@ class Services:
     monitor_log: SqlMonitorLog
     live_figures: LiveFigureReader  # what /metrics shows of queues, advisers and calls
     retention: DailyPurge  # deletes records older than KCC_RECORD_RETENTION_DAYS, once a day
+    sign_in: SignInGuard  # limits failed staff sign-ins per account and client address
     # Twilio waits 15 s for a webhook's answer; stop well before, so the caller hears an apology.
     webhook_budget_seconds: float = 8.0
 
@@ -393,5 +395,12 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
             clock=clock,
             days=settings.record_retention_days,
             run_sync=anyio.to_thread.run_sync,
+        ),
+        sign_in=SignInGuard(
+            redis,
+            Pseudonymizer(settings.secret_key),
+            account_limit=settings.login_account_failures,
+            address_limit=settings.login_address_failures,
+            trusted_proxies=trusted_networks(settings.trusted_proxies),
         ),
     )

@@ -90,6 +90,25 @@ def verify_attempt(call_sid: str, seq: int) -> str:
     return f"{PREFIX}verify:attempt:{call_sid}:{seq}"
 
 
+# Staff sign-in guard (api/sign_in_guard.py): attempts per account name and per client address
+# in a fixed window; both named by keyed hashes (an address is personal data, a name is typed).
+LOGIN_WINDOW_SECONDS = 15 * 60
+
+
+def login_attempts_by_account(pseudonym: str) -> str:
+    return f"{PREFIX}login:account:{pseudonym}"
+
+
+def login_attempts_by_address(pseudonym: str) -> str:
+    return f"{PREFIX}login:address:{pseudonym}"
+
+
+def revoked_token(token_id: str) -> str:
+    """A staff token signed out before it expired (api/web/tokens.py); its TTL is the token's
+    remaining lifetime."""
+    return f"{PREFIX}revoked-token:{token_id}"
+
+
 ADVISER_TTL = 7 * 24 * 3600  # an adviser's live state; refreshed on every change
 OFFER_TTL = 3600
 HANDLE_TIMES_TTL = 7 * 24 * 3600

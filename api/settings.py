@@ -92,6 +92,9 @@ class Settings(BaseSettings):
     login_account_failures: int = Field(default=5, ge=1)
     login_address_failures: int = Field(default=20, ge=1)
     trusted_proxies: str = ""
+    # A request's body must have arrived this long after the request began, or it is answered
+    # 408 (a client that stalls its body would hold a connection open; api/web/security.py).
+    body_timeout_seconds: float = Field(default=30.0, gt=0)
 
     @field_validator("trusted_proxies")
     @classmethod

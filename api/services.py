@@ -33,6 +33,7 @@ from ivr.records import CallOutcome, CallRecord, SqlCallRecorder
 from ivr.retention import DailyPurge, RecordPurger
 from ivr.store import SessionStore
 from ivr.twiml import RoutingUrls
+from routing import keys
 from routing.adviser_history import HOLD_STATE, AdviserStateChange, SqlAdviserLog
 from routing.background import BackgroundWriter
 from routing.board import AdviserBoard, AdviserState
@@ -92,6 +93,12 @@ class Services:
         close = getattr(self.telephony, "close", None)
         if close is not None:
             close()
+
+
+def redis_for(settings: Settings) -> aioredis.Redis:
+    """The Redis of these settings, with this process' keys and channels in their namespace."""
+    keys.use_namespace(settings.redis_prefix)
+    return make_redis(settings.redis_url)
 
 
 def make_redis(url: str | None) -> aioredis.Redis:
@@ -194,7 +201,7 @@ def build_flow_admin(settings: Settings) -> FlowAdmin:
     and api.database.schema.SchemaError when the database is not at this release's schema."""
     db_engine = open_database(settings.database_url)
     try:
-        redis = make_redis(settings.redis_url)
+        redis = redis_for(settings)
         flows, flow_versions, publisher = _flow_machinery(settings, redis, db_engine)
     except BaseException:
         db_engine.dispose()
@@ -243,7 +250,7 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
     migrated it, and flows.errors.FlowInvalid when the database has no flow and KCC_FLOW is
     invalid."""
     db_engine = open_database(settings.database_url)
-    redis = make_redis(settings.redis_url)
+    redis = redis_for(settings)
     if clock is None:
         clock = ShiftedClock(settings.now) if settings.now else SystemClock()
     flows, flow_versions, publisher = _flow_machinery(settings, redis, db_engine)

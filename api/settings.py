@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     env: Environment = Environment.DEV
     public_url: str = "http://127.0.0.1:8000"
     redis_url: str | None = None  # None: an embedded in-process store (one worker only)
+    # The namespace of every Redis key and pub/sub channel (routing/keys.py): deployments that
+    # share a Redis server (staging and production on two databases) need different ones.
+    redis_prefix: str = Field(default="kcc", pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")
     database_url: str = "sqlite:///var/kcc.sqlite3"
     secret_key: str = PLACEHOLDER_SECRET
     flow: Path = DEFAULT_FLOW

@@ -73,10 +73,11 @@ def test_twilio_callsids_and_the_demos_fit_the_pattern() -> None:
 
 
 def test_every_key_and_channel_is_in_the_namespace() -> None:
+    not_names = {"template", "use_namespace"}
     makers = [
         value
         for name, value in vars(keys).items()
-        if callable(value) and not name.startswith("_") and name not in {"template", "use_namespace"}
+        if callable(value) and not name.startswith("_") and name not in not_names
         and getattr(value, "__module__", "") == keys.__name__
     ]  # fmt: skip
     assert len(makers) > 30

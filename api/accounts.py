@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import secrets
 from datetime import UTC, datetime
 from enum import StrEnum
 from functools import cache
@@ -51,6 +52,10 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def _first_token_version() -> int:
+    return secrets.randbelow(2**30)
+
+
 class UserBase(SQLModel):
     name: str = Field(unique=True, index=True, max_length=64)
     # Stored as the plain value ("adviser") in a VARCHAR, not a PostgreSQL ENUM type, so a new
@@ -75,6 +80,12 @@ class User(UserBase, table=True):
     # SQLite hands timestamps back naive; they are still UTC.
     created_at: datetime = Field(default_factory=_utcnow, sa_type=DateTime(timezone=True))
     active: bool = True
+    # Every token carries the version it was issued under; raising it (revoke_all_tokens)
+    # signs out every token given before. A new account starts at a random one: SQLite gives a
+    # deleted account's id to the next, and that one must not accept the old tokens.
+    token_version: int = Field(
+        default_factory=_first_token_version, sa_column_kwargs={"server_default": "0"}
+    )
 
 
 class UserPublic(UserBase):
@@ -185,6 +196,27 @@ def authenticate(session: Session, *, name: str, password: str) -> User | None:
         user.password_hash = _hasher.hash(password)
         session.add(user)
     return user
+
+
+def revoke_all_tokens(session: Session, user: User) -> None:
+    """Sign the user out everywhere: every token issued before no longer works. For a changed
+    password or role, a deactivation, or a lost laptop; the caller commits."""
+    user.token_version += 1
+    session.add(user)
+
+
+def change_password(session: Session, user: User, password: str) -> None:
+    """A new password; tokens issued under the old one stop working. The caller commits."""
+    _validate(user.name, password)
+    user.password_hash = _hasher.hash(password)
+    revoke_all_tokens(session, user)
+
+
+def change_role(session: Session, user: User, role: Role) -> None:
+    """A new role; tokens issued for the old one stop working. The caller commits."""
+    if user.role is not role:
+        user.role = role
+        revoke_all_tokens(session, user)
 
 
 def adviser_skills(session: Session) -> dict[str, list[str]]:

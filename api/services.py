@@ -18,6 +18,7 @@ from api.accounts import adviser_skills
 from api.database.engine import session_scope
 from api.database.schema import open_database
 from api.settings import Settings
+from api.sign_in_guard import SignInGuard, trusted_networks
 from flows.errors import FlowInvalid
 from flows.loader import parse_flow, read_flow_text
 from flows.versions import AlreadyLive, LivePointer, SqlFlowVersions, flow_digest
@@ -81,6 +82,7 @@ class Services:
     monitor_log: SqlMonitorLog
     live_figures: LiveFigureReader  # what /metrics shows of queues, advisers and calls
     retention: DailyPurge  # deletes records older than KCC_RECORD_RETENTION_DAYS, once a day
+    sign_in: SignInGuard  # limits failed staff sign-ins per account and client address
     # Twilio waits 15 s for a webhook's answer; stop well before, so the caller hears an apology.
     webhook_budget_seconds: float = 8.0
 
@@ -93,6 +95,12 @@ class Services:
         close = getattr(self.telephony, "close", None)
         if close is not None:
             close()
+
+
+def redis_for(settings: Settings) -> aioredis.Redis:
+    """The Redis of these settings, with this process' keys and channels in their namespace."""
+    keys.use_namespace(settings.redis_prefix)
+    return make_redis(settings.redis_url)
 
 
 def make_redis(url: str | None) -> aioredis.Redis:
@@ -195,7 +203,7 @@ def build_flow_admin(settings: Settings) -> FlowAdmin:
     and api.database.schema.SchemaError when the database is not at this release's schema."""
     db_engine = open_database(settings.database_url)
     try:
-        redis = make_redis(settings.redis_url)
+        redis = redis_for(settings)
         flows, flow_versions, publisher = _flow_machinery(settings, redis, db_engine)
     except BaseException:
         db_engine.dispose()
@@ -244,7 +252,7 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
     migrated it, and flows.errors.FlowInvalid when the database has no flow and KCC_FLOW is
     invalid."""
     db_engine = open_database(settings.database_url)
-    redis = make_redis(settings.redis_url)
+    redis = redis_for(settings)
     if clock is None:
         clock = ShiftedClock(settings.now) if settings.now else SystemClock()
     flows, flow_versions, publisher = _flow_machinery(settings, redis, db_engine)
@@ -422,5 +430,12 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
             clock=clock,
             days=settings.record_retention_days,
             run_sync=anyio.to_thread.run_sync,
+        ),
+        sign_in=SignInGuard(
+            redis,
+            Pseudonymizer(settings.secret_key),
+            account_limit=settings.login_account_failures,
+            address_limit=settings.login_address_failures,
+            trusted_proxies=trusted_networks(settings.trusted_proxies),
         ),
     )

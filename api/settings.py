@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Self
 
-from pydantic import AliasChoices, Field, model_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PLACEHOLDER_SECRET = "change-me-this-dev-secret-is-not-for-production"
@@ -38,6 +39,9 @@ class Settings(BaseSettings):
     env: Environment = Environment.DEV
     public_url: str = "http://127.0.0.1:8000"
     redis_url: str | None = None  # None: an embedded in-process store (one worker only)
+    # The namespace of every Redis key and pub/sub channel (routing/keys.py): deployments that
+    # share a Redis server (staging and production on two databases) need different ones.
+    redis_prefix: str = Field(default="kcc", pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")
     database_url: str = "sqlite:///var/kcc.sqlite3"
     secret_key: str = PLACEHOLDER_SECRET
     flow: Path = DEFAULT_FLOW
@@ -85,6 +89,22 @@ class Settings(BaseSettings):
     verify_lock_hours: int = 24
     verify_caller_failures: int = 10  # failures per caller number in an hour before a limit
     verify_min_seconds: float = 0.4  # every check takes at least this long
+    # Staff sign-in guard (api/sign_in_guard.py): failed sign-ins in 15 minutes before a wait,
+    # per account name and per client address; the address is taken from X-Forwarded-For only
+    # when the peer is one of these proxies (comma-separated addresses or networks).
+    login_account_failures: int = Field(default=5, ge=1)
+    login_address_failures: int = Field(default=20, ge=1)
+    trusted_proxies: str = ""
+    # A request's body must have arrived this long after the request began, or it is answered
+    # 408 (a client that stalls its body would hold a connection open; api/web/security.py).
+    body_timeout_seconds: float = Field(default=30.0, gt=0)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_are_networks(cls, value: str) -> str:
+        for part in filter(None, (p.strip() for p in value.split(","))):
+            ipaddress.ip_network(part, strict=False)  # a ValueError names the bad one
+        return value
 
     @model_validator(mode="after")
     def _production_is_safe(self) -> Self:

@@ -22,6 +22,7 @@ class ErrorKind(StrEnum):
     NOT_FOUND = "not_found"  # no such thing
     UNAUTHORIZED = "unauthorized"  # not signed in, or the sign-in failed
     FORBIDDEN = "forbidden"  # signed in, but not allowed
+    LIMITED = "limited"  # too many attempts: wait (the params say how long) and try again
     UPSTREAM = "upstream"  # Twilio (or another service we call) failed
     UNAVAILABLE = "unavailable"  # a store of ours is away (Redis, the database)
     INTERNAL = "internal"  # a bug: never shown to a caller, logged

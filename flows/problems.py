@@ -36,6 +36,7 @@ PROBLEM_CODES: dict[str, ProblemCode] = {
     "unreadable": ProblemCode("cannot read the flow: {reason}"),
     "not_utf8": ProblemCode("not UTF-8 text: {reason}"),
     "yaml_syntax": ProblemCode("YAML syntax: {detail}", extra=("opened_line",)),
+    "yaml_too_large": ProblemCode("{detail}", extra=("limit",)),
     "key_not_text": ProblemCode("keys must be plain text"),
     "duplicate_key": ProblemCode("duplicate key {key!r} (first on line {first_line})"),
     "not_a_mapping": ProblemCode("a flow must be a mapping of keys"),

@@ -1,6 +1,7 @@
 """Call sessions in Redis: one hash per CallSid (seq + JSON), written compare-and-set.
 
-The session JSON is sealed (routing/sealing.py): it holds the caller's number. A step is committed
+The session JSON and the stored replies are sealed (routing/sealing.py): the session holds the
+caller's number, a reply may tell a verified caller their application's status. A step is committed
 only if the session is still at the seq the request was answered from, in
 one Lua script that also keeps the TwiML reply for that seq. So when Twilio retries a webhook,
 or two instances get the same request, exactly one advances the call and the other answers with
@@ -99,7 +100,8 @@ class SessionStore:
             session.seq,
             self._sealer.seal(session.model_dump_json()),
             self._ttl,
-            reply,
+            # Sealed like the session: a verified caller's reply names their application.
+            self._sealer.seal(reply),
             keys.REPLY_TTL,
             session.call_sid,
         ]
@@ -124,7 +126,13 @@ class SessionStore:
 
     async def reply(self, call_sid: str, seq: int) -> str | None:
         value = await self._redis.get(keys.reply(call_sid, seq))
-        return str(value) if value is not None else None
+        if value is None:
+            return None
+        try:
+            return self._sealer.open(str(value))
+        except SealBroken:  # kept before replies were sealed, or another key: answer afresh
+            log.warning("a stored reply could not be opened")
+            return None
 
     async def end(
         self, call_sid: str, *, then: Sequence[ScriptStep[Any]] = ()

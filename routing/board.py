@@ -7,6 +7,7 @@ the scripts answer is decoded here into typed values with enum states.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, cast
@@ -24,11 +25,14 @@ _COMMAND = LuaScript.named("adviser_command")
 _MATCH = LuaScript.named("offer_match")
 _SETTLE = LuaScript.named("offer_settle")
 _CALL_STATE = LuaScript.named("call_state")
-# The key templates match.lua fills in, made once (a match runs with every queued call).
-_MATCH_TEMPLATES = tuple(
-    keys.template(name)
-    for name in (keys.queue, keys.available, keys.adviser, keys.offer, keys.call_offer)
-)
+
+
+@functools.cache
+def _match_templates(prefix: str) -> tuple[str, ...]:
+    """The key templates match.lua fills in, made once per namespace (a match runs with every
+    queued call)."""
+    names = (keys.queue, keys.available, keys.adviser, keys.offer, keys.call_offer)
+    return tuple(keys.template(name) for name in names)
 
 
 class AdviserState(StrEnum):
@@ -186,7 +190,7 @@ class AdviserBoard:
             _MATCH,
             keys=[keys.offer_sequence(), keys.offer_deadlines()],
             args=[
-                *_MATCH_TEMPLATES,
+                *_match_templates(keys.PREFIX),
                 now_ms,
                 deadline,
                 MATCH_ROUNDS,

@@ -1,8 +1,15 @@
 """Every Redis key name, pub/sub channel and time-to-live of kcc-ivr, in one place.
 
-All keys start with `{kcc}:`: the braces are a Redis Cluster hash tag, so every key lands in one
-slot and the multi-key Lua scripts and transactions stay valid on a cluster. Every key gets a
-TTL: a crashed instance or a lost status callback can never leave state behind for ever.
+All keys and pub/sub channels start with `{kcc}:`: the braces are a Redis Cluster hash tag, so
+every key lands in one slot and the multi-key Lua scripts and transactions stay valid on a
+cluster. Every key gets a TTL: a crashed instance or a lost status callback can never leave state
+behind for ever.
+
+The `kcc` is the deployment's namespace (KCC_REDIS_PREFIX, set once at start-up through
+`use_namespace`): pub/sub channels are shared by every database of a Redis server, so two
+deployments on one server (staging on database 1, production on 2) must differ in it, or each
+hears the other's announcements. Ids that come from outside (a CallSid) are checked at the edge
+against CALL_SID: no `:` or brace can make one call's key another's (`X:ended`).
 
 The Lua scripts (routing/lua/) build no names of their own: they get keys through KEYS, and
 where a script learns an id only as it runs (the offer it numbers, an adviser's skills) it gets
@@ -11,10 +18,24 @@ the name's `template` from here through ARGV and puts the id in place of PLACEHO
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
+DEFAULT_NAMESPACE = "kcc"
+NAMESPACE = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
+# Twilio's CallSids are CA and 32 hex digits; the tests and the demo use shorter ones. What
+# matters for the keys: letters, digits, '_' and '-' only.
+CALL_SID = re.compile(r"CA[A-Za-z0-9_-]{0,64}")
 PREFIX = "{kcc}:"
 PLACEHOLDER = "{}"  # where the id goes in a key template
+
+
+def use_namespace(namespace: str) -> None:
+    """Put every key and channel of this process under `namespace` (KCC_REDIS_PREFIX)."""
+    global PREFIX
+    if not NAMESPACE.fullmatch(namespace):
+        raise ValueError(f"a Redis namespace is {NAMESPACE.pattern}, not {namespace!r}")
+    PREFIX = "{" + namespace + "}:"
 
 
 def template(name: Callable[[str], str]) -> str:
@@ -88,6 +109,25 @@ def verify_failures_by_caller(pseudonym: str) -> str:
 def verify_attempt(call_sid: str, seq: int) -> str:
     """Marks that the check of this step was counted (Twilio may deliver the step twice)."""
     return f"{PREFIX}verify:attempt:{call_sid}:{seq}"
+
+
+# Staff sign-in guard (api/sign_in_guard.py): attempts per account name and per client address
+# in a fixed window; both named by keyed hashes (an address is personal data, a name is typed).
+LOGIN_WINDOW_SECONDS = 15 * 60
+
+
+def login_attempts_by_account(pseudonym: str) -> str:
+    return f"{PREFIX}login:account:{pseudonym}"
+
+
+def login_attempts_by_address(pseudonym: str) -> str:
+    return f"{PREFIX}login:address:{pseudonym}"
+
+
+def revoked_token(token_id: str) -> str:
+    """A staff token signed out before it expired (api/web/tokens.py); its TTL is the token's
+    remaining lifetime."""
+    return f"{PREFIX}revoked-token:{token_id}"
 
 
 ADVISER_TTL = 7 * 24 * 3600  # an adviser's live state; refreshed on every change

@@ -407,6 +407,8 @@ BAD_ROWS = {
         "5550012,1985-11-03,vog_np,received,2026-11-03,extra", "expected 5 fields, found 6"
     ),
     "broken quoting": Bad('5550013,"1985-11-03"x,vog_np,received,2026-11-03', "not readable"),
+    # A quote left open must not swallow the rows after it into one field.
+    "unterminated quote": Bad('5550014,"1985-11-03,vog_np,received,2026-11-03', "not readable"),
 }
 
 
@@ -458,6 +460,20 @@ def test_import_rejects_every_kind_of_bad_row_at_its_line_on_both_databases(
     for rejected, bad in zip(report.rejected, BAD_ROWS.values(), strict=True):
         assert_private(rejected.reason, bad.row)
     assert set(stored_applications(db_engine)) == {"1234567", "2345678"}
+
+
+def test_import_names_every_line_with_a_quote_left_open_and_keeps_the_rows_between(
+    sqlite_engine: Engine, tmp_path: Path
+) -> None:
+    carol = "3456789,1970-01-01,vog_np,received,2026-11-03"
+    rows = [ALICE, '"5550015,1985-11-03,vog_np', BOB, '5550016,"x', carol, '"']
+
+    report = run_import(write(tmp_path, csv_text(*rows)), sqlite_engine)
+
+    assert [r.line for r in report.rejected] == [3, 5, 7]
+    assert all("not readable" in r.reason for r in report.rejected)
+    assert (report.added, report.updated) == (3, 0)
+    assert set(stored_applications(sqlite_engine)) == {"1234567", "2345678", "3456789"}
 
 
 def test_import_rejects_the_later_of_two_rows_with_one_number_naming_the_first_line(

@@ -12,6 +12,7 @@ from types import SimpleNamespace
 
 import httpx
 import pytest
+import redis.asyncio as aioredis
 from argon2 import PasswordHasher
 from fastapi import FastAPI
 from sqlalchemy import Engine, text
@@ -28,10 +29,12 @@ from api.accounts import (
     get_user,
 )
 from api.database.engine import make_engine, session_scope
+from api.sign_in_guard import SignInGuard
 from api.web.deps import SupervisorUser
 from api.web.errors import install_error_handlers
 from api.web.routes.auth import BAD_LOGIN, router
 from api.web.tokens import InvalidToken, decode_token, issue_token
+from routing.sealing import Pseudonymizer
 from tests.support.staff import Account, add_staff, adviser, signed_in, supervisor
 
 SECRET = "x" * 40
@@ -41,7 +44,9 @@ PASSWORD = "correct horse battery"
 # httpx's ASGITransport rather than starlette's TestClient, which warns (an error here) when
 # it finds httpx instead of httpx2.
 @pytest.fixture
-async def client(db_engine: Engine) -> AsyncIterator[httpx.AsyncClient]:
+async def client(
+    db_engine: Engine, redis_client: aioredis.Redis
+) -> AsyncIterator[httpx.AsyncClient]:
     app = FastAPI()
     app.include_router(router)
     install_error_handlers(app)
@@ -52,7 +57,9 @@ async def client(db_engine: Engine) -> AsyncIterator[httpx.AsyncClient]:
 
     app.state.services = SimpleNamespace(
         db_engine=db_engine,
+        redis=redis_client,
         settings=SimpleNamespace(secret_key=SECRET, token_ttl_seconds=3600),
+        sign_in=SignInGuard(redis_client, Pseudonymizer(SECRET), account_limit=5, address_limit=20),
     )
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://kcc.test") as test_client:
@@ -203,6 +210,8 @@ async def test_expired_token_gets_401(client: httpx.AsyncClient, db_engine: Engi
     token = issue_token(
         subject="anna",
         role="adviser",
+        user_id=1,
+        version=0,
         secret=SECRET,
         ttl_seconds=3600,
         now=datetime.now(UTC) - timedelta(hours=2),
@@ -232,7 +241,9 @@ async def test_token_signed_with_another_secret_gets_401(
     client: httpx.AsyncClient, db_engine: Engine
 ) -> None:
     add_staff(db_engine, SAM)
-    forged = issue_token(subject="sam", role="supervisor", secret="y" * 40, ttl_seconds=3600)
+    forged = issue_token(
+        subject="sam", role="supervisor", user_id=1, version=0, secret="y" * 40, ttl_seconds=3600
+    )
     assert (await client.get("/api/me", headers=bearer(forged))).status_code == 401
 
 
@@ -248,17 +259,28 @@ async def test_unsigned_token_gets_401(client: httpx.AsyncClient, db_engine: Eng
 async def test_token_of_a_user_no_longer_there_gets_401(
     client: httpx.AsyncClient, db_engine: Engine
 ) -> None:
-    token = issue_token(subject="ghost", role="adviser", secret=SECRET, ttl_seconds=3600)
+    token = issue_token(
+        subject="ghost", role="adviser", user_id=99, version=0, secret=SECRET, ttl_seconds=3600
+    )
     assert (await client.get("/api/me", headers=bearer(token))).status_code == 401
 
 
 def test_decode_token_returns_the_claims() -> None:
     issued = datetime.now(UTC).replace(microsecond=0)  # JWT times are whole seconds
-    token = issue_token(subject="anna", role="adviser", secret=SECRET, ttl_seconds=60, now=issued)
+    token = issue_token(
+        subject="anna",
+        role="adviser",
+        user_id=7,
+        version=2,
+        secret=SECRET,
+        ttl_seconds=60,
+        now=issued,
+    )
     claims = decode_token(token, secret=SECRET)
     assert claims.sub == "anna"
     assert claims.role == "adviser"
     assert claims.exp == issued + timedelta(seconds=60)
+    assert (claims.uid, claims.ver) == (7, 2) and len(claims.jti) >= 16
 
 
 @pytest.mark.parametrize("token", ["", "garbage", "a.b.c"])

@@ -13,7 +13,7 @@ import pytest
 from flows.errors import Problem
 from flows.loader import check_flow_text
 from flows.problems import PROBLEM_CODES, ProblemCode, render
-from flows.yaml_source import YamlSyntaxError
+from flows.yaml_source import YamlSyntaxError, YamlTooLarge
 from ivr.flow_publishing import FlowPublisher
 from tests.support.flow_drafts import MISTAKES, TEXT, edit, line_of, several_mistakes
 from tests.support.paths import ROOT
@@ -259,6 +259,7 @@ def _codes_in_sources() -> dict[str, str]:
                     codes.setdefault(node.value.value, f"{source.name}:{node.lineno}")
     # The syntax error of the YAML reader is reported under its class's code.
     codes[YamlSyntaxError.code] = "yaml_source.py"
+    codes[YamlTooLarge.code] = "yaml_source.py"
     return codes
 
 

@@ -26,7 +26,7 @@ from fastapi import FastAPI
 from sqlalchemy import Engine, MetaData, create_engine, make_url, text
 from sqlmodel import Session, SQLModel
 
-from api.accounts import get_user
+from api.accounts import get_user, revoke_all_tokens
 from api.database import schema
 from api.database.engine import make_engine
 from api.database.schema import SchemaBehind, SchemaUnknown, Standing
@@ -793,3 +793,42 @@ def test_calls_recorded_before_complete_records_get_abandoned_and_callback_from_
         ("abandoned_in_menu", False, False, None, None, None),
     ]
     assert differences(engine, SQLModel.metadata) == []
+
+
+def test_users_get_token_version_0_on_upgrade_and_revoking_raises_it(
+    database_url: str, engine_of: Callable[[str], Engine]
+) -> None:
+    """Revision 0007 adds user.token_version to a database at 0006 with users in it: they keep
+    their rows at version 0, and revoke_all_tokens raises a user's version."""
+    engine = engine_of(database_url)
+    load_previous_release(engine)
+    previous = MetaData()
+    previous.reflect(engine)
+    with engine.begin() as connection:
+        connection.execute(previous.tables["user"].insert(), ROWS["user"])
+    with engine.begin() as connection:
+        cfg = schema.config(connection)
+        command.stamp(cfg, schema.BASELINE)
+        command.upgrade(cfg, "0006")
+
+    done = schema.upgrade(engine)
+
+    assert done.after == schema.head()
+    with engine.connect() as connection:
+        users = connection.execute(
+            text('SELECT name, active, token_version FROM "user" ORDER BY id')
+        ).all()
+    assert [tuple(row) for row in users] == [
+        (row["name"], row["active"], 0) for row in ROWS["user"]
+    ]
+    assert differences(engine, SQLModel.metadata) == []
+    with Session(engine) as session:
+        user = get_user(session, "sanne")
+        assert user is not None
+        revoke_all_tokens(session, user)
+        session.commit()
+    with engine.connect() as connection:
+        version = connection.execute(
+            text("SELECT token_version FROM \"user\" WHERE name = 'sanne'")
+        ).scalar()
+    assert version == 1

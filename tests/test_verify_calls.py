@@ -250,3 +250,24 @@ async def test_no_date_of_birth_application_or_caller_number_in_logs_or_redis(
     # and the lock-out was logged with the number masked (2345678 was guessed at)
     locked = [line for line in captured_logs if "locked" in line]
     assert locked and all(re.search(r'"application_number": "\*{5}78"', line) for line in locked)
+
+
+async def test_the_stored_reply_that_tells_the_status_is_sealed_and_still_answers_a_retry(
+    phone: Callable[..., Phone], redis_client: aioredis.Redis
+) -> None:
+    caller = phone()
+    await to_status(caller)
+    await caller.press(f"{NUMBER}#")
+    assert caller.last is not None and caller.last.gather_url is not None
+    step_url = caller.last.gather_url
+    status = "Uw aanvraag voor een VOG is op 3 november in behandeling genomen."
+    turn = await caller.press(BORN)
+    assert status in turn.text
+    replies = [name for name in await redis_client.keys("*") if ":reply:" in name]
+    assert replies, "the replies of the call's steps are kept for Twilio's retries"
+    stored = [str(await redis_client.get(name)) for name in replies]
+    for text in ("behandeling", "november", "VOG", "Say", NUMBER):
+        assert not any(text in value for value in stored), f"{text!r} in a stored reply"
+    # Twilio retries the step: the caller hears the same status, opened from the sealed reply.
+    retried = await caller.post(step_url, {"Digits": BORN})
+    assert retried.status_code == 200 and "in behandeling genomen" in retried.text

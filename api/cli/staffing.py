@@ -107,13 +107,13 @@ def _simulate(load: Any, figures: Figures, *, hours: float, seed: int) -> Simula
     from redis.exceptions import RedisError
 
     from api.cli.main import _settings
-    from api.services import make_redis
+    from api.services import redis_for
     from routing.staffing.simulation import RedisNotEmpty, Simulation
 
     settings = _settings()
 
     async def run() -> SimulationResult:
-        redis = make_redis(settings.redis_url)
+        redis = redis_for(settings)
         try:
             simulation = Simulation(
                 redis,

@@ -33,6 +33,7 @@ from api.web.routes import (
     voice,
 )
 from api.web.routes import flows as flow_routes
+from api.web.security import guarded
 from api.webhooks.dispatcher import PREFIX, WebhookDispatcher
 from api.webhooks.handlers import HANDLERS
 from routing.clock import Clock
@@ -77,12 +78,23 @@ class KccApp(FastAPI):
     dispatcher: they are on the caller's clock and need none of it (api/webhooks/)."""
 
     twilio_edge: WebhookDispatcher
+    body_seconds: float  # a request's body must be in by then (api/web/security.py)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith(_WEBHOOK_PATHS):
-            await self.twilio_edge(scope, receive, send)
-        else:
+        if scope["type"] != "http":
             await super().__call__(scope, receive, send)
+        elif scope["path"].startswith(_WEBHOOK_PATHS):
+            await guarded(
+                self.twilio_edge,
+                scope,
+                receive,
+                send,
+                body_seconds=self.body_seconds,
+                headers=False,
+            )
+        else:
+            # The security headers on every page and API answer, the body bounded in time.
+            await guarded(super().__call__, scope, receive, send, body_seconds=self.body_seconds)
 
 
 async def _tick_forever(services: Services) -> None:
@@ -172,6 +184,7 @@ def create_app(
     )
     app.state.services = services
     app.twilio_edge = WebhookDispatcher(HANDLERS, services)
+    app.body_seconds = settings.body_timeout_seconds
     for router in API_ROUTERS:
         app.include_router(router, responses=REFUSALS)
     for router in OTHER_ROUTERS:

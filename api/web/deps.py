@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import anyio.to_thread
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
+from sqlalchemy import Engine
 
-from api.accounts import Role, User, get_user
+from api.accounts import Role, User
 from api.database.engine import session_scope
 from api.services import Services
 from api.web.errors import Forbidden, NotSignedIn
-from api.web.tokens import InvalidToken, decode_token
+from api.web.tokens import InvalidToken, RevokedTokens, TokenClaims, decode_token
 
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/token", auto_error=False)
 BAD_TOKEN = "invalid or expired token"
@@ -25,21 +27,36 @@ def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-def current_user(
+def token_claims(
     services: ServicesDep, token: Annotated[str | None, Depends(oauth2_scheme)]
-) -> User:
-    """The active user the bearer token names; 401 otherwise."""
+) -> TokenClaims:
+    """The claims of a well-signed, unexpired bearer token; 401 otherwise."""
     if not token:
         raise NotSignedIn("not_signed_in", "not signed in")
     try:
-        claims = decode_token(token, secret=services.settings.secret_key)
+        return decode_token(token, secret=services.settings.secret_key)
     except InvalidToken as exc:
         raise NotSignedIn("bad_token", BAD_TOKEN) from exc
+
+
+def _user_of(engine: Engine, claims: TokenClaims) -> User | None:
+    with session_scope(engine) as session:
+        return session.get(User, claims.uid)
+
+
+async def current_user(
+    services: ServicesDep, claims: Annotated[TokenClaims, Depends(token_claims)]
+) -> User:
+    """The active user the bearer token names; 401 otherwise."""
+    if await RevokedTokens(services.redis).is_revoked(claims):  # signed out (POST /api/logout)
+        raise NotSignedIn("bad_token", BAD_TOKEN)
     # The database, not the token, is the authority on role and standing: a user disabled or
-    # demoted after login loses access at once.
-    with session_scope(services.db_engine) as session:
-        user = get_user(session, claims.sub)
+    # demoted after login loses access at once. The id and the token version must match too: a
+    # new account under a deleted one's name, or a changed password or role, signs it out.
+    user = await anyio.to_thread.run_sync(_user_of, services.db_engine, claims)
     if user is None or not user.active:
+        raise NotSignedIn("bad_token", BAD_TOKEN)
+    if (user.name, user.token_version) != (claims.sub, claims.ver):
         raise NotSignedIn("bad_token", BAD_TOKEN)
     return user
 

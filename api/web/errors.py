@@ -31,6 +31,7 @@ STATUS = {
     ErrorKind.NOT_FOUND: 404,
     ErrorKind.UNAUTHORIZED: 401,
     ErrorKind.FORBIDDEN: 403,
+    ErrorKind.LIMITED: 429,
     ErrorKind.UPSTREAM: 502,
     ErrorKind.UNAVAILABLE: 503,
     ErrorKind.INTERNAL: 500,
@@ -107,6 +108,8 @@ def error_answer(exc: KccError) -> JSONResponse:
             problems=problems_out(exc),
         )
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    if status == 429:
+        headers = {"Retry-After": str(exc.params.get("retry_after") or 1)}
     return JSONResponse(body.model_dump(exclude_none=True), status, headers=headers)
 
 

@@ -21,6 +21,7 @@ from starlette.types import Receive, Scope, Send
 from api.services import Services
 from api.webhooks.signature import is_signed, parse_form, signed_url
 from ivr.fallback import last_resort
+from routing.keys import CALL_SID
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +107,17 @@ class WebhookDispatcher:
         # Parsed leniently (the last of a repeated name wins): a bad query string must still
         # get TwiML, never a 422.
         query = parse_form(scope["query_string"].decode("latin-1"))
+        if not _call_ids_fit(form, query):
+            return Answer(400, b"not a CallSid")
         return Answer(200, (await handler(Delivery(services, query, form))).encode(), XML)
+
+
+def _call_ids_fit(form: Params, query: Params) -> bool:
+    """The CallSids a delivery names go into Redis key names: only Twilio's alphabet (no ':'
+    that could make one call's key another's). Absent is left to the handler."""
+    return all(
+        not sid or CALL_SID.fullmatch(sid) for sid in (form.get("CallSid"), query.get("call"))
+    )
 
 
 def _declared_length(scope: Scope) -> int:

@@ -2,7 +2,8 @@
 
 The file has the header `application_number,date_of_birth,product,status,status_date`, dates as
 YYYY-MM-DD. Every good row is inserted or updated; every bad row is reported with its line number
-and the reason, and never stops the good ones. Reasons never repeat a date of birth, and show an
+and the reason, and never stops the good ones (a row is one line: a quote left open is that
+line's problem, never the rows' after it). Reasons never repeat a date of birth, and show an
 application number only masked: they end up on terminals and in CI logs.
 """
 
@@ -63,20 +64,18 @@ def _shown(value: str) -> str:
 
 
 def _records(text: str) -> Iterator[tuple[int, list[str] | None]]:
-    """(first physical line, fields) per CSV record; fields None when the record is unreadable."""
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
-    while True:
-        start = reader.line_num + 1
+    """(physical line, fields) per line; fields None when the line is not a readable CSV row.
+
+    No field of this file holds a line break, so every line is a record of its own: a quote left
+    open costs its own line only, instead of swallowing every row after it into one field.
+    """
+    for number, line in enumerate(io.StringIO(text, newline=""), start=1):
         try:
-            fields = next(reader)
-        except StopIteration:
-            return
+            rows = list(csv.reader([line.rstrip("\r\n")], strict=True))
         except csv.Error:
-            yield start, None
-            if reader.line_num < start:  # nothing consumed: give up rather than loop
-                return
+            yield number, None
             continue
-        yield start, fields
+        yield number, rows[0] if rows else []
 
 
 def _check_row(
@@ -203,7 +202,9 @@ def import_applications(
     first_seen: dict[str, int] = {}
     for line, fields in records:
         if fields is None:
-            rejected.append(RejectedRow(line=line, reason="not readable as a CSV row"))
+            rejected.append(
+                RejectedRow(line=line, reason="not readable as a CSV row (a quote left open?)")
+            )
             continue
         if len(fields) <= 1 and not "".join(fields).strip():
             continue  # a blank line

@@ -74,8 +74,9 @@ def chromium() -> Iterator[Browser]:
 @contextmanager
 def open_page(browser: Browser, base_url: str, *, width: int, height: int) -> Iterator[Page]:
     """A page in a fresh context (Dutch, every wait bounded by WAIT_MS); a JavaScript error on
-    it fails the test. Every request that would leave the app (a CDN, web fonts, a validator)
-    is blocked and counted: one fails the test too."""
+    it, or anything its Content-Security-Policy blocks, fails the test. Every request that would
+    leave the app (a CDN, web fonts, a validator) is blocked and counted: one fails the test
+    too."""
     context = browser.new_context(
         viewport={"width": width, "height": height}, locale="nl-NL", base_url=base_url
     )
@@ -91,13 +92,23 @@ def open_page(browser: Browser, base_url: str, *, width: int, height: int) -> It
         lambda url: not (url + "/").startswith(app) and not url.startswith("data:"), block
     )
     errors: list[str] = []
+    blocked_by_policy: list[str] = []  # Chromium reports each CSP violation on the console
     opened = context.new_page()
     opened.on("pageerror", lambda error: errors.append(str(error)))
+    opened.on(
+        "console",
+        lambda message: (
+            blocked_by_policy.append(message.text)
+            if "Content Security Policy" in message.text
+            else None
+        ),
+    )
     try:
         yield opened
     finally:
         context.close()
     assert not errors, f"JavaScript errors on the page: {errors}"
+    assert not blocked_by_policy, f"blocked by the Content-Security-Policy: {blocked_by_policy}"
     assert not outside, f"requests that would leave the app (blocked): {outside}"
 
 

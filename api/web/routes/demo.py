@@ -12,11 +12,12 @@ import json
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Header, Path, Request
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from api.web.deps import ServicesDep
 from api.web.errors import Forbidden, NotFound
+from routing import keys
 
 router = APIRouter(prefix="/demo", tags=["demo"], include_in_schema=False)
 LISTENING = "listening"  # the first event: from here on no event of the call is missed
@@ -25,7 +26,7 @@ LISTENING = "listening"  # the first event: from here on no event of the call is
 @router.get("/calls/{call_sid}/events")
 async def call_events(
     request: Request,
-    call_sid: str,
+    call_sid: Annotated[str, Path(pattern=f"^{keys.CALL_SID.pattern}$")],
     services: ServicesDep,
     signature: Annotated[str, Header(alias="X-Twilio-Signature")] = "",
 ) -> EventSourceResponse:

@@ -40,6 +40,8 @@ window.KccProblems = (() => {
       "De YAML klopt hier niet: controleer de inspringing, dubbele punten, aanhalingstekens " +
       `en haakjes${p.opened_line ? ` (geopend op regel ${p.opened_line})` : ""}.`,
     key_not_text: () => "Een sleutel moet gewone tekst zijn.",
+    yaml_too_large: (p) =>
+      `De YAML is hier te groot of te diep genest (grens: ${p.limit}); gebruik minder ankers (&) en verwijzingen (*).`,
     duplicate_key: (p) =>
       `De sleutel ${q(p.key)} staat hier een tweede keer (de eerste keer op regel ${p.first_line}).`,
     not_a_mapping: () => "Een flow bestaat uit sleutels met waarden (name:, languages:, nodes: ...).",

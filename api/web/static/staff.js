@@ -29,6 +29,8 @@ window.KccStaff = (() => {
   // Codes every staff page may meet; a page adds its own (translate(err, messages)).
   const COMMON = {
     bad_login: () => "Onjuiste gebruikersnaam of wachtwoord.",
+    too_many_attempts: (p) =>
+      `Te veel mislukte pogingen. Probeer het over ${Math.max(1, Math.ceil(Number(p.retry_after) / 60))} minuten opnieuw.`,
     not_signed_in: () => EXPIRED,
     bad_token: () => EXPIRED,
     request_invalid: () => "De invoer is niet geldig. Controleer de velden en probeer het opnieuw.",
@@ -230,6 +232,12 @@ window.KccStaff = (() => {
           });
         } catch (err) {
           throw new ApiError(0);
+        }
+        if (response.status === 429) {
+          const body = await response.json().catch(() => ({}));
+          showError(COMMON.too_many_attempts(body.params || {}));
+          $("password").value = "";
+          return;
         }
         if (response.status === 401) {
           showError(COMMON.bad_login());

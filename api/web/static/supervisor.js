@@ -201,8 +201,19 @@
     $("login").hidden = false;
   }
 
+  // Signing out revokes the token on the server too (best effort: the page forgets it anyway).
+  function revokeToken() {
+    if (!page.token) return;
+    fetch("/api/logout", {
+      method: "POST",
+      headers: { Authorization: `Bearer ${page.token}` },
+      cache: "no-store",
+    }).catch(() => {});
+  }
+
   function signOut() {
     clearMessages();
+    revokeToken();
     stopSession();
     sessionStorage.removeItem(DRAFT_KEY);
     setDraft("", null);

@@ -149,6 +149,14 @@ class Calendar(Strict):
     weekly_closed_reason: dict[str, str] | None = None
 
 
+class Outage(Strict):
+    """A message said at the start of every call, before anything else (a breakdown, a known
+    problem); switched on and off from the supervisor page without touching the rest."""
+
+    active: bool = False
+    prompt: dict[str, str]  # per language; a language without one hears the first language's
+
+
 class Voice(Strict):
     language: str  # Twilio <Say language>, e.g. nl-NL
     voice: str  # Twilio <Say voice>, e.g. Polly.Lotte
@@ -409,6 +417,7 @@ class Flow(Strict):
     departments: dict[DepartmentId, Department] = {}
     # What an adviser can note after a call, per product (optional: without it, none).
     wrap_up_codes: WrapUpCodes = WrapUpCodes()
+    outage: Outage | None = None  # optional: a message before the menu while active
     start: NodeId
     nodes: dict[NodeId, Annotated[Node, Field(discriminator="kind")]]
 

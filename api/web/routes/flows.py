@@ -30,7 +30,7 @@ from flows.closures import (
 )
 from flows.errors import Problem
 from flows.model import Flow
-from flows.tree import FlowTree, flow_tree
+from flows.tree import FlowTree, MenuTree, flow_tree, menu_tree
 from flows.version_summary import AuditOut, VersionSummary
 from flows.versions import FlowVersion, LivePointer, version_diff
 from ivr.engine import Engine
@@ -372,3 +372,14 @@ async def outage(services: ServicesDep, body: OutageRequest, user: SupervisorUse
     text = with_outage(await _live_text(services), active=body.active, prompt=prompt)
     comment = body.comment or ("Storingsmelding aan" if body.active else "Storingsmelding uit")
     return await _publish_text(services, text, user.name, comment)
+
+
+@router.get("/live/tree")
+async def live_menu(
+    services: ServicesDep,
+    _: SupervisorUser,
+    lang: Annotated[str | None, Query(max_length=8)] = None,
+) -> MenuTree:
+    """The live menu as callers meet it: what they hear, the keys, where each path ends."""
+    flow = (await _live_engine(services)).flow
+    return menu_tree(flow, lang if lang in flow.languages else flow.default_language)

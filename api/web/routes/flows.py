@@ -266,6 +266,7 @@ class OutageOut(BaseModel):
 
 
 class Closures(BaseModel):
+    today: dt.date  # in the contact centre's time zone: the day a closure form starts on
     closures: list[ClosureOut]  # the live flow's exceptions from today on, by date
     outage: OutageOut
 
@@ -309,6 +310,7 @@ async def closures(services: ServicesDep, _: SupervisorUser) -> Closures:
     upcoming = [e for e in flow.calendar.exceptions if (e.until or e.date) >= today]
     outage = flow.outage
     return Closures(
+        today=today,
         closures=[
             ClosureOut(
                 date=e.date,

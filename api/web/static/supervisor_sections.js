@@ -322,21 +322,6 @@ window.KccSupervisor = window.KccSupervisor || { sections: {} };
 
   // -- Sluitingen --------------------------------------------------------------------------
 
-  // Today in the contact centre's time zone, as the date input wants it (yyyy-mm-dd).
-  function today() {
-    const parts = {};
-    const format = new Intl.DateTimeFormat("en-CA", {
-      timeZone: "Europe/Amsterdam",
-      year: "numeric",
-      month: "2-digit",
-      day: "2-digit",
-    });
-    for (const { type, value } of format.formatToParts(new Date())) {
-      parts[type] = value;
-    }
-    return `${parts.year}-${parts.month}-${parts.day}`;
-  }
-
   const closures = { outage: null };
 
   function renderClosures(context, answer) {
@@ -378,10 +363,11 @@ window.KccSupervisor = window.KccSupervisor || { sections: {} };
   }
 
   async function loadClosures(context) {
+    const answer = await context.api("/api/flows/closures");
     if (!$("closure-date").value) {
-      $("closure-date").value = today();
+      $("closure-date").value = answer.today; // the service's today, in the centre's time zone
     }
-    renderClosures(context, await context.api("/api/flows/closures"));
+    renderClosures(context, answer);
   }
 
   function published(context, version, text) {

@@ -100,14 +100,21 @@ def _dummy_hash() -> str:
     return _hasher.hash("not the password of anyone")
 
 
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
 def _validate(name: str, password: str) -> None:
     if not NAME_PATTERN.fullmatch(name):
         raise InvalidUser(
             f"invalid user name {name!r}: 2-64 characters, a lowercase letter first, "
-            "then lowercase letters, digits, '.', '_' or '-'"
+            "then lowercase letters, digits, '.', '_' or '-'",
+            field="name",
         )
     if len(password) < MIN_PASSWORD_LENGTH:
-        raise InvalidUser(f"password too short: at least {MIN_PASSWORD_LENGTH} characters")
+        raise InvalidUser(
+            f"password too short: at least {MIN_PASSWORD_LENGTH} characters", field="password"
+        )
 
 
 def get_user(session: Session, name: str) -> User | None:
@@ -162,7 +169,8 @@ def create_user(
     if not DEVICE.match(device):
         raise InvalidUser(
             "device must be client:NAME (letters, digits, '_') or a phone number like "
-            f"+31612345678, not {device!r}"
+            f"+31612345678, not {device!r}",
+            field="device",
         )
     user = User(
         name=name,

@@ -149,6 +149,14 @@ class Calendar(Strict):
     weekly_closed_reason: dict[str, str] | None = None
 
 
+class Outage(Strict):
+    """A message said at the start of every call, before anything else (a breakdown, a known
+    problem); switched on and off from the supervisor page without touching the rest."""
+
+    active: bool = False
+    prompt: dict[str, str]  # per language; a language without one hears the first language's
+
+
 class Voice(Strict):
     language: str  # Twilio <Say language>, e.g. nl-NL
     voice: str  # Twilio <Say voice>, e.g. Polly.Lotte
@@ -431,6 +439,7 @@ class Flow(Strict):
     wrap_up_codes: WrapUpCodes = WrapUpCodes()
     # The satisfaction survey after a conversation (optional: without it, none).
     survey: Survey | None = None
+    outage: Outage | None = None  # optional: a message before the menu while active
     start: NodeId
     nodes: dict[NodeId, Annotated[Node, Field(discriminator="kind")]]
 

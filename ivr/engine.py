@@ -48,7 +48,15 @@ class Engine:
         self._fields: dict[str, frozenset[str]] = {}  # per prompt text: its placeholders
 
     def start(self, session: CallSession, now: datetime) -> Turn:
-        return self._run(session, self.flow.start, now, Turn())
+        turn = Turn()
+        outage = self.flow.outage
+        if outage is not None and outage.active:
+            language = session.language if session.language in outage.prompt else None
+            language = language or self.flow.default_language
+            text = outage.prompt.get(language)
+            if text:  # an empty text says nothing: no empty <Say>
+                turn.says.append(self._plain(text, language))
+        return self._run(session, self.flow.start, now, turn)
 
     def answer(
         self,

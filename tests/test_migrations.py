@@ -9,6 +9,7 @@ server and dropped after, never the shared `test` database."""
 from __future__ import annotations
 
 import ast
+import json
 import os
 import secrets
 import shutil
@@ -26,7 +27,7 @@ from fastapi import FastAPI
 from sqlalchemy import Engine, MetaData, create_engine, make_url, text
 from sqlmodel import Session, SQLModel
 
-from api.accounts import get_user, revoke_all_tokens
+from api.accounts import Role, authenticate, create_user, get_user, revoke_all_tokens
 from api.database import schema
 from api.database.engine import make_engine
 from api.database.schema import SchemaBehind, SchemaUnknown, Standing
@@ -832,3 +833,36 @@ def test_users_get_token_version_0_on_upgrade_and_revoking_raises_it(
             text("SELECT token_version FROM \"user\" WHERE name = 'sanne'")
         ).scalar()
     assert version == 1
+
+
+def test_user_audit_is_added_to_a_database_with_staff_in_it(
+    database_url: str, engine_of: Callable[[str], Engine]
+) -> None:
+    """Revision 0008 adds the user_audit table to a database at 0007 with an account in it: the
+    account keeps its password and standing, the log starts empty and takes a change."""
+    from api.user_admin import UserChange, change_user, user_audit
+
+    engine = engine_of(database_url)
+    load_previous_release(engine)
+    with engine.begin() as connection:
+        cfg = schema.config(connection)
+        command.stamp(cfg, schema.BASELINE)
+        command.upgrade(cfg, "0007")
+    with Session(engine) as session:
+        create_user(session, name="ann", role=Role.ADVISER, password="a-long-password")
+        session.commit()
+    assert not sa.inspect(engine).has_table("user_audit")
+
+    done = schema.upgrade(engine)
+
+    assert done.after == schema.head()
+    with Session(engine) as session:
+        assert user_audit(session) == []
+        assert authenticate(session, name="ann", password="a-long-password") is not None
+        change = UserChange(device="+31612345678")
+        change_user(session, actor="cli:root", name="ann", change=change, products=())
+        session.commit()
+        [row] = user_audit(session)
+    assert (row.actor, row.action, row.subject) == ("cli:root", "changed", "ann")
+    assert json.loads(row.details) == {"device": {"from": "client:ann", "to": "+31612345678"}}
+    assert differences(engine, SQLModel.metadata) == []

@@ -43,7 +43,7 @@ def test_closing_the_desk_makes_the_adviser_away_on_the_supervisor_page(
     browser: Browser, server: KccServer
 ) -> None:
     with open_page(browser, server.url, width=1280, height=900) as watching:
-        open_signed_in(watching, "/supervisor", SUPERVISOR_TITLE, SUPERVISOR)
+        open_signed_in(watching, "/supervisor#gesprekken", SUPERVISOR_TITLE, SUPERVISOR)
         row = watching.locator(f'tr[data-adviser="{ADVISER.name}"]')
         with open_page(browser, server.url, width=1280, height=800) as desk:
             open_signed_in(desk, "/desk", DESK_TITLE, ADVISER)

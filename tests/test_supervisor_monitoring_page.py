@@ -67,7 +67,7 @@ def test_the_monitor_buttons_drive_the_supervisors_participant(
         headers=adviser_headers,
     )
     assert available.status_code == 200, available.text
-    open_signed_in(page, "/supervisor", SUPERVISOR_PAGE, boss)
+    open_signed_in(page, "/supervisor#gesprekken", SUPERVISOR_PAGE, boss)
     expect(page.get_by_role("heading", name="Gesprekken")).to_be_visible()
 
     line = CallerLine(server, stub)
@@ -131,7 +131,7 @@ def test_a_refused_monitor_request_is_said_in_dutch(
         json={"status": "available"},
         headers=adviser_headers,
     )
-    open_signed_in(page, "/supervisor", SUPERVISOR_PAGE, boss)
+    open_signed_in(page, "/supervisor#gesprekken", SUPERVISOR_PAGE, boss)
     line = CallerLine(server, stub)
     try:
         call = line.queue_and_connect()

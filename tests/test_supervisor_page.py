@@ -73,6 +73,11 @@ def sign_in(page: Page, account: Account) -> None:
     open_signed_in(page, "/supervisor", "Supervisor - Justis klantcontactcentrum", account)
 
 
+def open_section(page: Page, name: str) -> None:
+    """A section of the workspace, chosen in the navigation bar as a supervisor would."""
+    page.locator("#sections-nav").get_by_role("link", name=name, exact=True).click()
+
+
 def kcc_call(server: KccServer, keys: str) -> str:
     """`kcc call --url` in a real process, as a supervisor would try the live menu."""
     done = run_kcc(
@@ -119,21 +124,9 @@ def test_edit_break_fix_publish_call_and_roll_back(page: Page, server: KccServer
     expect(page.get_by_test_id("tools")).to_be_visible()
     expect(page.get_by_test_id("live-version")).to_have_text("versie 1")
 
-    # The live flow as a tree: the welcome first, in both languages, leading to the hours check.
-    welcome = page.locator("#node-welcome")
-    expect(page.get_by_test_id("tree").locator("article").first).to_have_id("node-welcome")
-    expect(welcome.locator("dd[data-lang=nl] .text")).to_have_text(OLD_WELCOME)
-    expect(welcome.locator("dd[data-lang=en] .text")).to_have_text(
-        load_flow(DEFAULT_FLOW).prompts["welcome"]["en"]
-    )
-    expect(welcome.get_by_role("link", name="opening_hours")).to_have_attribute(
-        "href", "#node-opening_hours"
-    )
-    main_menu = page.locator("#node-main_menu")
-    expect(main_menu.locator(".edges li").first).to_have_text("toets 1 \u2192naar vog_np_menu")
-    expect(page.locator("#node-queue_vog_rp")).to_contain_text("wachtrij vog_rp/general")
-
-    # The calendar from the server's today: 24 December is short, Christmas closed.
+    # The calendar (in Sluitingen) from the server's today: 24 December is short, Christmas
+    # closed.
+    open_section(page, "Sluitingen")
     calendar = page.get_by_test_id("calendar")
     expect(calendar.locator("tbody tr")).to_have_count(30)
     expect(calendar.locator("tbody tr").first.locator("td")).to_have_text(
@@ -151,6 +144,22 @@ def test_edit_break_fix_publish_call_and_roll_back(page: Page, server: KccServer
     expect(calendar.locator("tr[data-date='2026-12-25'] td")).to_have_text(
         ["25-12-2026", "vrijdag", "Gesloten", "-", "Eerste kerstdag"]
     )
+
+    # The live flow's steps (in the Flow-editor): the welcome first, in both languages, leading
+    # to the hours check.
+    open_section(page, "Flow-editor")
+    welcome = page.locator("#node-welcome")
+    expect(page.get_by_test_id("tree").locator("article").first).to_have_id("node-welcome")
+    expect(welcome.locator("dd[data-lang=nl] .text")).to_have_text(OLD_WELCOME)
+    expect(welcome.locator("dd[data-lang=en] .text")).to_have_text(
+        load_flow(DEFAULT_FLOW).prompts["welcome"]["en"]
+    )
+    expect(welcome.get_by_role("link", name="opening_hours")).to_have_attribute(
+        "href", "#node-opening_hours"
+    )
+    main_menu = page.locator("#node-main_menu")
+    expect(main_menu.locator(".edges li").first).to_have_text("toets 1 \u2192naar vog_np_menu")
+    expect(page.locator("#node-queue_vog_rp")).to_contain_text("wachtrij vog_rp/general")
 
     # Load the live version into the editor.
     publish = page.get_by_role("button", name="Publiceren")
@@ -286,6 +295,7 @@ def test_every_mistake_of_a_draft_is_listed_in_dutch_at_its_line(page: Page) -> 
     """A draft with mistakes of every sort: all of them at once, in Dutch, at their lines; the
     gutter marks each line; fixing one takes only that one away."""
     sign_in(page, SUPERVISOR)
+    open_section(page, "Flow-editor")
     page.get_by_role("button", name="Laad live versie").click()
     summary = page.get_by_test_id("validation-summary")
     expect(summary).to_have_text("Geen fouten gevonden. Het concept is nog ongewijzigd.")
@@ -355,7 +365,9 @@ def test_the_page_needs_nothing_from_outside(page: Page, server: KccServer) -> N
     requested: list[str] = []
     page.on("request", lambda request: requested.append(request.url))
     sign_in(page, SUPERVISOR)
+    open_section(page, "Sluitingen")
     expect(page.get_by_test_id("calendar").locator("tbody tr")).to_have_count(30)
+    open_section(page, "Flow-editor")
     expect(page.get_by_test_id("audit").locator("tbody tr").first).to_be_visible()
     assert any(url.endswith("/api/flows/tree") for url in requested)
     outside = [url for url in requested if not url.startswith((server.url, "data:"))]

@@ -17,6 +17,7 @@ from api.cli.flows import register_flow_commands
 from api.cli.forecast import register_forecast_command
 from api.cli.records import register_records_commands
 from api.cli.staffing import register_staffing_command
+from api.cli.users import register_user_audit_command, register_user_commands
 from api.settings import DEFAULT_FLOW, Settings
 
 if TYPE_CHECKING:
@@ -40,7 +41,9 @@ app.add_typer(db_app, name="db")
 app.add_typer(flows_app, name="flows")
 app.add_typer(users_app, name="users")
 app.add_typer(applications_app, name="applications")
-audit_app = typer.Typer(help="Read the audit logs (supervisors' monitoring).", no_args_is_help=True)
+audit_app = typer.Typer(
+    help="Read the audit logs (supervisors' monitoring, staff accounts).", no_args_is_help=True
+)
 app.add_typer(audit_app, name="audit")
 
 
@@ -316,10 +319,12 @@ def users_add(
     ] = None,
 ) -> None:
     """Add a staff account. The password comes from KCC_PASSWORD or a prompt."""
-    from api.accounts import Role, UserError, create_user
+    from api.accounts import Role, UserError
+    from api.cli.users import cli_actor
     from api.database.engine import session_scope
     from api.database.schema import SchemaError, open_database
     from api.services import current_flow
+    from api.user_admin import add_user
     from flows.errors import FlowInvalid
 
     try:
@@ -351,13 +356,15 @@ def users_add(
         raise _fail(exc.message) from exc
     try:
         with session_scope(engine) as session:
-            user = create_user(
+            user, _ = add_user(
                 session,
+                actor=cli_actor(),
                 name=name,
                 role=chosen,
                 password=password,
                 skills=skill_list,
                 device=device,
+                products=skill_list,  # checked against the live flow above
             )
             extra = f" (device: {user.device})"
             if user.role is Role.ADVISER:
@@ -493,6 +500,8 @@ def call(
 
 register_flow_commands(flows_app)  # publish, history, diff, show, rollback: api/cli/flows.py
 register_audit_commands(audit_app)  # monitor: api/cli/audit.py
+register_user_commands(users_app)  # list, set, reset-password, deactivate: api/cli/users.py
+register_user_audit_command(audit_app)  # users: api/cli/users.py
 register_staffing_command(app)  # Erlang C and its simulation: api/cli/staffing.py
 register_records_commands(app)  # retention: api/cli/records.py
 register_forecast_command(app)  # calls and advisers per weekday and hour: api/cli/forecast.py

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import Engine, event, make_url
 from sqlmodel import Session, create_engine
 
-from api import accounts
+from api import accounts, user_admin
 from flows import versions
 from ivr import records
 from ivr.identity import applications
@@ -27,6 +27,7 @@ TABLE_MODULES = (
     versions,
     transfers,
     monitor_log,
+    user_admin,
 )
 
 _IN_MEMORY = {"", ":memory:"}

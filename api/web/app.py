@@ -30,6 +30,7 @@ from api.web.routes import (
     operations,
     pages,
     queue,
+    users,
     voice,
 )
 from api.web.routes import flows as flow_routes
@@ -67,6 +68,8 @@ API_ROUTERS = tuple(
         flow_routes,
         voice,
         forecast,
+        users,
+        voice,
     )
 )
 OTHER_ROUTERS = (operations.router, pages.router, demo.router)

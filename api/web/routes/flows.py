@@ -1,9 +1,13 @@
-"""JSON API for supervisors: flow versions, drafts, publish and roll back, the calendar."""
+"""JSON API for supervisors: flow versions, drafts, publish and roll back, the calendar, closures
+and the outage message."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+import datetime as dt
+from collections.abc import Mapping
+from datetime import date, time, timedelta
 from typing import Annotated
+from zoneinfo import ZoneInfo
 
 import anyio.to_thread
 from fastapi import APIRouter, Query, status
@@ -11,9 +15,22 @@ from pydantic import BaseModel, Field
 
 from api.services import Services
 from api.web.deps import ServicesDep, SupervisorUser
-from api.web.errors import NotFound, ProblemOut
+from api.web.errors import NotFound, ProblemOut, RequestInvalid, WebError
+from flows.closures import (
+    CLOSED_ALL_DAY,
+    CLOSED_PART_OF_DAY,
+    OUTAGE_MESSAGE,
+    ClosedPart,
+    ClosureError,
+    hours_left_open,
+    range_text,
+    with_closure,
+    with_outage,
+    without_closure,
+)
 from flows.errors import Problem
-from flows.tree import FlowTree, flow_tree
+from flows.model import Flow
+from flows.tree import FlowTree, MenuTree, flow_tree, menu_tree
 from flows.version_summary import AuditOut, VersionSummary
 from flows.versions import FlowVersion, LivePointer, version_diff
 from ivr.engine import Engine
@@ -221,3 +238,150 @@ async def calendar(
 def _closes(moment: object) -> str:
     text = f"{moment:%H:%M}"
     return "24:00" if text == "23:59" else text
+
+
+# -- closures and the outage message (Sluitingen): a new version made from the live one ------
+
+
+class ClosureRequest(BaseModel):
+    date: date
+    # Both or neither: close [closed_from, closed_until) and keep the rest of the day open;
+    # neither: the whole day.
+    closed_from: time | None = None
+    closed_until: time | None = None
+    announcement: dict[str, str] | None = Field(default=None, max_length=10)  # per language
+    comment: str = Field(default="", max_length=500)
+
+
+class ClosureOut(BaseModel):
+    date: dt.date
+    until: dt.date | None
+    hours: str | None  # the hours left open; None: closed all day
+    announcement: dict[str, str]
+
+
+class OutageOut(BaseModel):
+    active: bool
+    prompt: dict[str, str]
+
+
+class Closures(BaseModel):
+    today: dt.date  # in the contact centre's time zone: the day a closure form starts on
+    closures: list[ClosureOut]  # the live flow's exceptions from today on, by date
+    outage: OutageOut
+
+
+class OutageRequest(BaseModel):
+    active: bool
+    prompt: dict[str, str] | None = Field(default=None, max_length=10)  # None: keep / default
+    comment: str = Field(default="", max_length=500)
+
+
+def _texts_for(
+    flow: Flow, given: Mapping[str, str] | None, default: Mapping[str, str]
+) -> dict[str, str]:
+    """A text per language of the flow: the given ones, the default for the rest."""
+    given = {code: text.strip() for code, text in (given or {}).items() if text.strip()}
+    unknown = sorted(set(given) - set(flow.languages))
+    if unknown:
+        raise RequestInvalid(
+            "language_unknown", "no such language in the flow", language=unknown[0]
+        )
+    fallback = given.get(flow.default_language) or default.get(flow.default_language, "")
+    return {code: given.get(code) or default.get(code) or fallback for code in flow.languages}
+
+
+async def _publish_text(services: Services, text: str, author: str, comment: str) -> ChangeAnswer:
+    try:
+        version = await services.publisher.publish(text, author=author, comment=comment)
+    except PublishedNotAnnounced as exc:
+        return _unannounced(exc)
+    return ChangeAnswer(**VersionSummary.of(version, version.number).model_dump())
+
+
+async def _live_text(services: Services) -> str:
+    return (await _version(services, (await _live(services)).number)).text
+
+
+@router.get("/closures")
+async def closures(services: ServicesDep, _: SupervisorUser) -> Closures:
+    flow = (await _live_engine(services)).flow
+    today = services.clock.now().astimezone(ZoneInfo(flow.calendar.timezone)).date()
+    upcoming = [e for e in flow.calendar.exceptions if (e.until or e.date) >= today]
+    outage = flow.outage
+    return Closures(
+        today=today,
+        closures=[
+            ClosureOut(
+                date=e.date,
+                until=e.until,
+                hours=range_text(e.hours) if e.hours else None,
+                announcement=dict(e.announcement),
+            )
+            for e in sorted(upcoming, key=lambda e: e.date)
+        ],
+        outage=OutageOut(
+            active=bool(outage and outage.active),
+            prompt=dict(outage.prompt) if outage else _texts_for(flow, None, OUTAGE_MESSAGE),
+        ),
+    )
+
+
+@router.post("/closures", status_code=status.HTTP_201_CREATED)
+async def close(services: ServicesDep, body: ClosureRequest, user: SupervisorUser) -> ChangeAnswer:
+    """Close the centre on `date` (all day, or from/until a time): a new version."""
+    if (body.closed_from is None) != (body.closed_until is None):
+        raise RequestInvalid("range_incomplete", "give both closed_from and closed_until")
+    engine = await _live_engine(services)
+    part = (
+        ClosedPart(body.closed_from, body.closed_until)
+        if body.closed_from is not None and body.closed_until is not None
+        else None
+    )
+    plan = engine.hours.day_plan(body.date)
+    if plan.source == "exception":
+        raise ClosureError("day_has_exception", "that day already has its own hours", conflict=True)
+    hours = hours_left_open(plan.hours, part)
+    default = CLOSED_ALL_DAY if hours is None else CLOSED_PART_OF_DAY
+    announcement = _texts_for(engine.flow, body.announcement, default)
+    text = with_closure(await _live_text(services), body.date, hours, announcement)
+    what = "hele dag" if hours is None else f"open {range_text(hours)}"
+    comment = body.comment or f"Gesloten op {body.date.isoformat()} ({what})"
+    return await _publish_text(services, text, user.name, comment)
+
+
+@router.delete("/closures/{day}")
+async def reopen(
+    services: ServicesDep,
+    day: date,
+    user: SupervisorUser,
+    comment: Annotated[str, Query(max_length=500)] = "",
+) -> ChangeAnswer:
+    """Undo the closure (any calendar exception) of `day`: a new version without it."""
+    text = without_closure(await _live_text(services), day)
+    comment = comment or f"Sluiting van {day.isoformat()} ongedaan gemaakt"
+    return await _publish_text(services, text, user.name, comment)
+
+
+@router.put("/outage")
+async def outage(services: ServicesDep, body: OutageRequest, user: SupervisorUser) -> ChangeAnswer:
+    """Switch the outage message (said before the menu of every call) on or off."""
+    flow = (await _live_engine(services)).flow
+    current = dict(flow.outage.prompt) if flow.outage else {}
+    prompt = _texts_for(flow, body.prompt or current, OUTAGE_MESSAGE)
+    if flow.outage is not None and flow.outage.active == body.active and body.prompt is None:
+        raise WebError("outage_unchanged", "the outage message is already so", active=body.active)
+    text = with_outage(await _live_text(services), active=body.active, prompt=prompt)
+    comment = body.comment or ("Storingsmelding aan" if body.active else "Storingsmelding uit")
+    return await _publish_text(services, text, user.name, comment)
+
+
+@router.get("/live/tree")
+async def live_menu(
+    services: ServicesDep,
+    _: SupervisorUser,
+    lang: Annotated[str | None, Query(max_length=8)] = None,
+) -> MenuTree:
+    """The live menu as callers meet it: what they hear, the keys, where each path ends."""
+    flow = (await _live_engine(services)).flow
+    return menu_tree(flow, lang if lang in flow.languages else flow.default_language)

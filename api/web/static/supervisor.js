@@ -1,8 +1,14 @@
-// The supervisor page: the live flow as a tree, a draft editor checked as you type, publish and
-// roll back, the calendar, the versions with diffs and the audit log.
+// The supervisor page: a workspace of sections (Nu, Menu, Medewerkers, Sluitingen, Gesprekken,
+// Flow-editor), one visible at a time and named in the URL's hash. This file: the sections, the
+// live flow's steps, a draft editor checked as you type, publish and roll back, the calendar,
+// the versions with diffs and the audit log. Medewerkers, Sluitingen and Menu are in
+// supervisor_sections.js. Every message stands next to what caused it (messagesAt).
 // Plain JavaScript, no build step, no external resources. The token lives in sessionStorage.
 // What the staff pages share (messages, calls to the service, signing in) is in staff.js.
 "use strict";
+
+// The sections' own code registers here (supervisor_sections.js): { load(context), init(context) }.
+window.KccSupervisor = window.KccSupervisor || { sections: {} };
 
 (() => {
   const { $, ApiError, showError, showNotice, clearMessages, translate, languageName, dutchTime } =
@@ -94,6 +100,8 @@
   });
   const NOT_A_SUPERVISOR =
     "Dit account is geen supervisoraccount. Deze pagina is alleen voor supervisors.";
+  const SECTIONS = ["now", "menu", "medewerkers", "sluitingen", "gesprekken", "flow-editor"];
+  const FIRST_SECTION = "now";
 
   const page = {
     token: null,
@@ -110,6 +118,7 @@
     rollbackButton: null,
     labels: null, // GET /api/config?lang=nl: the flow's product and theme names
     advisersTimer: null,
+    section: null, // the section shown
   };
 
   // -- helpers ----------------------------------------------------------------------------
@@ -165,6 +174,66 @@
     return `${n} ${n === 1 ? one : many}`;
   }
 
+  // -- messages where the eye is -------------------------------------------------------------
+
+  // Puts the (one) message area right after `node`: the button or heading of the action that
+  // speaks. Signed out it stands above the sign-in form.
+  function messagesAt(node) {
+    const box = $("messages");
+    if (node && node.parentNode && box.previousElementSibling !== node) {
+      node.after(box);
+    }
+  }
+
+  function messagesHome() {
+    $("main").prepend($("messages"));
+  }
+
+  // -- the sections -------------------------------------------------------------------------
+
+  function sectionFromHash() {
+    const name = decodeURIComponent(window.location.hash.replace(/^#/, ""));
+    return SECTIONS.includes(name) ? name : null;
+  }
+
+  function showSection(name, { focus = false } = {}) {
+    const changed = page.section !== name;
+    page.section = name;
+    for (const section of document.querySelectorAll("[data-section]")) {
+      section.hidden = section.dataset.section !== name;
+    }
+    for (const link of document.querySelectorAll("#sections-nav [data-nav]")) {
+      if (link.dataset.nav === name) {
+        link.setAttribute("aria-current", "page");
+      } else {
+        link.removeAttribute("aria-current");
+      }
+    }
+    const section = document.querySelector(`[data-section="${name}"]`);
+    if (changed) {
+      clearMessages();
+      const heading = section && section.querySelector("h1, h2");
+      messagesAt(heading || section);
+      const loader = window.KccSupervisor.sections[name];
+      if (loader && page.token) {
+        loader.load(context).catch(report);
+      }
+    }
+    if (focus && section) {
+      const heading = section.querySelector("h1[tabindex], h2[tabindex]");
+      if (heading) {
+        heading.focus();
+      }
+    }
+    window.scrollTo(0, 0);
+  }
+
+  function onHashChange() {
+    if (page.token) {
+      showSection(sectionFromHash() || FIRST_SECTION, { focus: true });
+    }
+  }
+
   // -- the service ------------------------------------------------------------------------
 
   // A session that ends (a 401, or a 403: not a supervisor) keeps the draft in the editor (and
@@ -192,6 +261,8 @@
   function stopSession() {
     stopPhone();
     page.token = null;
+    page.section = null;
+    messagesHome();
     sessionStorage.removeItem(TOKEN_KEY);
     page.rollbackTo = null;
     $("rollback-confirm").hidden = true;
@@ -247,15 +318,19 @@
     $("session").hidden = false;
     $("sections-nav").hidden = false;
     startPhone();
-    if (fresh) {
-      showNotice("");
-    }
     const saved = sessionStorage.getItem(DRAFT_KEY);
     if (saved && !$("draft").value) {
       setDraft(saved, null);
     }
     renderPublish();
-    $("tree-title").focus();
+    const wanted = sectionFromHash() || FIRST_SECTION;
+    if (!sectionFromHash()) {
+      history.replaceState(null, "", `#${wanted}`);
+    }
+    showSection(wanted, { focus: true });
+    if (fresh) {
+      showNotice("");
+    }
     await refreshAll();
   }
 
@@ -286,6 +361,10 @@
     const failed = results.find((r) => r.status === "rejected");
     if (failed && page.token) {
       report(failed.reason);
+    }
+    const loader = window.KccSupervisor.sections[page.section];
+    if (loader && page.token) {
+      await loader.load(context).catch(report);
     }
   }
 
@@ -425,6 +504,7 @@
   }
 
   async function monitorCall(callSid, mode) {
+    messagesAt($("calls-title"));
     clearMessages();
     try {
       await api(`/api/calls/${encodeURIComponent(callSid)}/monitor`, {
@@ -438,6 +518,7 @@
   }
 
   async function stopMonitoring(callSid) {
+    messagesAt($("calls-title"));
     clearMessages();
     try {
       await api(`/api/calls/${encodeURIComponent(callSid)}/monitor`, { method: "DELETE" });
@@ -552,6 +633,7 @@
   }
 
   async function loadLive() {
+    messagesAt($("load-live").parentElement);
     clearMessages();
     const text = $("draft").value;
     if (text && text !== page.draftBase && !page.replaceArmed) {
@@ -767,6 +849,7 @@
     if ($("publish").disabled) {
       return;
     }
+    messagesAt($("publish"));
     const comment = $("publish-comment").value.trim();
     if (!comment) {
       showError("Vul in wat er veranderd is en waarom: dat komt in het logboek.");
@@ -876,6 +959,7 @@
   }
 
   async function showDiff(number) {
+    messagesAt($("history-title"));
     clearMessages();
     try {
       const answer = await api(`/api/flows/diff?a=${encodeURIComponent(number)}`);
@@ -905,6 +989,7 @@
   }
 
   function askRollback(version, button) {
+    messagesAt($("history-title"));
     clearMessages();
     page.rollbackTo = version.number;
     page.rollbackButton = button;
@@ -936,6 +1021,7 @@
     if (number === null || page.busy) {
       return;
     }
+    messagesAt($("history-title"));
     clearMessages();
     page.busy = true;
     const yes = $("rollback-yes");
@@ -986,9 +1072,34 @@
     $("audit-body").replaceChildren(...rows);
   }
 
+  // -- what supervisor_sections.js uses ------------------------------------------------------
+
+  const context = {
+    api,
+    report,
+    el,
+    formatTime,
+    parseDay,
+    plural,
+    messagesAt,
+    notAnnounced,
+    loadLabels,
+    refreshAll,
+    weekdays: WEEKDAYS,
+    messages: MESSAGES,
+    me: () => page.name,
+  };
+  window.KccSupervisor.context = context;
+
   // -- start --------------------------------------------------------------------------------
 
   function init() {
+    window.addEventListener("hashchange", onHashChange);
+    for (const [name, section] of Object.entries(window.KccSupervisor.sections)) {
+      if (section.init) {
+        section.init(context, name);
+      }
+    }
     $("login-form").addEventListener("submit", signIn);
     $("sign-out").addEventListener("click", signOut);
     $("load-live").addEventListener("click", loadLive);

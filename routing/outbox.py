@@ -69,10 +69,11 @@ class Outbox:
 
     async def push(self, item: str) -> None:
         """Keep `item` until the database has it, and wake the writer."""
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.rpush(self._key, item)
-            pipe.expire(self._key, self._ttl)
-            await pipe.execute()
+        # Two plain commands sent together on the shared pipelined connection: a redis-py
+        # pipeline would take a pooled connection and a round trip of its own for every call.
+        await asyncio.gather(
+            self._redis.rpush(self._key, item), self._redis.expire(self._key, self._ttl)
+        )
         self._wake()
 
     async def waiting(self) -> int:
@@ -95,6 +96,13 @@ class Outbox:
             await asyncio.shield(self._task)
         self._not_before = 0.0
         return await self.drain()
+
+    def drain_soon(self) -> None:
+        """Start writing what waits, unless a write is under way or a back-off holds; without
+        waiting for it: a slow database must not hold up the routing tick that calls this."""
+        idle = self._task is None or self._task.done()
+        if idle and self._monotonic() >= self._not_before:
+            self._task = asyncio.get_running_loop().create_task(self._drain())
 
     def _wake(self) -> None:
         idle = self._task is None or self._task.done()

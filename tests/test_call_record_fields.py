@@ -106,8 +106,10 @@ async def test_the_adviser_ending_the_conversation_is_on_the_record_with_the_tal
     clock.set(answered + timedelta(seconds=60))
     twilio_stub.hang_up_caller(participant(call.conference(), "adviser").call_sid)
     await call.deliver()
-    assert call.after_conference is not None and call.after_conference.hung_up
-    clock.set(answered + timedelta(seconds=67))  # the caller hears goodbye; Twilio ends it
+    # The caller stays on the line for the satisfaction survey (flows/kcc.yaml has it on)...
+    after = call.after_conference
+    assert after is not None and not after.hung_up and "/twilio/survey" in after.twiml
+    clock.set(answered + timedelta(seconds=67))  # ... and hangs up without a mark
     await call.phone.hang_up()
     # The wrap-up can be saved before the record is written: it waits for it.
     clock.set(answered + timedelta(seconds=70))
@@ -115,6 +117,7 @@ async def test_the_adviser_ending_the_conversation_is_on_the_record_with_the_tal
 
     [record] = await records_of(app)
     assert (record.outcome, record.adviser, record.hung_up_by) == ("answered", "ann", "adviser")
+    assert record.survey_score is None
     assert (record.talk_seconds, record.wrap_up_code, record.wrap_up_seconds) == (60, "other", 10)
     assert naive(record.ended_at) == utc(answered + timedelta(seconds=67))
 

@@ -110,8 +110,9 @@ async def _tick_forever(services: Services) -> None:
         except Exception:  # Redis away for a moment: try again next tick
             log.exception("routing tick failed")
         # Records waiting in the outbox (the database was away, or another instance stopped):
-        # written now, unless a failed write asked to wait longer (routing/outbox.py).
-        await services.records.drain()
+        # written in the background, unless a failed write asked to wait longer
+        # (routing/outbox.py); the next tick never waits for the database.
+        services.records.drain_soon()
         if ticks % RECONCILE_TICKS == 0:
             try:
                 await services.flows.reconcile()

@@ -38,7 +38,7 @@ from routing.board import AdviserBoard, AdviserState
 from routing.clock import Clock, ShiftedClock, SystemClock
 from routing.conferences import CallConferences
 from routing.events import EventBus
-from routing.live_figures import LiveFigureReader
+from routing.live_figures import DayCounters, LiveFigureReader
 from routing.monitor_log import SqlMonitorLog
 from routing.monitoring import Monitors, MonitorSession
 from routing.pipelined_redis import PipelinedRedis
@@ -48,6 +48,7 @@ from routing.router import Router
 from routing.sealing import Pseudonymizer, Sealer
 from routing.telephony import RecordingTelephony, Telephony, TwilioTelephony
 from routing.transfers import CONSULT_STATE, CallTransfer, TransferStore
+from routing.wallboard import WallboardReader
 
 log = logging.getLogger(__name__)
 # The outcomes Prometheus counts as abandoned: the caller left an adviser line unanswered.
@@ -77,6 +78,7 @@ class Services:
     monitors: Monitors  # supervisors listening, whispering, barging in (issue 12)
     monitor_log: SqlMonitorLog
     live_figures: LiveFigureReader  # what /metrics shows of queues, advisers and calls
+    wallboard: WallboardReader  # the room's screen and the supervisor's "Nu"
     retention: DailyPurge  # deletes records older than KCC_RECORD_RETENTION_DAYS, once a day
     # Twilio waits 15 s for a webhook's answer; stop well before, so the caller hears an apology.
     webhook_budget_seconds: float = 8.0
@@ -319,6 +321,7 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
         state = CONSULT_STATE if consulting else AdviserState.ON_CALL.value
         state_log.submit(AdviserStateChange(adviser=adviser, state=state, at=at, call_sid=call_sid))
 
+    days = DayCounters(redis, service_level_seconds=settings.service_level_seconds)
     router = Router(
         board=AdviserBoard(redis, offer_seconds=settings.offer_seconds),
         queue=queue,
@@ -327,6 +330,7 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
         urls=RoutingUrls(settings.public_base),
         now_ms=lambda: int(clock.now().timestamp() * 1000),
         products=list(flows.current.engine.flow.products),
+        days=days,
         wrap_up_seconds=settings.wrap_up_seconds,
         on_state_change=state_changed,
         conferences=conferences,
@@ -349,6 +353,14 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
     )
     live_figures = LiveFigureReader(
         redis=redis,
+        queue=queue,
+        board=router.board,
+        products=lambda: router.products,
+        now=clock.now,
+        days=days,
+    )
+    wallboard = WallboardReader(
+        figures=live_figures,
         queue=queue,
         board=router.board,
         products=lambda: router.products,
@@ -387,6 +399,7 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
         monitors=monitors,
         monitor_log=monitor_log,
         live_figures=live_figures,
+        wallboard=wallboard,
         retention=DailyPurge(
             redis=redis,
             purger=RecordPurger(db_engine),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from flows.errors import ErrorKind, KccError
@@ -35,6 +36,7 @@ from routing.conferences import (
 )
 from routing.entry import QueueEntry
 from routing.events import CallEvent, EndedBy, EventBus
+from routing.live_figures import DayCounters
 from routing.presence import DeskAction, DeskPresence, PhoneState, PresenceChange, PresenceOutcome
 from routing.queue import CallQueue
 from routing.scripts import ScriptStep
@@ -90,6 +92,7 @@ class Router(TransferControls):
     transfers: TransferStore | None = None  # None: no transfers (the demo without conferences)
     on_transfer: TransferLog | None = None  # a transfer ended: its record
     on_consult_change: ConsultLog | None = None  # a consult began (True) or ended (False)
+    days: DayCounters | None = None  # today's answered calls and their waits (the wallboard)
 
     # -- triggers --------------------------------------------------------------------------
 
@@ -118,8 +121,20 @@ class Router(TransferControls):
         if settled is not None and settled.previous is OfferState.OFFERED:
             await self._tell(settled, "connected")
             await self._state_changed(settled.adviser, AdviserState.ON_CALL, settled.call_sid)
+            await self._count_answered(settled.call_sid)
             await self.events.call_event(settled.call_sid, CallEvent.ANSWERED)
             await self._transfer_answered(settled.call_sid)
+
+    async def _count_answered(self, call_sid: str) -> None:
+        """Today's figures: answered, after how long a wait (the settle script counted the
+        call answered for /metrics; its wait is in the sealed entry, which Lua cannot read)."""
+        if self.days is None:
+            return
+        entry = await self.queue.get(call_sid)
+        if entry is None:
+            return
+        now = datetime.fromtimestamp(self.now_ms() / 1000, UTC)
+        await self.days.count_answered(now, (now - entry.queued_at).total_seconds())
 
     async def dial_finished(self, offer_id: str, dial_status: str) -> Settled | None:
         """The adviser's leg ended: a conversation (wrap-up) or no answer (the call goes back)."""

@@ -30,6 +30,7 @@ from api.web.routes import (
     pages,
     queue,
     voice,
+    wallboard,
 )
 from api.web.routes import flows as flow_routes
 from api.webhooks.dispatcher import PREFIX, WebhookDispatcher
@@ -53,7 +54,19 @@ REFUSALS: dict[int | str, dict[str, Any]] = {
 
 # The routes per noun: the staff API, then what is not part of it (pages, health, metrics).
 API_ROUTERS = tuple(
-    m.router for m in (auth, hours, queue, config, advisers, calls, departments, flow_routes, voice)
+    m.router
+    for m in (
+        auth,
+        hours,
+        queue,
+        config,
+        advisers,
+        calls,
+        departments,
+        flow_routes,
+        voice,
+        wallboard,
+    )
 )
 OTHER_ROUTERS = (operations.router, pages.router, demo.router)
 _WEBHOOK_PATHS = f"{PREFIX}/"

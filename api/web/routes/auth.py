@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from api.accounts import Role, UserPublic, authenticate
 from api.database.engine import session_scope
-from api.web.deps import CurrentUser, ServicesDep
+from api.web.deps import ServicesDep, StaffUser
 from api.web.errors import NotSignedIn
 from api.web.tokens import issue_token
 
@@ -44,5 +44,5 @@ def login(services: ServicesDep, form: Annotated[OAuth2PasswordRequestForm, Depe
 
 
 @router.get("/me")
-def me(user: CurrentUser) -> UserPublic:
+def me(user: StaffUser) -> UserPublic:
     return UserPublic.model_validate(user)

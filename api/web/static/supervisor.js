@@ -182,6 +182,12 @@
   function signIn(event) {
     return staffSignIn(event, {
       accept(token) {
+        if (token.role === "viewer") {
+          // the room's screen: the wallboard is all it may see (it keeps the token there)
+          localStorage.setItem("kcc.wallboard.token", token.access_token);
+          window.location.assign("/wallboard");
+          return false;
+        }
         page.token = token.access_token;
         return true;
       },
@@ -191,6 +197,10 @@
 
   function stopSession() {
     stopPhone();
+    if (page.stopNow) {
+      page.stopNow();
+      page.stopNow = null;
+    }
     page.token = null;
     sessionStorage.removeItem(TOKEN_KEY);
     page.rollbackTo = null;
@@ -236,6 +246,7 @@
     $("session").hidden = false;
     $("sections-nav").hidden = false;
     startPhone();
+    page.stopNow = window.KccWallboard.startNow({ element: $("now"), token: page.token, api });
     if (fresh) {
       showNotice("");
     }

@@ -110,6 +110,7 @@
     rollbackButton: null,
     labels: null, // GET /api/config?lang=nl: the flow's product and theme names
     advisersTimer: null,
+    stopNow: null, // stops the "Nu" section's wallboard stream (wallboard_view.js)
   };
 
   // -- helpers ----------------------------------------------------------------------------

@@ -136,7 +136,7 @@ def test_the_supervisors_nu_shows_the_advisers_by_name(page: Page, server: KccSe
     now = page.get_by_test_id("now")
     expect(now.get_by_role("heading", name="Nu")).to_be_visible()
     expect(page.get_by_test_id("now-status")).to_have_text("Live")
-    row = now.locator(f'tr[data-adviser="{adviser.name}"]')
+    row = now.locator(f'tr[data-person="{adviser.name}"]')
     expect(row).to_contain_text("Afgemeld")
 
     httpx.post(

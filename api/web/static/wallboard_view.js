@@ -160,7 +160,7 @@ window.KccWallboard = (() => {
       const people = snapshot.adviser_list.map((adviser) =>
         el(
           "tr",
-          { dataset: { adviser: adviser.name, state: adviser.state } },
+          { dataset: { person: adviser.name, state: adviser.state } },
           el("th", { scope: "row" }, adviser.name),
           el("td", {}, STATE_NAMES[adviser.state] || adviser.state),
           el("td", {}, adviser.since ? CLOCK.format(new Date(adviser.since)) : "-"),

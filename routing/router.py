@@ -121,9 +121,9 @@ class Router(TransferControls):
         if settled is not None and settled.previous is OfferState.OFFERED:
             await self._tell(settled, "connected")
             await self._state_changed(settled.adviser, AdviserState.ON_CALL, settled.call_sid)
-            await self._count_answered(settled.call_sid)
             await self.events.call_event(settled.call_sid, CallEvent.ANSWERED)
             await self._transfer_answered(settled.call_sid)
+            await self._count_answered(settled.call_sid)  # last: the call is put through first
 
     async def _count_answered(self, call_sid: str) -> None:
         """Today's figures: answered, after how long a wait (the settle script counted the

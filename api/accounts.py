@@ -1,4 +1,4 @@
-"""Staff accounts (supervisors and advisers) and their passwords."""
+"""Staff accounts (supervisors, advisers, and viewers for the wallboard) and their passwords."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ _hasher = PasswordHasher()
 class Role(StrEnum):
     SUPERVISOR = "supervisor"
     ADVISER = "adviser"
+    VIEWER = "viewer"  # the room's screen: the wallboard and nothing else
 
 
 class UserError(KccError):
@@ -146,8 +147,10 @@ def browser_identity(device: str) -> str | None:
 
 def staff_devices(session: Session) -> frozenset[str]:
     """The devices of every active staff member (who may call out from a browser phone, and
-    whom a colleague may call)."""
-    users = session.exec(select(User).where(User.active == True)).all()  # noqa: E712
+    whom a colleague may call); a viewer (the room's screen) has no phone."""
+    users = session.exec(
+        select(User).where(User.active == True, User.role != Role.VIEWER)  # noqa: E712
+    ).all()
     return frozenset(device_of(user) for user in users)
 
 

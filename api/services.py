@@ -42,7 +42,7 @@ from routing.call_facts import CallFacts
 from routing.clock import Clock, ShiftedClock, SystemClock
 from routing.conferences import CallConferences
 from routing.events import EventBus
-from routing.live_figures import LiveFigureReader
+from routing.live_figures import DayCounters, LiveFigureReader
 from routing.monitor_log import SqlMonitorLog
 from routing.monitoring import Monitors, MonitorSession
 from routing.outbox import Outbox
@@ -53,6 +53,7 @@ from routing.router import Router
 from routing.sealing import Pseudonymizer, Sealer
 from routing.telephony import RecordingTelephony, Telephony, TwilioTelephony
 from routing.transfers import CONSULT_STATE, CallTransfer, TransferOutcome, TransferStore
+from routing.wallboard import WallboardReader
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,7 @@ class Services:
     monitors: Monitors  # supervisors listening, whispering, barging in (issue 12)
     monitor_log: SqlMonitorLog
     live_figures: LiveFigureReader  # what /metrics shows of queues, advisers and calls
+    wallboard: WallboardReader  # the room's screen and the supervisor's "Nu"
     retention: DailyPurge  # deletes records older than KCC_RECORD_RETENTION_DAYS, once a day
     sign_in: SignInGuard  # limits failed staff sign-ins per account and client address
     # Twilio waits 15 s for a webhook's answer; stop well before, so the caller hears an apology.
@@ -352,6 +354,7 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
         state = CONSULT_STATE if consulting else AdviserState.ON_CALL.value
         state_log.submit(AdviserStateChange(adviser=adviser, state=state, at=at, call_sid=call_sid))
 
+    days = DayCounters(redis, service_level_seconds=settings.service_level_seconds)
     router = Router(
         board=AdviserBoard(redis, offer_seconds=settings.offer_seconds),
         queue=queue,
@@ -360,6 +363,7 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
         urls=RoutingUrls(settings.public_base),
         now_ms=lambda: int(clock.now().timestamp() * 1000),
         products=list(flows.current.engine.flow.products),
+        days=days,
         wrap_up_seconds=settings.wrap_up_seconds,
         on_state_change=state_changed,
         conferences=conferences,
@@ -383,6 +387,14 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
     )
     live_figures = LiveFigureReader(
         redis=redis,
+        queue=queue,
+        board=router.board,
+        products=lambda: router.products,
+        now=clock.now,
+        days=days,
+    )
+    wallboard = WallboardReader(
+        figures=live_figures,
         queue=queue,
         board=router.board,
         products=lambda: router.products,
@@ -424,6 +436,7 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
         monitors=monitors,
         monitor_log=monitor_log,
         live_figures=live_figures,
+        wallboard=wallboard,
         retention=DailyPurge(
             redis=redis,
             purger=RecordPurger(db_engine),

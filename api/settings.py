@@ -76,6 +76,8 @@ class Settings(BaseSettings):
     outbound_prefixes: str = Field(default="+31", pattern=r"^\+[0-9]{1,6}(,\+[0-9]{1,6})*$")
     offer_seconds: int = 20  # how long an adviser's phone rings
     wrap_up_seconds: int = 30  # after-call work before the adviser is available again
+    # The wallboard's service level: the share of calls answered within this many seconds.
+    service_level_seconds: int = Field(default=30, ge=1)
     # How long an adviser's desk (and browser phone) may be gone before they are AWAY.
     presence_grace_seconds: int = Field(default=20, ge=1)
     session_ttl_seconds: int = 4 * 3600

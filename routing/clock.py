@@ -4,6 +4,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Protocol
+from zoneinfo import ZoneInfo
+
+# The contact centre's own time: "today" on the wallboard is its day, whatever the server's.
+CENTRE_TIME = ZoneInfo("Europe/Amsterdam")
+
+
+def centre_day(at: datetime) -> str:
+    """The contact centre's date (ISO) at the instant `at`."""
+    return at.astimezone(CENTRE_TIME).date().isoformat()
 
 
 class Clock(Protocol):

@@ -340,3 +340,15 @@ def record_outbox() -> str:
 def record_outbox_lock() -> str:
     """The instance draining the outbox: a random token, with RECORD_OUTBOX_LOCK_MS to live."""
     return f"{PREFIX}record-outbox:lock"
+
+
+# Today's figures for the wallboard (routing/wallboard.py): one hash per day of the contact
+# centre (Europe/Amsterdam, by the app's clock), so "today" needs no scan of the records and
+# every instance reads the same. It outlives its day, whatever the instances' clocks say.
+CALLS_TODAY_TTL = 2 * 24 * 3600
+
+
+def calls_today(day: str) -> str:
+    """Hash of one day (ISO date): offered, answered, answered_in_sl, abandoned, wait_ms_sum
+    (the waits of the answered calls, for the average speed of answer)."""
+    return f"{PREFIX}calls-today:{day}"

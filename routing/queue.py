@@ -16,6 +16,7 @@ from typing import Any, cast
 from redis.asyncio import Redis
 
 from routing import keys
+from routing.clock import centre_day
 from routing.entry import QueueEntry
 from routing.scripts import LuaScript, ScriptRunner, ScriptStep, as_bool
 from routing.sealing import Sealer
@@ -63,6 +64,7 @@ class CallQueue:
                 keys.queue_line(entry.call_sid),
                 keys.calls_in_menu(),
                 keys.calls_offered(),
+                keys.calls_today(centre_day(entry.queued_at)),  # queued_at is the app's clock
             ],
             args=[
                 self._sealer.seal(entry.model_dump_json()),
@@ -72,6 +74,7 @@ class CallQueue:
                 keys.QUEUE_TTL,
                 keys.CALLBACK_TTL,  # the line itself outlives any callback waiting in it
                 keys.CALL_COUNTER_TTL,
+                keys.CALLS_TODAY_TTL,
             ],
             decode=as_bool,
         )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from flows.errors import ErrorKind, KccError
@@ -36,6 +37,7 @@ from routing.conferences import (
 )
 from routing.entry import QueueEntry
 from routing.events import CallEvent, EndedBy, EventBus
+from routing.live_figures import DayCounters
 from routing.presence import DeskAction, DeskPresence, PhoneState, PresenceChange, PresenceOutcome
 from routing.queue import CallQueue
 from routing.scripts import ScriptStep
@@ -92,6 +94,7 @@ class Router(TransferControls):
     on_transfer: TransferLog | None = None  # a transfer ended: its record
     on_consult_change: ConsultLog | None = None  # a consult began (True) or ended (False)
     facts: CallFacts | None = None  # what the call's record needs to know (routing/call_facts.py)
+    days: DayCounters | None = None  # today's answered calls and their waits (the wallboard)
 
     # -- triggers --------------------------------------------------------------------------
 
@@ -124,6 +127,18 @@ class Router(TransferControls):
                 await self.facts.answered(settled.call_sid, settled.adviser, self.now_ms())
             await self.events.call_event(settled.call_sid, CallEvent.ANSWERED)
             await self._transfer_answered(settled.call_sid)
+            await self._count_answered(settled.call_sid)  # last: the call is put through first
+
+    async def _count_answered(self, call_sid: str) -> None:
+        """Today's figures: answered, after how long a wait (the settle script counted the
+        call answered for /metrics; its wait is in the sealed entry, which Lua cannot read)."""
+        if self.days is None:
+            return
+        entry = await self.queue.get(call_sid)
+        if entry is None:
+            return
+        now = datetime.fromtimestamp(self.now_ms() / 1000, UTC)
+        await self.days.count_answered(now, (now - entry.queued_at).total_seconds())
 
     async def dial_finished(self, offer_id: str, dial_status: str) -> Settled | None:
         """The adviser's leg ended: a conversation (wrap-up) or no answer (the call goes back)."""

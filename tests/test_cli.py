@@ -23,7 +23,7 @@ import typer
 from sqlmodel import Session
 from typer.testing import Result
 
-from api.accounts import Role, authenticate, get_user
+from api.accounts import Role, authenticate, get_user, staff_devices
 from api.cli.main import app
 from api.database.engine import make_engine
 from api.settings import DEFAULT_FLOW, PLACEHOLDER_AUTH_TOKEN, PLACEHOLDER_SECRET
@@ -271,7 +271,7 @@ def test_users_add_rejects_an_unknown_role_with_exit_2(tmp_path: Path) -> None:
 
     assert result.exit_code == 2
     assert "unknown role 'king'" in result.stderr
-    assert "supervisor or adviser" in result.stderr
+    assert "supervisor, adviser or viewer" in result.stderr
 
 
 def test_users_add_rejects_a_short_password_and_says_why(tmp_path: Path) -> None:
@@ -651,6 +651,26 @@ def test_users_add_adviser_with_skills_and_a_phone(tmp_path: Path) -> None:
             )
     finally:
         engine.dispose()
+
+
+def test_users_add_viewer_for_the_room_screen_has_no_phone(tmp_path: Path) -> None:
+    env = {"KCC_PASSWORD": GOOD_PASSWORD}
+    result = kcc("users", "add", "wand", "--role", "viewer", env=env, tmp_path=tmp_path)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == "added viewer wand (the wallboard only)"
+    engine = make_engine(sqlite_url(tmp_path))
+    try:
+        with Session(engine) as session:
+            user = get_user(session, "wand")
+            assert user is not None and user.role is Role.VIEWER
+            assert "client:wand" not in staff_devices(session)  # nobody can call the screen
+    finally:
+        engine.dispose()
+    phone = kcc(
+        "users", "add", "wand2", "--role", "viewer", "--device", "+31201234567",
+        env=env, tmp_path=tmp_path,
+    )  # fmt: skip
+    assert phone.exit_code == 2 and "a viewer has no phone" in phone.stderr
 
 
 def test_users_add_adviser_defaults_to_all_skills_and_a_softphone(tmp_path: Path) -> None:

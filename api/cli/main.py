@@ -302,7 +302,9 @@ def flows_paths(
 @users_app.command("add")
 def users_add(
     name: Annotated[str, typer.Argument(help="Login name, e.g. j.devries.")],
-    role: Annotated[str, typer.Option(metavar="ROLE", help="supervisor or adviser.")] = "adviser",
+    role: Annotated[
+        str, typer.Option(metavar="ROLE", help="supervisor, adviser or viewer (the wallboard).")
+    ] = "adviser",
     skills: Annotated[
         str | None,
         typer.Option(
@@ -330,9 +332,11 @@ def users_add(
     try:
         chosen = Role(role)
     except ValueError as exc:
-        raise _fail(f"unknown role {role!r} (supervisor or adviser)", 2) from exc
+        raise _fail(f"unknown role {role!r} (supervisor, adviser or viewer)", 2) from exc
     if chosen is not Role.ADVISER and skills:
         raise _fail("--skills are for advisers", 2)
+    if chosen is Role.VIEWER and device:
+        raise _fail("--device is for advisers and supervisors: a viewer has no phone", 2)
     skill_list = [s.strip() for s in (skills or "").split(",") if s.strip()]
     if skill_list:
         try:
@@ -367,7 +371,9 @@ def users_add(
                 products=skill_list,  # checked against the live flow above
             )
             extra = f" (device: {user.device})"
-            if user.role is Role.ADVISER:
+            if user.role is Role.VIEWER:
+                extra = " (the wallboard only)"
+            elif user.role is Role.ADVISER:
                 extra = f" (skills: {user.skills or 'all'}; device: {user.device})"
             typer.echo(f"added {user.role.value} {user.name}{extra}")
     except UserError as exc:

@@ -32,6 +32,7 @@ from api.web.routes import (
     queue,
     users,
     voice,
+    wallboard,
 )
 from api.web.routes import flows as flow_routes
 from api.web.security import guarded
@@ -69,7 +70,7 @@ API_ROUTERS = tuple(
         voice,
         forecast,
         users,
-        voice,
+        wallboard,
     )
 )
 OTHER_ROUTERS = (operations.router, pages.router, demo.router)

@@ -76,5 +76,25 @@ def _adviser(user: CurrentUser) -> User:
     return user
 
 
+def _staff(user: CurrentUser) -> User:
+    """Supervisors and advisers: everything of /api that is not one role's own."""
+    if user.role not in (Role.SUPERVISOR, Role.ADVISER):
+        raise Forbidden(
+            "role_required", "requires role supervisor or adviser", role=Role.ADVISER.value
+        )
+    return user
+
+
+def _wallboard_viewer(user: CurrentUser) -> User:
+    """The wallboard: supervisors, and the room's screen (viewer), which may see nothing else."""
+    if user.role not in (Role.SUPERVISOR, Role.VIEWER):
+        raise Forbidden(
+            "role_required", "requires role supervisor or viewer", role=Role.VIEWER.value
+        )
+    return user
+
+
 SupervisorUser = Annotated[User, Depends(_supervisor)]
 AdviserUser = Annotated[User, Depends(_adviser)]
+StaffUser = Annotated[User, Depends(_staff)]  # not a viewer
+WallboardUser = Annotated[User, Depends(_wallboard_viewer)]

@@ -1,8 +1,8 @@
 -- Add a waiting call to its product's line; once only (a retried webhook, two instances).
 -- KEYS: entry, queue, queue index, arrivals counter, ended marker, line marker, calls in the
---       menu, calls offered per product
+--       menu, calls offered per product, the figures of the call's day (the wallboard)
 -- ARGV: sealed entry, priority base, call sid, product, entry ttl (s), queue ttl (s),
---       counter ttl (s)
+--       counter ttl (s), day's figures ttl (s)
 -- Returns 1 when added, 0 when the call was queued before or has ended.
 if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[5]) == 1 then
   return 0
@@ -18,4 +18,6 @@ redis.call('EXPIRE', KEYS[3], ARGV[6])
 redis.call('ZREM', KEYS[7], ARGV[3])
 redis.call('HINCRBY', KEYS[8], ARGV[4], 1)
 redis.call('EXPIRE', KEYS[8], ARGV[7])
+redis.call('HINCRBY', KEYS[9], 'offered', 1)
+redis.call('EXPIRE', KEYS[9], ARGV[8])
 return 1

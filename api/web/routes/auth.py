@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 from api.accounts import Role, User, UserPublic, authenticate
 from api.database.engine import session_scope
 from api.sign_in_guard import client_address
-from api.web.deps import CurrentUser, ServicesDep, token_claims
+from api.web.deps import ServicesDep, StaffUser, token_claims
 from api.web.errors import NotSignedIn
 from api.web.tokens import RevokedTokens, TokenClaims, issue_token
 
@@ -75,5 +75,5 @@ async def logout(
 
 
 @router.get("/me")
-def me(user: CurrentUser) -> UserPublic:
+def me(user: StaffUser) -> UserPublic:
     return UserPublic.model_validate(user)

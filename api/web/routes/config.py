@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from api.web.deps import CurrentUser, ServicesDep
+from api.web.deps import ServicesDep, StaffUser
 from flows.model import Flow
 
 router = APIRouter(prefix="/api", tags=["config"])
@@ -31,6 +31,13 @@ def _label(texts: dict[str, str] | None, language: str, flow: Flow, fallback: st
     return texts.get(language) or texts.get(flow.default_language) or fallback
 
 
+def product_labels(flow: Flow, language: str | None = None) -> dict[str, str]:
+    """What the pages show for each product of the flow, in `language` (default: the flow's
+    first)."""
+    language = language if language in flow.languages else flow.default_language
+    return {p: _label(flow.labels.products.get(p), language, flow, p) for p in flow.products}
+
+
 def staff_config(flow: Flow, language: str | None, *, simulated_telephony: bool) -> StaffConfig:
     language = language if language in flow.languages else flow.default_language
     labels = flow.labels
@@ -38,7 +45,7 @@ def staff_config(flow: Flow, language: str | None, *, simulated_telephony: bool)
         simulated_telephony=simulated_telephony,
         language=language,
         languages=flow.languages,
-        products={p: _label(labels.products.get(p), language, flow, p) for p in flow.products},
+        products=product_labels(flow, language),
         themes={t: _label(labels.themes.get(t), language, flow, t) for t in flow.themes()},
         nodes={
             node_id: _label(texts, language, flow, node_id)
@@ -59,7 +66,7 @@ def staff_config(flow: Flow, language: str | None, *, simulated_telephony: bool)
 @router.get("/config")
 async def config(
     services: ServicesDep,
-    _: CurrentUser,
+    _: StaffUser,
     lang: Annotated[
         str | None, Query(max_length=8, description="e.g. nl (default: the flow's first)")
     ] = None,

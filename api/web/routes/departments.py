@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from api.web.deps import CurrentUser, ServicesDep
+from api.web.deps import ServicesDep, StaffUser
 from flows.model import OpeningRange
 
 router = APIRouter(prefix="/api", tags=["departments"])
@@ -42,7 +42,7 @@ def _hours(hours: OpeningRange | None) -> HoursToday | None:
 @router.get("/departments")
 async def departments(
     services: ServicesDep,
-    _: CurrentUser,
+    _: StaffUser,
     open_only: Annotated[
         bool, Query(alias="open", description="true: only the departments open now")
     ] = False,

@@ -35,3 +35,10 @@ async def desk() -> FileResponse:
 @router.get("/supervisor")
 async def supervisor() -> FileResponse:
     return FileResponse(STATIC / "supervisor.html", media_type="text/html")
+
+
+@router.get("/wallboard")
+async def wallboard() -> FileResponse:
+    """The room's screen (and anyone allowed the wallboard): signs in, then follows the
+    wallboard's events."""
+    return FileResponse(STATIC / "wallboard.html", media_type="text/html")

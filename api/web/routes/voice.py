@@ -16,7 +16,7 @@ from twilio.jwt.access_token import AccessToken
 from twilio.jwt.access_token.grants import VoiceGrant
 
 from api.accounts import browser_identity, device_of
-from api.web.deps import CurrentUser, ServicesDep
+from api.web.deps import ServicesDep, StaffUser
 from api.web.errors import ErrorOut, WebError
 from flows.errors import ErrorKind
 
@@ -36,7 +36,7 @@ class VoiceToken(BaseModel):
 
 
 @router.post("/me/voice-token", responses={503: {"model": ErrorOut}})
-def voice_token(services: ServicesDep, user: CurrentUser) -> VoiceToken:
+def voice_token(services: ServicesDep, user: StaffUser) -> VoiceToken:
     """Advisers and supervisors, for their own device: 503 `voice_not_configured` without the
     Twilio API key and TwiML App; 409 `device_is_a_number` when calls to them ring a phone."""
     settings = services.settings

@@ -274,6 +274,12 @@
   function signIn(event) {
     return staffSignIn(event, {
       accept(token) {
+        if (token.role === "viewer") {
+          // the room's screen: the wallboard is all it may see (it keeps the token there)
+          localStorage.setItem("kcc.wallboard.token", token.access_token);
+          window.location.assign("/wallboard");
+          return false;
+        }
         if (token.role !== "adviser") {
           showError("Dit account is geen adviseursaccount. De desk is alleen voor adviseurs.");
           return false;

@@ -119,6 +119,7 @@ window.KccSupervisor = window.KccSupervisor || { sections: {} };
     labels: null, // GET /api/config?lang=nl: the flow's product and theme names
     advisersTimer: null,
     section: null, // the section shown
+    stopNow: null, // stops the "Nu" section's wallboard stream (wallboard_view.js)
   };
 
   // -- helpers ----------------------------------------------------------------------------
@@ -251,6 +252,12 @@ window.KccSupervisor = window.KccSupervisor || { sections: {} };
   function signIn(event) {
     return staffSignIn(event, {
       accept(token) {
+        if (token.role === "viewer") {
+          // the room's screen: the wallboard is all it may see (it keeps the token there)
+          localStorage.setItem("kcc.wallboard.token", token.access_token);
+          window.location.assign("/wallboard");
+          return false;
+        }
         page.token = token.access_token;
         return true;
       },
@@ -260,6 +267,10 @@ window.KccSupervisor = window.KccSupervisor || { sections: {} };
 
   function stopSession() {
     stopPhone();
+    if (page.stopNow) {
+      page.stopNow();
+      page.stopNow = null;
+    }
     page.token = null;
     page.section = null;
     messagesHome();
@@ -318,6 +329,7 @@ window.KccSupervisor = window.KccSupervisor || { sections: {} };
     $("session").hidden = false;
     $("sections-nav").hidden = false;
     startPhone();
+    page.stopNow = window.KccWallboard.startNow({ element: $("now"), token: page.token, api });
     const saved = sessionStorage.getItem(DRAFT_KEY);
     if (saved && !$("draft").value) {
       setDraft(saved, null);

@@ -15,6 +15,7 @@ import typer
 from api.cli.audit import register_audit_commands
 from api.cli.flows import register_flow_commands
 from api.cli.records import register_records_commands
+from api.cli.reports import register_report_command
 from api.cli.staffing import register_staffing_command
 from api.settings import DEFAULT_FLOW, Settings
 
@@ -494,6 +495,7 @@ register_flow_commands(flows_app)  # publish, history, diff, show, rollback: api
 register_audit_commands(audit_app)  # monitor: api/cli/audit.py
 register_staffing_command(app)  # Erlang C and its simulation: api/cli/staffing.py
 register_records_commands(app)  # retention: api/cli/records.py
+register_report_command(app)  # call figures of a period: api/cli/reports.py
 
 
 def main() -> None:

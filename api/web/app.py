@@ -29,6 +29,7 @@ from api.web.routes import (
     operations,
     pages,
     queue,
+    reports,
     voice,
 )
 from api.web.routes import flows as flow_routes
@@ -53,7 +54,9 @@ REFUSALS: dict[int | str, dict[str, Any]] = {
 
 # The routes per noun: the staff API, then what is not part of it (pages, health, metrics).
 API_ROUTERS = tuple(
-    m.router for m in (auth, hours, queue, config, advisers, calls, departments, flow_routes, voice)
+    m.router for m in (
+        auth, hours, queue, config, advisers, calls, departments, flow_routes, voice, reports
+    )
 )
 OTHER_ROUTERS = (operations.router, pages.router, demo.router)
 _WEBHOOK_PATHS = f"{PREFIX}/"

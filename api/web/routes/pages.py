@@ -43,3 +43,9 @@ async def desk() -> FileResponse:
 @router.get("/supervisor")
 async def supervisor() -> FileResponse:
     return FileResponse(STATIC / "supervisor.html", media_type="text/html")
+
+
+@router.get("/reports")
+async def reports() -> FileResponse:
+    """Supervisors' call reports: the page signs in as /supervisor does, the API checks the role."""
+    return FileResponse(STATIC / "reports.html", media_type="text/html")

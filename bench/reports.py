@@ -24,7 +24,6 @@ The PostgreSQL database must have no call records (a database of the benchmark's
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import random
 import statistics

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
+from itertools import pairwise
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -237,7 +238,7 @@ def _local_text(
         return cast(func.extract(field, local), Integer)
     # SQLite has no time zones: the period's offsets, one CASE branch per summer/winter change
     modifiers: list[tuple[ColumnElement[bool], str]] = []
-    for (_, offset), (changed, _) in zip(changes, changes[1:], strict=False):
+    for (_, offset), (changed, _) in pairwise(changes):
         modifiers.append((started < changed, f"{offset:+d} seconds"))
     modifier: Any = (
         case(*modifiers, else_=f"{changes[-1][1]:+d} seconds")

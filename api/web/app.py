@@ -54,9 +54,8 @@ REFUSALS: dict[int | str, dict[str, Any]] = {
 
 # The routes per noun: the staff API, then what is not part of it (pages, health, metrics).
 API_ROUTERS = tuple(
-    m.router for m in (
-        auth, hours, queue, config, advisers, calls, departments, flow_routes, voice, reports
-    )
+    m.router
+    for m in (auth, hours, queue, config, advisers, calls, departments, flow_routes, voice, reports)
 )
 OTHER_ROUTERS = (operations.router, pages.router, demo.router)
 _WEBHOOK_PATHS = f"{PREFIX}/"

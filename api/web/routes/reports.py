@@ -63,15 +63,18 @@ class ReportOut(BaseModel):
 @router.get(
     "/reports",
     response_model=ReportOut,
-    responses={200: {"content": {"text/csv": {}}, "description": "JSON, or with format=csv a file"}},
+    responses={
+        200: {"content": {"text/csv": {}}, "description": "JSON, or with format=csv a file"}
+    },
 )
 async def reports(
     services: ServicesDep,
     _: SupervisorUser,
     start: Annotated[str, Query(alias="from", description="First day, YYYY-MM-DD (included)")],
     end: Annotated[str, Query(alias="to", description="Last day, YYYY-MM-DD (included)")],
-    by: Annotated[str, Query(description="product, theme, day, hour, weekday, adviser, wrap_up")]
-    = Grouping.PRODUCT.value,
+    by: Annotated[
+        str, Query(description="product, theme, day, hour, weekday, adviser, wrap_up")
+    ] = Grouping.PRODUCT.value,
     sl_seconds: Annotated[int, Query(description="Service level's answer time, 1-3600 s")] = (
         DEFAULT_SL_SECONDS
     ),
@@ -87,9 +90,7 @@ async def reports(
     grouping or sl_seconds."""
     query = ReportQuery.parse(start, end, by, sl_seconds, product)
     zone = ZoneInfo(services.flows.flow.calendar.timezone)
-    report = await anyio.to_thread.run_sync(
-        partial(run_report, services.db_engine, query, zone)
-    )
+    report = await anyio.to_thread.run_sync(partial(run_report, services.db_engine, query, zone))
     if format == "csv":
         name = f"kcc-report-{query.by.value}-{query.start}-{query.end}.csv"
         return Response(

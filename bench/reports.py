@@ -6,7 +6,7 @@
 
 Fills each database (a SQLite file, and the PostgreSQL database of --database-url when given)
 with --records call records spread evenly over 13 months (2025-12-01 .. 2026-12-31, Amsterdam
-time), in a realistic mix: mostly weekday office hours, ten products (VOG NP the most), calls that
+time), written in the order the calls came (as the service writes them), in a realistic mix: mostly weekday office hours, ten products (VOG NP the most), calls that
 end in the menu or in self-service, answered calls with wait, talk and wrap-up times, abandoned
 calls, callbacks, transfers and survey marks. SQLite gets the rows by executemany in batches,
 PostgreSQL by COPY. The schema is made by the migrations (`kcc db upgrade`), so the indexes are
@@ -78,16 +78,19 @@ def _weighted(rng: random.Random, items: list[tuple[str, int]]) -> str:
 
 
 def generate(count: int, seed: int = 13) -> Iterator[dict[str, Any]]:
-    """`count` call records over the 13 months, the same for the same seed."""
+    """`count` call records over the 13 months, the same for the same seed, in the order the
+    service writes them: as the calls come (by started_at), so a month's rows lie together."""
     rng = random.Random(seed)
     days = [FIRST_DAY + timedelta(days=n) for n in range(DAYS)]
     day_weights = [1 if day.weekday() < 5 else 0.05 for day in days]
     hours = list(range(24))
-    chosen_days = rng.choices(days, weights=day_weights, k=count)
-    for n, day in enumerate(chosen_days):
+    starts = []
+    for day in rng.choices(days, weights=day_weights, k=count):
         hour = rng.choices(hours, weights=HOUR_WEIGHTS)[0] if day.weekday() < 5 else 11
         local = datetime(day.year, day.month, day.day, hour, rng.randrange(60), tzinfo=ZONE)
-        started = local.astimezone(UTC) + timedelta(seconds=rng.randrange(60))
+        starts.append(local.astimezone(UTC) + timedelta(seconds=rng.randrange(60)))
+    starts.sort()
+    for n, started in enumerate(starts):
         yield _record(rng, n, started)
 
 

@@ -6,9 +6,10 @@
 
 Fills each database (a SQLite file, and the PostgreSQL database of --database-url when given)
 with --records call records spread evenly over 13 months (2025-12-01 .. 2026-12-31, Amsterdam
-time), written in the order the calls came (as the service writes them), in a realistic mix: mostly weekday office hours, ten products (VOG NP the most), calls that
-end in the menu or in self-service, answered calls with wait, talk and wrap-up times, abandoned
-calls, callbacks, transfers and survey marks. SQLite gets the rows by executemany in batches,
+time), written in the order the calls came (as the service writes them), in a realistic mix:
+mostly weekday office hours, ten products (VOG NP the most), calls that end in the menu or in
+self-service, answered calls with wait, talk and wrap-up times, abandoned calls, callbacks,
+transfers and survey marks. SQLite gets the rows by executemany in batches,
 PostgreSQL by COPY. The schema is made by the migrations (`kcc db upgrade`), so the indexes are
 the release's own.
 

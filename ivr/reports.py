@@ -37,6 +37,7 @@ from sqlalchemy import (
     union_all,
 )
 from sqlalchemy.sql.elements import ColumnElement
+from sqlmodel import col
 
 from flows.errors import ErrorKind, KccError
 from ivr.records import CallRecord
@@ -239,7 +240,7 @@ def _local_text(
     # SQLite has no time zones: the period's offsets, one CASE branch per summer/winter change
     modifiers: list[tuple[ColumnElement[bool], str]] = []
     for (_, offset), (changed, _) in pairwise(changes):
-        modifiers.append((started < changed, f"{offset:+d} seconds"))
+        modifiers.append((col(started) < changed, f"{offset:+d} seconds"))
     modifier: Any = (
         case(*modifiers, else_=f"{changes[-1][1]:+d} seconds")
         if modifiers
@@ -271,8 +272,8 @@ def _key_column(
 
 def _figure_columns(sl_seconds: int) -> list[Any]:
     r = CallRecord
-    queued: ColumnElement[bool] = r.queued_at.is_not(None)  # type: ignore[union-attr]
-    answered: ColumnElement[bool] = r.answered_at.is_not(None)  # type: ignore[union-attr]
+    queued = col(r.queued_at).is_not(None)
+    answered = col(r.answered_at).is_not(None)
 
     def count_of(condition: ColumnElement[bool]) -> Any:
         return func.sum(case((condition, 1), else_=0))
@@ -282,15 +283,15 @@ def _figure_columns(sl_seconds: int) -> list[Any]:
         func.count().label("calls"),
         count_of(queued).label("offered"),
         count_of(answered).label("answered"),
-        count_of(and_(answered, r.wait_seconds <= sl_seconds)).label("answered_in_sl"),  # type: ignore[operator]
-        count_of(r.abandoned == true()).label("abandoned"),
+        count_of(and_(answered, col(r.wait_seconds) <= sl_seconds)).label("answered_in_sl"),
+        count_of(col(r.abandoned) == true()).label("abandoned"),
         func.avg(case((answered, r.wait_seconds))).label("asa_seconds"),
         func.avg(case((answered, handling))).label("aht_seconds"),
-        count_of(r.self_service == true()).label("self_service"),
-        count_of(and_(not_(queued), r.self_service != true())).label("ended_in_menu"),
-        count_of(r.callback_requested == true()).label("callbacks"),
-        count_of(r.transfer_mode.is_not(None)).label("transfers"),  # type: ignore[union-attr]
-        func.count(r.survey_score).label("survey_responses"),
+        count_of(col(r.self_service) == true()).label("self_service"),
+        count_of(and_(not_(queued), col(r.self_service) != true())).label("ended_in_menu"),
+        count_of(col(r.callback_requested) == true()).label("callbacks"),
+        count_of(col(r.transfer_mode).is_not(None)).label("transfers"),
+        func.count(col(r.survey_score)).label("survey_responses"),
         func.avg(r.survey_score).label("survey_average"),
     ]
 
@@ -300,10 +301,10 @@ def build_statement(query: ReportQuery, dialect: str, zone: ZoneInfo) -> Any:
     period, UNION ALL; both read the index on started_at (revision 0007)."""
     start, end = period_bounds(query, zone)
     changes = offset_changes(start, end, zone)
-    started = CallRecord.started_at
-    conditions: list[ColumnElement[bool]] = [started >= start, started < end]  # type: ignore[list-item]
+    started = col(CallRecord.started_at)
+    conditions = [started >= start, started < end]
     if query.product is not None:
-        conditions.append(CallRecord.product == query.product)  # type: ignore[arg-type]
+        conditions.append(col(CallRecord.product) == query.product)
     key = _key_column(query, dialect, zone, changes)
     # Grouped by the label: the key's expression has parameters (the period's offsets), and
     # PostgreSQL would not see two renderings of it as the same expression.

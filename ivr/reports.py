@@ -1,7 +1,8 @@
 """Call reports: offered, answered, service level, ASA, AHT, abandoned ... over a period, grouped
 by product, theme, day, hour, weekday, adviser or wrap-up code (docs/reports.md defines every
-figure). One SQL query per report aggregates in the database (GROUP BY), on SQLite and on
-PostgreSQL; Python only shapes the few rows that come back.
+figure). One SQL query per report adds up counts and sums per key in the database (GROUP BY),
+on SQLite and on PostgreSQL; Python only adds the few rows that come back into the total and
+divides.
 
 Days, hours and weekdays are the contact centre's (the flow calendar's time zone): a period
 runs from local midnight of its first day up to local midnight after its last day, and a call
@@ -31,10 +32,8 @@ from sqlalchemy import (
     literal,
     literal_column,
     not_,
-    null,
     select,
     true,
-    union_all,
 )
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col
@@ -179,13 +178,12 @@ class ReportRow:
 class Report:
     query: ReportQuery
     rows: list[ReportRow]
-    total: Figures  # over all calls of the period (and product), not the sum of the rows
+    total: Figures  # over all calls of the period (and product): its means are not of the rows'
 
 
 # -- the query -----------------------------------------------------------------------------------
 
 _KEY = "report_key"
-_IS_TOTAL = "report_is_total"
 
 
 def period_bounds(query: ReportQuery, zone: ZoneInfo) -> tuple[datetime, datetime]:
@@ -270,7 +268,17 @@ def _key_column(
             return _local_text(dialect, zone, changes, "%w")
 
 
-def _figure_columns(sl_seconds: int) -> list[Any]:
+# What the database adds up per row: counts and sums, never means, so that the total is the
+# sum of the rows (every call is in exactly one row, a null key too) and the means of the total
+# are over all its calls. One pass over the period's rows gives both.
+_SUMS = [
+    "calls", "offered", "answered", "answered_in_sl", "abandoned", "wait_sum", "wait_count",
+    "handling_sum", "handling_count", "self_service", "ended_in_menu", "callbacks", "transfers",
+    "survey_responses", "survey_sum",
+]  # fmt: skip
+
+
+def _sum_columns(sl_seconds: int) -> list[Any]:
     r = CallRecord
     queued = col(r.queued_at).is_not(None)
     answered = col(r.answered_at).is_not(None)
@@ -279,26 +287,31 @@ def _figure_columns(sl_seconds: int) -> list[Any]:
         return func.sum(case((condition, 1), else_=0))
 
     handling = func.coalesce(r.talk_seconds, 0) + func.coalesce(r.wrap_up_seconds, 0)
-    return [
-        func.count().label("calls"),
-        count_of(queued).label("offered"),
-        count_of(answered).label("answered"),
-        count_of(and_(answered, col(r.wait_seconds) <= sl_seconds)).label("answered_in_sl"),
-        count_of(col(r.abandoned) == true()).label("abandoned"),
-        func.avg(case((answered, r.wait_seconds))).label("asa_seconds"),
-        func.avg(case((answered, handling))).label("aht_seconds"),
-        count_of(col(r.self_service) == true()).label("self_service"),
-        count_of(and_(not_(queued), col(r.self_service) != true())).label("ended_in_menu"),
-        count_of(col(r.callback_requested) == true()).label("callbacks"),
-        count_of(col(r.transfer_mode).is_not(None)).label("transfers"),
-        func.count(col(r.survey_score)).label("survey_responses"),
-        func.avg(r.survey_score).label("survey_average"),
+    answered_wait = case((answered, r.wait_seconds))
+    answered_handling = case((answered, handling))
+    columns = [
+        func.count(),
+        count_of(queued),
+        count_of(answered),
+        count_of(and_(answered, col(r.wait_seconds) <= sl_seconds)),
+        count_of(col(r.abandoned) == true()),
+        func.sum(answered_wait),
+        func.count(answered_wait),
+        func.sum(answered_handling),
+        func.count(answered_handling),
+        count_of(col(r.self_service) == true()),
+        count_of(and_(not_(queued), col(r.self_service) != true())),
+        count_of(col(r.callback_requested) == true()),
+        count_of(col(r.transfer_mode).is_not(None)),
+        func.count(col(r.survey_score)),
+        func.sum(r.survey_score),
     ]
+    return [column.label(name) for column, name in zip(columns, _SUMS, strict=True)]
 
 
 def build_statement(query: ReportQuery, dialect: str, zone: ZoneInfo) -> Any:
-    """The report's one statement: a row per key, and (report_is_total = 1) the total of the
-    period, UNION ALL; both read the index on started_at (revision 0007)."""
+    """The report's one statement: the sums of each key's calls in the period, read through the
+    index on started_at (revision 0007)."""
     start, end = period_bounds(query, zone)
     changes = offset_changes(start, end, zone)
     started = col(CallRecord.started_at)
@@ -308,32 +321,25 @@ def build_statement(query: ReportQuery, dialect: str, zone: ZoneInfo) -> Any:
     key = _key_column(query, dialect, zone, changes)
     # Grouped by the label: the key's expression has parameters (the period's offsets), and
     # PostgreSQL would not see two renderings of it as the same expression.
-    rows = (
-        select(key.label(_KEY), literal(0).label(_IS_TOTAL), *_figure_columns(query.sl_seconds))
+    return (
+        select(key.label(_KEY), *_sum_columns(query.sl_seconds))
         .where(*conditions)
         .group_by(literal_column(_KEY))
     )
-    total = select(
-        null().label(_KEY),
-        literal(1).label(_IS_TOTAL),
-        *_figure_columns(query.sl_seconds),
-    ).where(*conditions)
-    return union_all(rows, total)
 
 
 def run_report(engine: Engine, query: ReportQuery, zone: ZoneInfo) -> Report:
     statement = build_statement(query, engine.dialect.name, zone)
     with engine.connect() as connection:
         result = connection.execute(statement).mappings().all()
-    rows: list[ReportRow] = []
-    total = _figures({})
-    for row in result:
-        if row[_IS_TOTAL]:
-            total = _figures(row)
-        else:
-            rows.append(ReportRow(_key(query.by, row[_KEY]), _figures(row)))
-    rows.sort(key=lambda r: (r.key is None, r.key if r.key is not None else ""))
-    return Report(query, rows, total)
+    sums = [
+        (_key(query.by, row[_KEY]), [float(row[name] or 0) for name in _SUMS]) for row in result
+    ]
+    sums.sort(key=lambda item: (item[0] is None, item[0] if item[0] is not None else ""))
+    total = [0.0] * len(_SUMS)
+    for _, row_sums in sums:
+        total = [a + b for a, b in zip(total, row_sums, strict=True)]
+    return Report(query, [ReportRow(key, _figures(row)) for key, row in sums], _figures(total))
 
 
 def _key(by: Grouping, value: Any) -> Key:
@@ -347,14 +353,14 @@ def _key(by: Grouping, value: Any) -> Key:
     return str(value)
 
 
-def _figures(row: Any) -> Figures:
-    def number(name: str) -> int:
-        value = row.get(name)
-        return int(value) if value is not None else 0
+def _figures(sums: list[float]) -> Figures:
+    named = dict(zip(_SUMS, sums, strict=True))
 
-    def mean(name: str, digits: int) -> float | None:
-        value = row.get(name)
-        return round(float(value), digits) if value is not None else None
+    def number(name: str) -> int:
+        return round(named[name])
+
+    def mean(total: str, count: str, digits: int) -> float | None:
+        return round(named[total] / named[count], digits) if named[count] else None
 
     offered = number("offered")
     return Figures(
@@ -364,15 +370,15 @@ def _figures(row: Any) -> Figures:
         answered_in_sl=number("answered_in_sl"),
         abandoned=number("abandoned"),
         service_level=_rate(number("answered_in_sl"), offered),
-        asa_seconds=mean("asa_seconds", 1),
-        aht_seconds=mean("aht_seconds", 1),
+        asa_seconds=mean("wait_sum", "wait_count", 1),
+        aht_seconds=mean("handling_sum", "handling_count", 1),
         abandon_rate=_rate(number("abandoned"), offered),
         self_service=number("self_service"),
         ended_in_menu=number("ended_in_menu"),
         callbacks=number("callbacks"),
         transfers=number("transfers"),
         survey_responses=number("survey_responses"),
-        survey_average=mean("survey_average", 2),
+        survey_average=mean("survey_sum", "survey_responses", 2),
     )
 
 

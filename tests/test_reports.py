@@ -96,6 +96,18 @@ def test_by_product_each_row_and_calls_that_never_queued(calls: Engine) -> None:
         assert sum(row[name] for row in answer["rows"]) == TOTAL[name]
 
 
+@pytest.mark.parametrize("by", ["product", "theme", "day", "hour", "weekday", "adviser", "wrap_up"])
+def test_every_grouping_has_the_same_total_and_its_rows_add_up_to_it(
+    calls: Engine, by: str
+) -> None:
+    answer = report(calls, by)
+    assert answer["total"] == TOTAL
+    counts = [name for name, value in TOTAL.items() if isinstance(value, int)]
+    assert {name: sum(row[name] for row in answer["rows"]) for name in counts} == {
+        name: TOTAL[name] for name in counts
+    }
+
+
 def test_service_level_counts_the_seconds_asked_for(calls: Engine) -> None:
     # within 60 s: B (45 s) too; within 5 s: J alone (5 s is within 5 s)
     assert report(calls, "product", sl_seconds=60)["total"]["answered_in_sl"] == 4

@@ -57,7 +57,10 @@ class ReportOut(BaseModel):
     sl_seconds: int
     product: str | None
     rows: list[RowOut]
-    total: FiguresOut = Field(description="Over all calls of the period, not a sum of the rows.")
+    total: FiguresOut = Field(
+        description="Over all calls of the period: its counts are the rows' added up, its rates "
+        "and means over all calls (not means of the rows')."
+    )
 
 
 @router.get(

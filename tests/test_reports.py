@@ -249,6 +249,7 @@ async def test_api_answers_supervisors_with_the_report(api: httpx.AsyncClient) -
     )
     assert answer.status_code == 200, answer.text
     body = answer.json()
+    assert (body["from"], body["to"], body["by"], body["sl_seconds"]) == (*NOVEMBER, "product", 30)
     assert body["total"] == TOTAL
     assert [row["key"] for row in body["rows"]] == ["gva", "vog_np", "vog_rp", None]
     themes = await api.get(

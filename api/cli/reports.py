@@ -32,7 +32,9 @@ def report(
         str,
         typer.Option(
             metavar="GROUPING",
-            help="One row per " + "|".join(g.value for g in Grouping) + ".",
+            help="One row per "
+            + ", ".join(g.value for g in list(Grouping)[:-1])
+            + f" or {list(Grouping)[-1].value}.",
         ),
     ] = Grouping.PRODUCT.value,
     sl_seconds: Annotated[

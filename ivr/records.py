@@ -44,7 +44,7 @@ class CallRecord(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     call_sid: str = Field(index=True, unique=True, max_length=64)
-    started_at: datetime
+    started_at: datetime = Field(index=True)  # reports read a period by it (revision 0007)
     ended_at: datetime
     flow: str
     flow_version: str = Field(max_length=64)

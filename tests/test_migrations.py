@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
@@ -24,7 +25,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from fastapi import FastAPI
-from sqlalchemy import Engine, MetaData, create_engine, make_url, text
+from sqlalchemy import Engine, MetaData, create_engine, inspect, make_url, text
 from sqlmodel import Session, SQLModel
 
 from api.accounts import Role, authenticate, create_user, get_user, revoke_all_tokens
@@ -35,6 +36,7 @@ from api.services import build_services
 from api.settings import DEFAULT_FLOW
 from api.web.app import create_app
 from flows.versions import SqlFlowVersions
+from ivr.reports import ReportQuery, run_report
 from routing.adviser_history import SqlAdviserLog, WrapUp, WrapUpDone
 from routing.monitor_log import SqlMonitorLog
 from routing.monitoring import EndReason, MonitorMode, MonitorSession, MonitorState
@@ -865,4 +867,43 @@ def test_user_audit_is_added_to_a_database_with_staff_in_it(
         [row] = user_audit(session)
     assert (row.actor, row.action, row.subject) == ("cli:root", "changed", "ann")
     assert json.loads(row.details) == {"device": {"from": "client:ann", "to": "+31612345678"}}
+    assert differences(engine, SQLModel.metadata) == []
+
+
+def test_calls_recorded_before_the_started_at_index_are_reported_from_it_after_upgrade(
+    database_url: str, engine_of: Callable[[str], Engine]
+) -> None:
+    """Revision 0009 indexes call_records.started_at for reports. Calls recorded at 0008 keep
+    their rows, and a report of their period finds them through the index."""
+    engine = engine_of(database_url)
+    load_previous_release(engine)
+    with engine.begin() as connection:
+        cfg = schema.config(connection)
+        command.stamp(cfg, schema.BASELINE)
+        command.upgrade(cfg, "0008")
+    previous = MetaData()
+    previous.reflect(engine)
+    base = ROWS["call_records"][0]
+    days = [datetime(2026, 11, day, 9, 0, tzinfo=UTC) for day in (1, 15, 30)]
+    days.append(datetime(2026, 12, 1, 9, 0, tzinfo=UTC))
+    rows = [
+        {**base, "id": n + 1, "call_sid": f"CA{n:032d}", "started_at": day, "ended_at": day}
+        for n, day in enumerate(days)
+    ]
+    with engine.begin() as connection:
+        connection.execute(previous.tables["call_records"].insert(), rows)
+
+    done = schema.upgrade(engine)
+
+    assert done.after == schema.head()
+    indexes = {
+        index["name"]: index["column_names"]
+        for index in inspect(engine).get_indexes("call_records")
+    }
+    assert indexes["ix_call_records_started_at"] == ["started_at"]
+    november = ReportQuery.parse("2026-11-01", "2026-11-30", "day")
+    report = run_report(engine, november, ZoneInfo("Europe/Amsterdam"))
+    assert [(row.key, row.figures.calls) for row in report.rows] == [
+        ("2026-11-01", 1), ("2026-11-15", 1), ("2026-11-30", 1),
+    ]  # fmt: skip
     assert differences(engine, SQLModel.metadata) == []

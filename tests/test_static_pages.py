@@ -16,7 +16,17 @@ STATIC = ROOT / "api" / "web" / "static"
 FLOW = load_flow(DEFAULT_FLOW)
 
 
-@pytest.mark.parametrize("script", ["desk.js", "supervisor.js", "staff.js", "draft_problems_nl.js"])
+@pytest.mark.parametrize(
+    "script",
+    [
+        "desk.js",
+        "supervisor.js",
+        "staff.js",
+        "draft_problems_nl.js",
+        "reports.js",
+        "reports.html",
+    ],
+)
 def test_the_pages_have_no_copy_of_the_flow_s_products_menus_or_labels(script: str) -> None:
     source = (STATIC / script).read_text(encoding="utf-8")
     labels = FLOW.labels

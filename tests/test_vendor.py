@@ -13,6 +13,7 @@ ASSETS = ROOT / "api" / "web" / "assets"
 STATIC = ROOT / "api" / "web" / "static"
 SWAGGER = STATIC / "vendor" / "swagger-ui"
 TWILIO_VOICE = STATIC / "vendor" / "twilio-voice"
+CHARTJS = STATIC / "vendor" / "chartjs"
 
 
 def _locked(package: str) -> str:
@@ -27,6 +28,7 @@ def test_package_json_pins_the_exact_version_the_lock_holds() -> None:
     assert wanted == {  # exact, no ^ or ~
         "swagger-ui-dist": _locked("swagger-ui-dist"),
         "@twilio/voice-sdk": _locked("@twilio/voice-sdk"),
+        "chart.js": _locked("chart.js"),
     }
 
 
@@ -59,6 +61,15 @@ def test_the_twilio_voice_sdk_comes_with_its_license_and_nothing_else() -> None:
     license_text = (TWILIO_VOICE / "LICENSE.md").read_text(encoding="utf-8")
     assert "Twilio" in license_text
     assert "Apache License" in license_text
+
+
+def test_the_committed_chartjs_is_the_locked_version_with_its_license_and_nothing_else() -> None:
+    bundle = (CHARTJS / "chart.umd.min.js").read_text(encoding="utf-8")
+    banner = re.match(r"/\*!\s*\* Chart\.js v(\S+)", bundle)
+    assert banner is not None
+    assert banner.group(1) == _locked("chart.js"), "run scripts/vendor after changing the lock"
+    assert {p.name for p in CHARTJS.iterdir()} == {"chart.umd.min.js", "LICENSE.md"}
+    assert "MIT License" in (CHARTJS / "LICENSE.md").read_text(encoding="utf-8")
 
 
 def test_every_static_file_is_package_data() -> None:

@@ -16,6 +16,7 @@ from api.cli.audit import register_audit_commands
 from api.cli.flows import register_flow_commands
 from api.cli.forecast import register_forecast_command
 from api.cli.records import register_records_commands
+from api.cli.reports import register_report_command
 from api.cli.staffing import register_staffing_command
 from api.cli.users import register_user_audit_command, register_user_commands
 from api.settings import DEFAULT_FLOW, Settings
@@ -511,6 +512,7 @@ register_user_audit_command(audit_app)  # users: api/cli/users.py
 register_staffing_command(app)  # Erlang C and its simulation: api/cli/staffing.py
 register_records_commands(app)  # retention: api/cli/records.py
 register_forecast_command(app)  # calls and advisers per weekday and hour: api/cli/forecast.py
+register_report_command(app)  # call figures of a period: api/cli/reports.py
 
 
 def main() -> None:

@@ -30,6 +30,7 @@ from api.web.routes import (
     operations,
     pages,
     queue,
+    reports,
     users,
     voice,
     wallboard,
@@ -71,6 +72,7 @@ API_ROUTERS = tuple(
         forecast,
         users,
         wallboard,
+        reports,
     )
 )
 OTHER_ROUTERS = (operations.router, pages.router, demo.router)

@@ -42,3 +42,9 @@ async def wallboard() -> FileResponse:
     """The room's screen (and anyone allowed the wallboard): signs in, then follows the
     wallboard's events."""
     return FileResponse(STATIC / "wallboard.html", media_type="text/html")
+
+
+@router.get("/reports")
+async def reports() -> FileResponse:
+    """Supervisors' call reports: the page signs in as /supervisor does, the API checks the role."""
+    return FileResponse(STATIC / "reports.html", media_type="text/html")

@@ -345,7 +345,10 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
         transfer_log.submit(record)
         if record.outcome == TransferOutcome.ANSWERED.value:  # the last one is the record's
             await facts.transferred(
-                record.call_sid, record.mode, f"{record.target_kind}:{record.target}"
+                record.call_sid,
+                record.mode,
+                f"{record.target_kind}:{record.target}",
+                int(record.ended_at.timestamp() * 1000),
             )
 
     async def consult_changed(adviser: str, consulting: bool, at_ms: int, call_sid: str) -> None:

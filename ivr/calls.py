@@ -538,9 +538,12 @@ class CallHandler:
         if special is not None:
             outcome = special
         helped_by_machine = session.self_service and session.phase is not CallPhase.QUEUED
-        now = self.clock.now().astimezone(
-            UTC
-        )  # a record's times are all UTC (SQLite keeps no zone)
+        now = self.clock.now().astimezone(UTC)  # a record's times are all UTC (SQLite keeps none)
+        # A caller helped by the machine before choosing a product (the status check after
+        # closing time) counts for the product of the application they heard about.
+        product = session.product
+        if product is None and helped_by_machine:
+            product = session.application_product
         answered_at = _at(facts.answered_ms) if answered else None
         talk_end = _at(facts.talk_end_ms) or now
         waited_until = answered_at or now
@@ -553,7 +556,7 @@ class CallHandler:
             flow=session.flow,
             flow_version=session.flow_version,
             language=session.language,
-            product=session.product,
+            product=product,
             theme=session.theme,
             path=list(session.path),
             verification=session.verification,

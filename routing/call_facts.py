@@ -9,6 +9,7 @@ that ends the call (`take_step`).
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -56,25 +57,32 @@ class CallFacts:
         """Who ended a call that had no conversation (the flow or the queue said goodbye)."""
         await self._first(call_sid, {"hung_up_by": by.value})
 
-    async def transferred(self, call_sid: str, mode: str, target: str) -> None:
-        """A transfer completed: the last one is the record's."""
+    async def transferred(self, call_sid: str, mode: str, target: str, at_ms: int) -> None:
+        """A transfer completed (the target answered, or a warm one was handed over): the last
+        one is the record's. The answering adviser's conversation ends here, by the adviser
+        (unless it had ended before): what the department or colleague talks on is not theirs,
+        so it is not in the adviser's talk time."""
         key = keys.call_facts(call_sid)
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(key, mapping={"transfer_mode": mode, "transfer_target": target})
-            pipe.expire(key, keys.CALL_FACTS_TTL)
-            await pipe.execute()
+        await asyncio.gather(
+            self._redis.hset(key, mapping={"transfer_mode": mode, "transfer_target": target}),
+            self._redis.hsetnx(key, "talk_end_ms", str(at_ms)),
+            self._redis.hsetnx(key, "hung_up_by", EndedByWhom.ADVISER.value),
+            self._redis.expire(key, keys.CALL_FACTS_TTL),
+        )
 
     def take_step(self, call_sid: str) -> ScriptStep[CallFactsView]:
         """Read and forget the call's facts, as a step of the script that ends the call."""
         return ScriptStep(_TAKE, keys=[keys.call_facts(call_sid)], args=[], decode=_view)
 
     async def _first(self, call_sid: str, fields: dict[str, str]) -> None:
+        # Plain commands sent together on the shared pipelined connection (a MULTI/EXEC
+        # pipeline would take a pooled connection and a round trip of its own on every call);
+        # each HSETNX stands on its own, so no transaction is needed.
         key = keys.call_facts(call_sid)
-        async with self._redis.pipeline(transaction=True) as pipe:
-            for name, value in fields.items():
-                pipe.hsetnx(key, name, value)
-            pipe.expire(key, keys.CALL_FACTS_TTL)
-            await pipe.execute()
+        await asyncio.gather(
+            *(self._redis.hsetnx(key, name, value) for name, value in fields.items()),
+            self._redis.expire(key, keys.CALL_FACTS_TTL),
+        )
 
 
 def _view(raw: Any) -> CallFactsView:

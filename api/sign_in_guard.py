@@ -3,7 +3,8 @@ every instance counts together.
 
 An attempt is counted before the password is checked (so guesses sent at once cannot all slip
 under the limit) and given back when it was right. Past a limit the answer is `too_many_attempts`
-with the seconds to wait, the same for a name that exists and one that does not. The argon2
+with the seconds to wait, the same for a name that exists and one that does not. While Redis is
+away attempts go uncounted (staff can still sign in), and say so in the log. The argon2
 check itself runs in a worker thread, at most ARGON2_AT_ONCE at a time: a crowd of guessers
 waits for its turn there and never takes the event loop (or the cores) from the webhooks.
 """
@@ -11,16 +12,21 @@ waits for its turn there and never takes the event loop (or the cores) from the 
 from __future__ import annotations
 
 import ipaddress
+import logging
 from collections.abc import Mapping, Sequence
 
 from anyio import CapacityLimiter
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from flows.errors import ErrorKind, KccError
 from routing import keys
 from routing.scripts import LuaScript, Refused, ScriptRunner, ScriptStep, as_int
 from routing.sealing import Pseudonymizer
 
+log = logging.getLogger(__name__)
+REDIS_AWAY = (RedisConnectionError, RedisTimeoutError)
 ARGON2_AT_ONCE = 2  # password checks running at once, per instance (each takes ~64 MB and a core)
 
 _RESERVE = LuaScript.named("login_reserve")
@@ -72,9 +78,16 @@ class SignInGuard:
             await self._scripts.run_one(step)
         except Refused as refused:
             raise TooManyAttempts(refused.reason) from None
+        except REDIS_AWAY:
+            # Staff must still sign in while Redis is away (to publish a flow, say): uncounted,
+            # and the argon2 pool still bounds the pace of any guessing.
+            log.warning("sign-in limits unavailable: Redis is away; the attempt is not counted")
 
     async def succeeded(self, name: str, address: str) -> None:
-        await self._scripts.run_one(ScriptStep(_SETTLE, self._keys(name, address), [], as_int))
+        try:
+            await self._scripts.run_one(ScriptStep(_SETTLE, self._keys(name, address), [], as_int))
+        except REDIS_AWAY:
+            log.warning("sign-in limits unavailable: Redis is away")
 
 
 def trusted_networks(setting: str) -> tuple[Network, ...]:

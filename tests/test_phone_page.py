@@ -19,7 +19,7 @@ import jwt
 import pytest
 
 from tests.conftest import REDIS_UP, SECRET_KEY
-from tests.support.browser import Browser, Page, expect, open_page, open_signed_in
+from tests.support.browser import Browser, Page, expect, open_page, open_signed_in, wait_until
 from tests.support.servers import KccServer, open_kcc_serve
 from tests.support.staff import adviser, supervisor
 
@@ -123,8 +123,8 @@ def _log(page: Page) -> list[list[Any]]:
 
 def _wait_for(page: Page, entry: str) -> None:
     """Until the fake has recorded `entry` (a JSON array, e.g. '["accept"]')."""
-    page.wait_for_function(
-        f"window.__fake.log.some((e) => JSON.stringify(e) === JSON.stringify({entry}))"
+    wait_until(
+        page, f"window.__fake.log.some((e) => JSON.stringify(e) === JSON.stringify({entry}))"
     )
 
 
@@ -144,7 +144,7 @@ def _tokens(page: Page, kind: str) -> list[str]:
 def test_the_vendored_voice_sdk_defines_twilio_device_in_the_page(page: Page) -> None:
     page.goto("/desk")
     expect(page).to_have_title(DESK)
-    page.wait_for_function("window.Twilio && typeof window.Twilio.Device === 'function'")
+    wait_until(page, "window.Twilio && typeof window.Twilio.Device === 'function'")
     assert page.evaluate("typeof window.Twilio.Device.prototype.register") == "function"
     assert page.evaluate("typeof window.Twilio.Call") == "function"
     # open_page fails the test on a JavaScript error or a request that would leave the app.
@@ -177,7 +177,7 @@ def test_the_desk_renews_its_token_before_it_expires(faked: Page) -> None:
 
     faked.evaluate("window.__fake.device.emit('tokenWillExpire', window.__fake.device)")
 
-    faked.wait_for_function("window.__fake.log.some((e) => e[0] === 'updateToken')")
+    wait_until(faked, "window.__fake.log.some((e) => e[0] === 'updateToken')")
     (renewed,) = _tokens(faked, "updateToken")
     assert _identity(renewed) == "anna"
 
@@ -296,9 +296,10 @@ def test_without_twilio_the_desk_keeps_the_simulated_phone(
         page.add_init_script(FAKE_DEVICE)
         open_signed_in(page, "/desk", DESK, ANNA)
         expect(page.get_by_test_id("demo-phone")).to_be_visible()
-        page.wait_for_function(
+        wait_until(
+            page,
             "performance.getEntriesByType('resource')"
-            ".some((e) => e.name.endsWith('/api/me/voice-token'))"
+            ".some((e) => e.name.endsWith('/api/me/voice-token'))",
         )
         expect(page.get_by_test_id("phone")).to_be_hidden()
         assert _tokens(page, "new") == []

@@ -15,7 +15,7 @@ from fastapi import FastAPI
 
 from api.web.security import CONTENT_SECURITY_POLICY
 from tests.conftest import PUBLIC_URL, SECRET_KEY
-from tests.support.browser import Browser, Page, expect, open_page, open_signed_in
+from tests.support.browser import Browser, Page, expect, open_page, open_signed_in, wait_until
 from tests.support.servers import KccServer, open_kcc_serve
 from tests.support.staff import adviser, supervisor
 
@@ -187,7 +187,7 @@ def test_the_browser_refuses_an_inline_script_and_reports_it(
             "() => { const s = document.createElement('script');"
             " s.textContent = 'window.__inline = true'; document.body.append(s); }"
         )
-        page.wait_for_function("window.__violations.length > 0", timeout=10_000)
+        wait_until(page, "window.__violations.length > 0")
         assert page.evaluate("window.__inline === undefined")
         assert any("script-src" in v for v in page.evaluate("window.__violations"))
     finally:

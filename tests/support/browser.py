@@ -9,6 +9,7 @@ them. Import Playwright's names from here, so that a test module without it is s
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -110,6 +111,17 @@ def open_page(browser: Browser, base_url: str, *, width: int, height: int) -> It
     assert not errors, f"JavaScript errors on the page: {errors}"
     assert not blocked_by_policy, f"blocked by the Content-Security-Policy: {blocked_by_policy}"
     assert not outside, f"requests that would leave the app (blocked): {outside}"
+
+
+def wait_until(page: Page, expression: str, *, timeout_ms: int = WAIT_MS) -> None:
+    """Until the JavaScript `expression` is truthy on the page. Polled with `evaluate` (run by the
+    DevTools protocol): `wait_for_function` compiles its predicate with eval in the page, which
+    the Content-Security-Policy (no 'unsafe-eval') refuses."""
+    deadline = time.monotonic() + timeout_ms / 1000
+    while not page.evaluate(expression):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still not true after {timeout_ms} ms: {expression}")
+        page.wait_for_timeout(50)
 
 
 def open_signed_in(page: Page, path: str, title: str, account: Account) -> None:

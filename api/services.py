@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass
@@ -285,10 +286,13 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
 
     async def record_call(record: CallRecord) -> None:
         # Nothing personal on a record (no caller number): the outbox holds it unsealed.
-        await records.push(outbox_item(record))
+        pushed = records.push(outbox_item(record))
         if record.product is not None and record.abandoned:
-            # The record is where "left the line without an adviser" is decided, once a call.
-            await live_figures.count_abandoned(record.product)
+            # The record is where "left the line without an adviser" is decided, once a call;
+            # the counts go out with the record's push (one round trip on the shared connection).
+            await asyncio.gather(pushed, live_figures.count_abandoned(record.product))
+        else:
+            await pushed
 
     async def change_record(change: RecordChange) -> None:
         await records.push(outbox_item(change))

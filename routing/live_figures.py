@@ -144,15 +144,15 @@ class LiveFigureReader:
         self.days = days
 
     async def count_abandoned(self, product: str) -> None:
-        # Two plain commands, sent together on the shared pipelined connection: a MULTI/EXEC
+        # Plain commands, sent together on the shared pipelined connection: a MULTI/EXEC
         # pipeline would take a pooled connection and a round trip of its own on every
         # abandoned call. A lost EXPIRE is renewed by the next abandoned call.
         counter = keys.calls_abandoned()
         await asyncio.gather(
             self._redis.hincrby(counter, product, 1),
             self._redis.expire(counter, keys.CALL_COUNTER_TTL),
+            self.days.count_abandoned(self._now()),
         )
-        await self.days.count_abandoned(self._now())
 
     async def read(self) -> LiveFigures:
         products = list(self._products())

@@ -284,6 +284,73 @@ window.KccStaff = (() => {
     }
   }
 
+  // A server-sent event stream read from a fetch body (EventSource cannot send the bearer
+  // token): calls dispatch(event, data) for each event whose data is JSON, until the body ends
+  // or `signal` aborts. Used by the desk's stream and the wallboard's.
+  async function readEvents(body, signal, dispatch) {
+    const reader = body.getReader();
+    const decoder = new TextDecoder();
+    const onAbort = () => reader.cancel().catch(() => {});
+    signal.addEventListener("abort", onAbort, { once: true });
+    let buffer = "";
+    let event = "";
+    let data = [];
+    const line = (text) => {
+      if (text === "") {
+        if (data.length) {
+          let parsed = null;
+          try {
+            parsed = JSON.parse(data.join("\n"));
+          } catch (err) {
+            parsed = null;
+          }
+          if (parsed !== null) {
+            dispatch(event || "message", parsed);
+          }
+        }
+        event = "";
+        data = [];
+        return;
+      }
+      if (text.startsWith(":")) {
+        return; // a comment: the keep-alive ping
+      }
+      const colon = text.indexOf(":");
+      const field = colon < 0 ? text : text.slice(0, colon);
+      let value = colon < 0 ? "" : text.slice(colon + 1);
+      if (value.startsWith(" ")) {
+        value = value.slice(1);
+      }
+      if (field === "event") {
+        event = value;
+      } else if (field === "data") {
+        data.push(value);
+      }
+    };
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) {
+          break;
+        }
+        buffer += decoder.decode(value, { stream: true });
+        for (;;) {
+          const match = /\r\n|\r|\n/.exec(buffer);
+          if (!match) {
+            break;
+          }
+          if (match[0] === "\r" && match.index === buffer.length - 1) {
+            break; // maybe half of "\r\n": wait for the rest
+          }
+          line(buffer.slice(0, match.index));
+          buffer = buffer.slice(match.index + match[0].length);
+        }
+      }
+    } finally {
+      signal.removeEventListener("abort", onAbort);
+    }
+  }
+
   return {
     $,
     ApiError,
@@ -297,5 +364,6 @@ window.KccStaff = (() => {
     connect,
     resume,
     whenReady,
+    readEvents,
   };
 })();

@@ -234,7 +234,7 @@ window.KccWallboard = (() => {
             throw new Error(`HTTP ${response.status}`);
           }
           attempt = 0;
-          await readEvents(response.body, signal, (name, data) => {
+          await window.KccStaff.readEvents(response.body, signal, (name, data) => {
             if (name === "wallboard") {
               onConnection(true);
               onSnapshot(data);
@@ -254,70 +254,6 @@ window.KccWallboard = (() => {
 
     run();
     return () => controller.abort();
-  }
-
-  async function readEvents(body, signal, dispatch) {
-    const reader = body.getReader();
-    const decoder = new TextDecoder();
-    const onAbort = () => reader.cancel().catch(() => {});
-    signal.addEventListener("abort", onAbort, { once: true });
-    let buffer = "";
-    let event = "";
-    let data = [];
-    const line = (text) => {
-      if (text === "") {
-        if (data.length) {
-          let parsed = null;
-          try {
-            parsed = JSON.parse(data.join("\n"));
-          } catch (err) {
-            parsed = null;
-          }
-          if (parsed !== null) {
-            dispatch(event || "message", parsed);
-          }
-        }
-        event = "";
-        data = [];
-        return;
-      }
-      if (text.startsWith(":")) {
-        return; // a comment: the keep-alive ping
-      }
-      const colon = text.indexOf(":");
-      const field = colon < 0 ? text : text.slice(0, colon);
-      let value = colon < 0 ? "" : text.slice(colon + 1);
-      if (value.startsWith(" ")) {
-        value = value.slice(1);
-      }
-      if (field === "event") {
-        event = value;
-      } else if (field === "data") {
-        data.push(value);
-      }
-    };
-    try {
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) {
-          break;
-        }
-        buffer += decoder.decode(value, { stream: true });
-        for (;;) {
-          const match = /\r\n|\r|\n/.exec(buffer);
-          if (!match) {
-            break;
-          }
-          if (match[0] === "\r" && match.index === buffer.length - 1) {
-            break; // maybe half of "\r\n": wait for the rest
-          }
-          line(buffer.slice(0, match.index));
-          buffer = buffer.slice(match.index + match[0].length);
-        }
-      }
-    } finally {
-      signal.removeEventListener("abort", onAbort);
-    }
   }
 
   return { renderWallboard, follow, STATE_NAMES };

@@ -669,6 +669,13 @@ def test_demo_seed_imports_the_demo_applications_the_readme_documents(tmp_path: 
     lines = seed_demo(settings)
 
     assert "demo application 1234567, born 03-11-1985: vog_np in_progress" in lines
+    # the README's demo accounts, the room's screen among them
+    for account in (
+        "supervisor / supervisor-demo (supervisor)",
+        "adviser / adviser-demo (adviser)",
+        "wallboard / wallboard-demo (viewer)",
+    ):
+        assert f"demo account: {account}" in lines
     assert not [line for line in lines if "not added" in line]
     documented = readme_demo_applications()
     assert len(documented) == len(DEMO_APPLICATIONS.read_text().splitlines()) - 1

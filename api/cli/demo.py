@@ -19,6 +19,7 @@ from ivr.identity.importer import import_applications
 DEMO_USERS = (
     ("supervisor", Role.SUPERVISOR, "supervisor-demo"),
     ("adviser", Role.ADVISER, "adviser-demo"),
+    ("wallboard", Role.VIEWER, "wallboard-demo"),  # the room's screen: /wallboard only
 )
 DEMO_ADVISER = ("adviser", "adviser-demo")  # the adviser `kcc call` plays in-process
 # Made-up applications; the README lists them with the dates of birth to type.

@@ -100,14 +100,15 @@ class Outbox:
     def drain_soon(self) -> None:
         """Start writing what waits, unless a write is under way or a back-off holds; without
         waiting for it: a slow database must not hold up the routing tick that calls this."""
-        idle = self._task is None or self._task.done()
-        if idle and self._monotonic() >= self._not_before:
-            self._task = asyncio.get_running_loop().create_task(self._drain())
+        self._start(linger=0.0)
 
     def _wake(self) -> None:
+        self._start(linger=self._linger)  # a push: gather a few more before writing
+
+    def _start(self, *, linger: float) -> None:
         idle = self._task is None or self._task.done()
         if idle and self._monotonic() >= self._not_before:
-            self._task = asyncio.get_running_loop().create_task(self._drain(self._linger))
+            self._task = asyncio.get_running_loop().create_task(self._drain(linger))
 
     async def _drain(self, linger: float = 0.0) -> bool:
         if linger > 0:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import anyio.to_thread
 import redis.asyncio as aioredis
@@ -51,6 +51,7 @@ from routing.pipelined_redis import PipelinedRedis
 from routing.presence import DeskPresence
 from routing.queue import CallQueue
 from routing.router import Router
+from routing.scripts import ScriptRunner, ScriptStep
 from routing.sealing import Pseudonymizer, Sealer
 from routing.telephony import RecordingTelephony, Telephony, TwilioTelephony
 from routing.transfers import CONSULT_STATE, CallTransfer, TransferOutcome, TransferStore
@@ -284,15 +285,17 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
         ),
     )
 
+    scripts = ScriptRunner(redis)
+
     async def record_call(record: CallRecord) -> None:
         # Nothing personal on a record (no caller number): the outbox holds it unsealed.
-        pushed = records.push(outbox_item(record))
+        steps: list[ScriptStep[Any]] = [records.push_step(outbox_item(record))]
         if record.product is not None and record.abandoned:
             # The record is where "left the line without an adviser" is decided, once a call;
-            # the counts go out with the record's push (one round trip on the shared connection).
-            await asyncio.gather(pushed, live_figures.count_abandoned(record.product))
-        else:
-            await pushed
+            # the counts go out in the script that hands the record over (one round trip).
+            steps += live_figures.abandoned_steps(record.product)
+        await scripts.run(*steps)
+        records.wake()
 
     async def change_record(change: RecordChange) -> None:
         await records.push(outbox_item(change))

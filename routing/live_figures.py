@@ -8,8 +8,7 @@ answered calls, for the wallboard's "today" (routing/wallboard.py)."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
@@ -21,6 +20,18 @@ from routing.board import AdviserBoard, AdviserState, AdviserView
 from routing.clock import centre_day
 from routing.entry import QueueEntry
 from routing.queue import CallQueue
+from routing.scripts import LuaScript, ScriptRunner, ScriptStep, as_int
+
+_COUNT = LuaScript.named("hash_count")
+
+
+def count_step(key: str, ttl_seconds: int, increments: Mapping[str, int]) -> ScriptStep[int]:
+    """Add `increments` to the counters of the hash `key` and renew its time to live, as a step
+    of a script (routing/scripts.py): the counts of an event go out with its other writes."""
+    args: list[str | int] = [ttl_seconds]
+    for field, increment in increments.items():
+        args += [field, increment]
+    return ScriptStep(_COUNT, keys=[key], args=args, decode=as_int)
 
 
 @dataclass(frozen=True)
@@ -63,28 +74,24 @@ class DayCounters:
 
     def __init__(self, redis: Redis, *, service_level_seconds: int) -> None:
         self._redis = redis
+        self._scripts = ScriptRunner(redis)
         self.service_level_seconds = service_level_seconds  # "in time" for answered_in_sl
 
-    # The commands of one count go out together on the shared pipelined connection (no MULTI:
-    # a MULTI/EXEC pipeline takes a pooled connection and a round trip of its own per call; a
-    # wallboard read between two increments is a second behind at worst).
     async def count_answered(self, at: datetime, waited_seconds: float) -> None:
-        key = keys.calls_today(centre_day(at))
-        counts: list[Awaitable[object]] = [
-            self._redis.hincrby(key, "answered", 1),
-            self._redis.hincrby(key, "wait_ms_sum", max(0, round(waited_seconds * 1000))),
-            self._redis.expire(key, keys.CALLS_TODAY_TTL),
-        ]
-        if waited_seconds <= self.service_level_seconds:
-            counts.append(self._redis.hincrby(key, "answered_in_sl", 1))
-        await asyncio.gather(*counts)
+        await self._scripts.run_one(self.answered_step(at, waited_seconds))
 
     async def count_abandoned(self, at: datetime) -> None:
-        key = keys.calls_today(centre_day(at))
-        await asyncio.gather(
-            self._redis.hincrby(key, "abandoned", 1),
-            self._redis.expire(key, keys.CALLS_TODAY_TTL),
-        )
+        await self._scripts.run_one(self.abandoned_step(at))
+
+    # Steps, so that a count goes out in the script of the event it counts: one round trip.
+    def answered_step(self, at: datetime, waited_seconds: float) -> ScriptStep[int]:
+        increments = {"answered": 1, "wait_ms_sum": max(0, round(waited_seconds * 1000))}
+        if waited_seconds <= self.service_level_seconds:
+            increments["answered_in_sl"] = 1
+        return count_step(keys.calls_today(centre_day(at)), keys.CALLS_TODAY_TTL, increments)
+
+    def abandoned_step(self, at: datetime) -> ScriptStep[int]:
+        return count_step(keys.calls_today(centre_day(at)), keys.CALLS_TODAY_TTL, {"abandoned": 1})
 
     async def read(self, at: datetime) -> DayFigures:
         raw = cast(dict[str, str], await self._redis.hgetall(keys.calls_today(centre_day(at))))
@@ -137,6 +144,7 @@ class LiveFigureReader:
         days: DayCounters,
     ) -> None:
         self._redis = redis
+        self._scripts = ScriptRunner(redis)
         self._queue = queue
         self._board = board
         self._products = products  # the live flow's products: each gets a series, zeros too
@@ -144,15 +152,15 @@ class LiveFigureReader:
         self.days = days
 
     async def count_abandoned(self, product: str) -> None:
-        # Plain commands, sent together on the shared pipelined connection: a MULTI/EXEC
-        # pipeline would take a pooled connection and a round trip of its own on every
-        # abandoned call. A lost EXPIRE is renewed by the next abandoned call.
-        counter = keys.calls_abandoned()
-        await asyncio.gather(
-            self._redis.hincrby(counter, product, 1),
-            self._redis.expire(counter, keys.CALL_COUNTER_TTL),
-            self.days.count_abandoned(self._now()),
-        )
+        await self._scripts.run(*self.abandoned_steps(product))
+
+    def abandoned_steps(self, product: str) -> list[ScriptStep[int]]:
+        """A call left the line without an adviser: the /metrics counter and today's figures,
+        as steps of the script that hands over the call's record (one round trip)."""
+        return [
+            count_step(keys.calls_abandoned(), keys.CALL_COUNTER_TTL, {product: 1}),
+            self.days.abandoned_step(self._now()),
+        ]
 
     async def read(self) -> LiveFigures:
         products = list(self._products())

@@ -2,9 +2,10 @@
 database was away for a while.
 
 `push` puts an item (a JSON text) at the tail of a Redis list, in one round trip, and wakes the
-writer; the writer, in the background, takes batches from the head and writes them. A batch the
-database refused stays in Redis and is tried again with back-off (1 s, doubling, up to a minute);
-the app's timer (`drain`) and its start-up drain whatever waits, left by this or any instance.
+writer (`push_step` is the same push as a step of a longer script, then `wake`); the writer, in
+the background, takes batches from the head and writes them. A batch the database refused
+stays in Redis and is tried again with back-off (1 s, doubling, up to a minute); the app's
+timer (`drain`) and its start-up drain whatever waits, left by this or any instance.
 Several instances: one drains at a time (a lock with a time to live), and the writes must be
 idempotent, because a batch written by an instance that then lost its lock is written again.
 """
@@ -26,6 +27,7 @@ from routing.scripts import LuaScript, ScriptRunner, ScriptStep, as_int
 
 log = logging.getLogger(__name__)
 
+_PUSH = LuaScript.named("outbox_push")
 _DONE = LuaScript.named("outbox_done")
 _RELEASE = LuaScript.named("outbox_release")
 
@@ -69,12 +71,12 @@ class Outbox:
 
     async def push(self, item: str) -> None:
         """Keep `item` until the database has it, and wake the writer."""
-        # Two plain commands sent together on the shared pipelined connection: a redis-py
-        # pipeline would take a pooled connection and a round trip of its own for every call.
-        await asyncio.gather(
-            self._redis.rpush(self._key, item), self._redis.expire(self._key, self._ttl)
-        )
-        self._wake()
+        await self._scripts.run_one(self.push_step(item))
+        self.wake()
+
+    def push_step(self, item: str) -> ScriptStep[int]:
+        """`push` as a step of a longer script (routing/scripts.py); call `wake` once it ran."""
+        return ScriptStep(_PUSH, keys=[self._key], args=[item, self._ttl], decode=as_int)
 
     async def waiting(self) -> int:
         return int(await self._redis.llen(self._key))
@@ -102,8 +104,9 @@ class Outbox:
         waiting for it: a slow database must not hold up the routing tick that calls this."""
         self._start(linger=0.0)
 
-    def _wake(self) -> None:
-        self._start(linger=self._linger)  # a push: gather a few more before writing
+    def wake(self) -> None:
+        """Something was pushed: write it soon, with a few more gathered meanwhile."""
+        self._start(linger=self._linger)
 
     def _start(self, *, linger: float) -> None:
         idle = self._task is None or self._task.done()

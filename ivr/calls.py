@@ -47,7 +47,7 @@ from routing.clock import Clock
 from routing.conferences import conference_name
 from routing.entry import QueueEntry
 from routing.queue import CallQueue
-from routing.router import Router
+from routing.router import DELIVERY_WAIT_SECONDS, Router
 from routing.scripts import ScriptStep
 
 log = logging.getLogger(__name__)
@@ -463,7 +463,7 @@ class CallHandler:
             return await self._earlier_reply(current, max(answered_seq, 0))
         if match is not None:
             assert self.router is not None
-            await self.router.matched(done.of(match))
+            await self.router.matched(done.of(match), wait_seconds=DELIVERY_WAIT_SECONDS)
         return reply
 
     async def _earlier_reply(self, session: CallSession, seq: int) -> str:

@@ -8,9 +8,10 @@ that are over, offers nobody answered, and calls waiting while a suitable advise
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -48,6 +49,9 @@ from routing.transfers import TransferStore
 
 log = logging.getLogger(__name__)
 CALLBACK_OFFER_MS = 5 * 60 * 1000  # an adviser has 5 minutes to start a callback
+# How long a caller's webhook waits for the offers its call made to be delivered (Twilio's REST
+# redirect, with its retries: up to 18.7 s when Twilio hangs); the rest goes on in the background.
+DELIVERY_WAIT_SECONDS = 1.0
 
 
 class NotACallback(KccError):
@@ -96,6 +100,8 @@ class Router(TransferControls):
     on_consult_change: ConsultLog | None = None  # a consult began (True) or ended (False)
     facts: CallFacts | None = None  # what the call's record needs to know (routing/call_facts.py)
     days: DayCounters | None = None  # today's answered calls and their waits (the wallboard)
+    # deliveries a webhook stopped waiting for (`matched`), kept so they are not collected
+    _pending: set[asyncio.Task[None]] = field(default_factory=set, init=False, repr=False)
 
     # -- triggers --------------------------------------------------------------------------
 
@@ -107,9 +113,27 @@ class Router(TransferControls):
         call); hand what it answered to `matched`."""
         return self.board.match_step([product], self.now_ms())
 
-    async def matched(self, offers: list[Offer]) -> None:
-        """Deliver the offers a `waiting_step` made."""
-        await self._deliver(offers)
+    async def matched(self, offers: list[Offer], *, wait_seconds: float | None = None) -> None:
+        """Deliver the offers a `waiting_step` made. With `wait_seconds`, wait no longer than
+        that: a caller's TwiML must not wait for a slow Twilio (silence, then the webhook's
+        budget runs out and cuts the delivery off halfway); the delivery goes on, and its
+        retries put the call back in line if Twilio stays away."""
+        if not offers:
+            return
+        if wait_seconds is None:
+            await self._deliver(offers)
+            return
+        task = asyncio.create_task(self._deliver(offers))
+        self._pending.add(task)
+        task.add_done_callback(self._delivered)
+        with contextlib.suppress(TimeoutError):
+            # shield: the webhook's own timeout must not cancel the delivery either
+            await asyncio.wait_for(asyncio.shield(task), wait_seconds)
+
+    def _delivered(self, task: asyncio.Task[None]) -> None:
+        self._pending.discard(task)
+        if not task.cancelled() and (error := task.exception()) is not None:
+            log.warning("offer delivery failed", exc_info=error)
 
     async def adviser_command(self, name: str, command: Command) -> AdviserState:
         state = await self.board.command(name, command, self.now_ms())

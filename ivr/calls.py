@@ -512,7 +512,7 @@ class CallHandler:
         return render(turn, CallUrls(self.base_url, session.language, session.seq))
 
     async def _adopt(
-        self, call_sid: str, language: str, carried: QueueEntry | None = None, flow: str = ""
+        self, call_sid: str, language: str, carried: QueueEntry | None = None, flow_name: str = ""
     ) -> QueueEntry | None:
         """Register a call that is in Twilio's queue but not in ours: with the context its
         waitUrl carried (Redis lost it), else as the fallback's (general, unverified). Either
@@ -522,9 +522,9 @@ class CallHandler:
             # gets its record when it ends; only its time in the menu is not known any more.
             enqueue = self.queue.enqueue_step(carried, placed=True)
             version = carried.flow_version or self.flows.current.digest
-            session = _session_of(carried, flow, version)
+            restored = _session_of(carried, flow_name, version)
             done = await self.store.commit(
-                session, answered_seq=NEW_CALL, reply=empty(), then=[enqueue]
+                restored, answered_seq=NEW_CALL, reply=empty(), then=[enqueue]
             )
             if done is None:  # the session is there: the line alone (refused if it has ended)
                 await self.queue.enqueue(carried, placed=True)

@@ -207,7 +207,7 @@ class CallHandler:
         # error, system-error, leave: Twilio took the caller out of its queue. While open they
         # go back in (their place in our line is kept); when closed, they are asked to call back.
         if entry is not None and engine.hours.is_open(self.clock.now()):
-            urls = CallUrls(self.base_url, lang, context=self.queue.seal(entry))
+            urls = CallUrls(self.base_url, lang, context=self.queue.carried(entry))
             return speak_and_enqueue([engine.say("queue_return", lang)], entry.product, urls)
         await self.queue.remove(call_sid)
         await self._ended_by_system(call_sid)  # the queue timed out, or closed meanwhile
@@ -446,7 +446,7 @@ class CallHandler:
         """The URLs of a call going back into Twilio's queue, its waitUrl carrying its entry."""
         if entry is None:
             return urls
-        return CallUrls(urls.base, urls.language, urls.seq, context=self.queue.seal(entry))
+        return CallUrls(urls.base, urls.language, urls.seq, context=self.queue.carried(entry))
 
     async def _engine_of(self, flow_version: str | None) -> Engine:
         """The engine of the version a call started on (the live one when not known)."""
@@ -465,7 +465,8 @@ class CallHandler:
         if isinstance(turn.ending, JoinQueue):
             entry = self._entry(session)
             sealed = self.queue.seal(entry)  # sealed once: for Redis and for the waitUrl
-            urls = CallUrls(self.base_url, session.language, session.seq, context=sealed)
+            carried = self.queue.carried(entry, sealed)
+            urls = CallUrls(self.base_url, session.language, session.seq, context=carried)
             then.append(self.queue.enqueue_step(entry, sealed=sealed))
             if self.router is not None:
                 match = self.router.waiting_step(turn.ending.product)

@@ -21,6 +21,7 @@ from routing.entry import QueueEntry
 from routing.scripts import LuaScript, ScriptRunner, ScriptStep, as_bool
 from routing.sealing import SealBroken, Sealer
 
+_SEALED = "2."  # the marker of a sealed value (routing/sealing.py)
 PRIORITY_STEP = 10**13  # room for 10^13 arrivals per priority; scores stay exact in a double
 
 _ENQUEUE = LuaScript.named("queue_enqueue")
@@ -102,11 +103,19 @@ class CallQueue:
         the same value, so a call Redis forgot comes back with its context."""
         return self._sealer.seal(entry.model_dump_json())
 
-    def open_carried(self, sealed: str, call_sid: str) -> QueueEntry | None:
+    def carried(self, entry: QueueEntry, sealed: str | None = None) -> str:
+        """The entry as a waitUrl carries it: sealed (the same value Redis keeps, when given),
+        in the URL-safe alphabet without padding, so that the query string holds no escape
+        and the wait webhook has nothing to unquote."""
+        sealed = sealed or self.seal(entry)
+        return sealed.replace("+", "-").replace("/", "_").rstrip("=")
+
+    def open_carried(self, carried: str, call_sid: str) -> QueueEntry | None:
         """The entry a waitUrl carried, if it opens and is this call's (else None: the caller
         is taken in as the fallback's)."""
+        body = carried.removeprefix(_SEALED)
         try:
-            entry = self._open(sealed)
+            entry = self._open(carried + "=" * (-len(body) % 4))
         except (SealBroken, ValueError):
             return None
         return entry if entry.call_sid == call_sid else None

@@ -177,6 +177,7 @@ async def test_a_call_walks_the_menu_into_the_queue(
     # The waitUrl carries the sealed entry: a call Redis lost comes back with its context.
     assert turn.wait_url is not None
     assert turn.wait_url.startswith(f"{PUBLIC_URL}/twilio/wait?lang=nl&ctx=2.")
+    assert "%" not in turn.wait_url  # nothing for the wait webhook to unquote
     hold = await caller.hold()
     assert "U bent nummer 1 in de wachtrij." in hold.text
     assert await redis_client.zrank(keys.queue("vog_np"), caller.call_sid) == 0

@@ -93,6 +93,7 @@ async def test_waiting_callers_and_advisers_come_back_in_order_after_redis_resta
     assert recovered.callers == 4 and recovered.advisers == 2 and recovered.made_safe == []
     assert (recovered.lines.moved, recovered.lines.reserved, recovered.lines.behind) == (1, 3, 0)
     assert await services.recovery.check() is None  # the marker is back: no second recovery
+    assert await services.recovery.recover() is None  # and the lock keeps a second one out
     assert len(await services.queue.waiting()) == 1
 
     # Their next waitUrl fetches bring the three back, in any order, each with its context.

@@ -230,9 +230,16 @@ def change_role(session: Session, user: User, role: Role) -> None:
         revoke_all_tokens(session, user)
 
 
+def active_advisers(session: Session) -> list[User]:
+    return list(
+        session.exec(
+            select(User).where(User.role == Role.ADVISER, User.active == True)  # noqa: E712
+        ).all()
+    )
+
+
 def adviser_skills(session: Session) -> dict[str, list[str]]:
     """Every active adviser and the products they take (an empty list: every product)."""
-    advisers = session.exec(
-        select(User).where(User.role == Role.ADVISER, User.active == True)  # noqa: E712
-    ).all()
-    return {user.name: [s for s in user.skills.split(",") if s] for user in advisers}
+    return {
+        user.name: [s for s in user.skills.split(",") if s] for user in active_advisers(session)
+    }

@@ -15,7 +15,7 @@ from fakeredis import FakeAsyncRedis
 from sqlalchemy import Engine
 from twilio.request_validator import RequestValidator
 
-from api.accounts import adviser_skills
+from api.accounts import active_advisers, adviser_skills, device_of
 from api.database.engine import session_scope
 from api.database.schema import open_database
 from api.settings import Settings
@@ -50,6 +50,7 @@ from routing.outbox import Outbox
 from routing.pipelined_redis import PipelinedRedis
 from routing.presence import DeskPresence
 from routing.queue import CallQueue
+from routing.recovery import AdviserSeed, RedisRecovery
 from routing.router import Router
 from routing.scripts import ScriptRunner, ScriptStep
 from routing.sealing import Pseudonymizer, Sealer
@@ -87,6 +88,7 @@ class Services:
     wallboard: WallboardReader  # the room's screen and the supervisor's "Nu"
     retention: DailyPurge  # deletes records older than KCC_RECORD_RETENTION_DAYS, once a day
     sign_in: SignInGuard  # limits failed staff sign-ins per account and client address
+    recovery: RedisRecovery  # Redis restarted empty: callers and advisers found again
     # Twilio waits 15 s for a webhook's answer; stop well before, so the caller hears an apology.
     webhook_budget_seconds: float = 8.0
 
@@ -246,6 +248,34 @@ def _flow_machinery(
         now=lambda: datetime.now(UTC),  # the audit log records real time, even under KCC_NOW
     )
     return flows, flow_versions, publisher
+
+
+def adviser_roster(
+    db_engine: Engine, adviser_log: SqlAdviserLog, products: list[str]
+) -> list[AdviserSeed]:
+    """The active advisers with skills (none: every product), device and last state change,
+    for restoring their states after Redis was lost (routing/recovery.py)."""
+    with session_scope(db_engine) as session:
+        advisers = active_advisers(session)
+    last = adviser_log.last_states()
+    seeds = []
+    for user in advisers:
+        change = last.get(user.name)
+        seeds.append(
+            AdviserSeed(
+                name=user.name,
+                skills=[s for s in user.skills.split(",") if s] or list(products),
+                device=device_of(user),
+                last_state=change.state if change else None,
+                last_at_ms=_ms(change.at) if change else None,
+            )
+        )
+    return seeds
+
+
+def _ms(at: datetime) -> int:
+    # SQLite gives the time back without its zone: every state change is written in UTC.
+    return int((at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp() * 1000)
 
 
 def build_services(settings: Settings, *, clock: Clock | None = None) -> Services:
@@ -411,6 +441,21 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
         now=clock.now,
     )
     flows.on_live(lambda loaded: setattr(router, "products", list(loaded.engine.flow.products)))
+
+    async def roster() -> list[AdviserSeed]:
+        await state_log.flush()  # the last changes before the loss, if still on their way
+        products = list(router.products)
+        return await anyio.to_thread.run_sync(adviser_roster, db_engine, adviser_log, products)
+
+    recovery = RedisRecovery(
+        redis,
+        queue=queue,
+        telephony=telephony,
+        roster=roster,
+        now_ms=router.now_ms,
+        events=router.events,
+        on_state_change=state_changed,
+    )
     calls = CallHandler(
         flows=flows,
         store=SessionStore(redis, sealer, ttl=settings.session_ttl_seconds),
@@ -461,4 +506,5 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
             address_limit=settings.login_address_failures,
             trusted_proxies=trusted_networks(settings.trusted_proxies),
         ),
+        recovery=recovery,
     )

@@ -48,7 +48,7 @@ from routing.conferences import conference_name
 from routing.entry import QueueEntry
 from routing.queue import CallQueue
 from routing.router import DELIVERY_WAIT_SECONDS, Router
-from routing.scripts import ScriptStep
+from routing.scripts import Outcomes, ScriptStep
 
 log = logging.getLogger(__name__)
 
@@ -134,15 +134,22 @@ class CallHandler:
         turn = engine.answer(session, keys_pressed, now, check)
         return await self._commit(session, seq, turn)
 
-    async def wait(self, call_sid: str, language: str, twilio_position: int | None) -> str:
+    async def wait(
+        self, call_sid: str, language: str, twilio_position: int | None, context: str = ""
+    ) -> str:
         """The Enqueue waitUrl: position and expected wait, then music or silence. After a long
-        wait, a callback is offered."""
+        wait, a callback is offered. `context`: the sealed entry the waitUrl carries."""
         entry = await self.queue.get(call_sid)
-        engine = await self._engine_of(entry.flow_version if entry else None)
+        carried = None
+        if entry is None and context:  # Redis lost it: the caller's context came with the URL
+            carried = self.queue.open_carried(context, call_sid)
+        version = entry.flow_version if entry else carried.flow_version if carried else None
+        engine = await self._engine_of(version)
         flow = engine.flow
         lang = language if language in flow.languages else flow.default_language
         if entry is None and not await self.store.has_ended(call_sid):
-            entry = await self._adopt(call_sid, lang)  # queued by the fallback; make it routable
+            # Queued by the fallback, or Redis lost it: make it routable again.
+            entry = await self._adopt(call_sid, lang, carried, flow.name)
         position = await self.queue.position(call_sid, entry.product) if entry else None
         position = position or twilio_position
         says = [engine.say("queue_position", lang, position=position)] if position else []
@@ -160,14 +167,16 @@ class CallHandler:
             music_url=flow.queue.music_for(lang),
             seconds=flow.queue.announce_every,
             offer=offer,
-            offer_url=CallUrls(self.base_url, lang).callback_choice(),
+            offer_url=CallUrls(self.base_url, lang, context=context).callback_choice(),
         )
 
-    async def callback_choice(self, call_sid: str, language: str, digits: str | None) -> str:
+    async def callback_choice(
+        self, call_sid: str, language: str, digits: str | None, context: str = ""
+    ) -> str:
         """1 in the waitUrl's callback offer: keep the place, hang up, be called back."""
         flow = self.flows.flow
         lang = language if language in flow.languages else flow.default_language
-        urls = CallUrls(self.base_url, lang)
+        urls = CallUrls(self.base_url, lang, context=context)
         if digits != "1":
             return back_to_hold(urls)
         entry = await self.queue.ask_callback(call_sid)
@@ -198,7 +207,7 @@ class CallHandler:
         # error, system-error, leave: Twilio took the caller out of its queue. While open they
         # go back in (their place in our line is kept); when closed, they are asked to call back.
         if entry is not None and engine.hours.is_open(self.clock.now()):
-            urls = CallUrls(self.base_url, lang)
+            urls = CallUrls(self.base_url, lang, context=self.queue.carried(entry))
             return speak_and_enqueue([engine.say("queue_return", lang)], entry.product, urls)
         await self.queue.remove(call_sid)
         await self._ended_by_system(call_sid)  # the queue timed out, or closed meanwhile
@@ -319,7 +328,7 @@ class CallHandler:
                 )
         # The offer was withdrawn meanwhile: the caller keeps waiting in line.
         product = entry.product if entry else engine.flow.queue.general_product
-        return speak_and_enqueue([], product, urls)
+        return speak_and_enqueue([], product, self._carrying(urls, entry))
 
     async def conference_event(
         self,
@@ -386,7 +395,8 @@ class CallHandler:
                 return survey_question(survey, voice, SurveyUrls(self.base_url, language))
             return speak_and_hang_up([engine.say("call_end", language)])
         product = entry.product if entry else engine.flow.queue.general_product
-        return speak_and_enqueue([engine.say("queue_return", language)], product, urls)
+        back = self._carrying(urls, entry)
+        return speak_and_enqueue([engine.say("queue_return", language)], product, back)
 
     async def survey_answer(
         self, call_sid: str, language: str, attempt: int, digits: str | None
@@ -432,6 +442,12 @@ class CallHandler:
 
     # -- helpers -----------------------------------------------------------------------------
 
+    def _carrying(self, urls: CallUrls, entry: QueueEntry | None) -> CallUrls:
+        """The URLs of a call going back into Twilio's queue, its waitUrl carrying its entry."""
+        if entry is None:
+            return urls
+        return CallUrls(urls.base, urls.language, urls.seq, context=self.queue.carried(entry))
+
     async def _engine_of(self, flow_version: str | None) -> Engine:
         """The engine of the version a call started on (the live one when not known)."""
         if flow_version is None:
@@ -442,15 +458,20 @@ class CallHandler:
         self, session: CallSession, answered_seq: int, turn: Turn, live_pointer: str | None = None
     ) -> str:
         session.seq = max(answered_seq, 0) + 1
-        reply = render(turn, CallUrls(self.base_url, session.language, session.seq))
+        urls = CallUrls(self.base_url, session.language, session.seq)
         # Queueing the call and matching it run in the commit's script: one round trip.
         then: list[ScriptStep[Any]] = []
         match = None
         if isinstance(turn.ending, JoinQueue):
-            then.append(self.queue.enqueue_step(self._entry(session)))
+            entry = self._entry(session)
+            sealed = self.queue.seal(entry)  # sealed once: for Redis and for the waitUrl
+            carried = self.queue.carried(entry, sealed)
+            urls = CallUrls(self.base_url, session.language, session.seq, context=carried)
+            then.append(self.queue.enqueue_step(entry, sealed=sealed))
             if self.router is not None:
                 match = self.router.waiting_step(turn.ending.product)
                 then.append(match)
+        reply = render(turn, urls)
         done = await self.store.commit(
             session, answered_seq=answered_seq, reply=reply, then=then, live_pointer=live_pointer
         )
@@ -459,12 +480,28 @@ class CallHandler:
             if current is None:
                 if answered_seq == NEW_CALL:  # the call has ended already
                     return speak_and_hang_up([])
-                raise CallNotFound(session.call_sid)
-            return await self._earlier_reply(current, max(answered_seq, 0))
+                done = await self._carry_on(session, reply, then)
+            else:
+                return await self._earlier_reply(current, max(answered_seq, 0))
         if match is not None:
             assert self.router is not None
             await self.router.matched(done.of(match), wait_seconds=DELIVERY_WAIT_SECONDS)
         return reply
+
+    async def _carry_on(
+        self, session: CallSession, reply: str, then: list[ScriptStep[Any]]
+    ) -> Outcomes:
+        """Redis has no session for a call this instance answered the previous step of: Redis
+        lost it (restarted empty). The call goes on from this instance's copy, saved as if new;
+        the ended marker still refuses a call that has ended. Without a copy (another instance
+        answered before) the caller hears the apology and waits in the general line."""
+        done = await self.store.commit(session, answered_seq=NEW_CALL, reply=reply, then=then)
+        if done is None:
+            raise CallNotFound(session.call_sid)
+        log.warning(
+            "a call went on after Redis lost its session", extra={"call_sid": session.call_sid}
+        )
+        return done
 
     async def _earlier_reply(self, session: CallSession, seq: int) -> str:
         stored = await self.store.reply(session.call_sid, seq)
@@ -475,8 +512,28 @@ class CallHandler:
         turn = engine.replay(session, self.clock.now())
         return render(turn, CallUrls(self.base_url, session.language, session.seq))
 
-    async def _adopt(self, call_sid: str, language: str) -> QueueEntry | None:
-        """Register a call that is in Twilio's queue but not in ours (queued by the fallback)."""
+    async def _adopt(
+        self, call_sid: str, language: str, carried: QueueEntry | None = None, flow_name: str = ""
+    ) -> QueueEntry | None:
+        """Register a call that is in Twilio's queue but not in ours: with the context its
+        waitUrl carried (Redis lost it), else as the fallback's (general, unverified). Either
+        takes the place kept for it when Redis was lost (routing/recovery.py)."""
+        if carried is not None:
+            # The session comes back too (one script with the line), so that the call still
+            # gets its record when it ends; only its time in the menu is not known any more.
+            enqueue = self.queue.enqueue_step(carried, placed=True)
+            version = carried.flow_version or self.flows.current.digest
+            restored = _session_of(carried, flow_name, version)
+            done = await self.store.commit(
+                restored, answered_seq=NEW_CALL, reply=empty(), then=[enqueue]
+            )
+            if done is None:  # the session is there: the line alone (refused if it has ended)
+                await self.queue.enqueue(carried, placed=True)
+            log.warning(
+                "a waiting call came back with its context after Redis lost it",
+                extra={"call_sid": call_sid, "product": carried.product},
+            )
+            return carried
         flow = self.flows.flow
         session = await self.store.load(call_sid)
         now = self.clock.now()
@@ -490,7 +547,7 @@ class CallHandler:
             path=[*(session.path if session else []), "fallback"],
             queued_at=now,
         )
-        await self.queue.enqueue(entry)
+        await self.queue.enqueue(entry, placed=True)
         log.warning("adopted a call queued by the fallback", extra={"call_sid": call_sid})
         return entry
 
@@ -587,6 +644,30 @@ class CallHandler:
             transfer_target=facts.transfer_target,
             survey_score=survey_score,
         )
+
+
+def _session_of(entry: QueueEntry, flow: str, flow_version: str) -> CallSession:
+    """A waiting call's session rebuilt from its queue entry (Redis lost the session)."""
+    return CallSession(
+        call_sid=entry.call_sid,
+        caller=entry.caller,
+        flow=flow,
+        flow_version=flow_version,
+        language=entry.language,
+        started_at=entry.queued_at,  # the menu's time is lost with the session
+        seq=1,
+        path=list(entry.path),
+        verification=Verification(entry.verification),
+        application_number=entry.application_number,
+        application_product=entry.application_product,
+        application_status=entry.application_status,
+        application_status_date=entry.application_status_date,
+        phase=CallPhase.QUEUED,
+        product=entry.product,
+        theme=entry.theme,
+        priority=entry.priority,
+        queued_at=entry.queued_at,
+    )
 
 
 def _at(ms: int | None) -> datetime | None:

@@ -72,6 +72,9 @@ class CallUrls:
     base: str  # KCC_PUBLIC_URL without a trailing slash
     language: str
     seq: int = 0
+    # The waiting call's queue entry, sealed (routing/queue.py): the waitUrl carries it, so a
+    # call Redis lost comes back with its context. Only we can open it; the signature covers it.
+    context: str = ""
 
     def _url(self, path: str, **query: str | int) -> str:
         return f"{self.base}{path}?{_query_string(query)}"
@@ -83,12 +86,16 @@ class CallUrls:
         return self._url("/twilio/step", seq=self.seq, lang=self.language, event="timeout")
 
     def wait(self) -> str:
+        if self.context:
+            return self._url("/twilio/wait", lang=self.language, ctx=self.context)
         return self._url("/twilio/wait", lang=self.language)
 
     def queue_result(self) -> str:
         return self._url("/twilio/queue-result", lang=self.language)
 
     def callback_choice(self) -> str:
+        if self.context:  # back to the waitUrl from there, with the context
+            return self._url("/twilio/callback-choice", lang=self.language, ctx=self.context)
         return self._url("/twilio/callback-choice", lang=self.language)
 
     def dial_result(self, offer_id: str) -> str:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Engine, Index
+from sqlalchemy import Engine, Index, func
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import DateTime, Field, Session, SQLModel
+from sqlmodel import DateTime, Field, Session, SQLModel, col, select
 
 from flows.errors import ErrorKind, KccError
 from routing.transfers import CallTransfer
@@ -59,6 +59,15 @@ class SqlAdviserLog:
         with Session(self._engine) as session:
             session.add_all(changes)
             session.commit()
+
+    def last_states(self) -> dict[str, AdviserStateChange]:
+        """Each adviser's last state change (the highest id: rows are written in order)."""
+        last = select(func.max(AdviserStateChange.id)).group_by(AdviserStateChange.adviser)
+        with Session(self._engine) as session:
+            rows = session.exec(
+                select(AdviserStateChange).where(col(AdviserStateChange.id).in_(last))
+            ).all()
+        return {row.adviser: row for row in rows}
 
     def transfers(self, records: list[CallTransfer]) -> None:
         with Session(self._engine) as session:

@@ -89,6 +89,30 @@ def queue_arrivals() -> str:
     return f"{PREFIX}queue-arrivals"
 
 
+# Redis restarted empty (routing/recovery.py): the marker's absence says so; one instance at a
+# time rebuilds what Twilio and the database still know.
+REDIS_MARKER_TTL = 7 * 24 * 3600  # refreshed by every instance's tick
+RECOVERY_LOCK_MS = 60_000  # a crashed recovery lets the next instance try after this
+QUEUE_PLACE_TTL = 3600  # a lost caller's reserved place waits for their next waitUrl fetch
+
+
+def redis_marker() -> str:
+    """Written once this Redis holds the routing state (at the first start, or after a
+    recovery); missing means Redis lost everything (a restart without persistence, a flush)."""
+    return f"{PREFIX}redis-marker"
+
+
+def recovery_lock() -> str:
+    """The instance rebuilding the state after a loss: a random token, RECOVERY_LOCK_MS to live."""
+    return f"{PREFIX}recovery:lock"
+
+
+def queue_place(call_sid: str) -> str:
+    """The arrival number a caller found in Twilio's queue after a loss will take when their
+    context comes back with their next waitUrl fetch (Twilio's order, kept)."""
+    return f"{PREFIX}queue-place:{call_sid}"
+
+
 VERIFY_ATTEMPT_TTL = 3600  # one identity check per call step, even when Twilio retries it
 
 

@@ -19,14 +19,25 @@ from routing import keys
 from routing.clock import centre_day
 from routing.entry import QueueEntry
 from routing.scripts import LuaScript, ScriptRunner, ScriptStep, as_bool
-from routing.sealing import Sealer
+from routing.sealing import SealBroken, Sealer
 
+_SEALED = "2."  # the marker of a sealed value (routing/sealing.py)
 PRIORITY_STEP = 10**13  # room for 10^13 arrivals per priority; scores stay exact in a double
 
 _ENQUEUE = LuaScript.named("queue_enqueue")
 _REMOVE = LuaScript.named("queue_remove")
 _LEAVE = LuaScript.named("queue_leave")
 _ASK_CALLBACK = LuaScript.named("queue_ask_callback")
+_RESTORE = LuaScript.named("queue_restore")
+
+
+@dataclass(frozen=True)
+class Restored:
+    """What putting Twilio's callers back in order did (routing/recovery.py)."""
+
+    moved: int  # callers already back in a line, moved to their place
+    reserved: int  # places waiting for the callers' next waitUrl fetch
+    behind: int  # calls that joined a line since the loss, now behind them
 
 
 @dataclass(frozen=True)
@@ -47,12 +58,19 @@ class CallQueue:
         self._sealer = sealer
         self._scripts = ScriptRunner(redis)
 
-    async def enqueue(self, entry: QueueEntry) -> bool:
-        """Add a waiting call; False when it was already queued (a retried webhook)."""
-        return await self._scripts.run_one(self.enqueue_step(entry))
+    async def enqueue(self, entry: QueueEntry, *, placed: bool = False) -> bool:
+        """Add a waiting call; False when it was already queued (a retried webhook).
 
-    def enqueue_step(self, entry: QueueEntry) -> ScriptStep[bool]:
-        """`enqueue` as a step of a longer script (routing/scripts.py): True if added."""
+        `placed`: a caller found again after Redis was lost takes the place kept for them
+        (`restore`), if there is one."""
+        return await self._scripts.run_one(self.enqueue_step(entry, placed=placed))
+
+    def enqueue_step(
+        self, entry: QueueEntry, *, sealed: str | None = None, placed: bool = False
+    ) -> ScriptStep[bool]:
+        """`enqueue` as a step of a longer script (routing/scripts.py): True if added.
+        `sealed`: the entry as `seal` made it already (the waitUrl carries the same value)."""
+        place = [keys.queue_place(entry.call_sid)] if placed else []
         return ScriptStep(
             _ENQUEUE,
             keys=[
@@ -65,9 +83,10 @@ class CallQueue:
                 keys.calls_in_menu(),
                 keys.calls_offered(),
                 keys.calls_today(centre_day(entry.queued_at)),  # queued_at is the app's clock
+                *place,
             ],
             args=[
-                self._sealer.seal(entry.model_dump_json()),
+                sealed or self._sealer.seal(entry.model_dump_json()),
                 priority_base(entry.priority),
                 entry.call_sid,
                 entry.product,
@@ -80,8 +99,44 @@ class CallQueue:
         )
 
     def seal(self, entry: QueueEntry) -> str:
-        """The entry as Redis keeps it (sealed: the context is personal)."""
+        """The entry as Redis keeps it (sealed: the context is personal). The waitUrl carries
+        the same value, so a call Redis forgot comes back with its context."""
         return self._sealer.seal(entry.model_dump_json())
+
+    def carried(self, entry: QueueEntry, sealed: str | None = None) -> str:
+        """The entry as a waitUrl carries it: sealed (the same value Redis keeps, when given),
+        in the URL-safe alphabet without padding, so that the query string holds no escape
+        and the wait webhook has nothing to unquote."""
+        sealed = sealed or self.seal(entry)
+        return sealed.replace("+", "-").replace("/", "_").rstrip("=")
+
+    def open_carried(self, carried: str, call_sid: str) -> QueueEntry | None:
+        """The entry a waitUrl carried, if it opens and is this call's (else None: the caller
+        is taken in as the fallback's)."""
+        body = carried.removeprefix(_SEALED)
+        try:
+            entry = self._open(carried + "=" * (-len(body) % 4))
+        except (SealBroken, ValueError):
+            return None
+        return entry if entry.call_sid == call_sid else None
+
+    async def restore(self, call_sids: Sequence[str]) -> Restored:
+        """After Redis was lost: places for the callers Twilio holds, in Twilio's order (oldest
+        first), in front of the calls that joined a line since; see queue_restore.lua."""
+        step = ScriptStep(
+            _RESTORE,
+            keys=[keys.queue_index(), keys.queue_arrivals()],
+            args=[
+                keys.template(keys.queue),
+                keys.template(keys.queue_place),
+                PRIORITY_STEP,
+                keys.QUEUE_PLACE_TTL,
+                keys.QUEUE_TTL,
+                *call_sids,
+            ],
+            decode=lambda raw: Restored(*(int(n) for n in raw)),
+        )
+        return await self._scripts.run_one(step)
 
     async def remove(self, call_sid: str, entry: QueueEntry | None = None) -> bool:
         """Take a call out of its queue (hung up, answered); False when it was not waiting.

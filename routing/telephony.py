@@ -20,6 +20,8 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass
+from datetime import datetime
+from functools import partial
 from typing import Any, Protocol, TypeVar
 
 from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
@@ -95,6 +97,16 @@ class ParticipantChange:
     announce_url: str | None = None  # TwiML <Say>/<Play> spoken to this participant
 
 
+@dataclass(frozen=True)
+class QueueMember:
+    """A caller waiting in one of Twilio's queues (Queue Members over REST)."""
+
+    queue: str  # the queue's friendly name, e.g. kcc-vog_np
+    call_sid: str
+    date_enqueued: datetime | None  # Twilio gives whole seconds
+    position: int  # 1 is next in that queue
+
+
 class Telephony(Protocol):
     async def redirect(self, call_sid: str, url: str) -> None:
         """Make Twilio fetch new TwiML for a live call from `url` (POST)."""
@@ -126,6 +138,10 @@ class Telephony(Protocol):
 
     async def find_conference(self, name: str) -> str | None:
         """The SID of the conference in progress with this friendly name, if there is one."""
+        ...
+
+    async def queue_members(self, prefix: str) -> list[QueueMember]:
+        """Every caller in Twilio's queues whose friendly name starts with `prefix`."""
         ...
 
 
@@ -265,6 +281,30 @@ class TwilioTelephony:
         sid = getattr(found[0], "sid", None) if found else None
         return sid if isinstance(sid, str) else None
 
+    async def queue_members(self, prefix: str) -> list[QueueMember]:
+        queues = await self._call("list queues", lambda: self._client.queues.list())
+        found: list[QueueMember] = []
+        for queue in queues:
+            name = getattr(queue, "friendly_name", None)
+            sid = getattr(queue, "sid", None)
+            if not isinstance(name, str) or not isinstance(sid, str) or not name.startswith(prefix):
+                continue
+            members = await self._call(f"list members of {name}", partial(self._members, sid))
+            found.extend(
+                QueueMember(
+                    queue=name,
+                    call_sid=member.call_sid,
+                    date_enqueued=member.date_enqueued,
+                    position=member.position or 0,
+                )
+                for member in members
+                if isinstance(getattr(member, "call_sid", None), str)
+            )
+        return found
+
+    def _members(self, queue_sid: str) -> list[Any]:
+        return list(self._client.queues(queue_sid).members.list())
+
     def close(self) -> None:
         """Close the pooled HTTP connections (otherwise their sockets leak until GC)."""
         if self._http.session is not None:
@@ -353,6 +393,7 @@ class RecordingTelephony:
         self.changes: list[tuple[str, str, ParticipantChange]] = []
         self.removed: list[tuple[str, str]] = []
         self.ended: list[str] = []
+        self.queued: list[QueueMember] = []  # Twilio's queues, as the demo fills them
 
     async def redirect(self, call_sid: str, url: str) -> None:
         self._check_live(call_sid)
@@ -394,6 +435,9 @@ class RecordingTelephony:
     async def find_conference(self, name: str) -> str | None:
         sid = self.names.get(name)
         return sid if sid is not None and sid not in self.ended else None
+
+    async def queue_members(self, prefix: str) -> list[QueueMember]:
+        return [member for member in self.queued if member.queue.startswith(prefix)]
 
     def close(self) -> None:
         """Nothing to release; here so both implementations can be closed alike."""

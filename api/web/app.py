@@ -108,6 +108,10 @@ async def _tick_forever(services: Services) -> None:
     while True:
         await asyncio.sleep(TICK_SECONDS)
         ticks += 1
+        try:  # one EXPIRE a tick; Redis restarted empty: find callers and advisers again
+            await services.recovery.check()
+        except Exception:  # Twilio or the database away: the lock expires, a later tick retries
+            log.exception("recovery after a Redis loss failed")
         try:
             await services.router.tick()
         except Exception:  # Redis away for a moment: try again next tick

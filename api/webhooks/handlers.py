@@ -133,7 +133,8 @@ async def wait(hook: Delivery) -> str:
     calls = hook.services.calls
     position = hook.form.get("QueuePosition", "")
     twilio_position = int(position) if position.isdigit() else None
-    work = calls.wait(hook.form.get("CallSid", ""), lang or "", twilio_position)
+    context = hook.query.get("ctx", "")  # the caller's sealed entry (ivr/twiml.py CallUrls)
+    work = calls.wait(hook.form.get("CallSid", ""), lang or "", twilio_position, context)
     engine = hook.services.flows.current.engine
     return await _answer(
         hook,
@@ -267,8 +268,11 @@ async def callback_choice(hook: Delivery) -> str:
     """The caller's key in the waitUrl's callback offer."""
     lang = hook.query.get("lang") or None
     calls = hook.services.calls
-    urls = CallUrls(hook.services.settings.public_base, lang or "")
-    work = calls.callback_choice(hook.form.get("CallSid", ""), lang or "", hook.form.get("Digits"))
+    context = hook.query.get("ctx", "")
+    urls = CallUrls(hook.services.settings.public_base, lang or "", context=context)
+    work = calls.callback_choice(
+        hook.form.get("CallSid", ""), lang or "", hook.form.get("Digits"), context
+    )
     return await _answer(hook, "callback-choice", lang, work, lambda: back_to_hold(urls))
 
 

@@ -21,6 +21,10 @@ Endpoints (Twilio's paths, form-encoded bodies, HTTP basic auth with account SID
     GET, POST .../Conferences/{ConferenceSid}.json                 fetch; Status=completed ends it
     GET, POST .../Conferences/{ConferenceSid}/Participants.json    list; add a participant
     GET, POST, DELETE .../Participants/{CallSid or label}.json     fetch; hold/mute/coach; remove
+    GET  .../Queues.json                                           list queues
+    GET  .../Queues/{QueueSid}/Members.json                        list a queue's callers
+Queues: a call joins one with `stub.enqueue` (what Twilio does with `<Enqueue>`); it leaves when
+it hangs up or is redirected, or with `stub.dequeue`.
 Conferences (tests/support/twilio_conferences.py): a call joins one with `stub.dial_conference`
 (what Twilio does with `<Dial><Conference>`), devices are scripted with `stub.script_device`,
 and every callback Twilio would make waits, signed, in `stub.take_callbacks()`.
@@ -35,7 +39,7 @@ message), POST /_stub/hang_up/{CallSid}, POST /_stub/reset; for conferences
 POST /_stub/dial_conference (JSON: call_sid, name, action, status_callback,
 status_callback_event, label, end_conference_on_exit), POST /_stub/answer/{CallSid},
 POST /_stub/no_answer/{CallSid}, POST /_stub/callbacks (JSON: offer) -> the signed callbacks
-waiting for that offer's URLs, taken.
+waiting for that offer's URLs, taken; POST /_stub/enqueue (JSON: call_sid, queue).
 """
 
 from __future__ import annotations
@@ -108,6 +112,14 @@ class _Call:
     updated: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
+@dataclass
+class _Queue:
+    sid: str
+    name: str
+    created: datetime = field(default_factory=lambda: datetime.now(UTC))
+    members: list[tuple[str, datetime]] = field(default_factory=list)  # (CallSid, enqueued)
+
+
 _MESSAGES = {
     400: "Bad request",
     401: "Authenticate",
@@ -168,6 +180,7 @@ class TwilioStub:
         self._requests: list[StubRequest] = []
         self._calls: dict[str, _Call] = {}
         self._failures: deque[_Failure] = deque()
+        self._queues: dict[str, _Queue] = {}  # by friendly name
         self.conferences = Conferences(self.account_sid, self.auth_token)
         self._generation = 0  # bumped by reset(): requests still in flight then are forgotten
         self._stopping = threading.Event()
@@ -226,6 +239,29 @@ class TwilioStub:
             call.status = "completed"
             call.updated = datetime.now(UTC)
             self.conferences.hang_up(call_sid)
+            self._leave_queue(call_sid)
+
+    def enqueue(self, call_sid: str, queue: str, *, at: datetime | None = None) -> None:
+        """The call runs `<Enqueue>queue</Enqueue>`: it waits at the back of that queue (made
+        on first use, as Twilio does). `at`: its date_enqueued (default now)."""
+        with self._lock:
+            self._calls.get(call_sid) or self._inbound(call_sid)
+            self._leave_queue(call_sid)
+            found = self._queues.get(queue)
+            if found is None:
+                found = self._queues[queue] = _Queue("QU" + secrets.token_hex(16), queue)
+            found.members.append((call_sid, at or datetime.now(UTC)))
+
+    def dequeue(self, call_sid: str) -> None:
+        """The call leaves its queue (`<Leave>`, or bridged)."""
+        with self._lock:
+            self._leave_queue(call_sid)
+
+    def queued(self, queue: str) -> list[str]:
+        """The CallSids waiting in that queue, first first."""
+        with self._lock:
+            found = self._queues.get(queue)
+            return [sid for sid, _ in found.members] if found else []
 
     def script_device(self, device: str, script: DeviceScript) -> None:
         """How a device called into a conference behaves: answers, no-answer, busy, failed, or
@@ -295,6 +331,7 @@ class TwilioStub:
             self._requests.clear()
             self._calls.clear()
             self._failures.clear()
+            self._queues.clear()
             self.conferences.reset()
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -359,8 +396,11 @@ class TwilioStub:
         conferences = f"{API}/Accounts/{{account_sid}}/Conferences"
         conference = f"{conferences}/{{conference_sid}}"
         participant = f"{conference}/Participants/{{participant}}.json"
+        queues = f"{API}/Accounts/{{account_sid}}/Queues"
         return Starlette(
             routes=[
+                Route(f"{queues}.json", self._queue_list, methods=["GET"]),
+                Route(f"{queues}/{{queue_sid}}/Members.json", self._members, methods=["GET"]),
                 Route(f"{conferences}.json", self._conference_list, methods=["GET"]),
                 Route(f"{conference}.json", self._conference_one, methods=["GET", "POST"]),
                 Route(
@@ -376,6 +416,7 @@ class TwilioStub:
                 Route("/_stub/fail_next", self._control_fail_next, methods=["POST"]),
                 Route("/_stub/hang_up/{call_sid}", self._control_hang_up, methods=["POST"]),
                 Route("/_stub/reset", self._control_reset, methods=["POST"]),
+                Route("/_stub/enqueue", self._control_enqueue, methods=["POST"]),
                 Route("/_stub/dial_conference", self._control_dial, methods=["POST"]),
                 Route("/_stub/answer/{call_sid}", self._control_answer, methods=["POST"]),
                 Route("/_stub/no_answer/{call_sid}", self._control_no_answer, methods=["POST"]),
@@ -455,6 +496,61 @@ class TwilioStub:
             and time.monotonic() < deadline
         ):
             await asyncio.sleep(min(0.02, max(0.0, deadline - time.monotonic())))
+
+    # -- queues -----------------------------------------------------------------------------
+
+    def _leave_queue(self, call_sid: str) -> None:
+        for queue in self._queues.values():
+            queue.members = [m for m in queue.members if m[0] != call_sid]
+
+    def _queue_resource(self, queue: _Queue) -> dict[str, Any]:
+        uri = f"{API}/Accounts/{self.account_sid}/Queues/{queue.sid}"
+        now = datetime.now(UTC)
+        waits = [(now - at).total_seconds() for _, at in queue.members]
+        return {
+            "account_sid": self.account_sid,
+            "average_wait_time": round(sum(waits) / len(waits)) if waits else 0,
+            "current_size": len(queue.members),
+            "date_created": _rfc2822(queue.created),
+            "date_updated": _rfc2822(queue.created),
+            "friendly_name": queue.name,
+            "max_size": 1000,
+            "sid": queue.sid,
+            "uri": f"{uri}.json",
+            "subresource_uris": {"members": f"{uri}/Members.json"},
+        }
+
+    async def _queue_list(self, request: Request) -> Response:
+        def answer(_: str | None, __: dict[str, str]) -> Response:
+            page = [self._queue_resource(q) for q in self._queues.values()]
+            uri = f"{API}/Accounts/{self.account_sid}/Queues.json"
+            return JSONResponse(_page("queues", page, uri))
+
+        return await self._handle(request, None, answer)
+
+    async def _members(self, request: Request) -> Response:
+        sid = request.path_params["queue_sid"]
+
+        def answer(_: str | None, __: dict[str, str]) -> Response:
+            queue = next((q for q in self._queues.values() if q.sid == sid), None)
+            if queue is None:
+                return _error(404)
+            uri = f"{API}/Accounts/{self.account_sid}/Queues/{sid}/Members"
+            now = datetime.now(UTC)
+            page = [
+                {
+                    "call_sid": call_sid,
+                    "date_enqueued": _rfc2822(at),
+                    "position": position,
+                    "queue_sid": sid,
+                    "uri": f"{uri}/{call_sid}.json",
+                    "wait_time": max(0, round((now - at).total_seconds())),
+                }
+                for position, (call_sid, at) in enumerate(queue.members, start=1)
+            ]
+            return JSONResponse(_page("queue_members", page, f"{uri}.json"))
+
+        return await self._handle(request, None, answer)
 
     # -- conferences ------------------------------------------------------------------------
 
@@ -568,6 +664,7 @@ class TwilioStub:
             return _error(400, 21205, "Url parameter is required")
         else:
             self.conferences.redirected(call_sid)  # new TwiML: it leaves its conference
+        self._leave_queue(call_sid)  # and its queue, whichever the update
         call.updated = datetime.now(UTC)
         return JSONResponse(self._resource(call))
 
@@ -665,6 +762,11 @@ class TwilioStub:
         body = await request.json()
         taken = self.take_callbacks(body.get("offer"))
         return JSONResponse([asdict(c) for c in taken])
+
+    async def _control_enqueue(self, request: Request) -> Response:
+        body = await request.json()
+        self.enqueue(body["call_sid"], body["queue"])
+        return JSONResponse({"ok": True})
 
     async def _control_reset(self, _: Request) -> Response:
         self.reset()

@@ -1,0 +1,179 @@
+"""Redis restarted empty mid-day: find the waiting callers and the advisers' states again.
+
+Redis holds the lines, the offers and the advisers' states; it may lose them all (a restart
+without persistence, a failover to an empty replica, a flush). What is still known elsewhere:
+
+- Twilio holds every waiting caller in its queues (`<Enqueue>`), in order: Queue Members over
+  REST give each caller's CallSid, date_enqueued and position.
+- Each caller's context (product, theme, priority, language, flow version, the verified
+  application) travels sealed in their waitUrl (ivr/calls.py): their next waitUrl fetch brings
+  it back, and the caller takes the place kept for them here.
+- The database has every adviser state change (adviser_state_changes) and the advisers' skills
+  and devices (the roster, given by the app).
+
+A marker key says that this Redis holds the state. Every instance's tick refreshes it (one
+EXPIRE, which answers 0 when the key is gone); when it is missing, one instance (under a lock)
+rebuilds what it can and writes the marker again.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from redis.asyncio import Redis
+
+from routing import keys
+from routing.board import AdviserState
+from routing.events import EventBus
+from routing.queue import CallQueue, Restored
+from routing.scripts import LuaScript, ScriptRunner, ScriptStep, as_bool
+from routing.telephony import QueueMember, Telephony
+
+log = logging.getLogger(__name__)
+
+_RESTORE_ADVISER = LuaScript.named("adviser_restore")
+QUEUE_PREFIX = "kcc-"  # the friendly names of our queues in Twilio (ivr/twiml.py queue_name)
+_NEVER = datetime.max.replace(tzinfo=UTC)
+
+# The state an adviser gets back, from the last one the database has. One who had a call at the
+# loss (ringing, talking, on hold, consulting, wrapping up) gets a break: Redis forgot the call
+# but Twilio may still be running it, so no call may ring for them until they say they are
+# free (available on the desk). The others get their state back as it was.
+SAFE_STATES: dict[str, AdviserState] = {
+    AdviserState.AVAILABLE.value: AdviserState.AVAILABLE,
+    AdviserState.BREAK.value: AdviserState.BREAK,
+    AdviserState.OFFLINE.value: AdviserState.OFFLINE,
+    AdviserState.AWAY.value: AdviserState.AWAY,
+    AdviserState.MISSED.value: AdviserState.MISSED,
+    AdviserState.OFFERED.value: AdviserState.BREAK,
+    AdviserState.ON_CALL.value: AdviserState.BREAK,
+    AdviserState.WRAP_UP.value: AdviserState.BREAK,
+    "on_hold": AdviserState.BREAK,  # the history's marks within a call (adviser_history.py)
+    "consulting": AdviserState.BREAK,
+}
+
+
+def safe_state(last: str | None) -> AdviserState:
+    """The state to restore after a loss; offline when the database knows nothing."""
+    return SAFE_STATES.get(last or "", AdviserState.OFFLINE)
+
+
+@dataclass(frozen=True)
+class AdviserSeed:
+    """An adviser as the database knows them: skills, device, last state change."""
+
+    name: str
+    skills: list[str]
+    device: str
+    last_state: str | None  # None: never changed state
+    last_at_ms: int | None
+
+
+Roster = Callable[[], Awaitable[list[AdviserSeed]]]
+StateChange = Callable[[str, AdviserState, int, str | None], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Recovered:
+    callers: int  # found in Twilio's queues
+    lines: Restored
+    advisers: int  # restored from the database
+    made_safe: list[str]  # had a call at the loss: on a break now
+
+
+def twilio_order(members: list[QueueMember]) -> list[str]:
+    """The callers oldest first (date_enqueued, then position within a second), once each."""
+    ordered = sorted(members, key=lambda m: (m.date_enqueued or _NEVER, m.position))
+    return list(dict.fromkeys(m.call_sid for m in ordered))
+
+
+class RedisRecovery:
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        queue: CallQueue,
+        telephony: Telephony,
+        roster: Roster,
+        now_ms: Callable[[], int],
+        events: EventBus | None = None,
+        on_state_change: StateChange | None = None,
+    ) -> None:
+        self._redis = redis
+        self._scripts = ScriptRunner(redis)
+        self._queue = queue
+        self._telephony = telephony
+        self._roster = roster
+        self._now_ms = now_ms
+        self._events = events
+        self._on_state_change = on_state_change
+
+    async def check(self) -> Recovered | None:
+        """On every tick: one EXPIRE; recovers when the marker is gone (None otherwise)."""
+        if await self._redis.expire(keys.redis_marker(), keys.REDIS_MARKER_TTL):
+            return None
+        return await self.recover()
+
+    async def recover(self) -> Recovered | None:
+        """Rebuild the lines' order and the advisers' states; None when another instance is
+        doing it. A failure (Twilio or the database away) leaves the marker unset: the lock
+        expires and the next tick of some instance tries again."""
+        token = secrets.token_hex(8)
+        lock = keys.recovery_lock()
+        if not await self._redis.set(lock, token, nx=True, px=keys.RECOVERY_LOCK_MS):
+            return None
+        log.warning("Redis lost the routing state: finding the callers and advisers again")
+        members = await self._telephony.queue_members(QUEUE_PREFIX)
+        callers = twilio_order(members)
+        lines = await self._queue.restore(callers)
+        advisers, made_safe = await self._restore_advisers()
+        await self._redis.set(keys.redis_marker(), str(self._now_ms()), ex=keys.REDIS_MARKER_TTL)
+        # The lock is left to expire: the marker now stops every other instance.
+        log.warning(
+            "routing state recovered",
+            extra={
+                "callers": len(callers),
+                "moved": lines.moved,
+                "reserved": lines.reserved,
+                "behind": lines.behind,
+                "advisers": advisers,
+                "made_safe": len(made_safe),
+            },
+        )
+        return Recovered(len(callers), lines, advisers, made_safe)
+
+    async def _restore_advisers(self) -> tuple[int, list[str]]:
+        now = self._now_ms()
+        restored, made_safe = 0, []
+        for seed in await self._roster():
+            state = safe_state(seed.last_state)
+            kept = state.value == seed.last_state and seed.last_at_ms is not None
+            since = seed.last_at_ms if kept and seed.last_at_ms is not None else now
+            step = ScriptStep(
+                _RESTORE_ADVISER,
+                keys=[keys.adviser(seed.name), keys.advisers()],
+                args=[
+                    keys.template(keys.available),
+                    seed.name,
+                    state.value,
+                    since,
+                    ",".join(seed.skills),
+                    seed.device,
+                    keys.ADVISER_TTL,
+                ],
+                decode=as_bool,
+            )
+            if not await self._scripts.run_one(step):
+                continue  # Redis knows them again already (they acted since the loss)
+            restored += 1
+            if self._events is not None:
+                await self._events.publish(seed.name, "state", {"status": state.value})
+            if seed.last_state is not None and not kept:
+                made_safe.append(seed.name)
+                if self._on_state_change is not None:  # the history says why they stopped
+                    await self._on_state_change(seed.name, state, now, None)
+        return restored, made_safe

@@ -16,9 +16,11 @@ import pytest
 import redis
 from fastapi import FastAPI
 from pydantic import ValidationError
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from api.cli.phone import Phone, parse_twiml
 from api.redis_url import BadSentinelUrl, SentinelUrl, parse_sentinel_url
+from api.services import make_redis
 from api.settings import Settings
 from routing import keys
 from tests.conftest import AUTH_TOKEN, PUBLIC_URL
@@ -276,3 +278,24 @@ async def test_after_a_sentinel_failover_the_app_leaves_the_old_master_that_stil
     )
     assert published.status_code == 201, published.text
     await served_flow_number(other, 2)
+
+
+@pytest.mark.slow  # a master, a replica and a Sentinel: three redis-server processes
+async def test_a_write_to_a_master_that_became_a_replica_is_a_connection_error(
+    sentinels: SentinelSet,
+) -> None:
+    """A demoted master answers READONLY: the command fails as Redis being away does (503 or
+    the apology, never a 500), and the next command asks the Sentinels again."""
+    client = make_redis(sentinels.url)
+    try:
+        await client.set("before", "1")
+        master, other = sentinels.master_port(), sentinels.standalone()
+        with sentinels.server(master) as demoted:
+            demoted.execute_command("REPLICAOF", "127.0.0.1", other)  # the Sentinel knows not yet
+        with pytest.raises(RedisConnectionError, match="the Redis master became a replica"):
+            await client.set("after", "1")
+        assert sentinels.master_port() == master  # still named: the next write fails alike
+        with pytest.raises(RedisConnectionError, match="the Redis master became a replica"):
+            await client.incr("after")
+    finally:
+        await client.aclose()

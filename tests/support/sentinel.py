@@ -31,6 +31,15 @@ class SentinelSet:
     servers: dict[int, subprocess.Popen[bytes]]  # Redis servers by port
     sentinel_port: int
     sentinel: subprocess.Popen[bytes]
+    binary: str
+    processes: list[subprocess.Popen[bytes]]  # everything started, stopped at the end
+
+    def standalone(self) -> int:
+        """Another Redis server, outside the Sentinel's watch: its port."""
+        port = free_port()
+        self.processes.append(_redis(self.binary, port, self.directory))
+        _wait(f"Redis on {port}", lambda: self.server(port).ping(), 10)
+        return port
 
     @property
     def url(self) -> str:
@@ -130,7 +139,7 @@ def sentinel_set(directory: Path) -> Iterator[SentinelSet]:
         )
         sentinel = _start(binary, directory / "sentinel.log", str(config), "--sentinel")
         processes.append(sentinel)
-        made = SentinelSet(directory, servers, sentinel_port, sentinel)
+        made = SentinelSet(directory, servers, sentinel_port, sentinel, binary, processes)
 
         def watched() -> bool:
             # Known and heard from (its INFO read): only then may it be promoted.

@@ -12,12 +12,14 @@ from typing import Any
 import anyio.to_thread
 import redis.asyncio as aioredis
 from fakeredis import FakeAsyncRedis
+from redis.asyncio.sentinel import Sentinel
 from sqlalchemy import Engine
 from twilio.request_validator import RequestValidator
 
 from api.accounts import active_advisers, adviser_skills, device_of
 from api.database.engine import session_scope
 from api.database.schema import open_database
+from api.redis_url import is_sentinel_url, parse_sentinel_url
 from api.settings import Settings
 from api.sign_in_guard import SignInGuard, trusted_networks
 from flows.errors import FlowInvalid
@@ -116,15 +118,39 @@ def make_redis(url: str | None) -> aioredis.Redis:
     # well before that when Redis is unreachable.
     # Plain commands share one pipelined connection (routing/pipelined_redis.py), spoken in
     # RESP2, whose reply shapes the callbacks then follow.
-    return PipelinedRedis.from_url(
-        url,
-        protocol=2,
-        decode_responses=True,
-        socket_timeout=2,
-        socket_connect_timeout=2,
-        health_check_interval=30,
-        client_name="kcc-ivr",
+    options: dict[str, Any] = {
+        "protocol": 2,
+        "decode_responses": True,
+        "socket_timeout": 2,
+        "socket_connect_timeout": 2,
+        "health_check_interval": 30,
+        "client_name": "kcc-ivr",
+    }
+    if is_sentinel_url(url):
+        return _sentinel_master(url, options)
+    return PipelinedRedis.from_url(url, **options)
+
+
+def _sentinel_master(url: str, options: dict[str, Any]) -> aioredis.Redis:
+    """The master of a `redis+sentinel://` URL: every connection, the pipelined line's, the
+    pool's for pipelines and pub/sub, asks the Sentinels where the master is when it connects,
+    so all of them follow a failover."""
+    parsed = parse_sentinel_url(url)
+    sentinel = Sentinel(
+        parsed.sentinels,
+        # One Sentinel that does not answer must leave time to ask the next one within the
+        # webhook's budget.
+        sentinel_kwargs={"socket_timeout": 1, "socket_connect_timeout": 1, "protocol": 2},
     )
+    master: aioredis.Redis = sentinel.master_for(
+        parsed.master,
+        redis_class=PipelinedRedis,
+        db=parsed.db,
+        username=parsed.username,
+        password=parsed.password,
+        **options,
+    )
+    return master
 
 
 def live_flow(

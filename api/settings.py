@@ -12,6 +12,8 @@ from typing import Self
 from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from api.redis_url import is_sentinel_url, parse_sentinel_url
+
 PLACEHOLDER_SECRET = "change-me-this-dev-secret-is-not-for-production"
 PLACEHOLDER_AUTH_TOKEN = "dev-auth-token"
 DEFAULT_FLOW = Path(__file__).resolve().parent.parent / "flows" / "kcc.yaml"
@@ -33,12 +35,18 @@ class InsecureSettings(ValueError):
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="KCC_", extra="ignore", populate_by_name=True, env_ignore_empty=True
+        env_prefix="KCC_",
+        extra="ignore",
+        populate_by_name=True,
+        env_ignore_empty=True,
+        hide_input_in_errors=True,  # a refused URL or token may hold a password
     )
 
     env: Environment = Environment.DEV
     public_url: str = "http://127.0.0.1:8000"
-    redis_url: str | None = None  # None: an embedded in-process store (one worker only)
+    # None: an embedded in-process store (one worker only). redis:// or rediss:// for one server,
+    # redis+sentinel:// for Redis behind Sentinel (api/redis_url.py).
+    redis_url: str | None = None
     # The namespace of every Redis key and pub/sub channel (routing/keys.py): deployments that
     # share a Redis server (staging and production on two databases) need different ones.
     redis_prefix: str = Field(default="kcc", pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")
@@ -100,6 +108,13 @@ class Settings(BaseSettings):
     # A request's body must have arrived this long after the request began, or it is answered
     # 408 (a client that stalls its body would hold a connection open; api/web/security.py).
     body_timeout_seconds: float = Field(default=30.0, gt=0)
+
+    @field_validator("redis_url")
+    @classmethod
+    def _sentinel_url_is_usable(cls, value: str | None) -> str | None:
+        if value is not None and is_sentinel_url(value):
+            parse_sentinel_url(value)  # refused at start-up, not at the first call
+        return value
 
     @field_validator("trusted_proxies")
     @classmethod

@@ -12,6 +12,14 @@ pool, which pipelines, pub/sub and anything unusual still use.
 No command is retried after a lost connection: a Lua script may already have run. The caller
 gets redis-py's `ConnectionError` (`TimeoutError` when Redis stops answering), and the next
 command connects again.
+
+Behind Sentinel (a client of `Sentinel.master_for`, whose pool is a `SentinelConnectionPool`) the
+line asks the Sentinels for the master's address each time it connects, as redis-py's own
+connections of that pool do; a master demoted to a replica answers writes with READONLY, which
+closes the line (a `ConnectionError` for the command) so that the next command finds the new one.
+A master that lives on after a failover keeps taking writes until the Sentinel demotes it (up to
+10 s later), so `follow_master`, called every half second, asks the Sentinels and leaves the old
+master as soon as they name another.
 """
 
 from __future__ import annotations
@@ -25,8 +33,9 @@ from typing import Any, cast
 import hiredis
 from redis.asyncio import Redis
 from redis.asyncio.connection import Connection
+from redis.asyncio.sentinel import SentinelConnectionPool, SentinelManagedConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
+from redis.exceptions import ReadOnlyError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.typing import EncodableT
 
@@ -97,6 +106,7 @@ class _Line(asyncio.Protocol):
         self._watchdog: asyncio.TimerHandle | None = None
         self._outgoing: list[bytes] = []  # commands of this turn of the loop, sent together
         self.closed = False
+        self.address: tuple[str, int] | None = None  # the server's, once connected
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
@@ -186,10 +196,13 @@ class PipelinedRedis(Redis):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        settings = self.connection_pool.connection_kwargs
-        self._pipelined = self.connection_pool.connection_class is Connection and str(
-            settings.get("protocol", 2)
-        ) in {"2", "None"}
+        pool = self.connection_pool
+        settings = pool.connection_kwargs
+        self._sentinel = isinstance(pool, SentinelConnectionPool) and pool.is_master
+        plain = pool.connection_class is (
+            SentinelManagedConnection if self._sentinel else Connection
+        )
+        self._pipelined = plain and str(settings.get("protocol", 2)) in {"2", "None"}
         self._line: _Line | None = None
         self._connecting: asyncio.Future[_Line] | None = None
         self._closes = 0  # aclose() calls: a connect that finishes after one closes its line
@@ -206,6 +219,10 @@ class PipelinedRedis(Redis):
         reply = await line.send(pack_command(args))
         if isinstance(reply, hiredis.ReplyError):
             error = parse_error(str(reply))
+            if self._sentinel and isinstance(error, ReadOnlyError):
+                # The master we are connected to was demoted (a failover): find the new one.
+                line.close()
+                raise RedisConnectionError("the Redis master became a replica") from error
             if EMPTY_RESPONSE in options and isinstance(error, ResponseError):
                 return options[EMPTY_RESPONSE]
             raise error
@@ -217,12 +234,38 @@ class PipelinedRedis(Redis):
         result = callback(reply, **options)
         return await result if inspect.isawaitable(result) else result
 
+    @property
+    def follows_sentinel(self) -> bool:
+        return self._sentinel
+
+    async def follow_master(self) -> bool:
+        """Behind Sentinel: when the Sentinels name another master, close every connection to the
+        old one (the shared line, the pool's, pub/sub's: those reconnect and subscribe again),
+        so that nothing more is written to a master that lost its place. True when it moved."""
+        if not self._sentinel:
+            return False
+        pool = cast(SentinelConnectionPool, self.connection_pool)
+        known = pool.master_address
+        address = await self._master_address()  # drops the pool's idle connections if it moved
+        line = self._line
+        moved = known is not None and tuple(known) != address
+        if line is not None and not line.closed and line.address != address:
+            line.close()
+            moved = True
+        if moved:
+            await pool.disconnect(inuse_connections=True)
+        return moved
+
     async def aclose(self, close_connection_pool: bool | None = None) -> None:
         self._closes += 1
         if self._line is not None:
             self._line.close()
             self._line = None
         await super().aclose(close_connection_pool)
+        pool = self.connection_pool
+        if self._sentinel and self.auto_close_connection_pool:
+            # `master_for` made the pool, and the Sentinel clients, for this client alone.
+            await cast(SentinelConnectionPool, pool).sentinel_manager.aclose()
 
     async def _connect(self) -> _Line:
         """The shared line, connecting it (once, however many commands are waiting for it)."""
@@ -258,7 +301,10 @@ class PipelinedRedis(Redis):
             errors=settings.get("encoding_errors", "strict"),
             timeout=settings.get("socket_timeout"),
         )
-        host, port = settings.get("host", "localhost"), int(settings.get("port", 6379))
+        if self._sentinel:  # whichever server the Sentinels name master now
+            host, port = await self._master_address()
+        else:
+            host, port = settings.get("host", "localhost"), int(settings.get("port", 6379))
         try:
             # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
             # arrives as the connection completes.
@@ -268,12 +314,19 @@ class PipelinedRedis(Redis):
             raise RedisConnectionError(
                 f"Error connecting to Redis at {host}:{port}: {error}"
             ) from None
+        line.address = (host, port)
         try:
             await self._set_up(line, settings)
         except BaseException:  # refused, or the caller was cancelled: no half-made line is left
             line.close()
             raise
         return line
+
+    async def _master_address(self) -> tuple[str, int]:
+        """Raises redis-py's MasterNotFoundError (a ConnectionError) when no Sentinel names one."""
+        pool = cast(SentinelConnectionPool, self.connection_pool)
+        host, port = await pool.get_master_address()  # type: ignore[no-untyped-call]
+        return str(host), int(port)
 
     async def _set_up(self, line: _Line, settings: dict[str, Any]) -> None:
         """AUTH, SELECT and CLIENT SETNAME, as redis-py's connections do."""

@@ -40,6 +40,7 @@ from api.web.security import guarded
 from api.webhooks.dispatcher import PREFIX, WebhookDispatcher
 from api.webhooks.handlers import HANDLERS
 from routing.clock import Clock
+from routing.pipelined_redis import PipelinedRedis
 
 log = logging.getLogger(__name__)
 TICK_SECONDS = 1.0  # the routing safety net: wrap-ups over, offers unanswered, idle advisers
@@ -48,6 +49,9 @@ TICK_SECONDS = 1.0  # the routing safety net: wrap-ups over, offers unanswered, 
 RECONCILE_TICKS = 10
 # Every so many ticks an instance asks whether today's record purge is done (ivr/retention.py).
 RETENTION_TICKS = 60
+# Behind Sentinel, how often an instance asks where the master is: a master that lost its place
+# in a failover takes writes until the Sentinel demotes it, up to 10 s later (docs/operations.md).
+FOLLOW_MASTER_SECONDS = 0.5
 # The largest request anyone sends is a flow draft (at most 512 kB of YAML, as JSON); a client
 # sending more is answered 413 before the body is buffered. Webhooks are capped far lower.
 MAX_BODY_BYTES = 2 * 1024 * 1024
@@ -132,6 +136,20 @@ async def _tick_forever(services: Services) -> None:
                 log.exception("record purge failed")
 
 
+async def _follow_master(redis: PipelinedRedis) -> None:
+    asked = True  # the last question was answered: say so once when that changes
+    while True:
+        await asyncio.sleep(FOLLOW_MASTER_SECONDS)
+        try:
+            if await redis.follow_master():
+                log.warning("the Sentinels name another Redis master: connections moved to it")
+            asked = True
+        except Exception:  # no Sentinel answers: the commands find that out themselves
+            if asked:
+                log.warning("no Sentinel says where the Redis master is", exc_info=True)
+            asked = False
+
+
 @asynccontextmanager
 async def _serving(services: Services) -> AsyncIterator[None]:
     """The background tasks while the server runs; the services closed when it stops."""
@@ -144,6 +162,8 @@ async def _serving(services: Services) -> AsyncIterator[None]:
         asyncio.create_task(_tick_forever(services)),
         asyncio.create_task(services.flows.listen()),
     ]
+    if isinstance(services.redis, PipelinedRedis) and services.redis.follows_sentinel:
+        tasks.append(asyncio.create_task(_follow_master(services.redis)))
     try:
         yield
     finally:

@@ -14,6 +14,7 @@ import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import hypothesis
 import pytest
 import redis.asyncio as aioredis
@@ -31,7 +32,7 @@ from api.web.app import API_ROUTERS, create_app
 from api.web.refusals import roles_of
 from routing.clock import FixedClock
 from tests.conftest import make_settings
-from tests.support.staff import AHMED, SANNE, Account, add_staff
+from tests.support.staff import AHMED, SANNE, Account, add_staff, signed_in
 from tests.support.twilio_stub import TwilioStub
 
 EXAMPLES = 12  # per operation and mode: about 20 s for the whole API
@@ -161,3 +162,85 @@ def test_every_answer_of_the_api_is_in_its_openapi_document(served: FastAPI) -> 
         failures += [f"{operation.label}: {f}" for f in _failures(operation, headers)]
     assert len(operations) == 53
     assert not failures, "\n\n".join(failures)
+
+
+# -- what schemathesis found, each pinned down ------------------------------------------------
+
+
+@pytest.fixture
+async def supervisor(app: FastAPI, http: httpx.AsyncClient) -> dict[str, str]:
+    add_staff(app.state.services.db_engine, SANNE)
+    return await signed_in(http, SANNE)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/flows/versions/15161496525183672517774016512",  # was a 500 (SQLite's integer)
+        "/api/flows/diff?a=4410073369018514800640",
+        "/api/flows/tree?version=0",
+        "/api/hours?at=0",  # was 1970-01-01 (seconds since 1970)
+        "/api/hours?at=-2.1e-99",
+        "/api/flows/calendar?start=0.0",
+        "/api/monitor-sessions?from=1700000000",
+    ],
+)
+async def test_numbers_out_of_range_and_numbers_as_times_are_refused(
+    http: httpx.AsyncClient, supervisor: dict[str, str], path: str
+) -> None:
+    answer = await http.get(path, headers=supervisor)
+    assert (answer.status_code, answer.json()["code"]) == (422, "request_invalid")
+
+
+async def test_a_closure_from_a_time_with_an_offset_is_refused(
+    http: httpx.AsyncClient, supervisor: dict[str, str]
+) -> None:
+    """Was a 500: an aware time compared with the flow's local ones."""
+    body = {"date": "2026-12-02", "closed_from": "12:00:00Z", "closed_until": "13:00"}
+    answer = await http.post("/api/flows/closures", json=body, headers=supervisor)
+    assert answer.status_code == 422
+    assert answer.json()["detail"][0]["loc"] == ["body", "closed_from"]
+
+
+async def test_account_times_carry_their_utc_offset(
+    http: httpx.AsyncClient, supervisor: dict[str, str]
+) -> None:
+    (account,) = (await http.get("/api/users", headers=supervisor)).json()
+    assert account["created_at"].endswith("Z") or account["created_at"].endswith("+00:00")
+
+
+async def test_a_body_too_large_and_an_unreadable_body_are_refused_with_a_code(
+    http: httpx.AsyncClient, supervisor: dict[str, str]
+) -> None:
+    headers = {**supervisor, "Content-Type": "application/json"}
+    big = await http.post(
+        "/api/flows/validate",
+        content=b'{"text": "' + b"x" * (3 * 1024 * 1024) + b'"}',
+        headers=headers,
+    )
+    assert (big.status_code, big.json()["code"]) == (413, "too_large")
+    assert big.headers["content-type"] == "application/json"
+    unreadable = await http.post("/api/flows/validate", content=b"\xff\xfe{", headers=headers)
+    assert (unreadable.status_code, unreadable.json()["code"]) == (400, "body_unreadable")
+
+
+def test_each_route_declares_what_it_is_refused_for(app: FastAPI) -> None:
+    paths = app.openapi()["paths"]
+    assert sorted(paths["/api/hours"]["get"]["responses"]) == ["200", "422"]
+    assert sorted(paths["/api/queue"]["get"]["responses"]) == ["200", "401", "403", "503"]
+    assert sorted(paths["/api/token"]["post"]["responses"]) == [
+        "200",
+        "400",
+        "401",
+        "413",
+        "422",
+        "429",
+        "503",
+    ]
+    refused = paths["/api/advisers/me/status"]["post"]["responses"]
+    assert sorted(refused) == ["200", "400", "401", "403", "404", "409", "413", "422", "502", "503"]
+    assert refused["403"]["description"] == "Signed in, but not as adviser: `role_required`."
+    for status in ("400", "401", "403", "409", "422", "503"):
+        schema = refused[status]["content"]["application/json"]["schema"]
+        assert schema["$ref"] == "#/components/schemas/ErrorOut"
+    assert not [path for path in paths if path.startswith(("/twilio", "/demo"))]

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import re
-from datetime import date, datetime
+from datetime import date, datetime, time
 from typing import Annotated
 
-from pydantic import BeforeValidator
+from pydantic import AfterValidator, BeforeValidator, WithJsonSchema
 
 _ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")  # how every ISO 8601 date and time starts
 
@@ -20,3 +20,24 @@ def _not_a_number(value: object) -> object:
 
 IsoDateTime = Annotated[datetime, BeforeValidator(_not_a_number)]
 IsoDate = Annotated[date, BeforeValidator(_not_a_number)]
+
+
+def _without_offset(moment: time) -> time:
+    """A time of day in the contact centre's zone: an offset (12:00Z) would mean another hour."""
+    if moment.tzinfo is not None:
+        raise ValueError("a local time of day, HH:MM, without an offset")
+    return moment
+
+
+LocalTime = Annotated[
+    time,
+    AfterValidator(_without_offset),
+    # JSON schema's "time" format requires an offset: this one has none.
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?$",
+            "description": "local time (the flow's time zone), HH:MM",
+        }
+    ),
+]

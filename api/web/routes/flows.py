@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from datetime import date, time, timedelta
+from datetime import date, timedelta
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 from api.services import Services
 from api.web.deps import ServicesDep, SupervisorUser
 from api.web.errors import NotFound, ProblemOut, RequestInvalid, WebError
-from api.web.params import IsoDate
+from api.web.params import IsoDate, LocalTime
 from api.web.refusals import refusals
 from flows.closures import (
     CLOSED_ALL_DAY,
@@ -261,8 +261,8 @@ class ClosureRequest(BaseModel):
     date: IsoDate
     # Both or neither: close [closed_from, closed_until) and keep the rest of the day open;
     # neither: the whole day.
-    closed_from: time | None = None
-    closed_until: time | None = None
+    closed_from: LocalTime | None = None
+    closed_until: LocalTime | None = None
     announcement: dict[str, str] | None = Field(default=None, max_length=10)  # per language
     comment: str = Field(default="", max_length=500)
 

@@ -7,10 +7,10 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 import anyio.to_thread
 from fastapi import FastAPI
+from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
@@ -18,6 +18,7 @@ from api.instance_lock import InstanceLocked, lock_embedded_store
 from api.services import Services, build_services
 from api.settings import Settings
 from api.web.errors import ErrorOut, install_error_handlers
+from api.web.refusals import declare_refusals
 from api.web.routes import (
     advisers,
     auth,
@@ -55,10 +56,6 @@ FOLLOW_MASTER_SECONDS = 0.5
 # The largest request anyone sends is a flow draft (at most 512 kB of YAML, as JSON); a client
 # sending more is answered 413 before the body is buffered. Webhooks are capped far lower.
 MAX_BODY_BYTES = 2 * 1024 * 1024
-# Every refusal of the staff API has this body (api/web/errors.py); the schema says so.
-REFUSALS: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorOut} for status in (401, 403, 404, 409, 422)
-}
 
 # The routes per noun: the staff API, then what is not part of it (pages, health, metrics).
 API_ROUTERS = tuple(
@@ -104,7 +101,22 @@ class KccApp(FastAPI):
             )
         else:
             # The security headers on every page and API answer, the body bounded in time.
-            await guarded(super().__call__, scope, receive, send, body_seconds=self.body_seconds)
+            app = _too_large if _declared_length(scope) > MAX_BODY_BYTES else super().__call__
+            await guarded(app, scope, receive, send, body_seconds=self.body_seconds)
+
+
+def _declared_length(scope: Scope) -> int:
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            return int(value) if value.isdigit() else 0
+    return 0
+
+
+async def _too_large(scope: Scope, receive: Receive, send: Send) -> None:
+    """A body declared larger than the app takes: refused before it is read, with the body of
+    every refusal (FastAPI's own limit would answer plain text)."""
+    body = ErrorOut(detail="the request body is too large", code="too_large")
+    await JSONResponse(body.model_dump(exclude_none=True), 413)(scope, receive, send)
 
 
 async def _tick_forever(services: Services) -> None:
@@ -217,7 +229,8 @@ def create_app(
     app.twilio_edge = WebhookDispatcher(HANDLERS, services)
     app.body_seconds = settings.body_timeout_seconds
     for router in API_ROUTERS:
-        app.include_router(router, responses=REFUSALS)
+        declare_refusals(router)  # every route's refusals in the OpenAPI document
+        app.include_router(router)
     for router in OTHER_ROUTERS:
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=pages.STATIC), name="static")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 import anyio.to_thread
@@ -93,6 +94,14 @@ def _wallboard_viewer(user: CurrentUser) -> User:
         )
     return user
 
+
+# The role each gate lets in, the first the one it is for (the schema's 403 names them).
+ROLE_GATES: dict[Callable[..., User], tuple[Role, ...]] = {
+    _supervisor: (Role.SUPERVISOR,),
+    _adviser: (Role.ADVISER,),
+    _staff: (Role.ADVISER, Role.SUPERVISOR),
+    _wallboard_viewer: (Role.SUPERVISOR, Role.VIEWER),
+}
 
 SupervisorUser = Annotated[User, Depends(_supervisor)]
 AdviserUser = Annotated[User, Depends(_adviser)]

@@ -37,6 +37,7 @@ STATUS = {
     ErrorKind.INTERNAL: 500,
 }
 _HTTP_CODES = {
+    400: "body_unreadable",  # FastAPI: "There was an error parsing the body" (not UTF-8)
     401: "not_signed_in",
     403: "forbidden",
     404: "not_found",

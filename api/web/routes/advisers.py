@@ -19,6 +19,8 @@ from api.accounts import User, device_of
 from api.services import Services
 from api.web.deps import AdviserUser, ServicesDep, SupervisorUser
 from api.web.errors import NotFound, WebError
+from api.web.refusals import EVENT_STREAM, refusals
+from flows.errors import ErrorKind
 from ivr.departments import DepartmentClosed, Whisper, whisper_url
 from ivr.records import RecordChange, outbox_item
 from routing import keys
@@ -28,7 +30,13 @@ from routing.entry import QueueEntry
 from routing.presence import PhoneState
 from routing.transfers import Target, TargetKind, Transfer, TransferMode
 
-router = APIRouter(prefix="/api", tags=["advisers"])
+# 409: the adviser's state or call does not allow it; 404: no such target (or the demo's phone
+# outside the demo); 502: Twilio. (422, e.g. a wrap-up code the flow lacks: routes with a body.)
+router = APIRouter(
+    prefix="/api",
+    tags=["advisers"],
+    responses=refusals(ErrorKind.CONFLICT, ErrorKind.NOT_FOUND, ErrorKind.UPSTREAM),
+)
 
 
 class TransferOut(BaseModel):
@@ -357,7 +365,7 @@ async def cancel_transfer(services: ServicesDep, user: AdviserUser) -> TransferO
     return _transfer_out(await services.router.cancel_transfer(user.name), "cancelled")
 
 
-@router.get("/advisers/me/events")
+@router.get("/advisers/me/events", response_class=EventSourceResponse, responses=EVENT_STREAM)
 async def events(
     request: Request,
     services: ServicesDep,

@@ -15,7 +15,9 @@ from api.database.engine import session_scope
 from api.sign_in_guard import client_address
 from api.web.deps import ServicesDep, StaffUser, token_claims
 from api.web.errors import NotSignedIn
+from api.web.refusals import refusals
 from api.web.tokens import RevokedTokens, TokenClaims, issue_token
+from flows.errors import ErrorKind
 
 router = APIRouter(prefix="/api", tags=["auth"])
 
@@ -35,7 +37,10 @@ def _authenticate(engine: Engine, name: str, password: str) -> User | None:
         return authenticate(session, name=name, password=password)
 
 
-@router.post("/token")
+@router.post(
+    "/token",
+    responses=refusals(ErrorKind.UNAUTHORIZED, ErrorKind.LIMITED, ErrorKind.UNAVAILABLE),
+)
 async def login(
     request: Request,
     services: ServicesDep,

@@ -15,12 +15,20 @@ from api.accounts import device_of
 from api.services import Services
 from api.web.deps import ServicesDep, SupervisorUser
 from api.web.errors import NotFound, RequestInvalid
+from api.web.params import IsoDateTime
+from api.web.refusals import refusals
+from flows.errors import ErrorKind
 from routing.board import AdviserState
 from routing.monitor_log import MonitorSessionRecord
 from routing.monitoring import EndReason, MonitorMode, MonitorSession, MonitorState
 from routing.transfers import TargetKind, TransferState
 
-router = APIRouter(prefix="/api", tags=["calls"])
+# 404: no such call or session; 409: the call cannot be monitored now; 502: Twilio.
+router = APIRouter(
+    prefix="/api",
+    tags=["calls"],
+    responses=refusals(ErrorKind.NOT_FOUND, ErrorKind.CONFLICT, ErrorKind.UPSTREAM),
+)
 
 CALL_SID = r"^CA[0-9a-fA-F]{32}$"
 CallSid = Annotated[str, Path(pattern=CALL_SID, description="the caller's CallSid")]
@@ -189,9 +197,9 @@ async def monitor_sessions(
     services: ServicesDep,
     _: SupervisorUser,
     start: Annotated[
-        datetime | None, Query(alias="from", description="started at or after")
+        IsoDateTime | None, Query(alias="from", description="started at or after")
     ] = None,
-    end: Annotated[datetime | None, Query(alias="to", description="started before")] = None,
+    end: Annotated[IsoDateTime | None, Query(alias="to", description="started before")] = None,
 ) -> list[MonitorSessionOut]:
     """The audit log: every monitor session started in [from, to), oldest first."""
     start, end = _utc(start), _utc(end)

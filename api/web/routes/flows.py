@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from datetime import date, time, timedelta
+from datetime import date, timedelta
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
@@ -16,6 +16,8 @@ from pydantic import BaseModel, Field
 from api.services import Services
 from api.web.deps import ServicesDep, SupervisorUser
 from api.web.errors import NotFound, ProblemOut, RequestInvalid, WebError
+from api.web.params import IsoDate, LocalTime
+from api.web.refusals import refusals
 from flows.closures import (
     CLOSED_ALL_DAY,
     CLOSED_PART_OF_DAY,
@@ -28,7 +30,7 @@ from flows.closures import (
     with_outage,
     without_closure,
 )
-from flows.errors import Problem
+from flows.errors import ErrorKind, Problem
 from flows.model import Flow
 from flows.tree import FlowTree, MenuTree, flow_tree, menu_tree
 from flows.version_summary import AuditOut, VersionSummary
@@ -37,8 +39,15 @@ from ivr.engine import Engine
 from ivr.flow_publishing import PublishedNotAnnounced
 from ivr.flow_registry import load_version
 
-router = APIRouter(prefix="/api/flows", tags=["flows"])
+# 404: no such version; 409: live already, the day has its own hours, nothing to change.
+router = APIRouter(
+    prefix="/api/flows",
+    tags=["flows"],
+    responses=refusals(ErrorKind.NOT_FOUND, ErrorKind.CONFLICT),
+)
 
+# A version's number: from 1, within the database's integer (a larger one is no version).
+VersionNumber = Annotated[int, Field(ge=1, le=2**31 - 1)]
 MAX_FLOW_BYTES = 512 * 1024  # kcc.yaml is about 30 kB; a bigger draft is a mistake
 CALENDAR_DAYS = 30
 
@@ -73,7 +82,7 @@ class PublishRequest(Draft):
 
 
 class RollbackRequest(BaseModel):
-    version: int
+    version: VersionNumber
     comment: str = Field(default="", max_length=500)
 
 
@@ -130,7 +139,7 @@ async def versions(services: ServicesDep, _: SupervisorUser) -> Versions:
 
 
 @router.get("/versions/{number}")
-async def version(services: ServicesDep, number: int, _: SupervisorUser) -> VersionText:
+async def version(services: ServicesDep, number: VersionNumber, _: SupervisorUser) -> VersionText:
     stored = await _version(services, number)
     live = await _live(services)
     return VersionText(**VersionSummary.of(stored, live.number).model_dump(), text=stored.text)
@@ -138,7 +147,10 @@ async def version(services: ServicesDep, number: int, _: SupervisorUser) -> Vers
 
 @router.get("/diff")
 async def diff(
-    services: ServicesDep, a: int, _: SupervisorUser, b: Annotated[int | None, Query()] = None
+    services: ServicesDep,
+    a: Annotated[int, Query(ge=1, le=2**31 - 1)],
+    _: SupervisorUser,
+    b: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
 ) -> DiffAnswer:
     """From version a to version b (default: the live one)."""
     b = b if b is not None else (await _live(services)).number
@@ -197,7 +209,9 @@ async def audit(services: ServicesDep, _: SupervisorUser) -> list[AuditOut]:
 
 @router.get("/tree")
 async def tree(
-    services: ServicesDep, _: SupervisorUser, version: Annotated[int | None, Query()] = None
+    services: ServicesDep,
+    _: SupervisorUser,
+    version: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
 ) -> FlowTree:
     """The live flow (or `version`) as a readable tree."""
     if version is None:
@@ -211,7 +225,7 @@ async def tree(
 async def calendar(
     services: ServicesDep,
     _: SupervisorUser,
-    start: Annotated[date | None, Query(description="first day (default: today)")] = None,
+    start: Annotated[IsoDate | None, Query(description="first day (default: today)")] = None,
     days: Annotated[int, Query(ge=1, le=366)] = CALENDAR_DAYS,
     lang: Annotated[str | None, Query(max_length=8)] = None,
 ) -> list[CalendarDay]:
@@ -244,11 +258,11 @@ def _closes(moment: object) -> str:
 
 
 class ClosureRequest(BaseModel):
-    date: date
+    date: IsoDate
     # Both or neither: close [closed_from, closed_until) and keep the rest of the day open;
     # neither: the whole day.
-    closed_from: time | None = None
-    closed_until: time | None = None
+    closed_from: LocalTime | None = None
+    closed_until: LocalTime | None = None
     announcement: dict[str, str] | None = Field(default=None, max_length=10)  # per language
     comment: str = Field(default="", max_length=500)
 
@@ -353,7 +367,7 @@ async def close(services: ServicesDep, body: ClosureRequest, user: SupervisorUse
 @router.delete("/closures/{day}")
 async def reopen(
     services: ServicesDep,
-    day: date,
+    day: IsoDate,
     user: SupervisorUser,
     comment: Annotated[str, Query(max_length=500)] = "",
 ) -> ChangeAnswer:

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from api.web.deps import ServicesDep
 from api.web.errors import RequestInvalid
+from api.web.params import IsoDateTime
 
 router = APIRouter(prefix="/api", tags=["hours"])
 
@@ -33,7 +34,7 @@ class HoursAnswer(BaseModel):
 @router.get("/hours")
 async def hours(
     services: ServicesDep,
-    at: Annotated[datetime | None, Query(description="ISO-8601 instant with offset")] = None,
+    at: Annotated[IsoDateTime | None, Query(description="ISO-8601 instant with offset")] = None,
     lang: Annotated[str | None, Query(max_length=8)] = None,
 ) -> HoursAnswer:
     moment = at or services.clock.now()

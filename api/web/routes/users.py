@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 
 import anyio.to_thread
@@ -18,9 +18,16 @@ from api.accounts import Role, User, device_of
 from api.database.engine import session_scope
 from api.services import Services
 from api.web.deps import ServicesDep, SupervisorUser
+from api.web.refusals import refusals
+from flows.errors import ErrorKind
 from routing.board import Command, InvalidTransition
 
-router = APIRouter(prefix="/api/users", tags=["users"])
+# 404: no such account; 409: the name is taken, or the change would leave no supervisor.
+router = APIRouter(
+    prefix="/api/users",
+    tags=["users"],
+    responses=refusals(ErrorKind.NOT_FOUND, ErrorKind.CONFLICT),
+)
 
 T = TypeVar("T")
 
@@ -84,8 +91,13 @@ def _out(user: User) -> UserOut:
         skills=user_admin.skills_of(user),
         device=device_of(user),
         active=user.active,
-        created_at=user.created_at,
+        created_at=_utc(user.created_at),
     )
+
+
+def _utc(at: datetime) -> datetime:
+    """SQLite hands times back without their offset: they are UTC."""
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
 async def _in_session(services: Services, work: Callable[[Session], T]) -> T:
@@ -110,7 +122,7 @@ async def audit(services: ServicesDep, _: SupervisorUser) -> list[AuditOut]:
     def read(session: Session) -> list[AuditOut]:
         return [
             AuditOut(
-                at=row.at,
+                at=_utc(row.at),
                 actor=row.actor,
                 action=row.action,
                 subject=row.subject,

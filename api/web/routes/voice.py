@@ -17,7 +17,8 @@ from twilio.jwt.access_token.grants import VoiceGrant
 
 from api.accounts import browser_identity, device_of
 from api.web.deps import ServicesDep, StaffUser
-from api.web.errors import ErrorOut, WebError
+from api.web.errors import WebError
+from api.web.refusals import refusals
 from flows.errors import ErrorKind
 
 router = APIRouter(prefix="/api", tags=["voice"])
@@ -35,7 +36,7 @@ class VoiceToken(BaseModel):
     expires_at: datetime
 
 
-@router.post("/me/voice-token", responses={503: {"model": ErrorOut}})
+@router.post("/me/voice-token", responses=refusals(ErrorKind.CONFLICT))
 def voice_token(services: ServicesDep, user: StaffUser) -> VoiceToken:
     """Advisers and supervisors, for their own device: 503 `voice_not_configured` without the
     Twilio API key and TwiML App; 409 `device_is_a_number` when calls to them ring a phone."""

@@ -14,6 +14,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from api.accounts import Role, User
 from api.services import Services
 from api.web.deps import ServicesDep, WallboardUser
+from api.web.refusals import EVENT_STREAM
 from api.web.routes.config import product_labels
 from routing.board import AdviserState
 from routing.wallboard import Wallboard
@@ -114,7 +115,7 @@ async def wallboard(services: ServicesDep, user: WallboardUser) -> WallboardOut:
     return await _read(services, user)
 
 
-@router.get("/wallboard/events")
+@router.get("/wallboard/events", response_class=EventSourceResponse, responses=EVENT_STREAM)
 async def wallboard_events(
     request: Request, services: ServicesDep, user: WallboardUser
 ) -> EventSourceResponse:

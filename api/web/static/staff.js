@@ -34,6 +34,7 @@ window.KccStaff = (() => {
     not_signed_in: () => EXPIRED,
     bad_token: () => EXPIRED,
     request_invalid: () => "De invoer is niet geldig. Controleer de velden en probeer het opnieuw.",
+    body_unreadable: () => "De invoer kon niet worden gelezen. Probeer het opnieuw.",
     too_large: () => "Dat is te groot om te versturen.",
     telephony_failed: () => "Twilio kon het gesprek niet opzetten. Probeer het zo opnieuw.",
     not_announced: () => "Redis was niet bereikbaar: alle servers nemen de wijziging binnen 10 seconden over.",

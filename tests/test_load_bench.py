@@ -24,7 +24,8 @@ from tests.conftest import (
 from tests.support.paths import ROOT
 from tests.support.slow import require_slow
 
-LOAD_REDIS_URL = f"{REDIS_URL.rsplit('/', 1)[0]}/10"  # a database of its own: the bench flushes it
+# A database of its own: the bench flushes it.
+LOAD_REDIS_URL = f"{REDIS_URL.rsplit('/', 1)[0]}/10"
 
 
 @pytest.mark.slow
@@ -59,7 +60,8 @@ def test_a_short_load_run_answers_every_call_once_with_no_errors(tmp_path: Path)
     assert placed >= 5, result  # Poisson arrivals at 5/s for 5 s: 25 expected
     outcomes = result["outcomes"]
     assert outcomes.get("answered", 0) + outcomes.get("abandoned", 0) == placed, outcomes
-    assert (result["errors"], result["lost"], result["double"], result["unfinished"]) == (0, 0, 0, 0)
+    checks = ("errors", "lost", "double", "unfinished")
+    assert {name: result[name] for name in checks} == dict.fromkeys(checks, 0)
     assert result["call_records"] == placed
     assert result["answered_in_records"] == outcomes.get("answered", 0)
     assert result["offers_unseen_by_desk"] == 0

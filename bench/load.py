@@ -521,7 +521,9 @@ class Simulation:
             product=product,
             application=self.applications[(number - 1) % len(self.applications)],
             caller=f"+316{number:08d}",
-            abandons_after=rng.uniform(0.2, 3.0) if abandons else None,
+            # At once or nearly: racing the offer that may be on its way (the app's redirect
+            # then meets a call that has ended, or the status callback withdraws the offer).
+            abandons_after=rng.uniform(0.0, 0.05) if abandons else None,
         )
         self.calls.append(call)
         self.inbox[call.sid] = asyncio.Queue()
@@ -568,16 +570,15 @@ class Simulation:
             raise BadAnswer("wrong-queue", ET.tostring(root, encoding="unicode")[:300])
         queued_at = time.monotonic()
         await self._wait(call, enqueue)
+        if call.abandons_after is not None:
+            # Gone whatever Twilio was doing: an offer is often on its way already (made by
+            # the step that queued the call), and the app must take it back.
+            await asyncio.sleep(max(0.0, queued_at + call.abandons_after - time.monotonic()))
+            await self._abandon(call, enqueue)
+            return
         inbox = self.inbox[call.sid]
         while True:
-            wait = None
-            if call.abandons_after is not None:
-                wait = max(0.0, queued_at + call.abandons_after - time.monotonic())
-            try:
-                url, _ = await asyncio.wait_for(inbox.get(), wait)
-            except TimeoutError:
-                await self._abandon(call, enqueue)
-                return
+            url, _ = await inbox.get()
             back = await self._offer(call, enqueue, url)
             if back is None:
                 return
@@ -716,6 +717,18 @@ class Snapshot:
     net_in: int
     net_out: int
     commandstats: dict[str, int] = field(default_factory=dict)
+
+
+def profile(app: App, args: argparse.Namespace) -> subprocess.Popen[bytes]:
+    """py-spy on the first app while calls arrive (collapsed stacks: one line per stack)."""
+    spy = Path(sys.executable).parent / "py-spy"
+    command = [str(spy), "record", "--pid", str(app.proc.pid), "--duration"]
+    command += [f"{args.duration:.0f}", "--format", "raw", "--output", str(args.profile)]
+    return subprocess.Popen(
+        [*command, "--nonblocking"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def snapshot(store: redis.Redis, apps: list[App]) -> Snapshot:
@@ -922,7 +935,10 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         idle_to = snapshot(store, apps)
         print(f"calls arriving at {args.rate:g}/s for {args.duration:g} s", flush=True)
         before = snapshot(store, apps)
+        profiler = profile(apps[0], args) if args.profile else None
         await sim.arrivals(args.duration)
+        if profiler is not None:
+            profiler.wait()
         arrivals_end = snapshot(store, apps)
         drain_deadline = time.monotonic() + args.drain
         while sim.tasks and time.monotonic() < drain_deadline:
@@ -1176,6 +1192,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="PostgreSQL database; the bench works in a schema of its own there",
     )
     parser.add_argument("--json-out", type=Path)
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="py-spy (pip install py-spy) on app1 while calls arrive: collapsed stacks to FILE",
+    )
     args = parser.parse_args(argv)
     if args.desks < args.advisers or args.advisers < 1 or args.rate <= 0:
         parser.error("need 1 <= --advisers <= --desks and a positive --rate")

@@ -111,6 +111,10 @@ def redis_for(settings: Settings) -> aioredis.Redis:
     return make_redis(settings.redis_url)
 
 
+# Well under Redis' own limit (maxclients 10000) for a few instances; a desk stream per adviser.
+REDIS_MAX_CONNECTIONS = 2000
+
+
 def make_redis(url: str | None) -> aioredis.Redis:
     if url is None:
         return FakeAsyncRedis(decode_responses=True)  # embedded: one process only
@@ -125,6 +129,9 @@ def make_redis(url: str | None) -> aioredis.Redis:
         "socket_connect_timeout": 2,
         "health_check_interval": 30,
         "client_name": "kcc-ivr",
+        # Every open desk or wallboard stream holds a pub/sub connection of this pool: redis-py's
+        # default of 100 refused the 100th desk of an instance (bench/load.py, 500 desks).
+        "max_connections": REDIS_MAX_CONNECTIONS,
     }
     if is_sentinel_url(url):
         return _sentinel_master(url, options)

@@ -14,6 +14,7 @@ from redis.exceptions import BusyLoadingError, ConnectionError, DataError, Respo
 from redis.exceptions import TimeoutError as RedisTimeout
 
 from api.services import make_redis
+from routing.events import EventBus
 from routing.pipelined_redis import PipelinedRedis, _Line
 from routing.resp import pack_command
 from tests.conftest import REDIS_SERVICE, REDIS_UP, REDIS_URL, need_service
@@ -171,6 +172,29 @@ async def test_pipelines_and_pub_sub_still_work(
         assert message is not None and message["data"] == "hello"
     finally:
         await pubsub.aclose()
+
+
+async def test_one_instance_holds_a_desk_event_stream_for_each_of_300_advisers(
+    clients: tuple[aioredis.Redis, aioredis.Redis],
+) -> None:
+    # Each open desk stream holds a pub/sub connection of the service's pool; redis-py's
+    # default pool (100) refused the 100th desk of an instance (bench/load.py, 500 desks).
+    ours, _ = clients
+    bus = EventBus(ours)
+    streams = [bus.listen(f"adviser{i:03d}") for i in range(300)]
+    try:
+        for stream in streams:
+            assert await anext(stream) == ("", {})  # subscribed
+        await bus.publish("adviser299", "offer", {"offer_id": "7"})
+        event = ("", {})
+        for _ in range(5):
+            event = await anext(streams[299])
+            if event[0]:
+                break
+        assert event == ("offer", {"offer_id": "7"})
+    finally:
+        for stream in streams:
+            await stream.aclose()
 
 
 async def test_after_a_lost_connection_the_next_command_connects_again(

@@ -95,6 +95,7 @@ class Services:
     webhook_budget_seconds: float = 8.0
 
     async def close(self) -> None:
+        self.router.stop_checks()
         await self.records.flush()
         await self.state_log.flush()
         await self.transfer_log.flush()
@@ -429,7 +430,11 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
 
     days = DayCounters(redis, service_level_seconds=settings.service_level_seconds)
     router = Router(
-        board=AdviserBoard(redis, offer_seconds=settings.offer_seconds),
+        board=AdviserBoard(
+            redis,
+            offer_seconds=settings.offer_seconds,
+            call_check_seconds=settings.call_check_seconds,
+        ),
         queue=queue,
         telephony=telephony,
         events=EventBus(redis),
@@ -440,6 +445,7 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
         wrap_up_seconds=settings.wrap_up_seconds,
         on_state_change=state_changed,
         conferences=conferences,
+        rings_in_conference=not settings.simulated_telephony,
         caller_id=settings.caller_id,
         on_hold_change=hold_changed,
         presence=DeskPresence(redis, grace_seconds=settings.presence_grace_seconds),
@@ -502,6 +508,8 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
         surveys=SurveyStore(redis),
         record_score=record_score,
     )
+    # A conversation found ended by asking Twilio ends as its status callback would end it.
+    router.on_call_ended = calls.status
     return Services(
         settings=settings,
         redis=redis,

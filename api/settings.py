@@ -83,6 +83,9 @@ class Settings(BaseSettings):
     # numbers by default, so a misused account cannot run up international or premium calls.
     outbound_prefixes: str = Field(default="+31", pattern=r"^\+[0-9]{1,6}(,\+[0-9]{1,6})*$")
     offer_seconds: int = 20  # how long an adviser's phone rings
+    # A conversation with nothing heard of it this long is checked with Twilio (REST): one whose
+    # callbacks were all lost still ends (docs/operations.md, Faults).
+    call_check_seconds: int = Field(default=60, ge=5)
     wrap_up_seconds: int = 30  # after-call work before the adviser is available again
     # The wallboard's service level: the share of calls answered within this many seconds.
     service_level_seconds: int = Field(default=30, ge=1)

@@ -20,11 +20,14 @@ from routing.scripts import LuaScript, ScriptRunner, ScriptStep
 
 OFFER_SECONDS = 20  # how long an adviser's phone rings before the call goes back
 MATCH_ROUNDS = 50  # pairs made by one script run; the rest on the next event or tick
+CALL_CHECK_SECONDS = 60  # a conversation quiet this long: routing asks Twilio if it still runs
+CALL_CHECKS_PER_TICK = 50  # conversations claimed for a check by one tick; the rest next tick
 
 _COMMAND = LuaScript.named("adviser_command")
 _MATCH = LuaScript.named("offer_match")
 _SETTLE = LuaScript.named("offer_settle")
 _CALL_STATE = LuaScript.named("call_state")
+_CHECKS_DUE = LuaScript.named("call_checks_due")
 
 
 @functools.cache
@@ -147,10 +150,17 @@ class InvalidTransition(KccError):
 
 
 class AdviserBoard:
-    def __init__(self, redis: Redis, *, offer_seconds: int = OFFER_SECONDS) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        offer_seconds: int = OFFER_SECONDS,
+        call_check_seconds: int = CALL_CHECK_SECONDS,
+    ) -> None:
         self._redis = redis
         self._scripts = ScriptRunner(redis)
         self.offer_seconds = offer_seconds
+        self.call_check_seconds = call_check_seconds
 
     async def register(self, name: str, *, skills: list[str], device: str) -> None:
         """Make the adviser known with their skills and device (from the database)."""
@@ -212,7 +222,12 @@ class AdviserBoard:
         """`settle` as a step of a longer script."""
         return ScriptStep(
             _SETTLE,
-            keys=[keys.offer_deadlines(), keys.wrap_up_ends(), keys.calls_answered()],
+            keys=[
+                keys.offer_deadlines(),
+                keys.wrap_up_ends(),
+                keys.calls_answered(),
+                keys.call_checks(),
+            ],
             args=[
                 keys.template(keys.offer),
                 keys.template(keys.adviser),
@@ -227,6 +242,8 @@ class AdviserBoard:
                 keys.OFFER_TTL,
                 now_ms + wrap_up_seconds * 1000,
                 keys.CALL_COUNTER_TTL,
+                now_ms + self.call_check_seconds * 1000,
+                keys.CONFERENCE_TTL,
             ],
             decode=settled_of,
         )
@@ -308,6 +325,21 @@ class AdviserBoard:
         found = await self._redis.zrangebyscore(keys.offer_deadlines(), "-inf", now_ms)
         return [str(offer_id) for offer_id in found]
 
+    async def due_call_checks(self, now_ms: int) -> list[str]:
+        """The offers of conversations quiet for `call_check_seconds`, claimed for a check by
+        this caller (another instance gets none of them until the next interval)."""
+        step = ScriptStep(
+            _CHECKS_DUE,
+            keys=[keys.call_checks()],
+            args=[now_ms, now_ms + self.call_check_seconds * 1000, CALL_CHECKS_PER_TICK],
+            decode=_offer_ids,
+        )
+        return await self._scripts.run_one(step)
+
+    async def forget_call_check(self, offer_id: str) -> None:
+        """The offer is no conversation in progress (ended, or a consult that ended)."""
+        await self._redis.zrem(keys.call_checks(), offer_id)
+
 
 # -- what the scripts answer, decoded ---------------------------------------------------------
 
@@ -315,6 +347,10 @@ class AdviserBoard:
 def _command_result(raw: Any) -> tuple[AdviserState, str | None]:
     done, state, *refusal = raw
     return AdviserState(str(state)), None if int(done) == 1 else str(refusal[0])
+
+
+def _offer_ids(raw: Any) -> list[str]:
+    return [str(offer_id) for offer_id in raw or []]
 
 
 def _offers(raw: Any) -> list[Offer]:

@@ -41,6 +41,7 @@ class ConferenceView:
     sid: str | None  # Twilio's ConferenceSid, known once the caller has joined
     caller_leg: str | None  # the caller's CallSid in the conference
     adviser_leg: str | None  # the adviser's CallSid, once Twilio placed the call
+    dialled_offer: str | None  # the offer whose adviser was called in (conference_join.lua)
     called: str | None  # the number the caller dialled (the adviser's phone shows it)
     on_hold: bool
     held_ms: int  # completed holds; the current one is not counted until it ends
@@ -130,6 +131,7 @@ def _view(call_sid: str, raw: dict[str, str]) -> ConferenceView:
         sid=raw.get("sid") or None,
         caller_leg=raw.get("caller") or None,
         adviser_leg=raw.get("adviser") or None,
+        dialled_offer=raw.get("dialled_offer") or None,
         called=raw.get("called") or None,
         on_hold=bool(raw.get("hold_since")),
         held_ms=int(raw.get("hold_ms") or 0),

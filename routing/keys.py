@@ -195,6 +195,13 @@ def wrap_up_ends() -> str:
     return f"{PREFIX}wrap-up-ends"
 
 
+def call_checks() -> str:
+    """Sorted set of the offers of conversations in progress (answered, not yet ended) by when
+    routing next asks Twilio whether the caller is still there: a conversation whose every
+    callback was lost still ends (Router.tick). TTL: CONFERENCE_TTL, refreshed by every answer."""
+    return f"{PREFIX}call-checks"
+
+
 def call_offer(call_sid: str) -> str:
     """The offer a call is in (set while offered or connected)."""
     return f"{PREFIX}call:{call_sid}:offer"

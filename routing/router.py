@@ -43,7 +43,13 @@ from routing.live_figures import DayCounters
 from routing.presence import DeskAction, DeskPresence, PhoneState, PresenceChange, PresenceOutcome
 from routing.queue import CallQueue
 from routing.scripts import ScriptStep
-from routing.telephony import NewParticipant, ParticipantChange, Telephony, TelephonyError
+from routing.telephony import (
+    CALL_ENDED,
+    NewParticipant,
+    ParticipantChange,
+    Telephony,
+    TelephonyError,
+)
 from routing.transfer_control import ConsultLog, TransferControls, TransferLog
 from routing.transfers import TransferStore
 
@@ -77,6 +83,8 @@ class ConnectUrls(Protocol):
 StateChange = Callable[[str, AdviserState, int, str | None], Awaitable[None]]
 # adviser, on hold (True) or back (False), when (ms), call
 HoldLog = Callable[[str, bool, int, str], Awaitable[None]]
+# call, its final status: what the caller's status callback does (ivr's CallHandler.status)
+CallEnded = Callable[[str, str], Awaitable[None]]
 FAILED_LEG = frozenset({"no-answer", "busy", "failed", "canceled"})
 
 
@@ -100,8 +108,16 @@ class Router(TransferControls):
     on_consult_change: ConsultLog | None = None  # a consult began (True) or ended (False)
     facts: CallFacts | None = None  # what the call's record needs to know (routing/call_facts.py)
     days: DayCounters | None = None  # today's answered calls and their waits (the wallboard)
+    # A conversation whose callbacks were all lost, found ended by asking Twilio: what the
+    # caller's completed status callback does (call record included). None: routing's part.
+    on_call_ended: CallEnded | None = None
+    # The adviser's phone is called in by the caller's conference join (Twilio). False: the
+    # demo's simulated phone, which rings as soon as the offer is made.
+    rings_in_conference: bool = True
     # deliveries a webhook stopped waiting for (`matched`), kept so they are not collected
     _pending: set[asyncio.Task[None]] = field(default_factory=set, init=False, repr=False)
+    # the checks of quiet conversations running now (Twilio's REST API; never in the tick)
+    _checking: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
 
     # -- triggers --------------------------------------------------------------------------
 
@@ -406,12 +422,111 @@ class Router(TransferControls):
                 log.debug("wrap-up already ended", extra={"adviser": name})
         for offer_id in await self.board.stale_offers(now):
             log.warning("offer expired without an answer", extra={"offer_id": offer_id})
-            # The caller may be alone in the conference, with music: they go back in line.
-            await self.adviser_leg_ended(offer_id, "no-answer")
+            await self._offer_expired(offer_id)
+        await self._check_quiet_calls(now)
         if self.presence is not None:
             names = await self.board.names()
             await self._presence_changed(await self.presence.sweep(names, self.now_ms()))
         await self._deliver(await self.board.match(self.products, self.now_ms()))
+
+    async def _offer_expired(self, offer_id: str) -> None:
+        """Nobody settled the offer by its deadline. If the adviser's phone was called, it was
+        not answered (missed). If it never was (the instance that made the offer died before
+        its redirect, or before the caller's join called the adviser in), the offer is
+        withdrawn: not the adviser's fault."""
+        offer = await self.board.offer(offer_id)
+        if (
+            self.conferences is not None
+            and self.rings_in_conference
+            and offer is not None
+            and offer.state is OfferState.OFFERED
+            and offer.kind is OfferKind.CALL
+            and not await self._is_consult(offer)  # a colleague's leg is called in directly
+        ):
+            conference = await self.conferences.view(offer.call_sid)
+            if conference is None or conference.dialled_offer != offer_id:
+                await self._withdraw_unrung(offer, conference)
+                return
+        # The caller may be alone in the conference, with music: they go back in line.
+        await self.adviser_leg_ended(offer_id, "no-answer")
+
+    async def _withdraw_unrung(self, offer: OfferView, conference: ConferenceView | None) -> None:
+        settled = await self.board.settle(offer.offer_id, Settle.WITHDRAWN, self.now_ms())
+        if settled is None or settled.previous is not OfferState.OFFERED:
+            return  # answered or settled meanwhile
+        log.warning(
+            "offer withdrawn: the adviser's phone was never called",
+            extra={"offer_id": offer.offer_id, "call_sid": offer.call_sid},
+        )
+        if conference is not None and conference.offer_id == offer.offer_id:
+            # The caller did fetch this offer's conference (music, nobody called in): the
+            # connect URL of a withdrawn offer puts them back in the queue. Otherwise they never
+            # left Twilio's queue and hear its music still.
+            try:
+                await self.telephony.redirect(offer.call_sid, self.urls.connect(offer.offer_id))
+            except TelephonyError:  # gone (its status cleans up), or Twilio away: the caller
+                log.warning("could not take the call back", extra={"call_sid": offer.call_sid})
+        await self._tell(settled, "ended", reason="withdrawn")
+        await self._state_changed(settled.adviser, settled.adviser_state, settled.call_sid)
+        await self.events.call_event(settled.call_sid, CallEvent.RETURNED)
+        await self.call_waiting(settled.product)
+
+    async def _check_quiet_calls(self, now_ms: int) -> None:
+        """Claim the conversations due for a check (one script: a read of a small sorted set
+        when none is) and ask Twilio about them in the background: a slow Twilio must not hold
+        up the tick. One batch at a time per instance."""
+        if self._checking is not None and not self._checking.done():
+            return
+        due = await self.board.due_call_checks(now_ms)
+        if due:
+            self._checking = asyncio.create_task(self._check_calls(due))
+
+    async def checks_done(self) -> None:
+        """Wait for the checks of quiet conversations this instance started."""
+        if self._checking is not None:
+            await asyncio.shield(self._checking)
+
+    def stop_checks(self) -> None:
+        """Shutting down: a check cut short is claimed again after the interval."""
+        if self._checking is not None:
+            self._checking.cancel()
+
+    async def _check_calls(self, offer_ids: list[str]) -> None:
+        results = await asyncio.gather(
+            *(self._check_call(offer_id) for offer_id in offer_ids), return_exceptions=True
+        )
+        for offer_id, result in zip(offer_ids, results, strict=True):
+            if isinstance(result, BaseException):
+                log.error("call check failed", extra={"offer_id": offer_id}, exc_info=result)
+
+    async def _check_call(self, offer_id: str) -> None:
+        """Ask Twilio whether the caller of a quiet conversation is still there. Only a final
+        status ends it, exactly as the caller's completed status callback would; Twilio away
+        or unsure changes nothing (the check comes again after the interval)."""
+        offer = await self.board.offer(offer_id)
+        if offer is None or offer.state is not OfferState.CONNECTED:
+            await self.board.forget_call_check(offer_id)  # ended (a consult's end, say)
+            return
+        caller_leg = offer.dialled or offer.call_sid  # a callback talks on Justis' call
+        try:
+            status = await self.telephony.call_status(caller_leg)
+        except TelephonyError as exc:
+            log.warning(
+                "could not ask Twilio about a quiet conversation",
+                extra={"call_sid": offer.call_sid, "permanent": exc.permanent},
+            )
+            return
+        if status not in CALL_ENDED:
+            return
+        log.warning(
+            "conversation ended without a callback reaching routing",
+            extra={"call_sid": offer.call_sid, "adviser": offer.adviser, "status": status},
+        )
+        if offer.dialled is None and self.on_call_ended is not None:
+            await self.on_call_ended(offer.call_sid, status)
+        else:  # a callback: as its Dial action with a final status would
+            await self.caller_gone(offer.call_sid)
+        await self.board.forget_call_check(offer_id)
 
     # -- presence (routing/presence.py) ----------------------------------------------------
 

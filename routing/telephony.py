@@ -39,6 +39,10 @@ Sleep = Callable[[float], Awaitable[object]]
 
 # Twilio's "Call is not in-progress. Cannot redirect." - the caller has gone.
 CALL_NOT_IN_PROGRESS = 21220
+# Twilio's "Participant label is in use by another participant" (a conference's labels are unique).
+LABEL_IN_USE = 16026
+# A call's status that no longer changes: it has ended.
+CALL_ENDED = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
 
 
 class TelephonyError(KccError):
@@ -117,6 +121,11 @@ class Telephony(Protocol):
         ...
 
     async def hang_up(self, call_sid: str) -> None: ...
+
+    async def call_status(self, call_sid: str) -> str:
+        """The call's status now, as Twilio says it (queued, ringing, in-progress, completed,
+        busy, failed, no-answer, canceled)."""
+        ...
 
     async def add_participant(self, conference_sid: str, participant: NewParticipant) -> str:
         """Call a device into a conference; returns the new participant's CallSid."""
@@ -217,9 +226,16 @@ class TwilioTelephony:
             lambda: self._client.calls(call_sid).update(status="completed"),
         )
 
+    async def call_status(self, call_sid: str) -> str:
+        call = await self._call(f"fetch {call_sid}", lambda: self._client.calls(call_sid).fetch())
+        status = getattr(call, "status", None)
+        if not isinstance(status, str):
+            raise TelephonyError("Twilio answered a call without a status", permanent=True)
+        return status
+
     async def add_participant(self, conference_sid: str, participant: NewParticipant) -> str:
-        # As for dial_out: a read timeout may ring the device twice; Twilio then has two legs
-        # and the second one's status callback finds the offer settled already.
+        # A retry after a timeout or a 5xx may find the first attempt carried out: Twilio then
+        # refuses the label, which is ours (16026), and the participant it names is the leg.
         options: dict[str, Any] = {
             "from_": participant.from_,
             "to": participant.to,
@@ -235,10 +251,27 @@ class TwilioTelephony:
         if participant.call_sid_to_coach is not None:
             options["coaching"] = True
             options["call_sid_to_coach"] = participant.call_sid_to_coach
-        created = await self._call(
-            f"add {participant.label} {mask_number(participant.to)} to {conference_sid}",
-            lambda: self._client.conferences(conference_sid).participants.create(**options),
-        )
+        what = f"add {participant.label} {mask_number(participant.to)} to {conference_sid}"
+        attempts = 0
+
+        def create() -> Any:
+            nonlocal attempts
+            attempts += 1
+            return self._client.conferences(conference_sid).participants.create(**options)
+
+        try:
+            created = await self._call(what, create)
+        except TelephonyError as exc:
+            # Refused at the first attempt, the label is someone else's: that stays an error.
+            if exc.twilio_code != LABEL_IN_USE or attempts < 2:
+                raise
+            log.warning("twilio %s: an earlier attempt added it; taking that leg", what)
+            created = await self._call(
+                f"find {participant.label} in {conference_sid}",
+                lambda: (
+                    self._client.conferences(conference_sid).participants(participant.label).fetch()
+                ),
+            )
         sid = getattr(created, "call_sid", None)
         if not isinstance(sid, str):
             raise TelephonyError("Twilio created a participant without a call sid", permanent=True)
@@ -408,6 +441,9 @@ class RecordingTelephony:
         self._check_live(call_sid)
         self.hang_ups.append(call_sid)
         self.gone.add(call_sid)
+
+    async def call_status(self, call_sid: str) -> str:
+        return "completed" if call_sid in self.gone else "in-progress"
 
     async def add_participant(self, conference_sid: str, participant: NewParticipant) -> str:
         call_sid = "CA" + secrets.token_hex(16)

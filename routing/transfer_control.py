@@ -451,6 +451,10 @@ class TransferControls:
     async def transfer_of(self, call_sid: str) -> Transfer | None:
         return await self.transfers.get(call_sid) if self.transfers else None
 
+    async def _is_consult(self, offer: OfferView) -> bool:
+        """The offer is a warm transfer's colleague's (their leg is called in by the transfer)."""
+        return _is_consult_of(await self.transfer_of(offer.call_sid), offer.offer_id)
+
     async def handed_over(self, call_sid: str) -> bool:
         """The caller was put through to a department: their conversation there is over."""
         transfer = await self.transfer_of(call_sid)

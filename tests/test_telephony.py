@@ -462,3 +462,26 @@ def test_stub_runs_as_a_process_and_can_be_scripted_over_http() -> None:
     assert (first.status_code, second.status_code) == (503, 200)
     assert second.json()["sid"] == CALLER
     assert [r["status"] for r in seen] == [503, 200]
+
+
+async def test_a_label_in_use_at_the_first_attempt_is_someone_elses_and_stays_an_error(
+    stub: TwilioStub, telephony: TwilioTelephony
+) -> None:
+    stub.script_device(ADVISER.to, "rings")
+    conference = stub.dial_conference(CALLER, "kcc-CA1", label="caller")
+    first = await telephony.add_participant(conference.sid, ADVISER)
+
+    with pytest.raises(TelephonyError) as refused:
+        await telephony.add_participant(conference.sid, ADVISER)  # not a retry of ours
+
+    assert (refused.value.permanent, refused.value.twilio_code) == (True, 16026)
+    assert [p.call_sid for p in conference.participants.values() if p.label == "adviser"] == [first]
+    assert not [r for r in stub.requests if r.method == "GET" and "/Participants/" in r.path]
+
+
+async def test_the_status_of_a_call_is_fetched_and_an_ended_one_says_so(
+    stub: TwilioStub, telephony: TwilioTelephony
+) -> None:
+    assert await telephony.call_status("CA1") == "in-progress"
+    stub.hang_up_caller("CA1")
+    assert await telephony.call_status("CA1") == "completed"

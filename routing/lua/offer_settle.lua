@@ -4,9 +4,12 @@
 --   'missed'    -> call back to its place at the head; adviser missed
 --   'withdrawn' -> call back to its place; adviser available again (not their fault)
 --   'abandoned' -> the caller hung up: call gone; adviser available (or wrap_up if talking)
--- KEYS: offer deadlines, wrap-up ends, calls answered per product
+-- An answered offer joins the call checks (its conversation is asked about when quiet); an
+-- offer that closes leaves them.
+-- KEYS: offer deadlines, wrap-up ends, calls answered per product, call checks
 -- ARGV: templates of the offer, adviser, available set, call's offer, call answered, queue entry
---       and queue keys; offer id, outcome, now (ms), ttl (s), wrap-up end (ms), counter ttl (s)
+--       and queue keys; offer id, outcome, now (ms), ttl (s), wrap-up end (ms), counter ttl (s),
+--       first check of an answered call (ms), ttl of a conversation's offer (s)
 -- Returns {call sid, adviser, product, previous offer state, adviser state}, or {} when there is
 -- no such offer.
 local function namer(template)
@@ -35,6 +38,7 @@ local function close_offer()
   -- A warm transfer's colleague may hold the call's offer already (routing/transfers.py).
   if redis.call('GET', call_offer_key(call)) == id then redis.call('DEL', call_offer_key(call)) end
   redis.call('ZREM', deadlines, id)
+  redis.call('ZREM', KEYS[4], id)
 end
 local function wrap_up()
   redis.call('HSET', adviser_hash, 'state', 'wrap_up', 'since', now, 'offer_id', '',
@@ -50,6 +54,11 @@ if outcome == 'answered' then
   redis.call('HINCRBY', KEYS[3], product, 1)
   redis.call('EXPIRE', KEYS[3], ARGV[13])
   redis.call('ZREM', deadlines, id)
+  -- A conversation may outlast the ring's TTL: its offer must live as long as any call can.
+  redis.call('EXPIRE', offer, ARGV[15])
+  redis.call('EXPIRE', call_offer_key(call), ARGV[15])
+  redis.call('ZADD', KEYS[4], ARGV[14], id)
+  redis.call('EXPIRE', KEYS[4], ARGV[15])
   if owns then redis.call('HSET', adviser_hash, 'state', 'on_call', 'since', now) end
 elseif outcome == 'finished' then
   close_offer()

@@ -9,6 +9,7 @@ tests exercise the SDK's own request building, auth and error parsing rather tha
                                     api_base=stub.base_url)
         stub.fail_next(2, status=500)             # the next two requests answer 500
         stub.fail_next(1, delay=5.0)              # the next one answers only after 5 s
+        stub.fail_next(1, status=500, after_effect=True)  # carried out, yet answered 500
         stub.hang_up_caller("CA...")              # that call is gone: updates answer 400/21220
         ...
         stub.updates_for("CA...")                 # what the SDK sent for that call
@@ -35,7 +36,7 @@ Run as a process for multi-process tests and benchmarks; it prints the base URL 
     python -m tests.support.twilio_stub --port 0 --account-sid AC... --auth-token ...
 Control endpoints for another process (no auth; loopback only): GET /_stub/requests,
 POST /_stub/fail_next (JSON: n, status, delay, call_sid, code,
-message), POST /_stub/hang_up/{CallSid}, POST /_stub/reset; for conferences
+message, after_effect), POST /_stub/hang_up/{CallSid}, POST /_stub/reset; for conferences
 POST /_stub/dial_conference (JSON: call_sid, name, action, status_callback,
 status_callback_event, label, end_conference_on_exit), POST /_stub/answer/{CallSid},
 POST /_stub/no_answer/{CallSid}, POST /_stub/callbacks (JSON: offer) -> the signed callbacks
@@ -99,6 +100,7 @@ class _Failure:
     code: int | None
     call_sid: str | None
     message: str | None = None
+    after_effect: bool = False  # the request is carried out first, then answered late or failed
 
 
 @dataclass
@@ -218,18 +220,23 @@ class TwilioStub:
         code: int | None = None,
         call_sid: str | None = None,
         message: str | None = None,
+        after_effect: bool = False,
     ) -> None:
         """Make the next `n` requests (for `call_sid` only, if given) fail.
 
         `status` is the error answered (default 500); with a `delay` and no `status` the request
         is answered normally but only after `delay` seconds (a client timeout, then success on a
         retry). `code` and `message` override the Twilio error code and message in the body.
+        `after_effect`: the request is carried out (a participant created, a call moved) before
+        the delay and the error: what real Twilio does when its answer is lost or late.
         """
         if status is None and delay <= 0:
             status = 500
         with self._lock:
             for _ in range(n):
-                self._failures.append(_Failure(status, delay, code, call_sid, message))
+                self._failures.append(
+                    _Failure(status, delay, code, call_sid, message, after_effect)
+                )
 
     def hang_up_caller(self, call_sid: str) -> None:
         """The caller has gone: updates to that call answer Twilio's 400, code 21220. A call in
@@ -467,6 +474,10 @@ class TwilioStub:
         action: Any,
         generation: int,
     ) -> Response:
+        done: Response | None = None
+        if failure is not None and failure.after_effect and self._authorised(request, auth):
+            with self._lock:
+                done = action(call_sid, form)  # carried out; the client hears of it late or never
         if failure is not None and failure.delay > 0:
             await self._wait(failure.delay, generation)
         if auth != (self.account_sid, self.auth_token):
@@ -475,9 +486,17 @@ class TwilioStub:
             return _error(404)
         if failure is not None and failure.status is not None:
             return _error(failure.status, failure.code, failure.message)
+        if done is not None:
+            return done
         with self._lock:
             response: Response = action(call_sid, form)
         return response
+
+    def _authorised(self, request: Request, auth: tuple[str, str] | None) -> bool:
+        return (
+            auth == (self.account_sid, self.auth_token)
+            and request.path_params["account_sid"] == self.account_sid
+        )
 
     def _take_failure(self, call_sid: str | None) -> _Failure | None:
         # The first scripted failure that applies to this request: for this call, or for any.
@@ -730,6 +749,7 @@ class TwilioStub:
             code=body.get("code"),
             call_sid=body.get("call_sid"),
             message=body.get("message"),
+            after_effect=bool(body.get("after_effect")),
         )
         return JSONResponse({"ok": True})
 

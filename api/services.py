@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +33,13 @@ from ivr.departments import WhisperStore
 from ivr.flow_publishing import FlowPublisher
 from ivr.flow_registry import FlowRegistry, LoadedFlow, load_version
 from ivr.identity.applications import DateOfBirthHasher, SqlApplicationDirectory
+from ivr.identity.lockouts import (
+    LOCKOUT,
+    lockout_item,
+    lockout_of,
+    unexpired_lockouts,
+    write_lockouts,
+)
 from ivr.identity.verifier import GuardPolicy, IdentityVerifier
 from ivr.records import CallRecord, RecordChange, SqlCallRecorder, outbox_item
 from ivr.retention import DailyPurge, RecordPurger
@@ -42,6 +51,7 @@ from routing.adviser_history import HOLD_STATE, AdviserStateChange, SqlAdviserLo
 from routing.background import BackgroundWriter
 from routing.board import AdviserBoard, AdviserState
 from routing.call_facts import CallFacts
+from routing.callbacks import CallbackBook, Pending, pending_callbacks, write_callbacks
 from routing.clock import Clock, ShiftedClock, SystemClock
 from routing.conferences import CallConferences
 from routing.events import EventBus
@@ -81,6 +91,8 @@ class Services:
     simulated_telephony: bool
     # Call records and their later changes, through the Redis outbox (routing/outbox.py)
     records: Outbox
+    # What only Redis knew, for the database: callbacks asked and settled, identity lock-outs
+    state_outbox: Outbox
     state_log: BackgroundWriter[AdviserStateChange]
     transfer_log: BackgroundWriter[CallTransfer]  # each transfer, when it ends (issue 12)
     whispers: WhisperStore  # what a transfer tells the department (issue 12)
@@ -97,6 +109,7 @@ class Services:
     async def close(self) -> None:
         self.router.stop_checks()
         await self.records.flush()
+        await self.state_outbox.flush()
         await self.state_log.flush()
         await self.transfer_log.flush()
         await self.redis.aclose()
@@ -284,6 +297,23 @@ def _flow_machinery(
     return flows, flow_versions, publisher
 
 
+def state_writer(
+    db_engine: Engine, now: Callable[[], datetime]
+) -> Callable[[list[str]], list[str]]:
+    """The state outbox's writer: callbacks and lock-outs of a batch in one transaction
+    (routing/callbacks.py, ivr/identity/lockouts.py); nothing waits for anything."""
+
+    def write(items: list[str]) -> list[str]:
+        parsed = [json.loads(item) for item in items]
+        with db_engine.begin() as connection:
+            at = now()
+            write_callbacks(connection, [i for i in parsed if i["kind"] != LOCKOUT], at)
+            write_lockouts(connection, [i for i in parsed if i["kind"] == LOCKOUT], at)
+        return []
+
+    return write
+
+
 def adviser_roster(
     db_engine: Engine, adviser_log: SqlAdviserLog, products: list[str]
 ) -> list[AdviserSeed]:
@@ -325,7 +355,24 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
         clock = ShiftedClock(settings.now) if settings.now else SystemClock()
     flows, flow_versions, publisher = _flow_machinery(settings, redis, db_engine)
     sealer = Sealer(settings.secret_key)
-    queue = CallQueue(redis, sealer)
+    state_outbox = Outbox(
+        redis,
+        state_writer(db_engine, clock.now),
+        anyio.to_thread.run_sync,
+        key=keys.state_outbox(),
+        lock_key=keys.state_outbox_lock(),
+        ttl_seconds=keys.STATE_OUTBOX_TTL,
+        lock_ms=keys.STATE_OUTBOX_LOCK_MS,
+    )
+    queue = CallQueue(redis, sealer, CallbackBook(state_outbox, clock.now))
+
+    async def keep_lock(number_key: str, until_ms: int) -> None:
+        await state_outbox.push(lockout_item(number_key, until_ms))
+
+    async def find_lock(number_key: str, now_ms: int) -> int | None:
+        now = datetime.fromtimestamp(now_ms / 1000, UTC)
+        return await anyio.to_thread.run_sync(lockout_of, db_engine, number_key, now)
+
     records = Outbox(
         redis,
         SqlCallRecorder(db_engine).apply,
@@ -347,6 +394,8 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
             caller_failures=settings.verify_caller_failures,
             min_seconds=settings.verify_min_seconds,
         ),
+        keep_lock=keep_lock,
+        find_lock=find_lock,
     )
 
     scripts = ScriptRunner(redis)
@@ -486,6 +535,13 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
         products = list(router.products)
         return await anyio.to_thread.run_sync(adviser_roster, db_engine, adviser_log, products)
 
+    async def kept_callbacks() -> list[Pending]:
+        await state_outbox.flush()  # what waits still (when Redis was not lost after all)
+        return await anyio.to_thread.run_sync(pending_callbacks, db_engine, clock.now())
+
+    async def kept_lockouts() -> list[tuple[str, int]]:
+        return await anyio.to_thread.run_sync(unexpired_lockouts, db_engine, clock.now())
+
     recovery = RedisRecovery(
         redis,
         queue=queue,
@@ -494,6 +550,8 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
         now_ms=router.now_ms,
         events=router.events,
         on_state_change=state_changed,
+        callbacks=kept_callbacks,
+        lockouts=kept_lockouts,
     )
     calls = CallHandler(
         flows=flows,
@@ -526,6 +584,7 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
         adviser_log=adviser_log,
         simulated_telephony=settings.simulated_telephony,
         records=records,
+        state_outbox=state_outbox,
         state_log=state_log,
         transfer_log=transfer_log,
         whispers=WhisperStore(redis, sealer),

@@ -312,7 +312,9 @@ class CallHandler:
                 await router.conferences.prepare(
                     waiting_sid, offer_id=offer_id, caller_leg=call_sid, called=called
                 )
-                if callback and self.change_record is not None:  # the caller picked up
+                if callback:  # the caller picked up: made; the database forgets it
+                    await self.queue.callback_made(waiting_sid)
+                if callback and self.change_record is not None:
                     await self.change_record(
                         RecordChange(
                             call_sid=waiting_sid, noted_at=self.clock.now(), callback_made=True

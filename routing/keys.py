@@ -113,6 +113,24 @@ def queue_place(call_sid: str) -> str:
     return f"{PREFIX}queue-place:{call_sid}"
 
 
+# What only Redis knew, kept in the database as well (routing/callbacks.py,
+# ivr/identity/lockouts.py): callbacks asked and identity lock-outs go through this outbox
+# (routing/outbox.py) to the database, so a recovery after Redis restarted empty finds them.
+STATE_OUTBOX_TTL = 7 * 24 * 3600  # as the record outbox's: a database outage over a weekend
+STATE_OUTBOX_LOCK_MS = 60_000  # one instance drains at a time; a crashed one lets go after this
+
+
+def state_outbox() -> str:
+    """List of JSON items for the database: a callback asked (its entry sealed), a callback
+    settled, a lock-out set (by keyed hash). Never a number in clear, never a date of birth."""
+    return f"{PREFIX}state-outbox"
+
+
+def state_outbox_lock() -> str:
+    """The instance draining the state outbox: a random token, STATE_OUTBOX_LOCK_MS to live."""
+    return f"{PREFIX}state-outbox:lock"
+
+
 VERIFY_ATTEMPT_TTL = 3600  # one identity check per call step, even when Twilio retries it
 
 

@@ -9,6 +9,7 @@ webhook or two instances racing can never queue a call twice.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
@@ -16,10 +17,13 @@ from typing import Any, cast
 from redis.asyncio import Redis
 
 from routing import keys
+from routing.callbacks import CallbackBook, Pending
 from routing.clock import centre_day
 from routing.entry import QueueEntry
-from routing.scripts import LuaScript, ScriptRunner, ScriptStep, as_bool
+from routing.scripts import Arg, LuaScript, Refused, ScriptRunner, ScriptStep, as_bool
 from routing.sealing import SealBroken, Sealer
+
+log = logging.getLogger(__name__)
 
 _SEALED = "2."  # the marker of a sealed value (routing/sealing.py)
 PRIORITY_STEP = 10**13  # room for 10^13 arrivals per priority; scores stay exact in a double
@@ -29,6 +33,7 @@ _REMOVE = LuaScript.named("queue_remove")
 _LEAVE = LuaScript.named("queue_leave")
 _ASK_CALLBACK = LuaScript.named("queue_ask_callback")
 _RESTORE = LuaScript.named("queue_restore")
+_CALLBACK_RESTORE = LuaScript.named("queue_callback_restore")
 
 
 @dataclass(frozen=True)
@@ -53,10 +58,11 @@ def priority_base(priority: int) -> int:
 
 
 class CallQueue:
-    def __init__(self, redis: Redis, sealer: Sealer) -> None:
+    def __init__(self, redis: Redis, sealer: Sealer, callbacks: CallbackBook | None = None) -> None:
         self._redis = redis
         self._sealer = sealer
         self._scripts = ScriptRunner(redis)
+        self._callbacks = callbacks  # None: callbacks live in Redis only
 
     async def enqueue(self, entry: QueueEntry, *, placed: bool = False) -> bool:
         """Add a waiting call; False when it was already queued (a retried webhook).
@@ -140,6 +146,7 @@ class CallQueue:
 
     async def remove(self, call_sid: str, entry: QueueEntry | None = None) -> bool:
         """Take a call out of its queue (hung up, answered); False when it was not waiting.
+        A callback taken out (made, not reached) is settled in the database as well.
 
         Pass the entry when it was read already: one round trip less.
         """
@@ -152,7 +159,18 @@ class CallQueue:
             args=[call_sid],
             decode=as_bool,
         )
-        return await self._scripts.run_one(step)
+        if not entry.callback or self._callbacks is None:
+            return await self._scripts.run_one(step)
+        done = await self._scripts.run(step, self._callbacks.settled_step(call_sid))
+        self._callbacks.wake()
+        return done.of(step)
+
+    async def callback_made(self, call_sid: str) -> None:
+        """The caller picked up the callback: the database forgets it now (the entry stays in
+        Redis for the adviser's card until the conversation ends)."""
+        if self._callbacks is not None:
+            await self._scripts.run_one(self._callbacks.settled_step(call_sid))
+            self._callbacks.wake()
 
     def leave_step(self, call_sid: str, unless: Sequence[str] = ()) -> ScriptStep[LeftQueue]:
         """A step of a longer script (the status callback's): the call's entry, and the call
@@ -170,20 +188,73 @@ class CallQueue:
         return LeftQueue(self.entry_from(raw), bool(left))
 
     async def ask_callback(self, call_sid: str) -> QueueEntry | None:
-        """The caller will hang up and be called back: the entry keeps its place and lives on."""
+        """The caller will hang up and be called back: the entry keeps its place and lives on,
+        and (in the same script) its copy for the database goes to the state outbox."""
         entry = await self.get(call_sid)
         if entry is None:
             return None
         entry = entry.model_copy(update={"callback": True})
+        sealed = self._sealer.seal(entry.model_dump_json())
         # One script: the entry lives on and leaves no line marker, so a hang-up keeps its place.
-        step = ScriptStep(
-            _ASK_CALLBACK,
-            keys=[keys.queue_entry(call_sid), keys.queue(entry.product), keys.queue_line(call_sid)],
-            args=[self._sealer.seal(entry.model_dump_json()), keys.CALLBACK_TTL],
-            decode=as_bool,
-        )
-        kept = await self._scripts.run_one(step)
-        return entry if kept else None  # gone meanwhile (the call ended): nothing to keep
+        steps: list[ScriptStep[Any]] = [
+            ScriptStep(
+                _ASK_CALLBACK,
+                keys=[
+                    keys.queue_entry(call_sid),
+                    keys.queue(entry.product),
+                    keys.queue_line(call_sid),
+                ],
+                args=[sealed, keys.CALLBACK_TTL],
+                decode=as_bool,
+            )
+        ]
+        if self._callbacks is not None:
+            steps.append(self._callbacks.asked_step(entry, sealed))
+        try:
+            await self._scripts.run(*steps)
+        except Refused:
+            return None  # gone meanwhile (the call ended): nothing to keep
+        if self._callbacks is not None:
+            self._callbacks.wake()
+        return entry
+
+    async def restore_callbacks(self, pending: Sequence[Pending], now_ms: int) -> int:
+        """After Redis was lost: the callbacks the database kept go back in line, each at the
+        place `restore` reserved for it, with its entry and the time it has left. Answers how
+        many were put back (one Redis already knew again is left as it is)."""
+        restored = 0
+        for callback in pending:
+            try:
+                entry = self._open(callback.sealed)
+            except (SealBroken, ValueError):  # sealed with another secret key: cannot be made
+                sid = callback.call_sid
+                log.warning("a kept callback could not be opened", extra={"call_sid": sid})
+                continue
+            left = int(callback.expires_at.timestamp()) - now_ms // 1000
+            if left <= 0:
+                continue
+            args: list[Arg] = [
+                callback.sealed,
+                priority_base(entry.priority),
+                callback.call_sid,
+                entry.product,
+                left,
+                keys.CALLBACK_TTL,
+            ]
+            step = ScriptStep(
+                _CALLBACK_RESTORE,
+                keys=[
+                    keys.queue_entry(callback.call_sid),
+                    keys.queue(entry.product),
+                    keys.queue_index(),
+                    keys.queue_arrivals(),
+                    keys.queue_place(callback.call_sid),
+                ],
+                args=args,
+                decode=as_bool,
+            )
+            restored += await self._scripts.run_one(step)
+        return restored
 
     async def get(self, call_sid: str) -> QueueEntry | None:
         return self.entry_from(await self._redis.get(keys.queue_entry(call_sid)))

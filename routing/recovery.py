@@ -10,6 +10,10 @@ without persistence, a failover to an empty replica, a flush). What is still kno
   it back, and the caller takes the place kept for them here.
 - The database has every adviser state change (adviser_state_changes) and the advisers' skills
   and devices (the roster, given by the app).
+- The database keeps the callbacks asked and not yet made (routing/callbacks.py: the callers
+  hung up, so Twilio has them no more) and the identity lock-outs (ivr/identity/lockouts.py):
+  the callbacks go back in line at their place among Twilio's callers (by the time each joined
+  the line), the locks back into Redis with the time they have left.
 
 A marker key says that this Redis holds the state. Every instance's tick refreshes it (one
 EXPIRE, which answers 0 when the key is gone); when it is missing, one instance (under a lock)
@@ -28,6 +32,7 @@ from redis.asyncio import Redis
 
 from routing import keys
 from routing.board import AdviserState
+from routing.callbacks import Pending
 from routing.events import EventBus
 from routing.queue import CallQueue, Restored
 from routing.scripts import LuaScript, ScriptRunner, ScriptStep, as_bool
@@ -74,6 +79,8 @@ class AdviserSeed:
 
 
 Roster = Callable[[], Awaitable[list[AdviserSeed]]]
+PendingCallbacks = Callable[[], Awaitable[list[Pending]]]  # oldest first
+Lockouts = Callable[[], Awaitable[list[tuple[str, int]]]]  # (keyed hash of the number, end ms)
 StateChange = Callable[[str, AdviserState, int, str | None], Awaitable[None]]
 
 
@@ -83,12 +90,24 @@ class Recovered:
     lines: Restored
     advisers: int  # restored from the database
     made_safe: list[str]  # had a call at the loss: on a break now
+    callbacks: int = 0  # callbacks put back in line from the database
+    locks: int = 0  # identity lock-outs put back into Redis from the database
 
 
 def twilio_order(members: list[QueueMember]) -> list[str]:
     """The callers oldest first (date_enqueued, then position within a second), once each."""
     ordered = sorted(members, key=lambda m: (m.date_enqueued or _NEVER, m.position))
     return list(dict.fromkeys(m.call_sid for m in ordered))
+
+
+def line_order(members: list[QueueMember], callbacks: list[Pending]) -> list[str]:
+    """Twilio's callers and the kept callbacks together, by the time each joined the line (a
+    caller before a callback of the same second: Twilio's times have no fraction)."""
+    timed = [(m.date_enqueued or _NEVER, 0, m.position, m.call_sid) for m in members]
+    timed += [
+        (c.queued_at.replace(microsecond=0), 1, n, c.call_sid) for n, c in enumerate(callbacks)
+    ]
+    return list(dict.fromkeys(sid for *_, sid in sorted(timed)))
 
 
 class RedisRecovery:
@@ -102,6 +121,8 @@ class RedisRecovery:
         now_ms: Callable[[], int],
         events: EventBus | None = None,
         on_state_change: StateChange | None = None,
+        callbacks: PendingCallbacks | None = None,
+        lockouts: Lockouts | None = None,
     ) -> None:
         self._redis = redis
         self._scripts = ScriptRunner(redis)
@@ -111,6 +132,8 @@ class RedisRecovery:
         self._now_ms = now_ms
         self._events = events
         self._on_state_change = on_state_change
+        self._callbacks = callbacks
+        self._lockouts = lockouts
 
     async def check(self) -> Recovered | None:
         """On every tick: one EXPIRE; recovers when the marker is gone (None otherwise)."""
@@ -129,7 +152,10 @@ class RedisRecovery:
         log.warning("Redis lost the routing state: finding the callers and advisers again")
         members = await self._telephony.queue_members(QUEUE_PREFIX)
         callers = twilio_order(members)
-        lines = await self._queue.restore(callers)
+        kept = await self._callbacks() if self._callbacks is not None else []
+        lines = await self._queue.restore(line_order(members, kept))
+        callbacks = await self._queue.restore_callbacks(kept, self._now_ms())
+        locks = await self._restore_locks()
         advisers, made_safe = await self._restore_advisers()
         await self._redis.set(keys.redis_marker(), str(self._now_ms()), ex=keys.REDIS_MARKER_TTL)
         # The lock is left to expire: the marker now stops every other instance.
@@ -142,9 +168,25 @@ class RedisRecovery:
                 "behind": lines.behind,
                 "advisers": advisers,
                 "made_safe": len(made_safe),
+                "callbacks": callbacks,
+                "locks": locks,
             },
         )
-        return Recovered(len(callers), lines, advisers, made_safe)
+        return Recovered(len(callers), lines, advisers, made_safe, callbacks, locks)
+
+    async def _restore_locks(self) -> int:
+        """Each lock-out the database has, for the time it has left (one Redis knows is kept)."""
+        if self._lockouts is None:
+            return 0
+        now = self._now_ms()
+        locks = [(key, until - now) for key, until in await self._lockouts() if until > now]
+        if not locks:
+            return 0
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for key, left_ms in locks:
+                pipe.set(keys.verify_lock_by_number(key), "1", px=left_ms, nx=True)
+            done = await pipe.execute()
+        return sum(1 for set_now in done if set_now)
 
     async def _restore_advisers(self) -> tuple[int, list[str]]:
         now = self._now_ms()

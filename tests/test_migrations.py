@@ -907,3 +907,61 @@ def test_calls_recorded_before_the_started_at_index_are_reported_from_it_after_u
         ("2026-11-01", 1), ("2026-11-15", 1), ("2026-11-30", 1),
     ]  # fmt: skip
     assert differences(engine, SQLModel.metadata) == []
+
+
+def test_callbacks_and_lockouts_get_tables_in_a_database_with_calls_in_it(
+    database_url: str, engine_of: Callable[[str], Engine]
+) -> None:
+    """Revision 0010 adds pending_callbacks and identity_lockouts to a database at 0009 with
+    calls in it: the calls stay, both tables start empty and take what the state outbox writes
+    (a callback asked, then settled; a lock-out), read back as the recovery reads them."""
+    from api.services import state_writer
+    from ivr.identity.lockouts import lockout_item, unexpired_lockouts
+    from routing.callbacks import pending_callbacks
+
+    engine = engine_of(database_url)
+    load_previous_release(engine)
+    previous = MetaData()
+    previous.reflect(engine)
+    with engine.begin() as connection:
+        connection.execute(previous.tables["call_records"].insert(), ROWS["call_records"])
+        cfg = schema.config(connection)
+        command.stamp(cfg, schema.BASELINE)
+        command.upgrade(cfg, "0009")
+    assert not sa.inspect(engine).has_table("pending_callbacks")
+
+    done = schema.upgrade(engine)
+
+    assert done.after == schema.head()
+    with engine.connect() as connection:
+        calls = connection.execute(text("SELECT call_sid FROM call_records ORDER BY id")).all()
+        assert [row[0] for row in calls] == [row["call_sid"] for row in ROWS["call_records"]]
+        for table in ("pending_callbacks", "identity_lockouts"):
+            assert connection.execute(text(f"SELECT count(*) FROM {table}")).scalar() == 0
+    asked = {
+        "kind": "callback_asked",
+        "product": "vog_rp",
+        "entry": "2.sealed",
+        "expires_at": (AT + timedelta(days=5)).isoformat(),
+    }
+    write = state_writer(engine, lambda: AT)
+    later = write(
+        [
+            json.dumps({**asked, "call_sid": "CA1", "queued_at": AT.isoformat()}),
+            json.dumps({**asked, "call_sid": "CA2", "queued_at": (AT - timedelta(1)).isoformat()}),
+            json.dumps({"kind": "callback_settled", "call_sid": "CA1", "at": AT.isoformat()}),
+            # settled before its ask was written (two instances, out of order): stays settled
+            json.dumps({"kind": "callback_settled", "call_sid": "CA3", "at": AT.isoformat()}),
+            json.dumps({**asked, "call_sid": "CA3", "queued_at": AT.isoformat()}),
+            lockout_item("a" * 32, int((AT + timedelta(hours=24)).timestamp() * 1000)),
+        ]
+    )
+    assert later == []
+    [pending] = pending_callbacks(engine, AT)
+    assert (pending.call_sid, pending.sealed, pending.queued_at) == (
+        "CA2",
+        "2.sealed",
+        AT - timedelta(1),
+    )
+    assert unexpired_lockouts(engine, AT) == [("a" * 32, int(AT.timestamp() * 1000) + 86_400_000)]
+    assert differences(engine, SQLModel.metadata) == []

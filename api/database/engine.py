@@ -14,8 +14,8 @@ from sqlmodel import Session, create_engine
 from api import accounts, user_admin
 from flows import versions
 from ivr import records
-from ivr.identity import applications
-from routing import adviser_history, monitor_log, transfers
+from ivr.identity import applications, lockouts
+from routing import adviser_history, callbacks, monitor_log, transfers
 
 # Importing a table module registers its tables on SQLModel.metadata: the models the migrations
 # are compared with (api/database/migrations/env.py, tests/test_migrations.py) need them all.
@@ -28,6 +28,8 @@ TABLE_MODULES = (
     transfers,
     monitor_log,
     user_admin,
+    callbacks,
+    lockouts,
 )
 
 _IN_MEMORY = {"", ":memory:"}

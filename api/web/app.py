@@ -136,6 +136,7 @@ async def _tick_forever(services: Services) -> None:
         # written in the background, unless a failed write asked to wait longer
         # (routing/outbox.py); the next tick never waits for the database.
         services.records.drain_soon()
+        services.state_outbox.drain_soon()  # callbacks and lock-outs, likewise
         if ticks % RECONCILE_TICKS == 0:
             try:
                 await services.flows.reconcile()
@@ -171,6 +172,7 @@ async def _serving(services: Services) -> AsyncIterator[None]:
     )
     tasks = [
         asyncio.create_task(services.records.drain()),  # what waited while no instance ran
+        asyncio.create_task(services.state_outbox.drain()),
         asyncio.create_task(_tick_forever(services)),
         asyncio.create_task(services.flows.listen()),
     ]

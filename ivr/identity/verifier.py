@@ -7,6 +7,11 @@
   words) and take the same time: the directory is always asked, and every check is padded to
   `min_seconds`.
 Key names use keyed hashes of the numbers; the date of birth never leaves this request.
+
+A lock-out is kept in the database as well (ivr/identity/lockouts.py), so that a Redis
+restarted empty does not hand a guesser fresh tries: the recovery puts the locks back, and
+until it has run (Redis' marker is missing: the reserve script says so, in the same round trip)
+the database is asked about the number being tried. Normally no check reads the database for it.
 """
 
 from __future__ import annotations
@@ -45,6 +50,10 @@ class GuardPolicy:
 
 
 RunSync = Callable[[Callable[[], ApplicationInfo | None]], Awaitable[ApplicationInfo | None]]
+# A lock was set: keep it in the database (keyed hash of the number, end in ms).
+KeepLock = Callable[[str, int], Awaitable[None]]
+# Redis lost its state: the end (ms) of the database's lock of this number, if one runs.
+FindLock = Callable[[str, int], Awaitable[int | None]]
 
 _RESERVE = LuaScript.named("verify_reserve")
 
@@ -55,6 +64,7 @@ class Guard(IntEnum):
     GO = 1  # within the limits; the attempt is reserved as a failure until it verifies
     NUMBER_LOCKED = 0  # too many failures for this application number
     CALLER_LIMITED = -1  # too many failures from this caller number
+    GO_UNSURE = 2  # as GO, but Redis lost its state and no recovery ran yet: ask the database
 
 
 class IdentityVerifier:
@@ -68,6 +78,8 @@ class IdentityVerifier:
         policy: GuardPolicy | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         monotonic: Callable[[], float] = time.monotonic,
+        keep_lock: KeepLock | None = None,
+        find_lock: FindLock | None = None,
     ) -> None:
         self._redis = redis
         self._directory = directory
@@ -77,6 +89,8 @@ class IdentityVerifier:
         self._sleep = sleep
         self._monotonic = monotonic
         self._scripts = ScriptRunner(redis)
+        self._keep_lock = keep_lock
+        self._find_lock = find_lock
 
     async def check(
         self, request: IdentityCheck, *, caller: str, call_sid: str, seq: int, now_ms: int
@@ -94,6 +108,7 @@ class IdentityVerifier:
                     keys.verify_failures_by_number(number_key),
                     keys.verify_failures_by_caller(caller_key),
                     keys.verify_attempt(call_sid, seq),
+                    keys.redis_marker(),
                 ],
                 args=[
                     now_ms,
@@ -109,6 +124,8 @@ class IdentityVerifier:
                 decode=lambda raw: Guard(int(raw)),
             )
         )
+        if allowed is Guard.GO_UNSURE:
+            allowed = await self._lock_kept_in_database(number_key, now_ms)
         # Always ask the directory: a locked number must cost the same as any other try.
         directory = self._directory
         found = await self._run_sync(
@@ -117,7 +134,7 @@ class IdentityVerifier:
         if allowed is not Guard.GO:
             outcome = CheckOutcome(CheckResult.LOCKED)
             if allowed is Guard.NUMBER_LOCKED:
-                await self._lock(request, number_key)
+                await self._lock(request, number_key, now_ms)
         elif found is not None:
             outcome = CheckOutcome(
                 CheckResult.VERIFIED,
@@ -128,12 +145,25 @@ class IdentityVerifier:
             await self._release(number_key, caller_key, member)
         else:
             outcome = CheckOutcome(CheckResult.MISMATCH)
-            await self._after_failure(request, number_key, caller_key, caller)
+            await self._after_failure(request, number_key, caller_key, caller, now_ms)
         CHECKS.labels(result=outcome.result.value).inc()
         remaining = policy.min_seconds - (self._monotonic() - started)
         if remaining > 0:
             await self._sleep(remaining)
         return outcome
+
+    async def _lock_kept_in_database(self, number_key: str, now_ms: int) -> Guard:
+        """Redis lost its state and the recovery has not run: a lock the database has counts,
+        and goes back into Redis for the time it has left (the next try needs no read)."""
+        if self._find_lock is None:
+            return Guard.GO
+        until = await self._find_lock(number_key, now_ms)
+        if until is None or until <= now_ms:
+            return Guard.GO
+        await self._redis.set(
+            keys.verify_lock_by_number(number_key), "1", px=until - now_ms, nx=True
+        )
+        return Guard.NUMBER_LOCKED
 
     async def _release(self, number_key: str, caller_key: str, member: str) -> None:
         """A try that verified is not a failure."""
@@ -143,7 +173,7 @@ class IdentityVerifier:
             await pipe.execute()
 
     async def _after_failure(
-        self, request: IdentityCheck, number_key: str, caller_key: str, caller: str
+        self, request: IdentityCheck, number_key: str, caller_key: str, caller: str, now_ms: int
     ) -> None:
         policy = self.policy
         async with self._redis.pipeline(transaction=False) as pipe:
@@ -151,7 +181,7 @@ class IdentityVerifier:
             pipe.zcard(keys.verify_failures_by_caller(caller_key))
             by_number, by_caller = await pipe.execute()
         if int(by_number) >= policy.number_failures:
-            await self._lock(request, number_key)
+            await self._lock(request, number_key, now_ms)
         if int(by_caller) == policy.caller_failures + 1:
             LOCKOUTS.labels(kind="caller").inc()
             log.warning(
@@ -159,12 +189,15 @@ class IdentityVerifier:
                 extra={"caller": mask_number(caller), "failures": int(by_caller)},
             )
 
-    async def _lock(self, request: IdentityCheck, number_key: str) -> None:
+    async def _lock(self, request: IdentityCheck, number_key: str, now_ms: int) -> None:
         policy = self.policy
         locked_now = await self._redis.set(
             keys.verify_lock_by_number(number_key), "1", nx=True, ex=policy.number_lock_seconds
         )
         if locked_now:
+            if self._keep_lock is not None:  # rare: a lock-out may cost a round trip more
+                until_ms = now_ms + policy.number_lock_seconds * 1000
+                await self._keep_lock(number_key, until_ms)
             LOCKOUTS.labels(kind="application_number").inc()
             log.warning(
                 "application number locked after repeated failed identity checks",

@@ -112,6 +112,7 @@ class Services:
         await self.state_outbox.flush()
         await self.state_log.flush()
         await self.transfer_log.flush()
+        await self.router.events.aclose()
         await self.redis.aclose()
         self.db_engine.dispose()
         close = getattr(self.telephony, "close", None)
@@ -125,7 +126,9 @@ def redis_for(settings: Settings) -> aioredis.Redis:
     return make_redis(settings.redis_url)
 
 
-# Well under Redis' own limit (maxclients 10000) for a few instances; a desk stream per adviser.
+# Pipelines, transactions and the one pub/sub connection of the event streams (routing/fanout.py)
+# take the pool's connections; plain commands share one. Desk streams hold none of their own, but
+# 250 desks connecting at once took 200 for their pipelines (bench/load.py): 200 answered 503.
 REDIS_MAX_CONNECTIONS = 2000
 
 
@@ -143,8 +146,6 @@ def make_redis(url: str | None) -> aioredis.Redis:
         "socket_connect_timeout": 2,
         "health_check_interval": 30,
         "client_name": "kcc-ivr",
-        # Every open desk or wallboard stream holds a pub/sub connection of this pool: redis-py's
-        # default of 100 refused the 100th desk of an instance (bench/load.py, 500 desks).
         "max_connections": REDIS_MAX_CONNECTIONS,
     }
     if is_sentinel_url(url):

@@ -730,6 +730,14 @@ def profile(app: App, args: argparse.Namespace) -> subprocess.Popen[bytes]:
     )
 
 
+def redis_connections(store: redis.Redis) -> dict[str, int]:
+    """The apps' connections to Redis (their clients are named kcc-ivr): all, and those in
+    pub/sub mode (a desk stream's own subscription before the one per instance)."""
+    apps = [c for c in store.client_list() if c.get("name") == "kcc-ivr"]
+    pubsub = [c for c in apps if int(c.get("sub", 0)) + int(c.get("psub", 0)) > 0]
+    return {"apps": len(apps), "pubsub": len(pubsub)}
+
+
 def snapshot(store: redis.Redis, apps: list[App]) -> Snapshot:
     info = store.info("everything")
     return Snapshot(
@@ -932,6 +940,7 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         idle_from = snapshot(store, apps)
         await asyncio.sleep(args.idle)
         idle_to = snapshot(store, apps)
+        connections_idle = redis_connections(store)
         print(f"calls arriving at {args.rate:g}/s for {args.duration:g} s", flush=True)
         before = snapshot(store, apps)
         profiler = profile(apps[0], args) if args.profile else None
@@ -943,6 +952,7 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         while sim.tasks and time.monotonic() < drain_deadline:
             await asyncio.sleep(0.1)
         after = snapshot(store, apps)
+        connections_after = redis_connections(store)
         unfinished = len(sim.tasks)
         for task in list(sim.tasks):
             task.cancel()
@@ -973,10 +983,17 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         await asyncio.gather(*desk_tasks, return_exceptions=True)
         metrics_fallbacks = sum(fallbacks(a.port) for a in apps)
         http.close()
-        return report(
+        result = report(
             args, sim, records, left, unfinished, metrics_fallbacks, apps,
             (idle_from, idle_to, before, arrivals_end, after),
         )  # fmt: skip
+        result["redis_connections"] = {"desks_idle": connections_idle, "after": connections_after}
+        print(
+            f"Redis connections of the {args.instances} apps (CLIENT LIST) with the desks idle: "
+            f"{connections_idle['apps']} ({connections_idle['pubsub']} in pub/sub); after the "
+            f"calls: {connections_after['apps']} ({connections_after['pubsub']} in pub/sub)"
+        )
+        return result
     finally:
         for app in apps:
             stop(app.proc)

@@ -1,7 +1,8 @@
 """Desk events (offer, connected, ended, state) for one adviser, and call events for the caller's
 side of one call, through Redis pub/sub.
 
-Any app instance may publish; the instance holding the adviser's event stream delivers it. Only
+Any app instance may publish; the instance holding the adviser's event stream delivers it, all
+its streams listening through one Redis connection (routing/fanout.py). Only
 the adviser a call is offered to is sent its context: the channel is theirs alone. A call's
 channel carries only event names and reasons (no context): the demo's terminal phone follows it.
 """
@@ -16,6 +17,9 @@ from typing import Any
 from redis.asyncio import Redis
 
 from routing import keys
+from routing.fanout import RESYNC, Fanout
+
+__all__ = ["RESYNC", "CallEvent", "EndedBy", "EventBus"]
 
 
 class CallEvent(StrEnum):
@@ -36,8 +40,12 @@ class EndedBy(StrEnum):
 
 
 class EventBus:
-    def __init__(self, redis: Redis) -> None:
+    """Publishes from any instance; the streams of this instance listen through one Redis
+    connection (routing/fanout.py), whatever their number."""
+
+    def __init__(self, redis: Redis, fanout: Fanout | None = None) -> None:
         self._redis = redis
+        self.fanout = fanout or Fanout(redis)
 
     async def publish(self, adviser: str, event: str, data: dict[str, Any]) -> None:
         message = json.dumps({"event": event, "data": data}, default=str)
@@ -50,25 +58,15 @@ class EventBus:
 
     def listen_call(self, call_sid: str) -> AsyncGenerator[tuple[str, dict[str, Any]], None]:
         """One call's events, as `listen` gives an adviser's."""
-        return self._listen(keys.call_events(call_sid))
+        return self.fanout.listen(keys.call_events(call_sid))
 
     def listen(self, adviser: str) -> AsyncGenerator[tuple[str, dict[str, Any]], None]:
         """Events for one adviser until the caller stops iterating. The first item, ("", {}),
-        comes once the subscription is in place; ("", {}) also marks idle seconds."""
-        return self._listen(keys.adviser_events(adviser))
+        comes once the subscription is in place; ("", {}) also marks idle seconds, and
+        (RESYNC, {}) a subscription made again after a lost connection (what was published
+        meanwhile is lost: read the state again). The events end when the listener falls
+        behind (fanout.QUEUE_SIZE unread)."""
+        return self.fanout.listen(keys.adviser_events(adviser))
 
-    async def _listen(self, channel: str) -> AsyncGenerator[tuple[str, dict[str, Any]], None]:
-        pubsub = self._redis.pubsub()
-        await pubsub.subscribe(channel)
-        try:
-            yield "", {}  # subscribed: from here on nothing published is missed
-            while True:
-                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
-                if message is None:
-                    yield "", {}  # a heartbeat tick: lets the stream notice a gone client
-                    continue
-                payload = json.loads(message["data"])
-                yield str(payload["event"]), dict(payload["data"])
-        finally:
-            await pubsub.unsubscribe()
-            await pubsub.aclose()
+    async def aclose(self) -> None:
+        await self.fanout.aclose()

@@ -195,6 +195,7 @@ async def test_one_instance_holds_a_desk_event_stream_for_each_of_300_advisers(
     finally:
         for stream in streams:
             await stream.aclose()
+        await bus.aclose()
 
 
 async def test_after_a_lost_connection_the_next_command_connects_again(

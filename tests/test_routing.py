@@ -65,14 +65,14 @@ def telephony() -> RecordingTelephony:
 
 
 @pytest.fixture
-def router(
+async def router(
     board: AdviserBoard,
     queue: CallQueue,
     telephony: RecordingTelephony,
     redis_client: aioredis.Redis,
     clock: Clock,
-) -> Router:
-    return Router(
+) -> AsyncIterator[Router]:
+    router = Router(
         board=board,
         queue=queue,
         telephony=telephony,
@@ -82,6 +82,8 @@ def router(
         products=PRODUCTS,
         wrap_up_seconds=30,
     )
+    yield router
+    await router.events.aclose()  # its event streams' Redis connection
 
 
 async def adviser(

@@ -10,6 +10,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AsyncExitStack
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -23,6 +24,7 @@ from api.redis_url import BadSentinelUrl, SentinelUrl, parse_sentinel_url
 from api.services import make_redis
 from api.settings import Settings
 from routing import keys
+from routing.events import RESYNC
 from tests.conftest import AUTH_TOKEN, PUBLIC_URL
 from tests.support.flow_drafts import edited
 from tests.support.sentinel import MASTER_NAME, SentinelSet, sentinel_set
@@ -179,6 +181,18 @@ async def subscribed(server: redis.Redis, instances: int) -> None:
         await asyncio.sleep(0.05)
 
 
+async def next_event(
+    stream: AsyncIterator[tuple[str, dict[str, Any]]],
+) -> tuple[str, dict[str, Any]]:
+    """The stream's next event (not an idle tick), within 3 s."""
+    started = time.monotonic()
+    async for event, data in stream:
+        if event:
+            return event, data
+        assert time.monotonic() - started < 3.0, "no event"
+    raise AssertionError("the stream ended")
+
+
 def kcc_clients(server: redis.Redis) -> int:
     """Connections the app holds to this server (its clients are named kcc-ivr)."""
     return sum(1 for client in server.client_list() if client["name"] == "kcc-ivr")
@@ -254,6 +268,8 @@ async def test_after_a_sentinel_failover_the_app_leaves_the_old_master_that_stil
     add_staff(app.state.services.db_engine, SANNE)
     headers = await signed_in(http, SANNE)
     first = await queue_a_caller(http)
+    desk = other.state.services.router.events.listen("ann")  # a desk stream on the other one
+    assert await anext(desk) == ("", {})
     old_master, replica = sentinels.master_port(), sentinels.replica_port()
     with sentinels.server(old_master) as master:
         assert master.execute_command("WAIT", 1, 2000) == 1
@@ -273,6 +289,17 @@ async def test_after_a_sentinel_failover_the_app_leaves_the_old_master_that_stil
     with sentinels.server(replica) as new_master:
         assert new_master.zrange(keys.queue("vog_np"), 0, -1) == [first, second]
         await subscribed(new_master, 2)  # the listeners moved too
+        # The desk stream's subscriber came back on the new master and told the stream so.
+        assert await next_event(desk) == (RESYNC, {})
+        assert new_master.pubsub_numsub(keys.adviser_events("ann")) == [
+            (keys.adviser_events("ann"), 1)
+        ]
+    await app.state.services.router.events.publish("ann", "offer", {"call_sid": "CA1"})
+    event = await next_event(desk)
+    while event == (RESYNC, {}):  # a second reconnection on the way is allowed, said alike
+        event = await next_event(desk)
+    assert event == ("offer", {"call_sid": "CA1"})
+    await desk.aclose()
     published = await http.post(
         "/api/flows/publish", json={"text": edited(), "comment": "na failover"}, headers=headers
     )

@@ -117,6 +117,10 @@ def declare_refusals(router: APIRouter) -> None:
             route.responses = {**derived_refusals(route), **route.responses}
 
 
+# A stream whose client takes no data for this long (a browser that stopped reading) is closed:
+# its page connects again and reads its state (desk.js); the connection is not held meanwhile.
+SEND_TIMEOUT_SECONDS = 30.0
+
 # The answer of a server-sent events route (with response_class=EventSourceResponse).
 EVENT_STREAM: Responses = {
     200: {

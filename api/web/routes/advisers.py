@@ -19,7 +19,7 @@ from api.accounts import User, device_of
 from api.services import Services
 from api.web.deps import AdviserUser, ServicesDep, SupervisorUser
 from api.web.errors import NotFound, WebError
-from api.web.refusals import EVENT_STREAM, refusals
+from api.web.refusals import EVENT_STREAM, SEND_TIMEOUT_SECONDS, refusals
 from flows.errors import ErrorKind
 from ivr.departments import DepartmentClosed, Whisper, whisper_url
 from ivr.records import RecordChange, outbox_item
@@ -395,14 +395,14 @@ async def events(
                 if time.monotonic() >= next_beat:
                     await router_.desk_beat(user.name, tab)
                     next_beat = time.monotonic() + keys.DESK_BEAT_SECONDS
-                if event:
+                if event:  # RESYNC too: the page reads its state again (desk.js)
                     yield ServerSentEvent(event=event, data=json.dumps(data, default=str))
         finally:
             await events.aclose()
             with anyio.CancelScope(shield=True):  # the stream may be cancelled: say it anyway
                 await router_.desk_gone(user.name, tab)
 
-    return EventSourceResponse(stream(), ping=15)
+    return EventSourceResponse(stream(), ping=15, send_timeout=SEND_TIMEOUT_SECONDS)
 
 
 @router.post("/advisers/me/callback", status_code=status.HTTP_202_ACCEPTED)

@@ -17,7 +17,9 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from api.web.deps import ServicesDep
 from api.web.errors import Forbidden, NotFound
+from api.web.refusals import SEND_TIMEOUT_SECONDS
 from routing import keys
+from routing.events import RESYNC
 
 router = APIRouter(prefix="/demo", tags=["demo"], include_in_schema=False)
 LISTENING = "listening"  # the first event: from here on no event of the call is missed
@@ -44,9 +46,9 @@ async def call_events(
             async for event, data in events:
                 if await request.is_disconnected():
                     break
-                if event:
+                if event and event != RESYNC:  # the terminal phone has no state to read again
                     yield ServerSentEvent(event=event, data=json.dumps(data))
         finally:
             await events.aclose()
 
-    return EventSourceResponse(stream(), ping=15)
+    return EventSourceResponse(stream(), ping=15, send_timeout=SEND_TIMEOUT_SECONDS)

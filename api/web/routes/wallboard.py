@@ -14,7 +14,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from api.accounts import Role, User
 from api.services import Services
 from api.web.deps import ServicesDep, WallboardUser
-from api.web.refusals import EVENT_STREAM
+from api.web.refusals import EVENT_STREAM, SEND_TIMEOUT_SECONDS
 from api.web.routes.config import product_labels
 from routing.board import AdviserState
 from routing.wallboard import Wallboard
@@ -131,4 +131,4 @@ async def wallboard_events(
                 yield ServerSentEvent(event="wallboard", data=board.model_dump_json())
             await anyio.sleep(POLL_SECONDS)
 
-    return EventSourceResponse(stream(), ping=15)
+    return EventSourceResponse(stream(), ping=15, send_timeout=SEND_TIMEOUT_SECONDS)

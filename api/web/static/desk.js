@@ -707,6 +707,9 @@
       case "transfer": // a consult's target rings, answers, hangs up or does not answer
         onTransfer(data);
         break;
+      case "resync": // the server lost events for a moment (its Redis connection came back)
+        refresh();
+        break;
       case "hold": // from this page or another tab of the same adviser
         desk.onHold = Boolean(data.hold);
         render();

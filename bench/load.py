@@ -75,7 +75,7 @@ from api.accounts import Role, User, create_user, default_device
 from api.database.engine import make_engine
 from api.database.schema import upgrade
 from api.web.tokens import issue_token
-from bench.webhooks import BadAnswer, Connection, Signer, machine, source_info
+from bench.webhooks import BadAnswer, Connection, Signer, machine, source_info, twiml
 from ivr.identity.applications import DateOfBirthHasher
 from ivr.identity.importer import import_applications
 from ivr.records import CallRecord
@@ -368,16 +368,6 @@ class Apps:
                 conn.close()
 
 
-def root_of(body: bytes) -> ET.Element:
-    try:
-        root = ET.fromstring(body)
-    except ET.ParseError as exc:
-        raise BadAnswer("invalid-xml", f"{exc}: {body[:200]!r}") from None
-    if root.tag != "Response":
-        raise BadAnswer("not-twiml", repr(body[:200]))
-    return root
-
-
 def expect(root: ET.Element, tag: str, step: str) -> ET.Element:
     found = root.find(f".//{tag}")
     if found is None:
@@ -542,7 +532,7 @@ class Simulation:
         }
 
     async def post(self, route: str, call: Call, url: str, extra: dict[str, str]) -> ET.Element:
-        return root_of(await self.apps.post(route, url, self.params(call, extra)))
+        return twiml(await self.apps.post(route, url, self.params(call, extra)))
 
     async def run_call(self, call: Call) -> None:
         try:
@@ -662,7 +652,7 @@ class Simulation:
                 route = urlsplit(callback.url).path.removeprefix("/twilio/")
                 body = await self.apps.post(route, callback.url, callback.form)
                 if until is not None and callback.url.split("?")[0].endswith(until):
-                    return root_of(body)
+                    return twiml(body)
             if until is None:
                 return None
 

@@ -409,8 +409,7 @@ class Router(TransferControls):
             # The caller may be alone in the conference, with music: they go back in line.
             await self.adviser_leg_ended(offer_id, "no-answer")
         if self.presence is not None:
-            names = await self.board.names()
-            await self._presence_changed(await self.presence.sweep(names, self.now_ms()))
+            await self._presence_changed(await self.presence.sweep_due(self.now_ms()))
         await self._deliver(await self.board.match(self.products, self.now_ms()))
 
     # -- presence (routing/presence.py) ----------------------------------------------------

@@ -178,8 +178,15 @@ class AdviserBoard:
         """The adviser's own change; raises InvalidTransition with the reason."""
         step = ScriptStep(
             _COMMAND,
-            keys=[keys.adviser(name), keys.wrap_up_ends()],
-            args=[keys.template(keys.available), name, command.value, now_ms, keys.ADVISER_TTL],
+            keys=[keys.adviser(name), keys.wrap_up_ends(), keys.presence_due()],
+            args=[
+                keys.template(keys.available),
+                name,
+                command.value,
+                now_ms,
+                keys.ADVISER_TTL,
+                keys.PRESENCE_TTL,
+            ],
             decode=_command_result,
         )
         state, refusal = await self._scripts.run_one(step)

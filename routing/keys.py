@@ -319,6 +319,14 @@ def desk_phones(name: str) -> str:
     return f"{PREFIX}desk-phones:{name}"
 
 
+def presence_due() -> str:
+    """Sorted set of the advisers whose presence is followed (name), scored by when the sweep
+    must look at them next (ms): when their last reachable desk tab stops counting, when their
+    grace period ends, or at once (a call at a gone desk, a return to work). The timer's sweep
+    reads only the advisers whose time is up. TTL PRESENCE_TTL, refreshed on every change."""
+    return f"{PREFIX}presence-due"
+
+
 def handle_times(product: str) -> str:
     """List of recent handling times (seconds) for wait estimates."""
     return f"{PREFIX}handle-times:{product}"

@@ -5,7 +5,9 @@ seconds (`keys.DESK_BEAT_SECONDS`) and says when it closes. A tab may report its
 as registered or not. An adviser with no reachable desk for longer than the grace period becomes
 AWAY and is offered no calls; when the desk is back they return to what they had chosen. Every
 step is one Lua script (routing/lua/presence_*.lua), so the sweep may run on every instance at
-once: only the instance whose script made a change is told of it.
+once: only the instance whose script made a change is told of it. The sweep reads only the
+advisers whose time is up (`keys.presence_due`, kept by the script itself): an idle second
+costs one read however many desks are open.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
 from redis.asyncio import Redis
 
@@ -55,8 +57,10 @@ class PresenceOutcome:
 
 class DeskPresence:
     def __init__(self, redis: Redis, *, grace_seconds: int = GRACE_SECONDS) -> None:
+        self._redis = redis
         self._scripts = ScriptRunner(redis)
         self.grace_ms = grace_seconds * 1000
+        self._looked_at_all = False
 
     async def desk(
         self,
@@ -84,6 +88,16 @@ class DeskPresence:
         sweep = self.sweep_step([name], now_ms)
         return (await self._scripts.run(step, sweep)).of(sweep)
 
+    async def sweep_due(self, now_ms: int) -> list[PresenceOutcome]:
+        """The timer's sweep: the advisers whose time is up. An instance's first sweep looks at
+        every adviser, which fills the due set for desks that went before it was kept."""
+        if self._looked_at_all:
+            names = await self._redis.zrangebyscore(keys.presence_due(), "-inf", now_ms)
+        else:
+            self._looked_at_all = True
+            names = sorted(await self._redis.smembers(keys.advisers()))
+        return await self.sweep(cast(list[str], names), now_ms)
+
     async def sweep(self, names: Sequence[str], now_ms: int) -> list[PresenceOutcome]:
         if not names:
             return []
@@ -95,13 +109,14 @@ class DeskPresence:
             adviser_keys += [keys.adviser(name), keys.desk_tabs(name), keys.desk_phones(name)]
         return ScriptStep(
             _SWEEP,
-            keys=[keys.wrap_up_ends(), *adviser_keys],
+            keys=[keys.wrap_up_ends(), keys.presence_due(), *adviser_keys],
             args=[
                 keys.template(keys.available),
                 now_ms,
                 self.grace_ms,
                 keys.ADVISER_TTL,
                 BROWSER_PHONE,
+                keys.PRESENCE_TTL,
                 *names,
             ],
             decode=_outcomes,

@@ -425,8 +425,7 @@ class Router(TransferControls):
             await self._offer_expired(offer_id)
         await self._check_quiet_calls(now)
         if self.presence is not None:
-            names = await self.board.names()
-            await self._presence_changed(await self.presence.sweep(names, self.now_ms()))
+            await self._presence_changed(await self.presence.sweep_due(self.now_ms()))
         await self._deliver(await self.board.match(self.products, self.now_ms()))
 
     async def _offer_expired(self, offer_id: str) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 
 import pytest
 import redis.asyncio as aioredis
@@ -284,3 +284,155 @@ async def test_a_beat_on_one_instance_keeps_the_adviser_present_on_the_other(
         await router.desk_beat("ann", "t1")
         await other.tick()
     assert await state_of(other, "ann") is AdviserState.AVAILABLE
+
+
+# -- the sweep looks only at the advisers whose time is up (keys.presence_due) -----------------
+
+
+async def commands_run(redis: aioredis.Redis) -> dict[str, int]:
+    """How often Redis ran each command so far (those inside scripts included)."""
+    stats = await redis.info("commandstats")
+    return {name[len("cmdstat_") :]: int(s["calls"]) for name, s in stats.items()}
+
+
+async def tick_commands(redis: aioredis.Redis, *instances: Router) -> dict[str, int]:
+    """The commands one tick of each instance runs, by name (the INFO read itself left out)."""
+    return await commands_of(redis, *(instance.tick() for instance in instances))
+
+
+async def commands_of(redis: aioredis.Redis, *steps: Awaitable[object]) -> dict[str, int]:
+    """The commands the steps run one after the other, by name (the INFO read left out)."""
+    before = await commands_run(redis)
+    for step in steps:
+        await step
+    after = await commands_run(redis)
+    ran = {name: calls - before.get(name, 0) for name, calls in after.items()}
+    ran["info"] -= 1
+    return {name: calls for name, calls in ran.items() if calls}
+
+
+async def beat_all(router: Router, names: list[str]) -> None:
+    for name in names:
+        await router.desk_beat(name, "t1")
+
+
+async def test_an_idle_second_costs_the_same_with_one_desk_as_with_thirty(
+    router: Router, second_redis: aioredis.Redis, clock: Clock, redis_client: aioredis.Redis
+) -> None:
+    other = make_router(second_redis, clock, RecordingTelephony(), History())
+    await at_desk(router, "a00")
+    for instance in (router, other):
+        await instance.tick()  # an instance's first sweep looks at everyone
+    clock.forward(1)
+    one_desk = await tick_commands(redis_client, router, other)
+    names = [f"a{i:02}" for i in range(30)]
+    for name in names[1:]:
+        await at_desk(router, name)
+    for _ in range(3):  # the desks beat on; no tab expires, nobody's grace ends
+        clock.forward(keys.DESK_BEAT_SECONDS)
+        await beat_all(router, names)
+        assert await tick_commands(redis_client, router, other) == one_desk
+    assert "hmget" not in one_desk  # no adviser read
+    presences = [p for p in (router.presence, other.presence) if p is not None]
+    sweeps = [presence.sweep_due(clock.ms) for presence in presences]
+    assert await commands_of(redis_client, *sweeps) == {"zrangebyscore": 2}  # one read each
+    for name in names:
+        assert await state_of(router, name) is AdviserState.AVAILABLE
+
+
+async def test_the_sweep_reads_only_the_adviser_whose_grace_ended_and_reports_it_once(
+    router: Router,
+    second_redis: aioredis.Redis,
+    clock: Clock,
+    history: History,
+    redis_client: aioredis.Redis,
+) -> None:
+    other_history = History()
+    other = make_router(second_redis, clock, RecordingTelephony(), other_history)
+    names = [f"a{i:02}" for i in range(30)]
+    for name in names:
+        await at_desk(router, name)
+    for instance in (router, other):
+        await instance.tick()
+    await router.desk_gone("a07", "t1")
+    clock.forward(GRACE_S)
+    await beat_all(router, [n for n in names if n != "a07"])
+    ran = await tick_commands(redis_client, router, other)
+    assert ran["hmget"] == 1  # a07 alone, by the first instance; away, she is not due again
+    assert await state_of(router, "a07") is AdviserState.AWAY
+    ran = await tick_commands(redis_client, router, other)
+    assert "hmget" not in ran  # away with the desk gone: nothing to look at until it is back
+    await router.desk_gone("a13", "t1")  # now both instances find her due at the same moment
+    clock.forward(GRACE_S)
+    await beat_all(router, [n for n in names if n not in ("a07", "a13")])
+    await asyncio.gather(*(instance.tick() for instance in (router, other) for _ in range(3)))
+    assert await state_of(other, "a13") is AdviserState.AWAY
+    aways = [c for c in history.changes + other_history.changes if c[1] is AdviserState.AWAY]
+    assert sorted(aways) == [("a07", AdviserState.AWAY), ("a13", AdviserState.AWAY)]
+    await router.desk_beat("a07", "t2")
+    assert await state_of(other, "a07") is AdviserState.AVAILABLE
+
+
+async def test_an_adviser_back_to_work_with_the_desk_still_gone_is_away_at_the_next_tick(
+    router: Router, clock: Clock, history: History
+) -> None:
+    await at_desk(router, "ann")
+    await at_desk(router, "bob")
+    await router.adviser_command("bob", Command.BREAK)
+    for name in ("ann", "bob"):
+        await router.desk_gone(name, "t1")
+    clock.forward(GRACE_S)
+    await router.tick()
+    clock.forward(60)
+    await router.tick()
+    assert (await state_of(router, "ann"), await state_of(router, "bob")) == (
+        AdviserState.AWAY,
+        AdviserState.BREAK,
+    )
+    for name in ("ann", "bob"):  # by the API, as from a desk whose stream is gone
+        assert await router.adviser_command(name, Command.AVAILABLE) is AdviserState.AVAILABLE
+    await router.tick()
+    assert (await state_of(router, "ann"), await state_of(router, "bob")) == (
+        AdviserState.AWAY,
+        AdviserState.AWAY,
+    )
+    aways = [c for c in history.changes if c[1] is AdviserState.AWAY]
+    assert aways == [
+        ("ann", AdviserState.AWAY),
+        ("ann", AdviserState.AWAY),
+        ("bob", AdviserState.AWAY),
+    ]
+
+
+async def test_after_redis_is_lost_the_desks_beat_again_and_are_followed_again(
+    router: Router, clock: Clock, redis_client: aioredis.Redis
+) -> None:
+    await at_desk(router, "ann")
+    await router.tick()
+    await redis_client.flushdb()  # Redis restarted empty: the due set is gone with the rest
+    await router.board.register("ann", skills=["vog_np"], device="client:ann")
+    await router.adviser_command("ann", Command.AVAILABLE)  # as the recovery restores her
+    clock.forward(keys.DESK_BEAT_SECONDS)
+    await router.desk_beat("ann", "t1")  # her desk's stream beats on within 5 s
+    assert await redis_client.zscore(keys.presence_due(), "ann") == (
+        clock.ms + keys.DESK_TAB_LIVE_MS
+    )
+    await router.desk_gone("ann", "t1")
+    clock.forward(GRACE_S)
+    await router.tick()
+    assert await state_of(router, "ann") is AdviserState.AWAY
+
+
+async def test_an_instance_started_after_a_desk_went_looks_at_every_adviser_first(
+    redis_client: aioredis.Redis, clock: Clock, telephony: RecordingTelephony
+) -> None:
+    history = History()
+    old = make_router(redis_client, clock, telephony, History())
+    await at_desk(old, "ann")
+    await old.desk_gone("ann", "t1")
+    await redis_client.delete(keys.presence_due())  # as a version without the due set left it
+    clock.forward(GRACE_S)
+    new = make_router(redis_client, clock, telephony, history)
+    await new.tick()
+    assert await state_of(new, "ann") is AdviserState.AWAY
+    assert history.changes == [("ann", AdviserState.AWAY)]

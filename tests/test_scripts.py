@@ -29,6 +29,7 @@ FIELDS = {
     "wrap_until",
     "last_call",
     "last_product",
+    "desk_seen",
     "adviser",
     "product",
     "score",

@@ -1,6 +1,6 @@
 -- An adviser's own change of state.
--- KEYS: adviser hash, wrap-up ends
--- ARGV: available-set template, adviser name, command, now (ms), ttl (s)
+-- KEYS: adviser hash, wrap-up ends, presence due
+-- ARGV: available-set template, adviser name, command, now (ms), ttl (s), presence ttl (s)
 -- Returns {1, new state}, or {0, current state, refusal code}.
 local before, after = string.match(ARGV[1], '^(.-){}(.*)$')
 local name, command, now, ttl = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
@@ -40,6 +40,13 @@ for skill in string.gmatch(skills, '[^,]+') do
   end
 end
 redis.call('ZREM', KEYS[2], name)
+-- Back to work from a state the presence sweep leaves alone (away, break, missed, offline):
+-- it must look at a followed adviser's desk again at its next run (routing/presence.py).
+local followed = redis.call('HEXISTS', key, 'desk_seen') == 1
+if target == 'available' and state ~= 'wrap_up' and followed then
+  redis.call('ZADD', KEYS[3], now, name)
+  redis.call('EXPIRE', KEYS[3], ARGV[6])
+end
 redis.call('HSET', key, 'state', target, 'since', now, 'call_sid', '', 'offer_id', '')
 redis.call('EXPIRE', key, ttl)
 return {1, target}

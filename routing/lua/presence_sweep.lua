@@ -7,14 +7,20 @@
 --   on_call            -> left alone: Twilio tells when the call ends; away after that
 --   away + reachable   -> back to what they had chosen (available: into the available sets)
 -- An adviser who never opened a desk (an API client) is not followed.
--- KEYS: wrap-up ends, then per adviser: adviser hash, desk tabs, desk phones
+-- Each adviser looked at is given the time the sweep must look again (the presence-due set):
+-- when their last reachable tab stops counting, when the grace period ends, at once while a
+-- call of theirs may still end at a gone desk; never while nothing can change without a desk
+-- (away, break, missed, offline: a beat or a return to work puts them back in the set).
+-- KEYS: wrap-up ends, presence due, then per adviser: adviser hash, desk tabs, desk phones
 -- ARGV: available-set template, now (ms), grace (ms), ttl (s), the browser phone's device prefix,
---       then the adviser names
+--       presence ttl (s), then the adviser names
 -- Returns {{name, change, state, offer id}, ...}, change '' when nothing changed.
 local before, after = string.match(ARGV[1], '^(.-){}(.*)$')
 local now, grace, ttl, client = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], ARGV[5]
-local wrap_up_ends = KEYS[1]
+local wrap_up_ends, due, due_ttl = KEYS[1], KEYS[2], ARGV[6]
+local settled = {away = true, ['break'] = true, missed = true, offline = true}
 local results = {}
+local scheduled = false
 local function set_available(hash, name, add)
   for skill in string.gmatch(redis.call('HGET', hash, 'skills') or '', '[^,]+') do
     local available = before .. skill .. after
@@ -26,29 +32,33 @@ local function set_available(hash, name, add)
     end
   end
 end
-for i = 6, #ARGV do
+for i = 7, #ARGV do
   local name = ARGV[i]
-  local base = 1 + (i - 6) * 3
+  local base = 2 + (i - 7) * 3
   local hash, tabs, phones = KEYS[base + 1], KEYS[base + 2], KEYS[base + 3]
   local fields = redis.call('HMGET', hash, 'state', 'desk_seen', 'device', 'unreachable_since',
     'away_return', 'offer_id')
   local state, seen, device, since, away_return, offer_id =
     fields[1], fields[2], fields[3] or '', fields[4], fields[5], fields[6] or ''
   local change = ''
+  local look_at = nil -- when to look at this adviser again; nil: not until something happens
   if state and seen then
-    for _, gone in ipairs(redis.call('ZRANGEBYSCORE', tabs, '-inf', now)) do
-      redis.call('HDEL', phones, gone)
+    local gone = redis.call('ZRANGEBYSCORE', tabs, '-inf', now)
+    if #gone > 0 then
+      redis.call('HDEL', phones, unpack(gone))
+      redis.call('ZREMRANGEBYSCORE', tabs, '-inf', now)
     end
-    redis.call('ZREMRANGEBYSCORE', tabs, '-inf', now)
     local browser_phone = device == '' or string.sub(device, 1, #client) == client
-    local reachable = false
-    for _, tab in ipairs(redis.call('ZRANGE', tabs, 0, -1)) do
-      if not browser_phone or redis.call('HGET', phones, tab) ~= 'unregistered' then
-        reachable = true
+    local reachable_until = nil
+    local live = redis.call('ZREVRANGE', tabs, 0, -1, 'WITHSCORES')
+    for j = 1, #live, 2 do -- the latest first: the first that counts is the last to expire
+      if not browser_phone or redis.call('HGET', phones, live[j]) ~= 'unregistered' then
+        reachable_until = tonumber(live[j + 1])
         break
       end
     end
-    if reachable then
+    if reachable_until then
+      look_at = reachable_until
       if since then redis.call('HDEL', hash, 'unreachable_since') end
       if state == 'away' then
         state = away_return or 'available'
@@ -75,9 +85,19 @@ for i = 6, #ARGV do
         elseif state == 'offered' and offer_id ~= '' then
           change = 'withdraw'
         end
+        if not settled[state] then look_at = now end
+      else
+        look_at = tonumber(since) + grace
       end
     end
   end
+  if look_at then
+    redis.call('ZADD', due, look_at, name)
+    scheduled = true
+  else
+    redis.call('ZREM', due, name)
+  end
   results[#results + 1] = {name, change, state or 'offline', offer_id}
 end
+if scheduled then redis.call('EXPIRE', due, due_ttl) end
 return results

@@ -177,8 +177,8 @@ def advisers_working() -> str:
     return f"{PREFIX}advisers-working"
 
 
-# How old the working advisers' count may be: one recount a second at most for all instances,
-# and an estimate in whole minutes does not move on a second's change (docs/routing.md).
+# How old the working advisers' count may be: one recount a second at most for all instances;
+# an estimate in whole minutes, said once a minute, may well lag a change by a second.
 ADVISERS_WORKING_TTL_MS = 1000
 
 

@@ -16,7 +16,7 @@ from redis.asyncio import Redis
 
 from flows.errors import ErrorKind, KccError
 from routing import keys
-from routing.scripts import LuaScript, ScriptRunner, ScriptStep
+from routing.scripts import LuaScript, ScriptRunner, ScriptStep, as_int
 
 OFFER_SECONDS = 20  # how long an adviser's phone rings before the call goes back
 MATCH_ROUNDS = 50  # pairs made by one script run; the rest on the next event or tick
@@ -28,6 +28,7 @@ _MATCH = LuaScript.named("offer_match")
 _SETTLE = LuaScript.named("offer_settle")
 _CALL_STATE = LuaScript.named("call_state")
 _CHECKS_DUE = LuaScript.named("call_checks_due")
+_WORKING = LuaScript.named("advisers_working")
 
 
 @functools.cache
@@ -156,11 +157,13 @@ class AdviserBoard:
         *,
         offer_seconds: int = OFFER_SECONDS,
         call_check_seconds: int = CALL_CHECK_SECONDS,
+        working_ttl_ms: int = keys.ADVISERS_WORKING_TTL_MS,
     ) -> None:
         self._redis = redis
         self._scripts = ScriptRunner(redis)
         self.offer_seconds = offer_seconds
         self.call_check_seconds = call_check_seconds
+        self.working_ttl_ms = working_ttl_ms  # how old `working`'s count may be
 
     async def register(self, name: str, *, skills: list[str], device: str) -> None:
         """Make the adviser known with their skills and device (from the database)."""
@@ -256,23 +259,16 @@ class AdviserBoard:
         )
 
     async def working(self, product: str) -> int:
-        """Advisers with this skill who are at work (not offline, on a break or away)."""
-        names = sorted(cast(set[str], await self._redis.smembers(keys.advisers())))
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for name in names:
-                pipe.hmget(keys.adviser(name), ["state", "skills"])
-            found = await pipe.execute()
-        away = {
-            AdviserState.OFFLINE.value,
-            AdviserState.BREAK.value,
-            AdviserState.AWAY.value,
-            None,
-        }
-        return sum(
-            1
-            for state, skills in found
-            if state not in away and product in str(skills or "").split(",")
+        """Advisers with this skill who are at work (not offline, on a break or away), as counted
+        over all advisers at most `working_ttl_ms` ago by any instance: one script, which reads
+        one field while the count is fresh (the expected wait asks on every waitUrl fetch)."""
+        step = ScriptStep(
+            _WORKING,
+            keys=[keys.advisers(), keys.advisers_working()],
+            args=[keys.template(keys.adviser), product, self.working_ttl_ms],
+            decode=as_int,
         )
+        return await self._scripts.run_one(step)
 
     async def mark_callback(self, offer_id: str, deadline_ms: int) -> None:
         """A callback offer waits for the adviser to dial, so it gets longer than a ring."""

@@ -189,6 +189,17 @@ def advisers() -> str:
     return f"{PREFIX}advisers"
 
 
+def advisers_working() -> str:
+    """Hash: product -> advisers working it (routing/lua/advisers_working.lua), for the callers'
+    expected wait; '' marks it as counted. Recounted from the advisers' states when it expires."""
+    return f"{PREFIX}advisers-working"
+
+
+# How old the working advisers' count may be: one recount a second at most for all instances;
+# an estimate in whole minutes, said once a minute, may well lag a change by a second.
+ADVISERS_WORKING_TTL_MS = 1000
+
+
 def available(product: str) -> str:
     """Sorted set of available advisers with that skill, scored by when they became idle."""
     return f"{PREFIX}available:{product}"

@@ -157,6 +157,9 @@ class RedisRecovery:
         callbacks = await self._queue.restore_callbacks(kept, self._now_ms())
         locks = await self._restore_locks()
         advisers, made_safe = await self._restore_advisers()
+        # A count of working advisers made while they were unknown (0) is not kept until it
+        # expires: the next expected wait counts the restored states.
+        await self._redis.delete(keys.advisers_working())
         await self._redis.set(keys.redis_marker(), str(self._now_ms()), ex=keys.REDIS_MARKER_TTL)
         # The lock is left to expire: the marker now stops every other instance.
         log.warning(

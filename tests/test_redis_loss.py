@@ -82,6 +82,8 @@ async def test_waiting_callers_and_advisers_come_back_in_order_after_redis_resta
     verified = await queued(phone(), twilio_stub, ["1", "1", f"{NUMBER}#", BORN, "1"], at=2)
     before = await services.queue.waiting()
     assert [e.call_sid for e in before] == [verified.call_sid, first.call_sid, second.call_sid]
+    board = services.router.board
+    assert (await board.working("gva"), await board.working("vog_rp")) == (1, 0)  # Ann on a break
     assert (before[0].priority, before[0].verification) == (5, "verified")
     # The waitUrl carries the entry sealed: no date of birth in it, and no number in clear.
     opened = services.queue.open_carried(carried(verified), verified.call_sid)
@@ -93,6 +95,7 @@ async def test_waiting_callers_and_advisers_come_back_in_order_after_redis_resta
     # A GVA caller comes in before anything noticed: Bob's state is gone, so nobody is offered.
     late = await queued(phone(), twilio_stub, ["3", "#"], at=10)
     assert twilio_stub.updates_for(late.call_sid) == []
+    assert await board.working("gva") == 0  # counted while nobody is known
     recovered = await services.recovery.check()  # the next tick notices, once
     assert isinstance(recovered, Recovered)
     assert recovered.callers == 4 and recovered.advisers == 2 and recovered.made_safe == []
@@ -100,6 +103,8 @@ async def test_waiting_callers_and_advisers_come_back_in_order_after_redis_resta
     assert await services.recovery.check() is None  # the marker is back: no second recovery
     assert await services.recovery.recover() is None  # and the lock keeps a second one out
     assert len(await services.queue.waiting()) == 1
+    # The count of advisers working, for the expected wait, is theirs again: Bob on GVA.
+    assert (await board.working("gva"), await board.working("vog_rp")) == (1, 0)
 
     # Their next waitUrl fetches bring the three back, in any order, each with its context.
     for caller in (second, verified, first):

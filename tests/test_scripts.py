@@ -75,7 +75,9 @@ def test_a_script_builds_no_key_name_of_its_own(name: str) -> None:
         assert not re.fullmatch(r"[a-z-]+:|:[a-z-]+", literal), f"{name}.lua: {literal!r}"
 
 
-@pytest.mark.parametrize("name", ["adviser_command", "offer_match", "offer_settle"])
+@pytest.mark.parametrize(
+    "name", ["adviser_command", "offer_match", "offer_settle", "advisers_working"]
+)
 def test_every_word_a_routing_script_compares_is_a_state_of_the_code(name: str) -> None:
     """Renaming an enum value without the script (or the other way round) fails here."""
     unknown = [

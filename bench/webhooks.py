@@ -90,8 +90,13 @@ import redis
 import uvloop
 from twilio.request_validator import RequestValidator
 
+from api.settings import PLACEHOLDER_AUTH_TOKEN
+
 ROOT = Path(__file__).resolve().parent.parent
-AUTH_TOKEN = "bench-auth-token-0123456789abcdef"
+# The settings' placeholder token: signatures are checked over it as over any, and it keeps the
+# telephony simulated, so the recovery that a flushed Redis sets off (routing/recovery.py) asks
+# no Twilio on the internet for its queue members.
+AUTH_TOKEN = PLACEHOLDER_AUTH_TOKEN
 SECRET_KEY = "bench-secret-key-" + "0123456789abcdef" * 3
 OPEN_MOMENT = "2026-12-01T10:00:00+01:00"  # a Tuesday morning: the contact centre is open
 EXPECTED_QUEUE = "kcc-vog_np"  # main menu 1 (VOG NP), submenu 2 (procedure)

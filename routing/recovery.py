@@ -149,7 +149,8 @@ class RedisRecovery:
         lock = keys.recovery_lock()
         if not await self._redis.set(lock, token, nx=True, px=keys.RECOVERY_LOCK_MS):
             return None
-        log.warning("Redis lost the routing state: finding the callers and advisers again")
+        # A first start finds Redis empty too: only what was found below is worth a warning.
+        log.info("Redis holds no routing state: finding the callers and advisers again")
         members = await self._telephony.queue_members(QUEUE_PREFIX)
         callers = twilio_order(members)
         kept = await self._callbacks() if self._callbacks is not None else []
@@ -162,8 +163,10 @@ class RedisRecovery:
         await self._redis.delete(keys.advisers_working())
         await self._redis.set(keys.redis_marker(), str(self._now_ms()), ex=keys.REDIS_MARKER_TTL)
         # The lock is left to expire: the marker now stops every other instance.
-        log.warning(
-            "routing state recovered",
+        lost = bool(callers or callbacks or locks or made_safe)  # calls or locks Redis had lost
+        log.log(
+            logging.WARNING if lost else logging.INFO,
+            "routing state recovered" if lost else "routing state set up (nothing was lost)",
             extra={
                 "callers": len(callers),
                 "moved": lines.moved,

@@ -7,6 +7,7 @@ signature and turns any exception into an apology (ivr/fallback.py).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -379,14 +380,22 @@ class CallHandler:
             if self.router is not None:  # no offer: the adviser let go (a transfer in progress)
                 await self.router.caller_gone(offer.call_sid if offer is not None else call_sid)
             return empty()
-        entry, language = await self._entry_and_language(call_sid)
+        handed_over = False
+        if self.router is None:
+            entry, language = await self._entry_and_language(call_sid)
+        else:
+            # Three reads at once (one round trip on the shared connection, not three in a row);
+            # a warm transfer's colleague may have the call's conversation now.
+            (entry, language), handed_over, offer_id = await asyncio.gather(
+                self._entry_and_language(call_sid),
+                self.router.handed_over(call_sid),
+                self.router.conversation_offer(call_sid, offer_id),
+            )
         engine = await self._engine_of(entry.flow_version if entry else None)
         urls = CallUrls(self.base_url, language)
-        if self.router is not None and await self.router.handed_over(call_sid):
+        if handed_over:
             # Transferred to a department, who has hung up: the conversation is over.
             return speak_and_hang_up([engine.say("call_end", language)])
-        if self.router is not None:  # a warm transfer's colleague may have the call now
-            offer_id = await self.router.conversation_offer(call_sid, offer_id)
         settled = await self.router.dial_finished(offer_id, dial_status) if self.router else None
         if settled is not None and settled.previous is OfferState.CONNECTED:
             # The adviser ended the conversation and the caller is still on the line.

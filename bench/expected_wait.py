@@ -1,7 +1,7 @@
 """What the callers' expected wait costs per waitUrl fetch: the advisers working a product.
 
-    .venv/bin/python -m bench.advisers_working --redis-url redis://127.0.0.1:6379/7
-    .venv/bin/python -m bench.advisers_working --advisers 50 --fetches 20 --redis-url ...  # smoke
+    .venv/bin/python -m bench.expected_wait --redis-url redis://127.0.0.1:6379/7
+    .venv/bin/python -m bench.expected_wait --advisers 50 --fetches 20 --redis-url ...  # smoke
 
 Registers --advisers advisers (four in five available, the rest on a break) in the Redis
 database of --redis-url (**flushed**), then times --fetches calls, one after the other, of:

@@ -1,4 +1,4 @@
-"""A smoke run of the expected wait's benchmark (bench/advisers_working.py) against the real
+"""A smoke run of the expected wait's benchmark (bench/expected_wait.py) against the real
 Redis: the commands per fetch it reports are exactly those of each way of counting."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bench.advisers_working import main
+from bench.expected_wait import main
 from tests.conftest import REDIS_SERVICE, REDIS_UP, REDIS_URL, need_service
 
 

@@ -93,10 +93,13 @@ class Fanout:
         joined = channel in self._streams
         self._streams.setdefault(channel, set()).add(stream)
         try:
-            if joined and channel in self._confirmed:
-                stream.ready.set()
-            elif not joined:
+            if not joined:
                 await self._sync(channel)
+            # Subscribed already: by a stream before this one, or still, when the last stream
+            # left just now and the unsubscribe had not run yet (it then finds this stream and
+            # keeps the channel; no confirmation comes again).
+            if channel in self._confirmed:
+                stream.ready.set()
             try:
                 async with asyncio.timeout(SUBSCRIBE_SECONDS):
                     await stream.ready.wait()

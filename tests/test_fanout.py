@@ -130,6 +130,23 @@ async def test_an_event_reaches_exactly_the_streams_of_its_adviser(
         await stream.aclose()  # type: ignore[attr-defined]
 
 
+async def test_a_desk_reopened_while_its_channel_is_being_let_go_gets_its_events(
+    instances: list[EventBus],
+) -> None:
+    """A reload: the tab's last stream closes and the new one opens before the unsubscribe ran.
+    The channel stays subscribed; the new stream must not wait for a confirmation that never
+    comes again (it failed after 5 s with "could not subscribe")."""
+    bus = instances[0]
+    first = await opened(bus, "fan-reload")
+    await first.aclose()  # type: ignore[attr-defined]
+    started = time.monotonic()
+    again = await opened(bus, "fan-reload")  # the unsubscribe is scheduled, not run yet
+    assert time.monotonic() - started < 1.0
+    await bus.publish("fan-reload", "offer", {"call_sid": "CA1"})
+    assert await events_of(again, 1) == ["offer"]
+    await again.aclose()  # type: ignore[attr-defined]
+
+
 async def test_two_instances_hold_one_connection_each_and_both_deliver(
     instances: list[EventBus], plain: aioredis.Redis
 ) -> None:

@@ -91,7 +91,6 @@ def queue_arrivals() -> str:
 
 # Redis restarted empty (routing/recovery.py): the marker's absence says so; one instance at a
 # time rebuilds what Twilio and the database still know.
-REDIS_MARKER_TTL = 7 * 24 * 3600  # refreshed by every instance's tick
 RECOVERY_LOCK_MS = 60_000  # a crashed recovery lets the next instance try after this
 QUEUE_PLACE_TTL = 3600  # a lost caller's reserved place waits for their next waitUrl fetch
 

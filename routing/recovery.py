@@ -136,10 +136,20 @@ class RedisRecovery:
         self._lockouts = lockouts
 
     async def check(self) -> Recovered | None:
-        """On every tick: one EXPIRE; recovers when the marker is gone (None otherwise)."""
-        if await self._redis.expire(keys.redis_marker(), keys.REDIS_MARKER_TTL):
+        """On every tick: one EXISTS; recovers when the marker is gone (None otherwise)."""
+        if await self._redis.exists(keys.redis_marker()):
             return None
         return await self.recover()
+
+    async def adopt(self) -> bool:
+        """At start-up: a Redis that holds routing state but no marker (written by no release
+        before this one) is taken as it is, not recovered: a recovery would put its waiting
+        callbacks behind Twilio's callers. True when the marker was set here."""
+        if await self._redis.exists(keys.redis_marker()):
+            return False
+        if not await self._redis.exists(keys.queue_arrivals(), keys.offer_sequence()):
+            return False  # nothing routed here yet, or lost: the ticks' check recovers
+        return bool(await self._redis.set(keys.redis_marker(), str(self._now_ms()), nx=True))
 
     async def recover(self) -> Recovered | None:
         """Rebuild the lines' order and the advisers' states; None when another instance is
@@ -161,7 +171,9 @@ class RedisRecovery:
         # A count of working advisers made while they were unknown (0) is not kept until it
         # expires: the next expected wait counts the restored states.
         await self._redis.delete(keys.advisers_working())
-        await self._redis.set(keys.redis_marker(), str(self._now_ms()), ex=keys.REDIS_MARKER_TTL)
+        # No time to live: a maxmemory policy of volatile-* must never evict it (its absence
+        # would set off a recovery on a Redis that lost nothing).
+        await self._redis.set(keys.redis_marker(), str(self._now_ms()))
         # The lock is left to expire: the marker now stops every other instance.
         lost = bool(callers or callbacks or locks or made_safe)  # calls or locks Redis had lost
         log.log(

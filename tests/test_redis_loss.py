@@ -167,6 +167,32 @@ async def test_an_adviser_with_a_call_at_the_loss_gets_a_break_not_a_second_call
     assert [r[0] for r in rows] == ["available", "offered", "on_call", "break"]
 
 
+async def test_a_redis_of_the_release_before_is_taken_as_it_is_not_recovered(
+    app: FastAPI,
+    phone: Callable[..., Phone],
+    redis_client: aioredis.Redis,
+    twilio_stub: TwilioStub,
+) -> None:
+    """The first start of this release finds the state but no marker (the release before wrote
+    none): recovering then would reorder the live lines. An empty Redis is still recovered."""
+    services = app.state.services
+    first = await queued(phone(), twilio_stub, ["3", "#"], at=0)
+    second = await queued(phone(), twilio_stub, ["3", "#"], at=5)
+    line = [entry.call_sid for entry in await services.queue.waiting()]
+    assert line == [first.call_sid, second.call_sid]
+    await redis_client.delete(keys.redis_marker())
+
+    assert await services.recovery.adopt() is True
+    assert await services.recovery.check() is None
+    assert [entry.call_sid for entry in await services.queue.waiting()] == line
+    assert not [r for r in twilio_stub.requests if "/Queues" in r.path]  # Twilio not asked
+
+    await redis_client.flushdb()
+    assert await services.recovery.adopt() is False
+    recovered = await services.recovery.check()
+    assert recovered is not None and recovered.callers == 2
+
+
 async def test_a_caller_in_the_menu_goes_on_where_the_instance_still_knows_the_call(
     app: FastAPI, phone: Callable[..., Phone], redis_client: aioredis.Redis
 ) -> None:

@@ -119,15 +119,25 @@ async def _too_large(scope: Scope, receive: Receive, send: Send) -> None:
     await JSONResponse(body.model_dump(exclude_none=True), 413)(scope, receive, send)
 
 
+async def _recover(services: Services) -> None:
+    try:  # one EXISTS; Redis restarted empty: find callers and advisers again
+        await services.recovery.check()
+    except Exception:  # Twilio or the database away: the lock expires, a later tick retries
+        log.exception("recovery after a Redis loss failed")
+
+
 async def _tick_forever(services: Services) -> None:
     ticks = 0
+    recovering: asyncio.Task[None] | None = None
+    with contextlib.suppress(Exception):  # Redis away at start: the ticks' checks find it
+        await services.recovery.adopt()  # a Redis of the release before: no marker, not lost
     while True:
         await asyncio.sleep(TICK_SECONDS)
         ticks += 1
-        try:  # one EXPIRE a tick; Redis restarted empty: find callers and advisers again
-            await services.recovery.check()
-        except Exception:  # Twilio or the database away: the lock expires, a later tick retries
-            log.exception("recovery after a Redis loss failed")
+        # In the background: a recovery (Twilio's queues with their retries, the database)
+        # must not hold up this instance's deadlines, wrap-ups and matching.
+        if recovering is None or recovering.done():
+            recovering = asyncio.create_task(_recover(services))
         try:
             await services.router.tick()
         except Exception:  # Redis away for a moment: try again next tick

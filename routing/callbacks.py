@@ -117,7 +117,11 @@ def write_callbacks(connection: Connection, items: list[dict[str, Any]], now: da
         else:  # settled: the entry goes; a row that is not there yet becomes a tombstone
             at = _utc(datetime.fromisoformat(item["at"]))
             statement = _insert(connection).values(
-                call_sid=item["call_sid"], product="", queued_at=at, expires_at=at, settled_at=at
+                call_sid=item["call_sid"],
+                product="",
+                queued_at=at,
+                expires_at=at + SETTLED_KEPT,  # outlives a late ask, then goes
+                settled_at=at,
             )
             connection.execute(
                 statement.on_conflict_do_update(

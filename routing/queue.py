@@ -113,6 +113,12 @@ class CallQueue:
         """The entry as a waitUrl carries it: sealed (the same value Redis keeps, when given),
         in the URL-safe alphabet without padding, so that the query string holds no escape
         and the wait webhook has nothing to unquote."""
+        if entry.transfer_note or entry.transferred_by:
+            # Not the adviser's note (up to 2,000 characters): it would make the URL long and
+            # is the desk's, not the caller's; a caller found again comes back without it.
+            sealed = self.seal(
+                entry.model_copy(update={"transfer_note": None, "transferred_by": None})
+            )
         sealed = sealed or self.seal(entry)
         return sealed.replace("+", "-").replace("/", "_").rstrip("=")
 

@@ -525,6 +525,9 @@ class Router(TransferControls):
             await self.on_call_ended(offer.call_sid, status)
         else:  # a callback: as its Dial action with a final status would
             await self.caller_gone(offer.call_sid)
+            # ... and as `dial_finished` does: the entry (the caller's number, sealed) goes now,
+            # not when its callback time runs out days later.
+            await self.queue.remove(offer.call_sid)
         await self.board.forget_call_check(offer_id)
 
     # -- presence (routing/presence.py) ----------------------------------------------------

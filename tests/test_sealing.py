@@ -6,9 +6,14 @@ import base64
 import hashlib
 from collections.abc import Callable
 
+from datetime import UTC, datetime
+
 import pytest
 from cryptography.fernet import Fernet
+from fakeredis import FakeAsyncRedis
 
+from routing.entry import QueueEntry
+from routing.queue import CallQueue
 from routing.sealing import SealBroken, Sealer
 
 SECRET = "a-test-secret-that-is-long-enough-0123456789"
@@ -62,3 +67,26 @@ def test_another_secret_does_not_open_it() -> None:
     sealed = Sealer(SECRET).seal(TEXT)
     with pytest.raises(SealBroken):
         Sealer(SECRET + "x").open(sealed)
+
+
+def test_a_waiturl_carries_the_callers_context_without_the_advisers_transfer_note() -> None:
+    """The waitUrl's copy of a queue entry (for a Redis loss) leaves out a transfer's note: up
+    to 2,000 characters of the adviser's, which would make the URL long; the rest comes back."""
+    queue = CallQueue(FakeAsyncRedis(decode_responses=True), Sealer("k" * 40))
+    entry = QueueEntry(
+        call_sid="CA" + "1" * 32,
+        caller="+31612345678",
+        language="nl",
+        product="vog_np",
+        theme="status",
+        verification="skipped",
+        path=["main", "vog_np"],
+        queued_at=datetime(2026, 12, 1, 10, 0, tzinfo=UTC),
+        transferred_by="ann",
+        transfer_note="é" * 2000,
+    )
+    carried = queue.carried(entry)
+    assert len(carried) < 1000
+    back = queue.open_carried(carried, entry.call_sid)
+    assert back == entry.model_copy(update={"transferred_by": None, "transfer_note": None})
+    assert queue.open_carried(carried, "CA" + "2" * 32) is None  # another call's URL: not theirs

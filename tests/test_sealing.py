@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import hashlib
 from collections.abc import Callable
-
 from datetime import UTC, datetime
 
 import pytest

@@ -58,6 +58,7 @@ CALLBACK_OFFER_MS = 5 * 60 * 1000  # an adviser has 5 minutes to start a callbac
 # How long a caller's webhook waits for the offers its call made to be delivered (Twilio's REST
 # redirect, with its retries: up to 18.7 s when Twilio hangs); the rest goes on in the background.
 DELIVERY_WAIT_SECONDS = 1.0
+CALL_CHECKS_AT_ONCE = 4  # conversations asked about at the same time, per instance
 
 
 class NotACallback(KccError):
@@ -491,8 +492,16 @@ class Router(TransferControls):
             self._checking.cancel()
 
     async def _check_calls(self, offer_ids: list[str]) -> None:
+        # A few at a time: each takes a worker thread (the SDK is synchronous) for up to 18.7 s
+        # when Twilio is slow, and the offers' redirects need those threads too.
+        slots = asyncio.Semaphore(CALL_CHECKS_AT_ONCE)
+
+        async def check(offer_id: str) -> None:
+            async with slots:
+                await self._check_call(offer_id)
+
         results = await asyncio.gather(
-            *(self._check_call(offer_id) for offer_id in offer_ids), return_exceptions=True
+            *(check(offer_id) for offer_id in offer_ids), return_exceptions=True
         )
         for offer_id, result in zip(offer_ids, results, strict=True):
             if isinstance(result, BaseException):

@@ -323,16 +323,6 @@
     $("login").hidden = false;
   }
 
-  // Signing out revokes the token on the server too (best effort: the page forgets it anyway).
-  function revokeToken() {
-    if (!desk.token) return;
-    fetch("/api/logout", {
-      method: "POST",
-      headers: { Authorization: `Bearer ${desk.token}` },
-      cache: "no-store",
-    }).catch(() => {});
-  }
-
   async function signOut() {
     clearMessages();
     // Not reachable for calls while the page is closed: sign off first (not during a call).
@@ -347,7 +337,7 @@
       showError("Je hebt een gesprek. Rond dat eerst af voordat je uitlogt.");
       return;
     }
-    revokeToken();
+    window.KccStaff.revokeToken(desk.token);
     stopSession();
     showNotice("Je bent uitgelogd.");
     $("username").focus();

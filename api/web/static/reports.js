@@ -442,6 +442,7 @@
 
   function signOut() {
     clearMessages();
+    window.KccStaff.revokeToken(page.token);
     stopSession();
     showNotice("Je bent uitgelogd.");
     $("username").focus();

@@ -276,6 +276,16 @@ window.KccStaff = (() => {
     }
   }
 
+  // Signing out revokes the token on the server too (best effort: the page forgets it anyway).
+  function revokeToken(token) {
+    if (!token) return;
+    fetch("/api/logout", {
+      method: "POST",
+      headers: { Authorization: `Bearer ${token}` },
+      cache: "no-store",
+    }).catch(() => {});
+  }
+
   // init() once the page is there.
   function whenReady(init) {
     if (document.readyState === "loading") {
@@ -366,5 +376,6 @@ window.KccStaff = (() => {
     resume,
     whenReady,
     readEvents,
+    revokeToken,
   };
 })();

@@ -283,19 +283,9 @@ window.KccSupervisor = window.KccSupervisor || { sections: {} };
     $("login").hidden = false;
   }
 
-  // Signing out revokes the token on the server too (best effort: the page forgets it anyway).
-  function revokeToken() {
-    if (!page.token) return;
-    fetch("/api/logout", {
-      method: "POST",
-      headers: { Authorization: `Bearer ${page.token}` },
-      cache: "no-store",
-    }).catch(() => {});
-  }
-
   function signOut() {
     clearMessages();
-    revokeToken();
+    window.KccStaff.revokeToken(page.token);
     stopSession();
     sessionStorage.removeItem(DRAFT_KEY);
     setDraft("", null);

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.conftest import missing_service
+from tests.conftest import need_service
 from tests.support.servers import free_port
 from tests.support.slow import require_slow
 
@@ -111,10 +111,9 @@ def _redis(binary: str, port: int, directory: Path, *extra: str) -> subprocess.P
 def sentinel_set(directory: Path) -> Iterator[SentinelSet]:
     """Started, replicating and watched by the Sentinel; every process stopped at the end."""
     require_slow("redis-server processes")
-    binary = shutil.which("redis-server")
-    if binary is None:
-        missing_service("redis-server (the Debian package redis-server)")
-        pytest.skip("redis-server is not installed here (it is in CI)")
+    binary = shutil.which("redis-server") or ""
+    # In CI a missing redis-server fails the test; on a laptop without it, it is skipped.
+    need_service(bool(binary), "redis-server (the Debian package redis-server)")
     master, replica, sentinel_port = free_port(), free_port(), free_port()
     processes: list[subprocess.Popen[bytes]] = []
     try:

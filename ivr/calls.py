@@ -59,6 +59,9 @@ FINAL_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "cancele
 
 RecordCall = Callable[[CallRecord], Awaitable[None]]
 ChangeRecord = Callable[[RecordChange], Awaitable[None]]
+# a waiting caller's place in line, the product's recent handling times, the advisers working it
+LineFigures = tuple[int | None, list[float], int]
+NO_FIGURES: LineFigures = (None, [], 0)
 # The outcomes where the caller left an adviser line without an adviser: abandoned, once a call.
 LEFT_THE_LINE = frozenset({CallOutcome.ABANDONED_IN_QUEUE, CallOutcome.LEFT_QUEUE})
 # A survey mark that came after the call record was written: update the row.
@@ -151,10 +154,12 @@ class CallHandler:
         if entry is None and not await self.store.has_ended(call_sid):
             # Queued by the fallback, or Redis lost it: make it routable again.
             entry = await self._adopt(call_sid, lang, carried, flow.name)
-        position = await self.queue.position(call_sid, entry.product) if entry else None
-        position = position or twilio_position
+        ours, times, working = (
+            await self._line_figures(call_sid, entry.product) if entry else NO_FIGURES
+        )
+        position = ours or twilio_position
         says = [engine.say("queue_position", lang, position=position)] if position else []
-        minutes = await self._expected_wait(entry.product, position) if entry and position else None
+        minutes = _expected_wait(times, working, position) if entry and position else None
         if minutes is not None:
             says.append(engine.say("queue_wait", lang, minutes=minutes))
         if flow.prompts.get("queue_hold", {}).get(lang, "").strip():
@@ -219,18 +224,17 @@ class CallHandler:
         if facts is not None:
             await facts.ended_by(call_sid, EndedByWhom.SYSTEM)
 
-    async def _expected_wait(self, product: str, position: int) -> int | None:
-        """Minutes, from recent handling times and the advisers working the product; None when
-        there is too little data to be honest about it."""
-        times = await self.queue.handle_times(product)
+    async def _line_figures(self, call_sid: str, product: str) -> LineFigures:
+        """The caller's place in line and the product's recent handling times, read together
+        (one round trip on the shared connection, not two); the advisers working it only when
+        there are enough times to say an expected wait (their count is kept for a second, so
+        it is not read before it is needed)."""
+        position, times = await asyncio.gather(
+            self.queue.position(call_sid, product), self.queue.handle_times(product)
+        )
         if len(times) < MIN_HANDLE_TIMES or self.router is None:
-            return None
-        working = await self.router.board.working(product)
-        if working == 0:
-            return None
-        average = sum(times) / len(times)
-        rounds = -(-position // working)  # ceil: callers ahead share the advisers
-        return max(1, round(rounds * average / 60))
+            return position, times, 0
+        return position, times, await self.router.board.working(product)
 
     async def status(self, call_sid: str, call_status: str) -> None:
         """The number's status callback: a finished call leaves the queue and is forgotten."""
@@ -679,6 +683,16 @@ def _session_of(entry: QueueEntry, flow: str, flow_version: str) -> CallSession:
         priority=entry.priority,
         queued_at=entry.queued_at,
     )
+
+
+def _expected_wait(times: list[float], working: int, position: int) -> int | None:
+    """Minutes, from recent handling times and the advisers working the product; None when
+    there is too little data to be honest about it."""
+    if len(times) < MIN_HANDLE_TIMES or working == 0:
+        return None
+    average = sum(times) / len(times)
+    rounds = -(-position // working)  # ceil: callers ahead share the advisers
+    return max(1, round(rounds * average / 60))
 
 
 def _at(ms: int | None) -> datetime | None:

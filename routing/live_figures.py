@@ -80,9 +80,6 @@ class DayCounters:
     async def count_answered(self, at: datetime, waited_seconds: float) -> None:
         await self._scripts.run_one(self.answered_step(at, waited_seconds))
 
-    async def count_abandoned(self, at: datetime) -> None:
-        await self._scripts.run_one(self.abandoned_step(at))
-
     # Steps, so that a count goes out in the script of the event it counts: one round trip.
     def answered_step(self, at: datetime, waited_seconds: float) -> ScriptStep[int]:
         increments = {"answered": 1, "wait_ms_sum": max(0, round(waited_seconds * 1000))}
@@ -144,15 +141,11 @@ class LiveFigureReader:
         days: DayCounters,
     ) -> None:
         self._redis = redis
-        self._scripts = ScriptRunner(redis)
         self._queue = queue
         self._board = board
         self._products = products  # the live flow's products: each gets a series, zeros too
         self._now = now  # the app's clock: queued_at is written by it
         self.days = days
-
-    async def count_abandoned(self, product: str) -> None:
-        await self._scripts.run(*self.abandoned_steps(product))
 
     def abandoned_steps(self, product: str) -> list[ScriptStep[int]]:
         """A call left the line without an adviser: the /metrics counter and today's figures,

@@ -9,7 +9,7 @@ from api.settings import Settings
 from api.web.app import create_app
 
 _settings = Settings()
-configure_logging(_settings.log_level)
+configure_logging(_settings.log_level, access_log=_settings.access_log)
 app = create_app(_settings)
 # What start-up made (modules, the flows, the app) lives as long as the process: keep it out of
 # the collector's full passes, which otherwise held up every request in flight for up to 0.1 s.

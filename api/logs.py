@@ -59,7 +59,7 @@ def _masked(value: Any) -> Any:
     return mask_text(json.dumps(value, default=str, ensure_ascii=False))
 
 
-def configure_logging(level: str = "INFO") -> None:
+def configure_logging(level: str = "INFO", *, access_log: bool = True) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     handler.addFilter(MaskingFilter())
@@ -70,3 +70,6 @@ def configure_logging(level: str = "INFO") -> None:
         logger = logging.getLogger(name)
         logger.handlers[:] = []
         logger.propagate = True
+    # uvicorn writes its line per request only when this logger has a handler (it asks
+    # `hasHandlers()`), so without one the line is not even formatted.
+    logging.getLogger("uvicorn.access").propagate = access_log

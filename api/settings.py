@@ -94,6 +94,10 @@ class Settings(BaseSettings):
     session_ttl_seconds: int = 4 * 3600
     token_ttl_seconds: int = 8 * 3600
     log_level: str = "INFO"
+    # One log line per HTTP request (uvicorn's access log). Behind the proxy of docker/compose.yaml
+    # the proxy logs every request (with its duration) and the apps turn theirs off: each line
+    # is JSON with numbers masked, ~75 us of an app's CPU per request (docs/operations.md).
+    access_log: bool = True
     # Call records, wrap-up notes, state changes and monitor sessions are kept this many days;
     # the service deletes older ones once a day (ivr/retention.py, `kcc records purge`).
     record_retention_days: int = Field(default=400, ge=1)

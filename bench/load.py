@@ -886,7 +886,9 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             "KCC_WRAP_UP_SECONDS": str(args.wrap_up_seconds),
             "KCC_OFFER_SECONDS": "20",
             "KCC_VERIFY_MIN_SECONDS": str(args.verify_min_seconds),
-            "KCC_LOG_LEVEL": "WARNING",
+            # As docker/compose.yaml runs them: INFO lines, no access log (the proxy's job).
+            "KCC_LOG_LEVEL": "INFO",
+            "KCC_ACCESS_LOG": "false",
         }
         started = time.monotonic()
         engine = make_engine(database_url)

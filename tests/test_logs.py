@@ -7,6 +7,7 @@ import json
 import logging
 from pathlib import Path
 
+import httpx
 import pytest
 
 from api.logs import JsonFormatter, MaskingFilter
@@ -147,3 +148,31 @@ def test_the_start_up_lines_of_kcc_serve_stay_readable(tmp_path: Path) -> None:
     assert f"Started server process [{pid}]" in messages
     assert f"Finished server process [{pid}]" in messages
     assert not any("*" in message for message in messages), messages
+
+
+def _access_lines(log_file: Path) -> list[str]:
+    return [
+        str(entry["message"])
+        for entry in map(json.loads, filter(None, log_file.read_text().splitlines()))
+        if entry["logger"] == "uvicorn.access"
+    ]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("setting", "logged"), [(None, True), ("false", False)])
+def test_each_request_is_logged_unless_the_proxy_does_it(
+    tmp_path: Path, setting: str | None, logged: bool
+) -> None:
+    """By default a line per request; KCC_ACCESS_LOG=false (the compose stack, where the proxy
+    logs requests) writes none, while the server's other lines still come."""
+    env = {"KCC_DATABASE_URL": sqlite_url(tmp_path)}
+    if setting is not None:
+        env["KCC_ACCESS_LOG"] = setting
+    with kcc_serve(tmp_path, **env) as served:
+        assert httpx.get(f"{served.url}/api/hours", timeout=5).status_code == 200
+    access = _access_lines(tmp_path / "server.log")
+    if logged:
+        assert any('"GET /api/hours HTTP/1.1" 200' in line for line in access), access
+    else:
+        assert access == []
+        assert "Uvicorn running on" in (tmp_path / "server.log").read_text()

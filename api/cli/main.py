@@ -127,6 +127,7 @@ def serve(
         port=port,
         workers=workers,
         log_config=None,
+        access_log=settings.access_log,
         proxy_headers=False,  # signatures use KCC_PUBLIC_URL, never forwarded headers
     )
 

@@ -628,7 +628,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         finally:
             for name, value in slowlog_saved.items():
                 await redis.config_set(name, value)
-            twilio.close()
+            await twilio.aclose()
     await redis.flushdb()
     await redis.aclose()
     return {"sizes": sizes}

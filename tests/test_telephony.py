@@ -7,7 +7,7 @@ import re
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
@@ -75,10 +75,10 @@ def make_telephony(
 
 
 @pytest.fixture
-def telephony(stub: TwilioStub, sleep: FakeSleep) -> Iterator[TwilioTelephony]:
+async def telephony(stub: TwilioStub, sleep: FakeSleep) -> AsyncIterator[TwilioTelephony]:
     telephony = make_telephony(stub, sleep)
     yield telephony
-    telephony.close()
+    await telephony.aclose()
 
 
 async def test_redirect_posts_url_and_method_to_twilio_with_basic_auth(
@@ -137,7 +137,7 @@ async def test_slow_twilio_times_out_and_the_retry_succeeds(
     try:
         await telephony.redirect(CALLER, CONNECT_URL)
     finally:
-        telephony.close()
+        await telephony.aclose()
 
     assert len(stub.updates_for(CALLER)) == 2
     assert sleep.delays == [0.2]
@@ -152,7 +152,7 @@ async def test_twilio_hanging_on_every_attempt_raises_transient_error_after_all_
         with pytest.raises(TelephonyError) as caught:
             await telephony.redirect(CALLER, CONNECT_URL)
     finally:
-        telephony.close()
+        await telephony.aclose()
 
     assert caught.value.permanent is False
     assert caught.value.status is None  # no answer came
@@ -174,7 +174,7 @@ async def test_unreachable_twilio_is_retried_then_transient(sleep: FakeSleep) ->
         with pytest.raises(TelephonyError) as caught:
             await telephony.redirect(CALLER, CONNECT_URL)
     finally:
-        telephony.close()
+        await telephony.aclose()
 
     assert caught.value.permanent is False
     assert sleep.delays == [0.2, 0.5, 1.0, 2.0]
@@ -226,7 +226,7 @@ async def test_wrong_auth_token_is_a_permanent_401(stub: TwilioStub, sleep: Fake
         with pytest.raises(TelephonyError) as caught:
             await telephony.redirect(CALLER, CONNECT_URL)
     finally:
-        telephony.close()
+        await telephony.aclose()
 
     assert caught.value.permanent is True
     assert (caught.value.status, caught.value.twilio_code) == (401, 20003)

@@ -470,9 +470,10 @@ class TwilioTelephony:
                     twilio_code=code,
                 )
                 reason = f"HTTP {status}"
-            except ValueError as exc:
-                # aiohttp's InvalidURL (a ValueError as well as a ClientError) and a body that is
-                # not JSON: a wrong KCC_TWILIO_API_BASE does not fix itself.
+            except (ValueError, aiohttp.NonHttpUrlClientError) as exc:
+                # A base URL aiohttp cannot use (InvalidURL is a ValueError, a scheme other than
+                # http(s) is not) and a body that is not JSON: a wrong KCC_TWILIO_API_BASE does
+                # not fix itself.
                 raise TelephonyError(f"{what}: {mask_text(str(exc))}", permanent=True) from None
             except (TimeoutError, aiohttp.ClientError, OSError) as exc:
                 # Our timeout and connection errors (refused, reset, closed half-way).

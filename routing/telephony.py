@@ -180,9 +180,9 @@ def _detail(exc: Any) -> str:
 class TwilioHttp(AsyncTwilioHttpClient):  # type: ignore[misc]  # the SDK is untyped
     """The SDK's asyncio HTTP client, with what the service needs of it.
 
-    - Every request has a total timeout (connect, send, answer and body): the SDK's hands its
-      number to aiohttp as is, and aiohttp has none by default, so a hung Twilio would hold the
-      call it is meant to move for as long as the TCP stack lets it.
+    - Every request has a total timeout (connect, send, answer and body): the SDK's client
+      ignores its own `timeout` (only a per-request one reaches aiohttp, and none is given), so
+      a hung Twilio would hold the call it is meant to move for aiohttp's default 5 minutes.
     - The Basic auth header is built once, not per request (the SDK's encodes it every time).
     - One aiohttp session per event loop, made at the loop's first request: a session (its
       connections, its timers) belongs to the loop it was made on, and the tests and the CLI
@@ -250,9 +250,10 @@ class TwilioHttp(AsyncTwilioHttpClient):  # type: ignore[misc]  # the SDK is unt
         held = self._sessions.get(loop)
         if held is not None:
             return held[0]
-        # A loop that has ended took its connections with it (its keeper closed them).
-        for ended in [other for other in self._sessions if other.is_closed()]:
-            del self._sessions[ended]
+        # A loop that has ended took its connections with it (its keeper closed them). A copy
+        # and pop(): a loop in another thread may add or prune at the same time.
+        for ended in [other for other in list(self._sessions) if other.is_closed()]:
+            self._sessions.pop(ended, None)
         # trust_env: HTTPS_PROXY and the rest apply, as they did with the SDK's requests client.
         session = aiohttp.ClientSession(trust_env=True)
         keeper = loop.create_task(_close_at_the_end(session), name="twilio-session-keeper")

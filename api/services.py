@@ -115,9 +115,7 @@ class Services:
         await self.router.events.aclose()
         await self.redis.aclose()
         self.db_engine.dispose()
-        close = getattr(self.telephony, "close", None)
-        if close is not None:
-            close()
+        await self.telephony.aclose()
 
 
 def redis_for(settings: Settings) -> aioredis.Redis:

@@ -34,7 +34,7 @@ Phases, interleaved sample by sample (rotating order) so that all see the same m
               timestamp the moment redirect() is invoked). Measured: before adviser_command
               -> redirect invoked. The router's steps before the redirect are timed too
               (wrappers around the board, queue, sealer and event bus: ~0.1 us each).
-* twilio    - the same with the real TwilioTelephony (twilio SDK, worker thread, HTTP
+* twilio    - the same with the real TwilioTelephony (twilio SDK, asyncio on the loop, HTTP
               keep-alive) against tests/support/twilio_stub.TwilioStub in a thread of this
               process, with TCP_NODELAY added (NoDelayStub below; `--stub-as-is` without).
               Measured: -> redirect invoked, -> the stub received the POST (its timestamp
@@ -628,7 +628,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         finally:
             for name, value in slowlog_saved.items():
                 await redis.config_set(name, value)
-            twilio.close()
+            await twilio.aclose()
     await redis.flushdb()
     await redis.aclose()
     return {"sizes": sizes}

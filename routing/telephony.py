@@ -8,7 +8,8 @@ and 429) are retried with back-off, and when the attempts run out a `TelephonyEr
 (e.g. Twilio 21220, "call is not in-progress": the caller already hung up) cannot get better by
 asking again, so it is raised at once with `permanent=True`.
 
-`TwilioTelephony` drives the real twilio SDK; `api_base` points it at a Twilio-compatible stub
+`TwilioTelephony` drives the real twilio SDK through its asyncio requests (`*_async`, over an
+aiohttp session of this module's: `TwilioHttp`); `api_base` points it at a Twilio-compatible stub
 for tests and demos. `RecordingTelephony` is the simulated telephony of the embedded demo when
 there is no Twilio account.
 """
@@ -16,6 +17,7 @@ there is no Twilio account.
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import secrets
 from collections.abc import Awaitable, Callable, Sequence
@@ -24,8 +26,10 @@ from datetime import datetime
 from functools import partial
 from typing import Any, Protocol, TypeVar
 
+import aiohttp
 from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
-from twilio.http.http_client import TwilioHttpClient
+from twilio.http.async_http_client import AsyncTwilioHttpClient
+from twilio.http.response import Response
 from twilio.rest import Client
 
 from flows.errors import ErrorKind, KccError
@@ -153,6 +157,10 @@ class Telephony(Protocol):
         """Every caller in Twilio's queues whose friendly name starts with `prefix`."""
         ...
 
+    async def aclose(self) -> None:
+        """Release the connections (those of the running event loop)."""
+        ...
+
 
 def _transient_status(status: int) -> bool:
     # 429: rate limited; 5xx: Twilio's side. Both may well succeed on a later attempt.
@@ -169,8 +177,100 @@ def _detail(exc: Any) -> str:
     return mask_text(str(text))
 
 
+class TwilioHttp(AsyncTwilioHttpClient):  # type: ignore[misc]  # the SDK is untyped
+    """The SDK's asyncio HTTP client, with what the service needs of it.
+
+    - Every request has a total timeout (connect, send, answer and body): the SDK's client
+      ignores its own `timeout` (only a per-request one reaches aiohttp, and none is given), so
+      a hung Twilio would hold the call it is meant to move for aiohttp's default 5 minutes.
+    - The Basic auth header is built once, not per request (the SDK's encodes it every time).
+    - One aiohttp session per event loop, made at the loop's first request: a session (its
+      connections, its timers) belongs to the loop it was made on, and the tests and the CLI
+      run several loops in one process. A session closes at `aclose()` on its loop, or when its
+      loop's runner ends (`asyncio.run` cancels what is left, so the keeper task closes it).
+    """
+
+    def __init__(self, *, timeout: float) -> None:
+        super().__init__(pool_connections=False, timeout=timeout)
+        self._sessions: dict[
+            asyncio.AbstractEventLoop, tuple[aiohttp.ClientSession, asyncio.Task[None]]
+        ] = {}
+        self._auth: tuple[tuple[str, str], str] | None = None  # (login, password), the header
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        params: dict[str, Any] | None = None,
+        data: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+        auth: tuple[str, str] | None = None,
+        timeout: float | None = None,
+        allow_redirects: bool = False,
+    ) -> Response:
+        headers = dict(headers or {})
+        if auth is not None:
+            headers["Authorization"] = self._authorization(auth)
+        # The SDK's clients log 11 INFO lines per request (each header on its own), which the
+        # service's JSON logging made ~1 ms of CPU: one DEBUG line (SIDs only, never a number).
+        log.debug("twilio %s %s", method, url)
+        session = self._session()
+        async with asyncio.timeout(timeout or self.timeout):
+            async with session.request(
+                method.upper(),
+                url,
+                params=params,
+                data=data,
+                headers=headers,
+                allow_redirects=allow_redirects,
+            ) as answer:
+                text = await answer.text()
+        return Response(answer.status, text, answer.headers)
+
+    async def aclose(self) -> None:
+        """Close the running loop's session (its pooled connections)."""
+        held = self._sessions.pop(asyncio.get_running_loop(), None)
+        if held is not None:
+            session, keeper = held
+            keeper.cancel()
+            await session.close()
+
+    async def close(self) -> None:  # the SDK's name for it
+        await self.aclose()
+
+    def _authorization(self, auth: tuple[str, str]) -> str:
+        if self._auth is None or self._auth[0] != auth:
+            # What aiohttp's BasicAuth encodes (deprecated in 3.14; its successor is 3.14's).
+            token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode("latin1")).decode("ascii")
+            self._auth = (auth, f"Basic {token}")
+        return self._auth[1]
+
+    def _session(self) -> aiohttp.ClientSession:
+        loop = asyncio.get_running_loop()
+        held = self._sessions.get(loop)
+        if held is not None:
+            return held[0]
+        # A loop that has ended took its connections with it (its keeper closed them). A copy
+        # and pop(): a loop in another thread may add or prune at the same time.
+        for ended in [other for other in list(self._sessions) if other.is_closed()]:
+            self._sessions.pop(ended, None)
+        # trust_env: HTTPS_PROXY and the rest apply, as they did with the SDK's requests client.
+        session = aiohttp.ClientSession(trust_env=True)
+        keeper = loop.create_task(_close_at_the_end(session), name="twilio-session-keeper")
+        self._sessions[loop] = (session, keeper)
+        return session
+
+
+async def _close_at_the_end(session: aiohttp.ClientSession) -> None:
+    """Wait until cancelled (by `aclose` or by the loop's runner ending), then close."""
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await session.close()
+
+
 class TwilioTelephony:
-    """The real twilio SDK, run in worker threads (it is synchronous), with retries."""
+    """The real twilio SDK, asyncio requests on the event loop, with retries."""
 
     def __init__(
         self,
@@ -184,9 +284,7 @@ class TwilioTelephony:
     ) -> None:
         if timeout <= 0:
             raise ValueError("timeout must be positive")
-        # The SDK has no timeout of its own: without this a hung request blocks a worker thread
-        # (and the call it is meant to move) for as long as the TCP stack lets it.
-        self._http = TwilioHttpClient(timeout=timeout)
+        self._http = TwilioHttp(timeout=timeout)
         self._client: Any = Client(account_sid, auth_token, http_client=self._http)
         if api_base is not None:
             # Every REST path used here lives on the `api` domain; overriding its base URL is
@@ -198,7 +296,7 @@ class TwilioTelephony:
     async def redirect(self, call_sid: str, url: str) -> None:
         await self._call(
             f"redirect {call_sid}",
-            lambda: self._client.calls(call_sid).update(url=url, method="POST"),
+            lambda: self._client.calls(call_sid).update_async(url=url, method="POST"),
         )
 
     async def dial_out(self, *, to: str, from_: str, url: str, status_callback: str) -> str:
@@ -206,7 +304,7 @@ class TwilioTelephony:
         # the person twice. Accepted: a second ring beats a callback that never comes.
         call = await self._call(
             f"dial out to {mask_number(to)}",
-            lambda: self._client.calls.create(
+            lambda: self._client.calls.create_async(
                 to=to,
                 from_=from_,
                 url=url,
@@ -223,11 +321,13 @@ class TwilioTelephony:
     async def hang_up(self, call_sid: str) -> None:
         await self._call(
             f"hang up {call_sid}",
-            lambda: self._client.calls(call_sid).update(status="completed"),
+            lambda: self._client.calls(call_sid).update_async(status="completed"),
         )
 
     async def call_status(self, call_sid: str) -> str:
-        call = await self._call(f"fetch {call_sid}", lambda: self._client.calls(call_sid).fetch())
+        call = await self._call(
+            f"fetch {call_sid}", lambda: self._client.calls(call_sid).fetch_async()
+        )
         status = getattr(call, "status", None)
         if not isinstance(status, str):
             raise TelephonyError("Twilio answered a call without a status", permanent=True)
@@ -254,10 +354,11 @@ class TwilioTelephony:
         what = f"add {participant.label} {mask_number(participant.to)} to {conference_sid}"
         attempts = 0
 
-        def create() -> Any:
+        async def create() -> Any:
             nonlocal attempts
             attempts += 1
-            return self._client.conferences(conference_sid).participants.create(**options)
+            participants = self._client.conferences(conference_sid).participants
+            return await participants.create_async(**options)
 
         try:
             created = await self._call(what, create)
@@ -269,7 +370,9 @@ class TwilioTelephony:
             created = await self._call(
                 f"find {participant.label} in {conference_sid}",
                 lambda: (
-                    self._client.conferences(conference_sid).participants(participant.label).fetch()
+                    self._client.conferences(conference_sid)
+                    .participants(participant.label)
+                    .fetch_async()
                 ),
             )
         sid = getattr(created, "call_sid", None)
@@ -288,26 +391,28 @@ class TwilioTelephony:
         await self._call(
             f"update participant {call_sid} of {conference_sid}",
             lambda: (
-                self._client.conferences(conference_sid).participants(call_sid).update(**options)
+                self._client.conferences(conference_sid)
+                .participants(call_sid)
+                .update_async(**options)
             ),
         )
 
     async def remove_participant(self, conference_sid: str, call_sid: str) -> None:
         await self._call(
             f"remove participant {call_sid} of {conference_sid}",
-            lambda: self._client.conferences(conference_sid).participants(call_sid).delete(),
+            lambda: self._client.conferences(conference_sid).participants(call_sid).delete_async(),
         )
 
     async def end_conference(self, conference_sid: str) -> None:
         await self._call(
             f"end conference {conference_sid}",
-            lambda: self._client.conferences(conference_sid).update(status="completed"),
+            lambda: self._client.conferences(conference_sid).update_async(status="completed"),
         )
 
     async def find_conference(self, name: str) -> str | None:
         found = await self._call(
             f"find conference {name}",
-            lambda: self._client.conferences.list(
+            lambda: self._client.conferences.list_async(
                 friendly_name=name, status="in-progress", limit=1
             ),
         )
@@ -315,7 +420,7 @@ class TwilioTelephony:
         return sid if isinstance(sid, str) else None
 
     async def queue_members(self, prefix: str) -> list[QueueMember]:
-        queues = await self._call("list queues", lambda: self._client.queues.list())
+        queues = await self._call("list queues", lambda: self._client.queues.list_async())
         found: list[QueueMember] = []
         for queue in queues:
             name = getattr(queue, "friendly_name", None)
@@ -335,19 +440,18 @@ class TwilioTelephony:
             )
         return found
 
-    def _members(self, queue_sid: str) -> list[Any]:
-        return list(self._client.queues(queue_sid).members.list())
+    async def _members(self, queue_sid: str) -> list[Any]:
+        return list(await self._client.queues(queue_sid).members.list_async())
 
-    def close(self) -> None:
-        """Close the pooled HTTP connections (otherwise their sockets leak until GC)."""
-        if self._http.session is not None:
-            self._http.session.close()
+    async def aclose(self) -> None:
+        """Close the running loop's pooled connections (otherwise their sockets leak)."""
+        await self._http.aclose()
 
-    async def _call(self, what: str, request: Callable[[], T]) -> T:
+    async def _call(self, what: str, request: Callable[[], Awaitable[T]]) -> T:
         attempts = len(self._backoff) + 1
         for attempt in range(1, attempts + 1):
             try:
-                return await asyncio.to_thread(request)
+                return await request()
             except (TwilioRestException, TwilioServiceException) as exc:
                 status = _int_or_none(exc.status)
                 code = _int_or_none(exc.code)
@@ -367,12 +471,13 @@ class TwilioTelephony:
                     twilio_code=code,
                 )
                 reason = f"HTTP {status}"
-            except ValueError as exc:
-                # requests' MissingSchema/InvalidURL and a body that is not JSON are ValueErrors
-                # (and OSErrors): a wrong KCC_TWILIO_API_BASE does not fix itself.
+            except (ValueError, aiohttp.NonHttpUrlClientError) as exc:
+                # A base URL aiohttp cannot use (InvalidURL is a ValueError, a scheme other than
+                # http(s) is not) and a body that is not JSON: a wrong KCC_TWILIO_API_BASE does
+                # not fix itself.
                 raise TelephonyError(f"{what}: {mask_text(str(exc))}", permanent=True) from None
-            except OSError as exc:
-                # Timeouts and connection errors (requests' exceptions are OSErrors).
+            except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+                # Our timeout and connection errors (refused, reset, closed half-way).
                 error = TelephonyError(
                     f"{what}: {type(exc).__name__} {attempts} times", permanent=False
                 )
@@ -475,7 +580,7 @@ class RecordingTelephony:
     async def queue_members(self, prefix: str) -> list[QueueMember]:
         return [member for member in self.queued if member.queue.startswith(prefix)]
 
-    def close(self) -> None:
+    async def aclose(self) -> None:
         """Nothing to release; here so both implementations can be closed alike."""
 
     def _check_live(self, call_sid: str) -> None:

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 import re
 import socket
+import socketserver
 import subprocess
 import sys
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -75,10 +81,10 @@ def make_telephony(
 
 
 @pytest.fixture
-def telephony(stub: TwilioStub, sleep: FakeSleep) -> Iterator[TwilioTelephony]:
+async def telephony(stub: TwilioStub, sleep: FakeSleep) -> AsyncIterator[TwilioTelephony]:
     telephony = make_telephony(stub, sleep)
     yield telephony
-    telephony.close()
+    await telephony.aclose()
 
 
 async def test_redirect_posts_url_and_method_to_twilio_with_basic_auth(
@@ -137,7 +143,7 @@ async def test_slow_twilio_times_out_and_the_retry_succeeds(
     try:
         await telephony.redirect(CALLER, CONNECT_URL)
     finally:
-        telephony.close()
+        await telephony.aclose()
 
     assert len(stub.updates_for(CALLER)) == 2
     assert sleep.delays == [0.2]
@@ -152,7 +158,7 @@ async def test_twilio_hanging_on_every_attempt_raises_transient_error_after_all_
         with pytest.raises(TelephonyError) as caught:
             await telephony.redirect(CALLER, CONNECT_URL)
     finally:
-        telephony.close()
+        await telephony.aclose()
 
     assert caught.value.permanent is False
     assert caught.value.status is None  # no answer came
@@ -174,10 +180,27 @@ async def test_unreachable_twilio_is_retried_then_transient(sleep: FakeSleep) ->
         with pytest.raises(TelephonyError) as caught:
             await telephony.redirect(CALLER, CONNECT_URL)
     finally:
-        telephony.close()
+        await telephony.aclose()
 
     assert caught.value.permanent is False
     assert sleep.delays == [0.2, 0.5, 1.0, 2.0]
+
+
+@pytest.mark.parametrize("api_base", ["127.0.0.1:8080", "http://"], ids=["no scheme", "no host"])
+async def test_a_wrong_api_base_is_permanent_without_retries(
+    sleep: FakeSleep, api_base: str
+) -> None:
+    telephony = TwilioTelephony(
+        account_sid="AC" + "0" * 32, auth_token="secret", api_base=api_base, sleep=sleep
+    )
+    try:
+        with pytest.raises(TelephonyError) as caught:
+            await telephony.redirect(CALLER, CONNECT_URL)
+    finally:
+        await telephony.aclose()
+
+    assert caught.value.permanent is True  # a setting to fix, not a network to wait for
+    assert sleep.delays == []
 
 
 async def test_caller_who_hung_up_is_a_permanent_error_without_retries(
@@ -226,7 +249,7 @@ async def test_wrong_auth_token_is_a_permanent_401(stub: TwilioStub, sleep: Fake
         with pytest.raises(TelephonyError) as caught:
             await telephony.redirect(CALLER, CONNECT_URL)
     finally:
-        telephony.close()
+        await telephony.aclose()
 
     assert caught.value.permanent is True
     assert (caught.value.status, caught.value.twilio_code) == (401, 20003)
@@ -485,3 +508,138 @@ async def test_the_status_of_a_call_is_fetched_and_an_ended_one_says_so(
     assert await telephony.call_status("CA1") == "in-progress"
     stub.hang_up_caller("CA1")
     assert await telephony.call_status("CA1") == "completed"
+
+
+# -- the asyncio HTTP client: a total timeout, one session per event loop, aclose -----------
+
+
+class BareTwilio:
+    """A bare HTTP/1.1 server on threads that answers every request with a live call, keeps the
+    connection open, and counts connections opened and closed by the client; with `trickle`
+    it sends the body one byte per `trickle` seconds (a Twilio that answers, then hangs)."""
+
+    def __init__(self, *, trickle: float | None = None) -> None:
+        self.trickle = trickle
+        self.requests = 0
+        self.opened = 0
+        self.closed = 0
+        self.changed = threading.Condition()
+        bare = self
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self) -> None:
+                bare.count("opened")
+                try:
+                    while bare.answer(self.rfile, self.wfile):
+                        pass
+                except OSError:  # the client gave up on the answer and closed
+                    pass
+                bare.count("closed")
+
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def count(self, what: str) -> None:
+        with self.changed:
+            setattr(self, what, getattr(self, what) + 1)
+            self.changed.notify_all()
+
+    def wait_closed(self, n: int, timeout: float = 5.0) -> bool:
+        with self.changed:
+            return self.changed.wait_for(lambda: self.closed >= n, timeout)
+
+    def answer(self, rfile: Any, wfile: Any) -> bool:
+        if not rfile.readline():
+            return False  # the client closed the connection
+        length = 0
+        while (line := rfile.readline()) not in (b"\r\n", b""):
+            name, _, value = line.decode("latin1").partition(":")
+            if name.strip().lower() == "content-length":
+                length = int(value)
+        rfile.read(length)
+        self.count("requests")
+        body = json.dumps({"sid": CALLER, "status": "in-progress"}).encode()
+        head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+        wfile.write(head + f"Content-Length: {len(body)}\r\n\r\n".encode())
+        if self.trickle is None:
+            wfile.write(body)
+            return True
+        for byte in body:
+            wfile.write(bytes([byte]))
+            wfile.flush()
+            time.sleep(self.trickle)
+        return True
+
+    def __enter__(self) -> BareTwilio:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def bare_telephony(bare: BareTwilio, sleep: FakeSleep, **options: Any) -> TwilioTelephony:
+    return TwilioTelephony(
+        account_sid="AC" + "0" * 32,
+        auth_token="secret",
+        api_base=bare.base_url,
+        sleep=sleep,
+        **options,
+    )
+
+
+async def test_an_answer_that_trickles_in_past_the_timeout_is_retried_then_transient(
+    sleep: FakeSleep,
+) -> None:
+    # Each byte comes well within the timeout, the whole answer never does (~10 s): the timeout
+    # is for the request as a whole, not per read.
+    with BareTwilio(trickle=0.25) as bare:
+        telephony = bare_telephony(bare, sleep, timeout=0.5, backoff=(0.1,))
+        try:
+            with pytest.raises(TelephonyError) as caught:
+                await asyncio.wait_for(telephony.redirect(CALLER, CONNECT_URL), timeout=5)
+        finally:
+            await telephony.aclose()
+
+    assert caught.value.permanent is False  # the call goes back in the queue
+    assert caught.value.status is None  # no (whole) answer came
+    assert bare.requests == 2  # tried again once, as the back-off says
+    assert sleep.delays == [0.1]
+
+
+def test_one_telephony_serves_event_loops_one_after_another(sleep: FakeSleep) -> None:
+    # The CLI and the tests run several event loops in one process: each gets its own session,
+    # and a loop that ends closes its connections (they would leak otherwise).
+    with BareTwilio() as bare:
+        telephony = bare_telephony(bare, sleep)
+
+        async def status() -> str:
+            return await telephony.call_status(CALLER)
+
+        assert asyncio.run(status()) == "in-progress"
+        assert bare.wait_closed(1)  # the first loop's connection, closed as that loop ended
+        assert asyncio.run(status()) == "in-progress"
+        assert bare.wait_closed(2)
+        assert (bare.requests, bare.opened) == (2, 2)
+    assert sleep.delays == []
+
+
+async def test_aclose_closes_the_connections(sleep: FakeSleep) -> None:
+    with BareTwilio() as bare:
+        telephony = bare_telephony(bare, sleep)
+        await telephony.redirect(CALLER, CONNECT_URL)
+        await telephony.redirect(CALLER, CONNECT_URL)
+        assert (bare.opened, bare.closed) == (1, 0)  # one connection, kept for the next request
+
+        await telephony.aclose()
+
+        assert bare.wait_closed(1)
+        await telephony.redirect(CALLER, CONNECT_URL)  # a later request opens a new one
+        await telephony.aclose()
+        assert bare.wait_closed(2) and bare.requests == 3

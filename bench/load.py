@@ -663,7 +663,7 @@ class Simulation:
                 route = urlsplit(callback.url).path.removeprefix("/twilio/")
                 await self.apps.post(route, callback.url, callback.form)
                 form = callback.form
-                if route == "adviser-status" and form.get("CallStatus") == "initiated":
+                if route == "adviser-status" and form.get("CallStatus") == "ringing":
                     return form["CallSid"], form["To"].removeprefix("client:")
 
     async def arrivals(self, duration: float) -> None:

@@ -224,7 +224,10 @@ def speak_and_enqueue(says: list[Say], product: str, urls: CallUrls) -> str:
     return render(Turn(says=says, ending=JoinQueue(product=product, theme="", priority=0)), urls)
 
 
-CONFERENCE_EVENTS = "start end join leave hold mute"
+# Only the joins are acted on (the caller's join calls the adviser in); start, end, leave, hold
+# and mute cost a signed webhook each and told nothing the Dial action, the participant status
+# callbacks and our own hold/mute requests do not.
+CONFERENCE_EVENTS = "join"
 
 
 def join_conference(

@@ -69,7 +69,9 @@ class TelephonyError(KccError):
         self.twilio_code = twilio_code  # Twilio's error code, e.g. 21220
 
 
-PARTICIPANT_EVENTS = ("initiated", "ringing", "answered", "completed")
+# "initiated" is not asked for: nothing acts on it (the create's answer gives the leg). Busy,
+# no-answer, failed and canceled arrive as the "completed" event with that CallStatus.
+PARTICIPANT_EVENTS = ("ringing", "answered", "completed")
 
 
 @dataclass(frozen=True)
@@ -77,7 +79,7 @@ class NewParticipant:
     """A call Twilio places into a conference (`conferences(sid).participants.create`).
 
     `to` is a device: `client:NAME` (a browser phone) or an E.164 number. The status callback
-    gets the participant's call events (initiated, ringing, answered, completed) so the caller
+    gets the participant's call events (ringing, answered, completed) so the caller
     of this API can follow a leg that does not answer, is busy or fails.
     """
 

@@ -366,7 +366,7 @@ async def test_a_participant_is_added_held_muted_and_removed_with_the_sdk(
     caller, adviser = conference.participants[CALLER], conference.participants[leg]
     assert (caller.hold, caller.hold_url, adviser.muted) == (True, "https://m.example/a.mp3", True)
     [create] = [r for r in stub.requests if r.path.endswith("/Participants.json")]
-    assert create.form["StatusCallbackEvent"] == "initiated ringing answered completed"
+    assert create.form["StatusCallbackEvent"] == "ringing answered completed"
     assert (create.form["Label"], create.form["Timeout"]) == ("adviser", "20")
     hold = [r for r in stub.requests if r.call_sid == CALLER and r.method == "POST"][-1]
     assert hold.form == {"Hold": "true", "HoldUrl": "https://m.example/a.mp3", "HoldMethod": "GET"}

@@ -111,7 +111,7 @@ def ref_conference(name: str, offer_id: str, urls: CallUrls, music: str, says: l
         wait_url=music,
         wait_method="GET",
         status_callback=urls.conference_events(offer_id),
-        status_callback_event="start end join leave hold mute",
+        status_callback_event="join",
         status_callback_method="POST",
     )
     return str(response)

@@ -670,10 +670,7 @@ class Simulation:
         while time.monotonic() < deadline:
             for callback, _ in await self._deliver(phone, offer):
                 form = callback["form"]
-                if (
-                    "/twilio/adviser-status" in callback["url"]
-                    and form["CallStatus"] == "initiated"
-                ):
+                if "/twilio/adviser-status" in callback["url"] and form["CallStatus"] == "ringing":
                     return form["CallSid"], form["To"].removeprefix("client:")
             await asyncio.sleep(0.02)
         raise AssertionError(f"offer {offer}: no adviser was called into the conference")

@@ -20,6 +20,13 @@ pool's connections made; psycopg prepares a statement at its fifth use on a conn
 costs one round trip more, once) the round trips of --calls calls are averaged. Exit code 1 when
 a call was not verified or a record is missing.
 
+--reads N (default 1000; 0 to skip) then times the identity check's read alone, directly
+against PostgreSQL (no proxy), the way main did it before this change (an engine with
+`pool_pre_ping=True`, the SELECT in a transaction: reproduced here as the baseline) and the way
+it is done now (routing/database_reads.py on api/database/engine.py's engine): --rounds rounds
+of N reads each, the two taking turns at going first; per read the wall time and this process's
+CPU time, medians over the rounds and the ratio now / before of each round.
+
 To compare with an earlier release, run this file from a snapshot of it with the proxy copied
 in (docs/BENCHMARKS.md shows the commands).
 """
@@ -30,14 +37,18 @@ import argparse
 import asyncio
 import json
 import os
+import statistics
 import sys
+import time
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 import httpx
 import redis
-from sqlalchemy import func, select, text
+from sqlalchemy import Engine, bindparam, func, select, text
+from sqlmodel import create_engine
 
 from api.cli.demo import DEMO_APPLICATIONS
 from api.cli.phone import Phone
@@ -45,7 +56,7 @@ from api.database.engine import make_engine
 from api.database.schema import upgrade
 from api.settings import DEFAULT_FLOW, Settings
 from api.web.app import create_app
-from ivr.identity.applications import DateOfBirthHasher
+from ivr.identity.applications import Application, DateOfBirthHasher
 from ivr.identity.importer import import_applications
 from ivr.records import CallRecord
 from routing.clock import FixedClock
@@ -122,12 +133,82 @@ async def measure(args: argparse.Namespace, database_url: str) -> dict[str, Any]
     }
 
 
+_APPLICATIONS = Application.__table__  # type: ignore[attr-defined]
+# The identity check's statement, as ivr/identity/applications.py builds it.
+_CHECK = select(
+    _APPLICATIONS.c.product,
+    _APPLICATIONS.c.status,
+    _APPLICATIONS.c.status_date,
+    _APPLICATIONS.c.dob_hmac,
+).where(_APPLICATIONS.c.application_number == bindparam("number"))
+
+
+def _read_before(engine: Engine) -> object:
+    with engine.connect() as connection:  # a pre-ping, BEGIN, the SELECT, ROLLBACK
+        return connection.execute(_CHECK, {"number": NUMBER}).first()
+
+
+def _time_reads(read: Callable[[Engine], object], engine: Engine, n: int) -> tuple[float, float]:
+    """Microseconds of wall time and of this process's CPU per read."""
+    wall, cpu = time.perf_counter_ns(), time.process_time_ns()
+    for _ in range(n):
+        if read(engine) is None:
+            raise SystemExit("the application was not found")
+    return (time.perf_counter_ns() - wall) / n / 1000, (time.process_time_ns() - cpu) / n / 1000
+
+
+def time_reads(args: argparse.Namespace, database_url: str) -> dict[str, Any]:
+    # Imported here: the round trips above are also counted from a snapshot of an earlier
+    # release (docs/BENCHMARKS.md), which has no routing/database_reads.py (run with --reads 0).
+    from routing.database_reads import autocommit_read
+
+    def read_now(engine: Engine) -> object:
+        return autocommit_read(
+            engine, lambda connection: connection.execute(_CHECK, {"number": NUMBER}).first()
+        )
+
+    url = make_engine(database_url).url  # psycopg 3 for a plain postgresql:// URL
+    engines = {
+        "before": create_engine(url, pool_pre_ping=True),  # api/database/engine.py before
+        "now": make_engine(database_url),
+    }
+    reads = {"before": _read_before, "now": read_now}
+    rounds: list[dict[str, tuple[float, float]]] = []
+    try:
+        for name, engine in engines.items():
+            _time_reads(reads[name], engine, 50)  # connected, statements prepared
+        for r in range(args.rounds):
+            order = ["before", "now"] if r % 2 == 0 else ["now", "before"]
+            rounds.append(
+                {name: _time_reads(reads[name], engines[name], args.reads) for name in order}
+            )
+    finally:
+        for engine in engines.values():
+            engine.dispose()
+
+    def median(name: str, i: int) -> float:
+        return round(statistics.median(one[name][i] for one in rounds), 1)
+
+    wall_ratios = [one["now"][0] / one["before"][0] for one in rounds]
+    cpu_ratios = [one["now"][1] / one["before"][1] for one in rounds]
+    return {
+        "reads_per_round": args.reads,
+        "rounds": args.rounds,
+        "wall_us": {"before": median("before", 0), "now": median("now", 0)},
+        "cpu_us": {"before": median("before", 1), "now": median("now", 1)},
+        "wall_ratio_now_to_before": [round(x, 3) for x in wall_ratios],
+        "cpu_ratio_now_to_before": [round(x, 3) for x in cpu_ratios],
+    }
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=200)
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/7", help="flushed")
     parser.add_argument("--database-url", default="postgresql://postgres@127.0.0.1:5432/kcc_load")
+    parser.add_argument("--reads", type=int, default=1000, help="per round; 0: no timing")
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--json-out", type=Path)
     return parser.parse_args(argv)
 
@@ -155,6 +236,8 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             engine.dispose()
         result = asyncio.run(measure(args, database_url))
+        if args.reads:
+            result["identity_read"] = time_reads(args, database_url)
     finally:
         with admin.begin() as connection:
             connection.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
@@ -164,6 +247,15 @@ def main(argv: list[str] | None = None) -> int:
         f"{result['round_trips_per_call']:.2f} per call "
         f"({result['new_connections']} new connections)"
     )
+    if "identity_read" in result:
+        timed = result["identity_read"]
+        print(
+            f"the identity check's read, {timed['rounds']} rounds of {timed['reads_per_round']}: "
+            f"wall {timed['wall_us']['before']} -> {timed['wall_us']['now']} µs, "
+            f"CPU {timed['cpu_us']['before']} -> {timed['cpu_us']['now']} µs per read; "
+            f"ratio now/before per round: wall {timed['wall_ratio_now_to_before']}, "
+            f"CPU {timed['cpu_ratio_now_to_before']}"
+        )
     if args.json_out:
         args.json_out.write_text(json.dumps(result, indent=2) + "\n")
     return 0

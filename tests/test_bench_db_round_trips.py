@@ -25,7 +25,7 @@ def test_a_verified_call_costs_four_postgresql_round_trips(tmp_path: Path) -> No
     out = tmp_path / "trips.json"
     # Calls first: psycopg prepares a statement at its fifth use on a connection (one round trip
     # more, once), and the pool's connections take turns.
-    argv = ["--calls", "5", "--warmup", "10", "--redis-url", REDIS_URL]
+    argv = ["--calls", "5", "--warmup", "10", "--reads", "0", "--redis-url", REDIS_URL]
     assert main([*argv, "--database-url", POSTGRES_URL, "--json-out", str(out)]) == 0
     result = json.loads(out.read_text())
     assert result["round_trips"] == 20

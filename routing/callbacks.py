@@ -28,6 +28,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import DateTime, Field, SQLModel, col
 
 from routing import keys
+from routing.database_reads import autocommit_read
 from routing.entry import QueueEntry
 from routing.outbox import Outbox
 from routing.scripts import ScriptStep
@@ -149,8 +150,7 @@ def pending_callbacks(engine: Engine, now: datetime) -> list[Pending]:
         )
         .order_by(col(PendingCallback.queued_at), col(PendingCallback.call_sid))
     )
-    with engine.connect() as connection:
-        rows = connection.execute(query).mappings().all()
+    rows = autocommit_read(engine, lambda connection: connection.execute(query).mappings().all())
     return [
         Pending(
             call_sid=row["call_sid"],

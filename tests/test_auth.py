@@ -344,7 +344,6 @@ def test_make_engine_uses_psycopg_3_for_postgresql_urls() -> None:
     engine = make_engine("postgresql://kcc@db.example:5432/kcc")
     try:
         assert engine.url.drivername == "postgresql+psycopg"
-        assert engine.pool._pre_ping
     finally:
         engine.dispose()
 

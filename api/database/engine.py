@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import select
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, event, make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlmodel import Session, create_engine
 
 from api import accounts, user_admin
@@ -48,10 +50,31 @@ def make_engine(url: str) -> Engine:
     elif parsed.drivername in {"postgresql", "postgres"}:
         # Plain postgresql:// means psycopg2 to SQLAlchemy; we ship psycopg 3.
         parsed = parsed.set(drivername="postgresql+psycopg")
-    engine = create_engine(parsed, connect_args=connect_args, pool_pre_ping=True)
-    if parsed.get_backend_name() == "sqlite" and parsed.database not in _IN_MEMORY:
-        event.listen(engine, "connect", _sqlite_wal)
+    # No pre-ping: it cost a round trip (SELECT 1) before every statement's own. A connection
+    # the server closed while it sat in the pool is found at checkout by `_closed_by_server`,
+    # for free; one that dies in use fails its statement (reads try once more:
+    # routing/database_reads.py).
+    engine = create_engine(parsed, connect_args=connect_args)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database not in _IN_MEMORY:
+            event.listen(engine, "connect", _sqlite_wal)
+    elif parsed.get_backend_name() == "postgresql":
+        event.listen(engine, "checkout", _closed_by_server)
     return engine
+
+
+def _closed_by_server(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """Refuse a pooled connection the server has closed (a restart, an idle timeout,
+    pg_terminate_backend): the pool then replaces it. An idle PostgreSQL connection has nothing
+    to read; readable means the server's goodbye (an error message, or the end of the stream)
+    is waiting. A server that vanished without a word (a cable, a host gone) is not seen here."""
+    if dbapi_connection.closed or dbapi_connection.broken:
+        raise DisconnectionError("the connection was closed")
+    # poll, not select: select fails on descriptors above 1023, which a busy instance has.
+    poller = select.poll()
+    poller.register(dbapi_connection.fileno(), select.POLLIN | select.POLLERR | select.POLLHUP)
+    if poller.poll(0):
+        raise DisconnectionError("the server closed the connection while it was in the pool")
 
 
 def _sqlite_wal(connection: Any, _: Any) -> None:

@@ -20,6 +20,8 @@ from sqlalchemy import DateTime, Engine, bindparam, select
 from sqlalchemy import Enum as SAEnum
 from sqlmodel import Field, SQLModel
 
+from routing.database_reads import autocommit_read
+
 # Application numbers are 6 to 12 digits.
 APPLICATION_NUMBER = re.compile(r"^[0-9]{6,12}$")
 EARLIEST_BIRTH = date(1900, 1, 1)
@@ -115,8 +117,13 @@ class SqlApplicationDirectory:
         ).where(table.c.application_number == bindparam("number"))
 
     def check(self, application_number: str, born: date) -> ApplicationInfo | None:
-        with self._engine.connect() as connection:
-            row = connection.execute(self._select, {"number": application_number}).first()
+        # One round trip: no transaction around the one SELECT.
+        row = autocommit_read(
+            self._engine,
+            lambda connection: connection.execute(
+                self._select, {"number": application_number}
+            ).first(),
+        )
         # The same HMAC and comparison whether or not the number exists.
         matched = self._hasher.matches(born, row.dob_hmac if row is not None else _DUMMY_DIGEST)
         if row is None or not matched:

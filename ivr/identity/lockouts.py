@@ -19,6 +19,8 @@ from sqlalchemy import Connection, Engine, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import DateTime, Field, SQLModel, col
 
+from routing.database_reads import autocommit_read
+
 LOCKOUT = "lockout"  # the outbox item's kind
 
 
@@ -65,8 +67,7 @@ def write_lockouts(connection: Connection, items: list[dict[str, Any]], now: dat
 def unexpired_lockouts(engine: Engine, now: datetime) -> list[tuple[str, int]]:
     """Every lock still running: (keyed hash, end in ms)."""
     query = select(IdentityLockout).where(col(IdentityLockout.locked_until) > _utc(now))
-    with engine.connect() as connection:
-        rows = connection.execute(query).mappings().all()
+    rows = autocommit_read(engine, lambda connection: connection.execute(query).mappings().all())
     return [(row["number_key"], _ms(row["locked_until"])) for row in rows]
 
 
@@ -76,8 +77,7 @@ def lockout_of(engine: Engine, number_key: str, now: datetime) -> int | None:
         col(IdentityLockout.number_key) == number_key,
         col(IdentityLockout.locked_until) > _utc(now),
     )
-    with engine.connect() as connection:
-        until = connection.execute(query).scalar()
+    until = autocommit_read(engine, lambda connection: connection.execute(query).scalar())
     return None if until is None else _ms(until)
 
 

@@ -16,6 +16,7 @@ from sqlalchemy import Engine, text
 from api.services import Services
 from api.web.deps import ServicesDep
 from api.webhooks.metrics import LiveFigureCollector
+from routing.database_reads import autocommit_read
 
 log = logging.getLogger(__name__)
 router = APIRouter(include_in_schema=False)
@@ -88,8 +89,7 @@ async def _database_answers(services: Services) -> bool:
 
 
 def _select_one(engine: Engine) -> None:
-    with engine.connect() as connection:
-        connection.execute(text("SELECT 1"))
+    autocommit_read(engine, lambda connection: connection.execute(text("SELECT 1")))
 
 
 @router.get("/metrics")

@@ -168,12 +168,14 @@ class CallHandler:
         waited = (self.clock.now() - entry.queued_at).total_seconds() if entry else 0
         if entry is not None and not entry.callback and waited >= flow.queue.callback_after:
             offer = engine.say("callback_offer", lang)
+        # The offer's URL (quoting the sealed context it carries) only when there is an offer.
+        urls = CallUrls(self.base_url, lang, context=context) if offer is not None else None
         return hold(
             says,
             music_url=flow.queue.music_for(lang),
             seconds=flow.queue.announce_every,
             offer=offer,
-            offer_url=CallUrls(self.base_url, lang, context=context).callback_choice(),
+            offer_url=urls.callback_choice() if urls is not None else None,
         )
 
     async def callback_choice(

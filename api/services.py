@@ -41,7 +41,7 @@ from ivr.identity.lockouts import (
     write_lockouts,
 )
 from ivr.identity.verifier import GuardPolicy, IdentityVerifier
-from ivr.records import CallRecord, RecordChange, SqlCallRecorder, outbox_item
+from ivr.records import CallRecordBase, RecordChange, SqlCallRecorder, outbox_item
 from ivr.retention import DailyPurge, RecordPurger
 from ivr.store import SessionStore
 from ivr.survey import SurveyStore
@@ -399,7 +399,7 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
 
     scripts = ScriptRunner(redis)
 
-    async def record_call(record: CallRecord) -> None:
+    async def record_call(record: CallRecordBase) -> None:
         # Nothing personal on a record (no caller number): the outbox holds it unsealed.
         steps: list[ScriptStep[Any]] = [records.push_step(outbox_item(record))]
         if record.product is not None and record.abandoned:

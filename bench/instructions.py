@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.instructions DIR [DIR ...]     # each DIR a `git archive` snapshot
     .venv/bin/python -m bench.instructions --calls 100 DIR   # quicker
+    .venv/bin/python -m bench.instructions --wait DIR        # and one waitUrl fetch per call
 
 Wall-clock figures on a shared machine move with the other load; the number of instructions a
 server executes for a fixed set of requests does not. For every source tree this starts one
@@ -9,8 +10,9 @@ uvicorn worker as bench/webhooks.py does (uvloop, httptools, no access log, sign
 the clock pinned to an open moment, database 8 of the Redis given, a SQLite file of its own)
 under `valgrind --tool=callgrind` with instrumentation off, warms it up with `--warm` whole
 calls, then places `--calls` calls kind by kind: every call's first webhook (voice), then
-every call's menu step, submenu step, skipped question and status callback, each kind over
-`--connections` keep-alive connections. Callgrind's counters are zeroed before and dumped after
+every call's menu step, submenu step, skipped question and status callback (with `--wait`,
+before it, one fetch of the waitUrl the `<Enqueue>` names), each kind over `--connections`
+keep-alive connections. Callgrind's counters are zeroed before and dumped after
 each kind (a second after its last answer, so that what it left to background threads is
 counted), so each figure is the instructions of the whole server process (all threads) for
 that kind, divided by the number of calls.
@@ -53,6 +55,7 @@ from bench.webhooks import (
 )
 
 KINDS = ("voice", "menu", "submenu", "skip", "status")
+WITH_WAIT = ("voice", "menu", "submenu", "skip", "wait", "status")
 SETTLE_SECONDS = 1.0
 TICK = re.compile(r"^TICK_SECONDS = [\d.]+", re.M)
 
@@ -62,6 +65,7 @@ class Call:
         self.params = {"CallSid": f"CA{number:032x}", **BASE_PARAMS, "CallStatus": "ringing"}
         self.url = f"{public}/twilio/voice"
         self.answer: ET.Element | None = None
+        self.wait_url = ""
 
 
 async def _kind(conn: Connection, calls: list[Call], kind: str) -> None:
@@ -83,6 +87,12 @@ async def _kind(conn: Connection, calls: list[Call], kind: str) -> None:
             enqueue = answer.find("Enqueue")
             if enqueue is None or enqueue.text != EXPECTED_QUEUE:
                 raise AssertionError(ET.tostring(answer, encoding="unicode")[:300])
+            call.wait_url = enqueue.get("waitUrl", "")
+        elif kind == "wait":  # Twilio's first fetch of the waitUrl: first in line
+            form = {**params, "QueuePosition": "1", "QueueTime": "0", "AvgQueueTime": "0"}
+            hold = twiml(await conn.post(conn.request(call.wait_url, form)))
+            if hold.find("Play") is None and hold.find("Pause") is None:
+                raise AssertionError(ET.tostring(hold, encoding="unicode")[:300])
         else:
             params.update(CallStatus="completed", CallDuration="42")
             url = f"{conn.public}/twilio/status"
@@ -95,13 +105,14 @@ def _callgrind(pid: int, *args: str) -> None:
 
 
 async def _drive(port: int, pid: int, args: argparse.Namespace) -> None:
+    kinds = WITH_WAIT if args.wait else KINDS
     signer = Signer(AUTH_TOKEN)
     conns = [Connection(port, signer) for _ in range(args.connections)]
     await asyncio.gather(*(conn.open() for conn in conns))
     public = conns[0].public
 
     async def each_kind(calls: list[Call], measured: bool) -> None:
-        for kind in KINDS:
+        for kind in kinds:
             share = len(conns)
             await asyncio.gather(*(_kind(c, calls[i::share], kind) for i, c in enumerate(conns)))
             if measured:
@@ -177,7 +188,7 @@ def measure(source: Path, args: argparse.Namespace, workdir: Path) -> dict[str, 
         text = dump.read_text(errors="replace")
         trigger = re.search(r"^desc: Trigger: .*?(\w+)\s*$", text, re.M)  # "dump voice"
         total = re.search(r"^(?:summary|totals): (\d+)", text, re.M)
-        if trigger and total and trigger.group(1) in KINDS:
+        if trigger and total and trigger.group(1) in WITH_WAIT:
             figures[trigger.group(1)] = int(total.group(1)) / args.calls
     return figures
 
@@ -189,17 +200,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warm", type=int, default=60, help="whole calls before measuring")
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/8")
+    parser.add_argument("--wait", action="store_true", help="also one waitUrl fetch per call")
     args = parser.parse_args(argv)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for source in args.sources:
             rows.append((source, measure(source.resolve(), args, Path(tmp))))
     print(f"instructions per call, {args.calls} calls after {args.warm} ({args.connections} conns)")
-    print(f"{'source':30}" + "".join(f"{k:>10}" for k in KINDS) + f"{'whole call':>12}{'×':>7}")
+    kinds = WITH_WAIT if args.wait else KINDS
+    print(f"{'source':30}" + "".join(f"{k:>10}" for k in kinds) + f"{'whole call':>12}{'×':>7}")
     first = sum(rows[0][1].values())
     for source, figures in rows:
         total = sum(figures.values())
-        cells = "".join(f"{figures.get(k, float('nan')):>10,.0f}" for k in KINDS)
+        cells = "".join(f"{figures.get(k, float('nan')):>10,.0f}" for k in kinds)
         print(f"{str(source)[-30:]:30}{cells}{total:>12,.0f}{total / first:>7.3f}")
     return 0
 

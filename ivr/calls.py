@@ -19,7 +19,7 @@ from ivr.engine import Engine
 from ivr.flow_registry import FlowRegistry
 from ivr.identity.check import CheckOutcome
 from ivr.identity.verifier import IdentityVerifier
-from ivr.records import CallOutcome, CallRecord, HungUpBy, RecordChange
+from ivr.records import CallOutcome, CallRecordBase, HungUpBy, RecordChange
 from ivr.session import CallPhase, CallSession, Verification
 from ivr.store import NEW_CALL, SessionStore, StaleFlow
 from ivr.survey import (
@@ -57,7 +57,7 @@ MIN_HANDLE_TIMES = 5  # fewer recent calls than this: say nothing about the expe
 STALE_FLOW_RETRIES = 3  # a publish landing between two tries is rare; three in a row is a bug
 FINAL_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
 
-RecordCall = Callable[[CallRecord], Awaitable[None]]
+RecordCall = Callable[[CallRecordBase], Awaitable[None]]
 ChangeRecord = Callable[[RecordChange], Awaitable[None]]
 # a waiting caller's place in line, the product's recent handling times, the advisers working it
 LineFigures = tuple[int | None, list[float], int]
@@ -168,12 +168,14 @@ class CallHandler:
         waited = (self.clock.now() - entry.queued_at).total_seconds() if entry else 0
         if entry is not None and not entry.callback and waited >= flow.queue.callback_after:
             offer = engine.say("callback_offer", lang)
+        # The offer's URL (quoting the sealed context it carries) only when there is an offer.
+        urls = CallUrls(self.base_url, lang, context=context) if offer is not None else None
         return hold(
             says,
             music_url=flow.queue.music_for(lang),
             seconds=flow.queue.announce_every,
             offer=offer,
-            offer_url=CallUrls(self.base_url, lang, context=context).callback_choice(),
+            offer_url=urls.callback_choice() if urls is not None else None,
         )
 
     async def callback_choice(
@@ -597,7 +599,7 @@ class CallHandler:
         *,
         hold_seconds: int = 0,
         survey_score: int | None = None,
-    ) -> CallRecord:
+    ) -> CallRecordBase:
         outcome = {
             CallPhase.MENU: CallOutcome.ABANDONED_IN_MENU,
             CallPhase.ENDED: CallOutcome.ENDED_BY_FLOW,
@@ -621,7 +623,7 @@ class CallHandler:
         waited_until = answered_at or now
         abandoned = outcome in LEFT_THE_LINE and session.product is not None
         # Built from the validated session: construct, not validate (30 µs less, once a call).
-        return CallRecord.model_construct(
+        return CallRecordBase.model_construct(
             call_sid=session.call_sid,
             started_at=session.started_at.astimezone(UTC),
             ended_at=now,

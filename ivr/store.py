@@ -53,7 +53,8 @@ class SessionStore:
         self._sealer = sealer
         self._ttl = ttl
         self._scripts = ScriptRunner(redis)
-        self._recent: dict[str, CallSession] = {}  # oldest first
+        # oldest first; with the sealed text committed for it, which `end` compares
+        self._recent: dict[str, tuple[CallSession, str]] = {}
 
     async def load(self, call_sid: str) -> CallSession | None:
         data = await self._redis.hget(keys.session(call_sid), "data")
@@ -66,8 +67,8 @@ class SessionStore:
         gets the stored reply, as for any retry). The copy is taken, not shared: the step
         changes it, and only a successful commit keeps it again."""
         recent = self._recent.pop(call_sid, None)
-        if recent is not None and recent.seq == seq:
-            return recent
+        if recent is not None and recent[0].seq == seq:
+            return recent[0]
         return await self.load(call_sid)
 
     def _open(self, data: Any) -> CallSession | None:
@@ -95,10 +96,11 @@ class SessionStore:
             keys.ended(session.call_sid),
             keys.calls_in_menu(),
         ]
+        sealed = self._sealer.seal(session.model_dump_json())
         args: list[str | int | float] = [
             answered_seq,
             session.seq,
-            self._sealer.seal(session.model_dump_json()),
+            sealed,
             self._ttl,
             # Sealed like the session: a verified caller's reply names their application.
             self._sealer.seal(reply),
@@ -114,13 +116,13 @@ class SessionStore:
             if refused.reason == 0:
                 return None
             raise StaleFlow(pointer_lost=refused.reason == -2) from None
-        self._remember(session)
+        self._remember(session, sealed)
         return done
 
-    def _remember(self, session: CallSession) -> None:
+    def _remember(self, session: CallSession, sealed: str) -> None:
         recent = self._recent
         recent.pop(session.call_sid, None)
-        recent[session.call_sid] = session
+        recent[session.call_sid] = (session, sealed)
         if len(recent) > RECENT_SESSIONS:
             del recent[next(iter(recent))]
 
@@ -139,7 +141,7 @@ class SessionStore:
     ) -> tuple[CallSession | None, Outcomes]:
         """Forget a finished call: what was known about it, and what the steps `then` answered
         (read in the same script, right after the ended marker was set)."""
-        self._recent.pop(call_sid, None)
+        recent = self._recent.pop(call_sid, None)
         end = ScriptStep(
             _END,
             keys=[keys.session(call_sid), keys.ended(call_sid), keys.calls_in_menu()],
@@ -147,8 +149,13 @@ class SessionStore:
             decode=lambda data: data,
         )
         done = await self._scripts.run(end, *then)
+        data = done.of(end)
+        if recent is not None and data == recent[1]:
+            # Redis held exactly what this instance committed last: its copy, without opening
+            # (unsealing and validating) the same text again.
+            return recent[0], done
         try:
-            return self._open(done.of(end)), done
+            return self._open(data), done
         except SealBroken:  # another secret key, or tampered with: still clean up the rest
             log.error("a finished call's session could not be opened")
             return None, done

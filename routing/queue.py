@@ -49,6 +49,8 @@ class Restored:
 class LeftQueue:
     """What the status callback's leave step found."""
 
+    # None also when the call left its line: the entry is gone then, and was no callback (a
+    # callback keeps its place), so nothing reads it and it is not opened (an unseal saved).
     entry: QueueEntry | None
     left_line: bool  # the call was taken out of its line and its entry deleted
 
@@ -191,7 +193,9 @@ class CallQueue:
 
     def _left(self, found: Any) -> LeftQueue:
         raw, left = found
-        return LeftQueue(self.entry_from(raw), bool(left))
+        if left:
+            return LeftQueue(None, True)
+        return LeftQueue(self.entry_from(raw), False)
 
     async def ask_callback(self, call_sid: str) -> QueueEntry | None:
         """The caller will hang up and be called back: the entry keeps its place and lives on,

@@ -62,13 +62,14 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, quote, urlsplit
+from urllib.parse import parse_qsl, quote, unquote_plus, urlsplit
 
 import redis
 import uvicorn
 import uvloop
 from sqlalchemy import text
 from sqlmodel import Session, select
+from starlette.requests import Request
 from starlette.responses import Response
 
 from api.accounts import Role, User, create_user, default_device
@@ -81,7 +82,7 @@ from ivr.identity.importer import import_applications
 from ivr.records import CallRecord
 from routing import keys
 from tests.support.twilio_conferences import Callback, Conferences
-from tests.support.twilio_stub import TwilioStub
+from tests.support.twilio_stub import TwilioStub, _basic_auth
 
 ROOT = Path(__file__).resolve().parent.parent
 AUTH_TOKEN = "load-auth-token-0123456789abcdef"
@@ -106,6 +107,7 @@ KEEP_ALIVE_SECONDS = 3.0  # a connection idle longer is not reused (uvicorn clos
 TARGET_CALLS_PER_S = 100.0
 TARGET_WEBHOOK_P99_MS = 50.0
 TARGET_OFFER_P99_MS = 100.0
+FORM_TYPE = "application/x-www-form-urlencoded"
 
 
 def write_applications(path: Path, count: int, seed: int) -> list[tuple[str, str]]:
@@ -249,16 +251,45 @@ def schema_url(url: str, schema: str) -> str:
 # -- the Twilio stub, in this process ----------------------------------------------------------
 
 
+def offer_of(url: str) -> str:
+    """The query parameter offer=N of a URL ("" without one): what parse_qs would give, for a
+    fraction of its cost (every callback and redirect is looked up by it)."""
+    for pair in url.partition("?")[2].split("&"):
+        name, _, value = pair.partition("=")
+        if name == "offer":
+            return unquote_plus(value) if "%" in value or "+" in value else value
+    return ""
+
+
 class SignallingConferences(Conferences):
-    """The stub's conferences, waking whoever waits for an offer's callbacks."""
+    """The stub's conferences as the generator needs them, cheaper per call: callbacks kept
+    per offer (taking one offer's is a dict pop; the stub's one list was scanned, two URL parses
+    an entry, and grew by the callbacks no caller takes, so each take cost more than the last),
+    signed once with the bench's Signer (the same HMAC-SHA1 as twilio's RequestValidator,
+    checked against it before a run) and that signature sent, and whoever waits for an offer's
+    callbacks woken. Only each offer's own order is kept (the generator takes by offer)."""
 
     def __init__(self, account_sid: str, auth_token: str) -> None:
         super().__init__(account_sid, auth_token)
+        self.signer = Signer(auth_token)
+        self.pending: dict[str, list[Callback]] = {}  # offer -> its callbacks not yet taken
         self.waiting: dict[str, asyncio.Event] = {}
 
+    def reset(self) -> None:
+        super().reset()
+        self.pending.clear()
+
+    def take_outbox(self, offer: str | None = None) -> list[Callback]:
+        if offer is None:
+            taken = [c for batch in self.pending.values() for c in batch]
+            self.pending.clear()
+            return taken
+        return self.pending.pop(offer, [])
+
     def _send(self, url: str, form: dict[str, str]) -> None:
-        super()._send(url, form)
-        offer = parse_qs(urlsplit(url).query).get("offer", [""])[0]
+        offer = offer_of(url)
+        callback = Callback(url, form, self.signer.sign(url, form))
+        self.pending.setdefault(offer, []).append(callback)
         event = self.waiting.get(offer)
         if event is not None:
             event.set()
@@ -278,6 +309,22 @@ class InProcessStub(TwilioStub):
         if call_sid and response.status_code == 200 and "/twilio/connect" in url:
             self.on_redirect(call_sid, url, time.monotonic())
         return response
+
+    async def _handle(self, request: Request, call_sid: str | None, action: Any) -> Response:
+        """The stub's own for a form POST, less its dearest parts: the form read with parse_qsl
+        (the same pairs as Starlette's multipart parser gives, a repeated name still joined with
+        spaces) and no request log (nothing here reads it; it grew by three entries a call).
+        Anything else (GET, DELETE, another body) as the stub does it."""
+        content_type = request.headers.get("content-type", "")
+        if request.method != "POST" or not content_type.startswith(FORM_TYPE):
+            return await super()._handle(request, call_sid, action)
+        form: dict[str, str] = {}
+        for name, value in parse_qsl((await request.body()).decode(), keep_blank_values=True):
+            form[name] = f"{form[name]} {value}" if name in form else value
+        with self._lock:
+            generation, failure = self._generation, self._take_failure(call_sid)
+        auth = _basic_auth(request)
+        return await self._answer(request, call_sid, form, auth, failure, action, generation)
 
     async def serve(self) -> uvicorn.Server:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
@@ -337,7 +384,9 @@ class Apps:
         self.requests = 0
         self.last_used: dict[int, float] = {}
 
-    async def post(self, route: str, url: str, params: dict[str, str]) -> bytes:
+    async def post(
+        self, route: str, url: str, params: dict[str, str], signature: str | None = None
+    ) -> bytes:
         port = self.ports[self._next % len(self.ports)]
         self._next += 1
         idle = self.idle[port]
@@ -348,7 +397,7 @@ class Apps:
             stale.close()
         conn = idle.pop() if idle else Connection(port, self.signer)
         conn.public = self.public_url  # signed for the one public URL, whichever instance
-        data = conn.request(url, params)
+        data = conn.request(url, params, signature)
         started = time.perf_counter()
         try:
             body = await conn.post(data)
@@ -432,9 +481,10 @@ class Simulation:
         self.tasks: set[asyncio.Task[None]] = set()
         self.desks_ready = 0
         self.desk_errors: Counter[str] = Counter()
+        self.not_delivered: Counter[str] = Counter()  # Twilio callbacks by event
 
     def redirected(self, call_sid: str, url: str, at: float) -> None:
-        offer = parse_qs(urlsplit(url).query).get("offer", [""])[0]
+        offer = offer_of(url)
         self.offers[offer] = Offer(at, call_sid)
         inbox = self.inbox.get(call_sid)
         if inbox is not None:
@@ -603,7 +653,7 @@ class Simulation:
         if dial is None:  # withdrawn meanwhile: back in line
             return expect(root, "Enqueue", "connect-withdrawn")
         conference = expect(dial, "Conference", "connect")
-        offer = parse_qs(urlsplit(url).query)["offer"][0]
+        offer = offer_of(url)
         joined = self.stub.dial_conference(
             call.sid,
             (conference.text or "").strip(),
@@ -639,6 +689,10 @@ class Simulation:
             call.outcome = "answered"
         finally:
             self.stub.conferences.by_sid.pop(joined.sid, None)  # keeps the stub's scans short
+            # Made after the caller's <Dial> action (the conference's end) or left by an error:
+            # never posted to the apps; counted, and not kept for the rest of the run.
+            for callback in self.stub.take_callbacks(offer):
+                self.not_delivered[callback.event] += 1
         return None
 
     async def _deliver(self, call: Call, offer: str, until: str | None) -> ET.Element | None:
@@ -650,7 +704,7 @@ class Simulation:
                 batch = await self.stub.callbacks(offer)
             for callback in batch:
                 route = urlsplit(callback.url).path.removeprefix("/twilio/")
-                body = await self.apps.post(route, callback.url, callback.form)
+                body = await self.apps.post(route, callback.url, callback.form, callback.signature)
                 if until is not None and callback.url.split("?")[0].endswith(until):
                     return twiml(body)
             if until is None:
@@ -661,7 +715,7 @@ class Simulation:
         while True:
             for callback in await self.stub.callbacks(offer):
                 route = urlsplit(callback.url).path.removeprefix("/twilio/")
-                await self.apps.post(route, callback.url, callback.form)
+                await self.apps.post(route, callback.url, callback.form, callback.signature)
                 form = callback.form
                 if route == "adviser-status" and form.get("CallStatus") == "initiated":
                     return form["CallSid"], form["To"].removeprefix("client:")
@@ -868,6 +922,7 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         connection.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
         connection.execute(text(f"CREATE SCHEMA {schema}"))
     database_url = schema_url(args.database_url, schema)
+    Signer(AUTH_TOKEN).check(AUTH_TOKEN)  # the stub's callbacks are signed with it
     sim: Simulation | None = None
     apps: list[App] = []
     try:
@@ -1054,6 +1109,9 @@ def report(
     load = redis_rates(before, after)
     idle_per_s = idle["commands"] / idle["seconds"] if idle["seconds"] else 0.0
     completed = outcomes["answered"] + outcomes["abandoned"]
+    not_delivered = sim.not_delivered + Counter(c.event for c in sim.stub.take_callbacks())
+    # This process's CPU from the first arrival until the calls have drained, per call placed.
+    generator_ms = (after.generator - before.generator) / len(calls) * 1000 if calls else None
     load_commands = load["commands"] - idle_per_s * load["seconds"]
     per_call = {
         "commands": round(load_commands / completed, 1) if completed else None,
@@ -1106,6 +1164,8 @@ def report(
         "offer_to_desk_p50_ms": round(percentile(offer_ms, 0.5), 2),
         "offer_to_desk_p99_ms": round(percentile(offer_ms, 0.99), 2),
         "desk_stream_breaks": dict(sim.desk_errors),
+        "callbacks_not_delivered": dict(not_delivered),
+        "generator_cpu_ms_per_call": round(generator_ms, 2) if generator_ms is not None else None,
         "cores_during_arrivals": cores(before, arrivals_end),
         "cores_idle_desks": cores(idle_from, idle_to),
         "redis_idle": idle,
@@ -1144,6 +1204,11 @@ def print_report(args: argparse.Namespace, r: dict[str, Any]) -> None:
         f"p99 {r['offer_to_desk_p99_ms']} ms; stream breaks {r['desk_stream_breaks']}"
     )
     print(f"cores while calls arrived: {r['cores_during_arrivals']}")
+    print(
+        f"generator (this process, the Twilio stub in it): {r['generator_cpu_ms_per_call']} ms "
+        f"CPU per call placed, arrivals to drained; Twilio callbacks not posted to the apps "
+        f"(after the caller's <Dial> action): {r['callbacks_not_delivered']}"
+    )
     print(f"cores with the desks idle: {r['cores_idle_desks']}")
     pc = r["redis_per_call"]
     print(

@@ -339,6 +339,7 @@ class InProcessStub(TwilioStub):
             lifespan="off",
             log_level="warning",
             access_log=False,
+            proxy_headers=False,  # a middleware less a request; nothing here reads the client
         )
         server = uvicorn.Server(config)
         self._task = asyncio.create_task(server.serve(sockets=[sock]))
@@ -512,6 +513,27 @@ class Apps:
                 conn.close()
 
 
+class ParsedAnswers:
+    """TwiML answers parsed once per distinct body: most of a call's are the same bytes for
+    every caller (the welcome, the menus, the waiting message, the survey, <Response/>), and
+    parsing was the dearest part of reading them. The same check as bench.webhooks' twiml; the
+    trees are only read. The most recently used `size` kept (a body with a token in it, as the
+    identity step's and the connect's, does not push the common ones out)."""
+
+    def __init__(self, size: int = 256) -> None:
+        self.size = size
+        self.trees: dict[bytes, ET.Element] = {}
+
+    def parse(self, body: bytes) -> ET.Element:
+        tree = self.trees.pop(body, None)
+        if tree is None:
+            tree = twiml(body)  # BadAnswer if it is not TwiML: not kept
+            if len(self.trees) >= self.size:
+                del self.trees[next(iter(self.trees))]  # the least recently used
+        self.trees[body] = tree
+        return tree
+
+
 def expect(root: ET.Element, tag: str, step: str) -> ET.Element:
     found = root.find(f".//{tag}")
     if found is None:
@@ -577,6 +599,7 @@ class Simulation:
         self.desks_ready = 0
         self.desk_errors: Counter[str] = Counter()
         self.not_delivered: Counter[str] = Counter()  # Twilio callbacks by event
+        self.answers = ParsedAnswers()
 
     def redirected(self, call_sid: str, url: str, at: float) -> None:
         offer = offer_of(url)
@@ -677,7 +700,7 @@ class Simulation:
         }
 
     async def post(self, route: str, call: Call, url: str, extra: dict[str, str]) -> ET.Element:
-        return twiml(await self.apps.post(route, url, self.params(call, extra)))
+        return self.answers.parse(await self.apps.post(route, url, self.params(call, extra)))
 
     async def run_call(self, call: Call) -> None:
         try:
@@ -801,7 +824,7 @@ class Simulation:
                 route = urlsplit(callback.url).path.removeprefix("/twilio/")
                 body = await self.apps.post(route, callback.url, callback.form, callback.signature)
                 if until is not None and callback.url.split("?")[0].endswith(until):
-                    return twiml(body)
+                    return self.answers.parse(body)
             if until is None:
                 return None
 

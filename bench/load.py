@@ -34,7 +34,8 @@ non-200, unexpected TwiML, an apology, an error in an app's log, a fallback coun
 lost calls (placed but neither answered nor abandoned, or without a call record), double
 assignments (a call put through twice, an adviser given a call while on another: from this
 process's records, the stub's redirects and the call records in PostgreSQL), what is left in
-Redis, CPU per process (generator, each app, Redis, PostgreSQL, the rest of the machine), and
+Redis, CPU per process (generator, each app, Redis, PostgreSQL, the rest of the machine), the
+generator's CPU per call placed (from the first arrival until the calls drained), and
 Redis commands and bytes per call (INFO stats and commandstats before and after, less what the
 idle desks cost, measured first). Exit status 1 on any error, lost or double call.
 """
@@ -263,8 +264,8 @@ def offer_of(url: str) -> str:
 
 class SignallingConferences(Conferences):
     """The stub's conferences as the generator needs them, cheaper per call: callbacks kept
-    per offer (taking one offer's is a dict pop; the stub's one list was scanned, two URL parses
-    an entry, and grew by the callbacks no caller takes, so each take cost more than the last),
+    per offer (taking one offer's is a dict pop; the stub's one list, every call's callbacks in
+    flight, was scanned with two URL parses an entry, and more calls in flight cost each take more),
     signed once with the bench's Signer (the same HMAC-SHA1 as twilio's RequestValidator,
     checked against it before a run) and that signature sent, and whoever waits for an offer's
     callbacks woken. Only each offer's own order is kept (the generator takes by offer)."""
@@ -1322,12 +1323,12 @@ def print_report(args: argparse.Namespace, r: dict[str, Any]) -> None:
         f"p99 {r['offer_to_desk_p99_ms']} ms; stream breaks {r['desk_stream_breaks']}"
     )
     print(f"cores while calls arrived: {r['cores_during_arrivals']}")
+    print(f"cores with the desks idle: {r['cores_idle_desks']}")
     print(
         f"generator (this process, the Twilio stub in it): {r['generator_cpu_ms_per_call']} ms "
         f"CPU per call placed, arrivals to drained; Twilio callbacks not posted to the apps "
         f"(after the caller's <Dial> action): {r['callbacks_not_delivered']}"
     )
-    print(f"cores with the desks idle: {r['cores_idle_desks']}")
     pc = r["redis_per_call"]
     print(
         f"Redis per call (less the idle desks' traffic): {pc['commands']} commands, "

@@ -34,7 +34,8 @@ non-200, unexpected TwiML, an apology, an error in an app's log, a fallback coun
 lost calls (placed but neither answered nor abandoned, or without a call record), double
 assignments (a call put through twice, an adviser given a call while on another: from this
 process's records, the stub's redirects and the call records in PostgreSQL), what is left in
-Redis, CPU per process (generator, each app, Redis, PostgreSQL, the rest of the machine), and
+Redis, CPU per process (generator, each app, Redis, PostgreSQL, the rest of the machine), the
+generator's CPU per call placed (from the first arrival until the calls drained), and
 Redis commands and bytes per call (INFO stats and commandstats before and after, less what the
 idle desks cost, measured first). Exit status 1 on any error, lost or double call.
 """
@@ -61,14 +62,15 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
-from urllib.parse import parse_qs, quote, urlsplit
+from typing import Any, cast
+from urllib.parse import parse_qsl, quote, unquote_plus, urlsplit
 
 import redis
 import uvicorn
 import uvloop
 from sqlalchemy import text
 from sqlmodel import Session, select
+from starlette.requests import Request
 from starlette.responses import Response
 
 from api.accounts import Role, User, create_user, default_device
@@ -81,7 +83,7 @@ from ivr.identity.importer import import_applications
 from ivr.records import CallRecord
 from routing import keys
 from tests.support.twilio_conferences import Callback, Conferences
-from tests.support.twilio_stub import TwilioStub
+from tests.support.twilio_stub import TwilioStub, _basic_auth
 
 ROOT = Path(__file__).resolve().parent.parent
 AUTH_TOKEN = "load-auth-token-0123456789abcdef"
@@ -106,6 +108,7 @@ KEEP_ALIVE_SECONDS = 3.0  # a connection idle longer is not reused (uvicorn clos
 TARGET_CALLS_PER_S = 100.0
 TARGET_WEBHOOK_P99_MS = 50.0
 TARGET_OFFER_P99_MS = 100.0
+FORM_TYPE = "application/x-www-form-urlencoded"
 
 
 def write_applications(path: Path, count: int, seed: int) -> list[tuple[str, str]]:
@@ -249,16 +252,45 @@ def schema_url(url: str, schema: str) -> str:
 # -- the Twilio stub, in this process ----------------------------------------------------------
 
 
+def offer_of(url: str) -> str:
+    """The query parameter offer=N of a URL ("" without one): what parse_qs would give, for a
+    fraction of its cost (every callback and redirect is looked up by it)."""
+    for pair in url.partition("?")[2].split("&"):
+        name, _, value = pair.partition("=")
+        if name == "offer":
+            return unquote_plus(value) if "%" in value or "+" in value else value
+    return ""
+
+
 class SignallingConferences(Conferences):
-    """The stub's conferences, waking whoever waits for an offer's callbacks."""
+    """The stub's conferences as the generator needs them, cheaper per call: callbacks kept
+    per offer (taking one offer's is a dict pop; the stub's one list, every call's callbacks in
+    flight, was scanned with two URL parses an entry, and more calls in flight cost each take more),
+    signed once with the bench's Signer (the same HMAC-SHA1 as twilio's RequestValidator,
+    checked against it before a run) and that signature sent, and whoever waits for an offer's
+    callbacks woken. Only each offer's own order is kept (the generator takes by offer)."""
 
     def __init__(self, account_sid: str, auth_token: str) -> None:
         super().__init__(account_sid, auth_token)
+        self.signer = Signer(auth_token)
+        self.pending: dict[str, list[Callback]] = {}  # offer -> its callbacks not yet taken
         self.waiting: dict[str, asyncio.Event] = {}
 
+    def reset(self) -> None:
+        super().reset()
+        self.pending.clear()
+
+    def take_outbox(self, offer: str | None = None) -> list[Callback]:
+        if offer is None:
+            taken = [c for batch in self.pending.values() for c in batch]
+            self.pending.clear()
+            return taken
+        return self.pending.pop(offer, [])
+
     def _send(self, url: str, form: dict[str, str]) -> None:
-        super()._send(url, form)
-        offer = parse_qs(urlsplit(url).query).get("offer", [""])[0]
+        offer = offer_of(url)
+        callback = Callback(url, form, self.signer.sign(url, form))
+        self.pending.setdefault(offer, []).append(callback)
         event = self.waiting.get(offer)
         if event is not None:
             event.set()
@@ -279,6 +311,22 @@ class InProcessStub(TwilioStub):
             self.on_redirect(call_sid, url, time.monotonic())
         return response
 
+    async def _handle(self, request: Request, call_sid: str | None, action: Any) -> Response:
+        """The stub's own for a form POST, less its dearest parts: the form read with parse_qsl
+        (the same pairs as Starlette's multipart parser gives, a repeated name still joined with
+        spaces) and no request log (nothing here reads it; it grew by three entries a call).
+        Anything else (GET, DELETE, another body) as the stub does it."""
+        content_type = request.headers.get("content-type", "")
+        if request.method != "POST" or not content_type.startswith(FORM_TYPE):
+            return await super()._handle(request, call_sid, action)
+        form: dict[str, str] = {}
+        for name, value in parse_qsl((await request.body()).decode(), keep_blank_values=True):
+            form[name] = f"{form[name]} {value}" if name in form else value
+        with self._lock:
+            generation, failure = self._generation, self._take_failure(call_sid)
+        auth = _basic_auth(request)
+        return await self._answer(request, call_sid, form, auth, failure, action, generation)
+
     async def serve(self) -> uvicorn.Server:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -292,6 +340,7 @@ class InProcessStub(TwilioStub):
             lifespan="off",
             log_level="warning",
             access_log=False,
+            proxy_headers=False,  # a middleware less a request; nothing here reads the client
         )
         server = uvicorn.Server(config)
         self._task = asyncio.create_task(server.serve(sockets=[sock]))
@@ -324,6 +373,104 @@ class InProcessStub(TwilioStub):
 # -- HTTP to the apps ------------------------------------------------------------------------
 
 
+class Answers(asyncio.Protocol):
+    """The reading side of an AppConnection: bytes gathered until one whole answer (the head
+    and Content-Length bytes of body), which resolves the request's future."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+        self.waiter: asyncio.Future[tuple[bytes, bytes]] | None = None
+        self.closed = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        waiter = self.waiter
+        if waiter is None or waiter.done():
+            return
+        end = self.buffer.find(b"\r\n\r\n")
+        if end < 0:
+            return
+        head = bytes(self.buffer[: end + 4])
+        lower = head.lower()
+        at = lower.find(b"\r\ncontent-length:")
+        if at < 0:
+            waiter.set_exception(
+                BadAnswer("no-content-length", head[:200].decode(errors="replace"))
+            )
+            return
+        length = int(lower[at + 17 : lower.index(b"\r\n", at + 2)])
+        if len(self.buffer) < end + 4 + length:
+            return  # the rest of the body is still on its way
+        body = bytes(self.buffer[end + 4 : end + 4 + length])
+        del self.buffer[: end + 4 + length]
+        self.waiter = None
+        waiter.set_result((head, body))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():  # as a stream reader at end of file
+            waiter.set_exception(asyncio.IncompleteReadError(bytes(self.buffer), None))
+
+    def exchange(self, data: bytes) -> asyncio.Future[tuple[bytes, bytes]]:
+        """Send one request; the future of its answer's head and body."""
+        if self.closed or self.transport is None:
+            raise ConnectionResetError("the app closed the connection")
+        if self.waiter is not None and not self.waiter.done():
+            raise RuntimeError("one request at a time on a connection")
+        self.waiter = asyncio.get_running_loop().create_future()
+        self.transport.write(data)
+        return self.waiter
+
+    def close(self) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
+
+
+class AppConnection(Connection):
+    """bench.webhooks' keep-alive connection (the same requests, signed the same way) reading
+    its answers with a protocol of its own rather than a stream reader: one future resolved an
+    answer where readuntil and readexactly each waited, copied and resumed the transport (the
+    stream machinery was the largest part of the generator's CPU). The webhook bench keeps
+    the stream one: its figures were measured with it."""
+
+    def __init__(self, port: int, signer: Signer) -> None:
+        super().__init__(port, signer)
+        self.answers: Answers | None = None
+        self.last_used = 0.0  # time.monotonic() of its last answer
+
+    @property
+    def usable(self) -> bool:
+        return self.answers is not None and not self.answers.closed
+
+    async def open(self) -> None:
+        loop = asyncio.get_running_loop()
+        _, self.answers = await loop.create_connection(Answers, "127.0.0.1", self.port)
+
+    def close(self) -> None:
+        if self.answers is not None:
+            self.answers.close()
+        self.answers = None
+
+    async def post(self, data: bytes) -> bytes:
+        """Send one request and return the body of a 200 answer; BadAnswer otherwise."""
+        if not self.usable:
+            await self.open()
+        assert self.answers is not None
+        head, body = await self.answers.exchange(data)
+        status = head[9:12]
+        if status != b"200":
+            raise BadAnswer(f"http-{status.decode(errors='replace')}", body[:200].decode())
+        if b"\r\nconnection: close" in head.lower():
+            self.close()
+        return body
+
+
 class Apps:
     """Keep-alive connections to the app instances; each request goes to the next instance."""
 
@@ -331,24 +478,23 @@ class Apps:
         self.ports = ports
         self.public_url = public_url
         self.signer = Signer(AUTH_TOKEN)
-        self.idle: dict[int, list[Connection]] = {p: [] for p in ports}
+        self.idle: dict[int, list[AppConnection]] = {p: [] for p in ports}
         self._next = 0
         self.latencies: dict[str, list[float]] = defaultdict(list)  # route -> ms
         self.requests = 0
-        self.last_used: dict[int, float] = {}
 
-    async def post(self, route: str, url: str, params: dict[str, str]) -> bytes:
+    async def post(
+        self, route: str, url: str, params: dict[str, str], signature: str | None = None
+    ) -> bytes:
         port = self.ports[self._next % len(self.ports)]
         self._next += 1
         idle = self.idle[port]
         now = time.monotonic()
-        while idle and now - self.last_used[id(idle[-1])] > KEEP_ALIVE_SECONDS:
-            stale = idle.pop()  # the server may have closed it (uvicorn: after 5 s idle)
-            self.last_used.pop(id(stale), None)
-            stale.close()
-        conn = idle.pop() if idle else Connection(port, self.signer)
+        while idle and (now - idle[-1].last_used > KEEP_ALIVE_SECONDS or not idle[-1].usable):
+            idle.pop().close()  # the server may have closed it (uvicorn: after 5 s idle)
+        conn = idle.pop() if idle else AppConnection(port, self.signer)
         conn.public = self.public_url  # signed for the one public URL, whichever instance
-        data = conn.request(url, params)
+        data = conn.request(url, params, signature)
         started = time.perf_counter()
         try:
             body = await conn.post(data)
@@ -357,8 +503,8 @@ class Apps:
             raise
         self.latencies[route].append((time.perf_counter() - started) * 1000)
         self.requests += 1
-        if conn.writer is not None:
-            self.last_used[id(conn)] = time.monotonic()
+        if conn.usable:
+            conn.last_used = time.monotonic()
             idle.append(conn)
         return body
 
@@ -366,6 +512,27 @@ class Apps:
         for idle in self.idle.values():
             for conn in idle:
                 conn.close()
+
+
+class ParsedAnswers:
+    """TwiML answers parsed once per distinct body: most of a call's are the same bytes for
+    every caller (the welcome, the menus, the waiting message, the survey, <Response/>), and
+    parsing was the dearest part of reading them. The same check as bench.webhooks' twiml; the
+    trees are only read. The most recently used `size` kept (a body with a token in it, as the
+    identity step's and the connect's, does not push the common ones out)."""
+
+    def __init__(self, size: int = 256) -> None:
+        self.size = size
+        self.trees: dict[bytes, ET.Element] = {}
+
+    def parse(self, body: bytes) -> ET.Element:
+        tree = self.trees.pop(body, None)
+        if tree is None:
+            tree = twiml(body)  # BadAnswer if it is not TwiML: not kept
+            if len(self.trees) >= self.size:
+                del self.trees[next(iter(self.trees))]  # the least recently used
+        self.trees[body] = tree
+        return tree
 
 
 def expect(root: ET.Element, tag: str, step: str) -> ET.Element:
@@ -432,9 +599,11 @@ class Simulation:
         self.tasks: set[asyncio.Task[None]] = set()
         self.desks_ready = 0
         self.desk_errors: Counter[str] = Counter()
+        self.not_delivered: Counter[str] = Counter()  # Twilio callbacks by event
+        self.answers = ParsedAnswers()
 
     def redirected(self, call_sid: str, url: str, at: float) -> None:
-        offer = parse_qs(urlsplit(url).query).get("offer", [""])[0]
+        offer = offer_of(url)
         self.offers[offer] = Offer(at, call_sid)
         inbox = self.inbox.get(call_sid)
         if inbox is not None:
@@ -532,7 +701,7 @@ class Simulation:
         }
 
     async def post(self, route: str, call: Call, url: str, extra: dict[str, str]) -> ET.Element:
-        return twiml(await self.apps.post(route, url, self.params(call, extra)))
+        return self.answers.parse(await self.apps.post(route, url, self.params(call, extra)))
 
     async def run_call(self, call: Call) -> None:
         try:
@@ -603,7 +772,7 @@ class Simulation:
         if dial is None:  # withdrawn meanwhile: back in line
             return expect(root, "Enqueue", "connect-withdrawn")
         conference = expect(dial, "Conference", "connect")
-        offer = parse_qs(urlsplit(url).query)["offer"][0]
+        offer = offer_of(url)
         joined = self.stub.dial_conference(
             call.sid,
             (conference.text or "").strip(),
@@ -639,6 +808,10 @@ class Simulation:
             call.outcome = "answered"
         finally:
             self.stub.conferences.by_sid.pop(joined.sid, None)  # keeps the stub's scans short
+            # Made after the caller's <Dial> action (the conference's end) or left by an error:
+            # never posted to the apps; counted, and not kept for the rest of the run.
+            for callback in self.stub.take_callbacks(offer):
+                self.not_delivered[callback.event] += 1
         return None
 
     async def _deliver(self, call: Call, offer: str, until: str | None) -> ET.Element | None:
@@ -650,9 +823,9 @@ class Simulation:
                 batch = await self.stub.callbacks(offer)
             for callback in batch:
                 route = urlsplit(callback.url).path.removeprefix("/twilio/")
-                body = await self.apps.post(route, callback.url, callback.form)
+                body = await self.apps.post(route, callback.url, callback.form, callback.signature)
                 if until is not None and callback.url.split("?")[0].endswith(until):
-                    return twiml(body)
+                    return self.answers.parse(body)
             if until is None:
                 return None
 
@@ -661,7 +834,7 @@ class Simulation:
         while True:
             for callback in await self.stub.callbacks(offer):
                 route = urlsplit(callback.url).path.removeprefix("/twilio/")
-                await self.apps.post(route, callback.url, callback.form)
+                await self.apps.post(route, callback.url, callback.form, callback.signature)
                 form = callback.form
                 if route == "adviser-status" and form.get("CallStatus") == "ringing":
                     return form["CallSid"], form["To"].removeprefix("client:")
@@ -868,6 +1041,7 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         connection.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
         connection.execute(text(f"CREATE SCHEMA {schema}"))
     database_url = schema_url(args.database_url, schema)
+    Signer(AUTH_TOKEN).check(AUTH_TOKEN)  # the stub's callbacks are signed with it
     sim: Simulation | None = None
     apps: list[App] = []
     try:
@@ -1054,6 +1228,9 @@ def report(
     load = redis_rates(before, after)
     idle_per_s = idle["commands"] / idle["seconds"] if idle["seconds"] else 0.0
     completed = outcomes["answered"] + outcomes["abandoned"]
+    not_delivered = sim.not_delivered + Counter(c.event for c in sim.stub.take_callbacks())
+    # This process's CPU from the first arrival until the calls have drained, per call placed.
+    generator_ms = (after.generator - before.generator) / len(calls) * 1000 if calls else None
     load_commands = load["commands"] - idle_per_s * load["seconds"]
     per_call = {
         "commands": round(load_commands / completed, 1) if completed else None,
@@ -1106,6 +1283,8 @@ def report(
         "offer_to_desk_p50_ms": round(percentile(offer_ms, 0.5), 2),
         "offer_to_desk_p99_ms": round(percentile(offer_ms, 0.99), 2),
         "desk_stream_breaks": dict(sim.desk_errors),
+        "callbacks_not_delivered": dict(not_delivered),
+        "generator_cpu_ms_per_call": round(generator_ms, 2) if generator_ms is not None else None,
         "cores_during_arrivals": cores(before, arrivals_end),
         "cores_idle_desks": cores(idle_from, idle_to),
         "redis_idle": idle,
@@ -1145,6 +1324,11 @@ def print_report(args: argparse.Namespace, r: dict[str, Any]) -> None:
     )
     print(f"cores while calls arrived: {r['cores_during_arrivals']}")
     print(f"cores with the desks idle: {r['cores_idle_desks']}")
+    print(
+        f"generator (this process, the Twilio stub in it): {r['generator_cpu_ms_per_call']} ms "
+        f"CPU per call placed, arrivals to drained; Twilio callbacks not posted to the apps "
+        f"(after the caller's <Dial> action): {r['callbacks_not_delivered']}"
+    )
     pc = r["redis_per_call"]
     print(
         f"Redis per call (less the idle desks' traffic): {pc['commands']} commands, "

@@ -20,6 +20,7 @@ import asyncio
 import base64
 import logging
 import secrets
+import urllib.request
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -257,7 +258,9 @@ class TwilioHttp(AsyncTwilioHttpClient):  # type: ignore[misc]  # the SDK is unt
         for ended in [other for other in list(self._sessions) if other.is_closed()]:
             self._sessions.pop(ended, None)
         # trust_env: HTTPS_PROXY and the rest apply, as they did with the SDK's requests client.
-        session = aiohttp.ClientSession(trust_env=True)
+        # Only when a proxy is configured: with trust_env aiohttp looks the proxy up in a worker
+        # thread and reads ~/.netrc on every request (~3 % of an app's CPU under load).
+        session = aiohttp.ClientSession(trust_env=bool(urllib.request.getproxies()))
         keeper = loop.create_task(_close_at_the_end(session), name="twilio-session-keeper")
         self._sessions[loop] = (session, keeper)
         return session

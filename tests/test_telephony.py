@@ -643,3 +643,46 @@ async def test_aclose_closes_the_connections(sleep: FakeSleep) -> None:
         await telephony.redirect(CALLER, CONNECT_URL)  # a later request opens a new one
         await telephony.aclose()
         assert bare.wait_closed(2) and bare.requests == 3
+
+
+async def test_a_proxy_in_the_environment_carries_the_requests(
+    sleep: FakeSleep, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Twilio's host does not resolve here: only a proxy can carry the request (the bare server
+    # answers the proxy's absolute-form request line like any other).
+    for name in ("NO_PROXY", "no_proxy", "HTTPS_PROXY", "https_proxy", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    with BareTwilio() as bare:
+        monkeypatch.setenv("HTTP_PROXY", bare.base_url)
+        telephony = TwilioTelephony(
+            account_sid="AC" + "0" * 32,
+            auth_token="secret",
+            api_base="http://api.twilio.invalid",
+            sleep=sleep,
+        )
+        await telephony.redirect(CALLER, CONNECT_URL)
+        await telephony.aclose()
+        assert bare.requests == 1
+
+
+async def test_without_a_proxy_twilio_is_asked_directly(
+    sleep: FakeSleep, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    with BareTwilio() as bare:
+        telephony = bare_telephony(bare, sleep)
+        await telephony.redirect(CALLER, CONNECT_URL)
+        await telephony.aclose()
+        assert bare.requests == 1
+    telephony = TwilioTelephony(
+        account_sid="AC" + "0" * 32,
+        auth_token="secret",
+        api_base="http://api.twilio.invalid",
+        sleep=sleep,
+        backoff=(),
+    )
+    with pytest.raises(TelephonyError) as refused:
+        await telephony.redirect(CALLER, CONNECT_URL)
+    await telephony.aclose()
+    assert not refused.value.permanent  # a name that does not resolve: a connection error

@@ -645,21 +645,27 @@ async def test_aclose_closes_the_connections(sleep: FakeSleep) -> None:
         assert bare.wait_closed(2) and bare.requests == 3
 
 
+def unresolvable_telephony(sleep: FakeSleep, **options: Any) -> TwilioTelephony:
+    """Twilio at a host name that does not resolve (.invalid): reachable through a proxy only."""
+    return TwilioTelephony(
+        account_sid="AC" + "0" * 32,
+        auth_token="secret",
+        api_base="http://api.twilio.invalid",
+        sleep=sleep,
+        **options,
+    )
+
+
 async def test_a_proxy_in_the_environment_carries_the_requests(
     sleep: FakeSleep, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Twilio's host does not resolve here: only a proxy can carry the request (the bare server
-    # answers the proxy's absolute-form request line like any other).
+    # Only a proxy can carry the request (the bare server answers the proxy's absolute-form
+    # request line like any other).
     for name in ("NO_PROXY", "no_proxy", "HTTPS_PROXY", "https_proxy", "http_proxy"):
         monkeypatch.delenv(name, raising=False)
     with BareTwilio() as bare:
         monkeypatch.setenv("HTTP_PROXY", bare.base_url)
-        telephony = TwilioTelephony(
-            account_sid="AC" + "0" * 32,
-            auth_token="secret",
-            api_base="http://api.twilio.invalid",
-            sleep=sleep,
-        )
+        telephony = unresolvable_telephony(sleep)
         await telephony.redirect(CALLER, CONNECT_URL)
         await telephony.aclose()
         assert bare.requests == 1
@@ -675,13 +681,7 @@ async def test_without_a_proxy_twilio_is_asked_directly(
         await telephony.redirect(CALLER, CONNECT_URL)
         await telephony.aclose()
         assert bare.requests == 1
-    telephony = TwilioTelephony(
-        account_sid="AC" + "0" * 32,
-        auth_token="secret",
-        api_base="http://api.twilio.invalid",
-        sleep=sleep,
-        backoff=(),
-    )
+    telephony = unresolvable_telephony(sleep, backoff=())
     with pytest.raises(TelephonyError) as refused:
         await telephony.redirect(CALLER, CONNECT_URL)
     await telephony.aclose()

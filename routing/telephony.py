@@ -227,7 +227,9 @@ class TwilioHttp(AsyncTwilioHttpClient):  # type: ignore[misc]  # the SDK is unt
                 headers=headers,
                 allow_redirects=allow_redirects,
             ) as answer:
-                text = await answer.text()
+                # errors="replace": a proxy's 5xx page in another charset is still a 5xx
+                # (retried), not a UnicodeDecodeError taken for a wrong configuration.
+                text = await answer.text(errors="replace")
         return Response(answer.status, text, answer.headers)
 
     async def aclose(self) -> None:
@@ -476,6 +478,14 @@ class TwilioTelephony:
                     twilio_code=code,
                 )
                 reason = f"HTTP {status}"
+            except aiohttp.ClientSSLError as exc:
+                # Before the ValueError branch: a refused certificate is also a ValueError. As
+                # with requests it is retried (a TLS-inspecting proxy, a clock off): permanent
+                # would take the caller out of our line while they wait in Twilio's queue.
+                error = TelephonyError(
+                    f"{what}: {type(exc).__name__} {attempts} times", permanent=False
+                )
+                reason = type(exc).__name__
             except (ValueError, aiohttp.NonHttpUrlClientError) as exc:
                 # A base URL aiohttp cannot use (InvalidURL is a ValueError, a scheme other than
                 # http(s) is not) and a body that is not JSON: a wrong KCC_TWILIO_API_BASE does

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import Connection, Engine, create_engine, text
@@ -147,3 +148,21 @@ def test_the_identity_check_costs_one_round_trip(admin: Engine) -> None:
         finally:
             drop_schema(engine)
             engine.dispose()
+
+
+def test_idle_connections_keep_the_network_path_alive(engine: Engine) -> None:
+    # Without a pre-ping, a NAT or firewall that drops an idle connection's state would fail
+    # the first statement after a quiet hour; keepalives keep the state and reveal a dead peer
+    # to the checkout check.
+    with engine.connect() as connection:
+        raw: Any = connection.connection.dbapi_connection  # psycopg's connection
+        parameters = raw.info.get_parameters()
+    assert {name: parameters.get(name) for name in KEEPALIVES} == {
+        "keepalives": "1",
+        "keepalives_idle": "30",
+        "keepalives_interval": "10",
+        "keepalives_count": "3",
+    }
+
+
+KEEPALIVES = ("keepalives", "keepalives_idle", "keepalives_interval", "keepalives_count")

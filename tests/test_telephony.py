@@ -3,20 +3,28 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import logging
 import re
 import socket
 import socketserver
+import ssl
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from routing.telephony import (
     CALL_NOT_IN_PROGRESS,
@@ -679,6 +687,8 @@ async def test_without_a_proxy_twilio_is_asked_directly(
     with BareTwilio() as bare:
         telephony = bare_telephony(bare, sleep)
         await telephony.redirect(CALLER, CONNECT_URL)
+        # Without a proxy aiohttp does not look one up (in a thread) nor read ~/.netrc per request.
+        assert telephony._http._session().trust_env is False
         await telephony.aclose()
         assert bare.requests == 1
     telephony = unresolvable_telephony(sleep, backoff=())
@@ -686,3 +696,96 @@ async def test_without_a_proxy_twilio_is_asked_directly(
         await telephony.redirect(CALLER, CONNECT_URL)
     await telephony.aclose()
     assert not refused.value.permanent  # a name that does not resolve: a connection error
+
+
+def self_signed_certificate(folder: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 that no trust store knows (a TLS-inspecting proxy's, say)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = folder / "cert.pem", folder / "key.pem"
+    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_file, key_file
+
+
+async def test_a_refused_certificate_is_retried_and_stays_transient(
+    sleep: FakeSleep, tmp_path: Path
+) -> None:
+    # Transient: the offer is tried again later and the caller keeps their place in our line
+    # (a permanent error would take them out of it while they wait in Twilio's queue).
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(*self_signed_certificate(tmp_path))
+
+    async def hang_up(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.close()
+
+    server = await asyncio.start_server(hang_up, "127.0.0.1", 0, ssl=context)
+    port = server.sockets[0].getsockname()[1]
+    telephony = TwilioTelephony(
+        account_sid="AC" + "0" * 32,
+        auth_token="secret",
+        api_base=f"https://127.0.0.1:{port}",
+        sleep=sleep,
+        backoff=(0.2,),
+    )
+    try:
+        with pytest.raises(TelephonyError) as refused:
+            await telephony.redirect(CALLER, CONNECT_URL)
+    finally:
+        await telephony.aclose()
+        server.close()
+        await server.wait_closed()
+    assert not refused.value.permanent and sleep.delays == [0.2]
+    assert "Certificate" in str(refused.value)
+
+
+async def test_a_5xx_page_in_another_charset_is_retried_as_a_5xx(sleep: FakeSleep) -> None:
+    page = "<p>Dienst tijdelijk niet beschikbaar – réessayez</p>".encode("latin-1", "replace")
+
+    async def unavailable(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        head = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/html\r\n"
+        writer.write(f"{head}Content-Length: {len(page)}\r\nConnection: close\r\n\r\n".encode())
+        writer.write(page)
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(unavailable, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    telephony = TwilioTelephony(
+        account_sid="AC" + "0" * 32,
+        auth_token="secret",
+        api_base=f"http://127.0.0.1:{port}",
+        sleep=sleep,
+        backoff=(0.2,),
+    )
+    try:
+        with pytest.raises(TelephonyError) as failed:
+            await telephony.redirect(CALLER, CONNECT_URL)
+    finally:
+        await telephony.aclose()
+        server.close()
+        await server.wait_closed()
+    assert (failed.value.permanent, failed.value.status) == (False, 503)
+    assert sleep.delays == [0.2]

@@ -50,6 +50,13 @@ def make_engine(url: str) -> Engine:
     elif parsed.drivername in {"postgresql", "postgres"}:
         # Plain postgresql:// means psycopg2 to SQLAlchemy; we ship psycopg 3.
         parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.get_backend_name() == "postgresql":
+        # TCP keepalives (libpq's): an idle pooled connection keeps a NAT's or firewall's state
+        # alive, and a peer that vanished without a word (a dropped state, a host gone) shows
+        # as an error on the socket within about a minute, which the checkout check sees.
+        connect_args.update(
+            keepalives=1, keepalives_idle=30, keepalives_interval=10, keepalives_count=3
+        )
     # No pre-ping: it cost a round trip (SELECT 1) before every statement's own. A connection
     # the server closed while it sat in the pool is found at checkout by `_closed_by_server`,
     # for free; one that dies in use fails its statement (reads try once more:

@@ -178,7 +178,7 @@ async def connect(hook: Delivery) -> str:
 
 @webhook("/conference-events")
 async def conference_events(hook: Delivery) -> str:
-    """The conversation's conference statusCallback (start end join leave hold mute)."""
+    """The conversation's conference statusCallback (joins only: ivr/twiml.py)."""
     form = hook.form
     try:
         await hook.services.calls.conference_event(

@@ -169,13 +169,17 @@ class CallHandler:
         if entry is not None and not entry.callback and waited >= flow.queue.callback_after:
             offer = engine.say("callback_offer", lang)
         # The offer's URL (quoting the sealed context it carries) only when there is an offer.
-        urls = CallUrls(self.base_url, lang, context=context) if offer is not None else None
+        offer_url = (
+            CallUrls(self.base_url, lang, context=context).callback_choice()
+            if offer is not None
+            else None
+        )
         return hold(
             says,
             music_url=flow.queue.music_for(lang),
             seconds=flow.queue.announce_every,
             offer=offer,
-            offer_url=urls.callback_choice() if urls is not None else None,
+            offer_url=offer_url,
         )
 
     async def callback_choice(

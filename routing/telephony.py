@@ -174,6 +174,17 @@ def _int_or_none(value: Any) -> int | None:
     return value if isinstance(value, int) else None
 
 
+def _wrong_setting(exc: Exception) -> bool:
+    """A base URL aiohttp cannot use (InvalidURL is a ValueError, a scheme other than http(s)
+    is not) or a body that is not JSON: a wrong KCC_TWILIO_API_BASE does not fix itself. A
+    refused certificate is a ValueError too, but retried as with requests (a TLS-inspecting
+    proxy, a clock off): permanent would take the caller out of our line while they wait in
+    Twilio's queue."""
+    if isinstance(exc, aiohttp.ClientSSLError):
+        return False
+    return isinstance(exc, ValueError | aiohttp.NonHttpUrlClientError)
+
+
 def _detail(exc: Any) -> str:
     # TwilioRestException has `msg`; the RFC 9457 TwilioServiceException has `title`/`detail`.
     text = getattr(exc, "msg", None) or getattr(exc, "detail", None) or getattr(exc, "title", "")
@@ -478,20 +489,9 @@ class TwilioTelephony:
                     twilio_code=code,
                 )
                 reason = f"HTTP {status}"
-            except aiohttp.ClientSSLError as exc:
-                # Before the ValueError branch: a refused certificate is also a ValueError. As
-                # with requests it is retried (a TLS-inspecting proxy, a clock off): permanent
-                # would take the caller out of our line while they wait in Twilio's queue.
-                error = TelephonyError(
-                    f"{what}: {type(exc).__name__} {attempts} times", permanent=False
-                )
-                reason = type(exc).__name__
-            except (ValueError, aiohttp.NonHttpUrlClientError) as exc:
-                # A base URL aiohttp cannot use (InvalidURL is a ValueError, a scheme other than
-                # http(s) is not) and a body that is not JSON: a wrong KCC_TWILIO_API_BASE does
-                # not fix itself.
-                raise TelephonyError(f"{what}: {mask_text(str(exc))}", permanent=True) from None
-            except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            except (ValueError, TimeoutError, aiohttp.ClientError, OSError) as exc:
+                if _wrong_setting(exc):
+                    raise TelephonyError(f"{what}: {mask_text(str(exc))}", permanent=True) from None
                 # Our timeout and connection errors (refused, reset, closed half-way).
                 error = TelephonyError(
                     f"{what}: {type(exc).__name__} {attempts} times", permanent=False

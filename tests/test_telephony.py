@@ -14,7 +14,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -664,13 +664,18 @@ def unresolvable_telephony(sleep: FakeSleep, **options: Any) -> TwilioTelephony:
     )
 
 
+def without_proxies(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("HTTP", "HTTPS", "ALL", "NO"):
+        monkeypatch.delenv(f"{name}_PROXY", raising=False)
+        monkeypatch.delenv(f"{name.lower()}_proxy", raising=False)
+
+
 async def test_a_proxy_in_the_environment_carries_the_requests(
     sleep: FakeSleep, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Only a proxy can carry the request (the bare server answers the proxy's absolute-form
     # request line like any other).
-    for name in ("NO_PROXY", "no_proxy", "HTTPS_PROXY", "https_proxy", "http_proxy"):
-        monkeypatch.delenv(name, raising=False)
+    without_proxies(monkeypatch)
     with BareTwilio() as bare:
         monkeypatch.setenv("HTTP_PROXY", bare.base_url)
         telephony = unresolvable_telephony(sleep)
@@ -682,8 +687,7 @@ async def test_a_proxy_in_the_environment_carries_the_requests(
 async def test_without_a_proxy_twilio_is_asked_directly(
     sleep: FakeSleep, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for name in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY"):
-        monkeypatch.delenv(name, raising=False)
+    without_proxies(monkeypatch)
     with BareTwilio() as bare:
         telephony = bare_telephony(bare, sleep)
         await telephony.redirect(CALLER, CONNECT_URL)
@@ -729,6 +733,32 @@ def self_signed_certificate(folder: Path) -> tuple[Path, Path]:
     return cert_file, key_file
 
 
+async def redirect_refused_by(
+    serve: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
+    sleep: FakeSleep,
+    *,
+    tls: ssl.SSLContext | None = None,
+) -> TelephonyError:
+    """A redirect to a Twilio that `serve` plays, with one retry: the error it ends with."""
+    server = await asyncio.start_server(serve, "127.0.0.1", 0, ssl=tls)
+    port = server.sockets[0].getsockname()[1]
+    telephony = TwilioTelephony(
+        account_sid="AC" + "0" * 32,
+        auth_token="secret",
+        api_base=f"{'https' if tls else 'http'}://127.0.0.1:{port}",
+        sleep=sleep,
+        backoff=(0.2,),
+    )
+    try:
+        with pytest.raises(TelephonyError) as failed:
+            await telephony.redirect(CALLER, CONNECT_URL)
+    finally:
+        await telephony.aclose()
+        server.close()
+        await server.wait_closed()
+    return failed.value
+
+
 async def test_a_refused_certificate_is_retried_and_stays_transient(
     sleep: FakeSleep, tmp_path: Path
 ) -> None:
@@ -740,24 +770,9 @@ async def test_a_refused_certificate_is_retried_and_stays_transient(
     async def hang_up(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.close()
 
-    server = await asyncio.start_server(hang_up, "127.0.0.1", 0, ssl=context)
-    port = server.sockets[0].getsockname()[1]
-    telephony = TwilioTelephony(
-        account_sid="AC" + "0" * 32,
-        auth_token="secret",
-        api_base=f"https://127.0.0.1:{port}",
-        sleep=sleep,
-        backoff=(0.2,),
-    )
-    try:
-        with pytest.raises(TelephonyError) as refused:
-            await telephony.redirect(CALLER, CONNECT_URL)
-    finally:
-        await telephony.aclose()
-        server.close()
-        await server.wait_closed()
-    assert not refused.value.permanent and sleep.delays == [0.2]
-    assert "Certificate" in str(refused.value)
+    refused = await redirect_refused_by(hang_up, sleep, tls=context)
+    assert not refused.permanent and sleep.delays == [0.2]
+    assert "Certificate" in str(refused)
 
 
 async def test_a_5xx_page_in_another_charset_is_retried_as_a_5xx(sleep: FakeSleep) -> None:
@@ -771,21 +786,6 @@ async def test_a_5xx_page_in_another_charset_is_retried_as_a_5xx(sleep: FakeSlee
         await writer.drain()
         writer.close()
 
-    server = await asyncio.start_server(unavailable, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    telephony = TwilioTelephony(
-        account_sid="AC" + "0" * 32,
-        auth_token="secret",
-        api_base=f"http://127.0.0.1:{port}",
-        sleep=sleep,
-        backoff=(0.2,),
-    )
-    try:
-        with pytest.raises(TelephonyError) as failed:
-            await telephony.redirect(CALLER, CONNECT_URL)
-    finally:
-        await telephony.aclose()
-        server.close()
-        await server.wait_closed()
-    assert (failed.value.permanent, failed.value.status) == (False, 503)
+    failed = await redirect_refused_by(unavailable, sleep)
+    assert (failed.permanent, failed.status) == (False, 503)
     assert sleep.delays == [0.2]

@@ -50,7 +50,8 @@ def make_engine(url: str) -> Engine:
     elif parsed.drivername in {"postgresql", "postgres"}:
         # Plain postgresql:// means psycopg2 to SQLAlchemy; we ship psycopg 3.
         parsed = parsed.set(drivername="postgresql+psycopg")
-    if parsed.get_backend_name() == "postgresql":
+    backend = parsed.get_backend_name()
+    if backend == "postgresql":
         # TCP keepalives (libpq's): an idle pooled connection keeps a NAT's or firewall's state
         # alive, and a peer that vanished without a word (a dropped state, a host gone) shows
         # as an error on the socket within about a minute, which the checkout check sees.
@@ -62,10 +63,9 @@ def make_engine(url: str) -> Engine:
     # for free; one that dies in use fails its statement (reads try once more:
     # routing/database_reads.py).
     engine = create_engine(parsed, connect_args=connect_args)
-    if parsed.get_backend_name() == "sqlite":
-        if parsed.database not in _IN_MEMORY:
-            event.listen(engine, "connect", _sqlite_wal)
-    elif parsed.get_backend_name() == "postgresql":
+    if backend == "sqlite" and parsed.database not in _IN_MEMORY:
+        event.listen(engine, "connect", _sqlite_wal)
+    elif backend == "postgresql":
         event.listen(engine, "checkout", _closed_by_server)
     return engine
 

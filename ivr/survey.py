@@ -7,7 +7,7 @@ goodbye. The mark is typed as 1 to 10 and #; anything else (0, 11, silence) is a
 then the call ends without a mark.
 
 The mark is kept in Redis (`keys.call_survey`) until the call record is built by the status
-callback, which normally comes after the survey. Both sides decide in one Redis transaction
+callback, which normally comes after the survey. Both sides decide in one atomic Redis script
 each, so exactly one of them writes the mark: the status callback puts it on the record when it
 is there; a mark that arrives after the record was built (`answered` returns True) updates the
 row instead. The mark is not personal; it is logged with the CallSid, never with a number.
@@ -24,6 +24,7 @@ from flows.model import Survey, Voice
 from ivr.turn import Say
 from ivr.twiml import Attributes, document, element, escape_text, say, speak_and_hang_up
 from routing import keys
+from routing.scripts import ScriptRunner, hash_set_get
 
 SURVEY_TRIES = 2  # the question, and once more after 0, silence or a wrong mark
 MARKS = frozenset(str(mark) for mark in range(1, 11))
@@ -77,18 +78,18 @@ def survey_end(survey: Survey, voice: Voice, language: str, *, answered: bool) -
 
 
 class SurveyStore:
-    """The survey of each call in Redis (`keys.call_survey`), until the call record has it."""
+    """The survey of each call in Redis (`keys.call_survey`), until the call record has it.
+    Each change is one script (set, read, renew): atomic, as the decision of who writes the
+    mark needs."""
 
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
+        self._scripts = ScriptRunner(redis)
 
     async def asked(self, call_sid: str, flow_version: str) -> None:
         """The question is put to the caller, in the texts of `flow_version`."""
         key = keys.call_survey(call_sid)
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(key, "version", flow_version)
-            pipe.expire(key, keys.SURVEY_TTL)
-            await pipe.execute()
+        await self._scripts.run_one(hash_set_get(key, keys.SURVEY_TTL, {"version": flow_version}))
 
     async def version(self, call_sid: str) -> str | None:
         """The flow version the call's survey was asked in; None: it was not asked."""
@@ -99,20 +100,14 @@ class SurveyStore:
         """Keep the caller's mark; True when the call record was built already (then the row
         must be updated: the status callback has come and gone)."""
         key = keys.call_survey(call_sid)
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(key, "score", score)
-            pipe.hget(key, "recorded")
-            pipe.expire(key, keys.SURVEY_TTL)
-            _, recorded, _ = await pipe.execute()
+        step = hash_set_get(key, keys.SURVEY_TTL, {"score": score}, read="recorded")
+        recorded = await self._scripts.run_one(step)
         return bool(recorded)
 
     async def take_for_record(self, call_sid: str) -> int | None:
         """The status callback builds the record: the mark so far (None: none), and from now on
         a later mark updates the row instead."""
         key = keys.call_survey(call_sid)
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(key, "recorded", "1")
-            pipe.hget(key, "score")
-            pipe.expire(key, keys.SURVEY_TTL)
-            _, score, _ = await pipe.execute()
+        step = hash_set_get(key, keys.SURVEY_TTL, {"recorded": "1"}, read="score")
+        score = await self._scripts.run_one(step)
         return int(score) if score else None

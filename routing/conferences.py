@@ -15,7 +15,7 @@ from redis.asyncio import Redis
 
 from flows.errors import ErrorKind, KccError
 from routing import keys
-from routing.scripts import LuaScript, ScriptRunner, ScriptStep, as_bool
+from routing.scripts import LuaScript, ScriptRunner, ScriptStep, as_bool, hash_set_get
 
 _JOIN = LuaScript.named("conference_join")
 _HOLD = LuaScript.named("conference_hold")
@@ -62,19 +62,14 @@ class CallConferences:
 
     async def prepare(self, call_sid: str, *, offer_id: str, caller_leg: str, called: str) -> None:
         """The caller is about to join (the connect webhook): what Twilio will not tell us."""
-        key = keys.call_conference(call_sid)
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(
-                key,
-                mapping={
-                    "offer": offer_id,
-                    "name": conference_name(caller_leg),
-                    "caller": caller_leg,
-                    "called": called,
-                },
-            )
-            pipe.expire(key, keys.CONFERENCE_TTL)
-            await pipe.execute()
+        fields = {
+            "offer": offer_id,
+            "name": conference_name(caller_leg),
+            "caller": caller_leg,
+            "called": called,
+        }
+        step = hash_set_get(keys.call_conference(call_sid), keys.CONFERENCE_TTL, fields)
+        await self._scripts.run_one(step)
 
     async def joined(
         self, call_sid: str, *, offer_id: str, name: str, conference_sid: str, caller_leg: str

@@ -20,12 +20,21 @@ from routing import keys
 from routing.callbacks import CallbackBook, Pending
 from routing.clock import centre_day
 from routing.entry import QueueEntry
-from routing.scripts import Arg, LuaScript, Refused, ScriptRunner, ScriptStep, as_bool
+from routing.scripts import (
+    Arg,
+    LuaScript,
+    Refused,
+    ScriptRunner,
+    ScriptStep,
+    as_bool,
+    list_keep_latest,
+)
 from routing.sealing import SealBroken, Sealer
 
 log = logging.getLogger(__name__)
 
 _SEALED = "2."  # the marker of a sealed value (routing/sealing.py)
+HANDLE_TIMES_KEPT = 50  # the latest handling times per product, for wait estimates
 PRIORITY_STEP = 10**13  # room for 10^13 arrivals per priority; scores stay exact in a double
 
 _ENQUEUE = LuaScript.named("queue_enqueue")
@@ -297,13 +306,12 @@ class CallQueue:
         return [self._open(raw) for raw in raws if raw]
 
     async def record_handle_time(self, product: str, seconds: float) -> None:
-        """Keep the last 50 handling times per product, for wait estimates."""
-        key = keys.handle_times(product)
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.lpush(key, f"{seconds:.1f}")
-            pipe.ltrim(key, 0, 49)
-            pipe.expire(key, keys.HANDLE_TIMES_TTL)
-            await pipe.execute()
+        """Keep the latest handling times per product, for wait estimates."""
+        value = f"{seconds:.1f}"
+        step = list_keep_latest(
+            keys.handle_times(product), keys.HANDLE_TIMES_TTL, value, keep=HANDLE_TIMES_KEPT
+        )
+        await self._scripts.run_one(step)
 
     async def handle_times(self, product: str) -> list[float]:
         values = await self._redis.lrange(keys.handle_times(product), 0, -1)

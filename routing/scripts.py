@@ -16,7 +16,7 @@ by the owners of the keys.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -89,6 +89,37 @@ class Outcomes:
         except ValueError:
             raise KeyError(f"{step.script.name} was not a step of this chain") from None
         return step.decode(raw)
+
+
+def as_text(raw: Any) -> str | None:
+    return None if raw is None else str(raw)
+
+
+_HASH_SET_GET = LuaScript.named("hash_set_get")
+_LIST_KEEP_LATEST = LuaScript.named("list_keep_latest")
+_SORTED_SETS_REMOVE = LuaScript.named("sorted_sets_remove")
+
+
+def hash_set_get(
+    key: str, ttl_seconds: int, fields: Mapping[str, Arg], *, read: str = ""
+) -> ScriptStep[str | None]:
+    """Set `fields` of the hash `key` and renew its time to live; the step answers the field
+    `read` as it is after the set (None: absent, or none asked). One command on the shared
+    connection where a MULTI/EXEC took a pooled connection and five commands."""
+    args: list[Arg] = [ttl_seconds, read]
+    for field, value in fields.items():
+        args += [field, value]
+    return ScriptStep(_HASH_SET_GET, keys=[key], args=args, decode=as_text)
+
+
+def list_keep_latest(key: str, ttl_seconds: int, value: Arg, *, keep: int) -> ScriptStep[int]:
+    """Put `value` at the head of the list `key`, keep the latest `keep`, renew the TTL."""
+    return ScriptStep(_LIST_KEEP_LATEST, keys=[key], args=[ttl_seconds, keep, value], decode=as_int)
+
+
+def sorted_sets_remove(sorted_sets: Sequence[str], member: str) -> ScriptStep[int]:
+    """Take `member` out of each of the sorted sets; the step answers how many held it."""
+    return ScriptStep(_SORTED_SETS_REMOVE, keys=list(sorted_sets), args=[member], decode=as_int)
 
 
 def chain_lua(scripts: Sequence[LuaScript]) -> str:

@@ -12,7 +12,17 @@ import redis.asyncio as aioredis
 
 from routing import keys
 from routing.board import REFUSALS, AdviserState, Command, OfferKind, OfferState, Settle
-from routing.scripts import LuaScript, Refused, ScriptRunner, ScriptStep, as_bool, as_int
+from routing.scripts import (
+    LuaScript,
+    Refused,
+    ScriptRunner,
+    ScriptStep,
+    as_bool,
+    as_int,
+    hash_set_get,
+    list_keep_latest,
+    sorted_sets_remove,
+)
 from tests.support.paths import ROOT
 
 LUA = Path(str(resources.files("routing.lua")))
@@ -133,3 +143,35 @@ async def test_a_script_redis_forgot_is_loaded_again(redis_client: aioredis.Redi
     await redis_client.script_flush()
     assert await runner.run_one(ScriptStep(_SET, keys=["t:c"], args=["2"], decode=as_bool))
     assert await redis_client.get("t:c") == "2"
+
+
+async def test_a_hash_is_set_read_after_the_set_and_kept_alive(
+    redis_client: aioredis.Redis,
+) -> None:
+    """The survey's and the conference's writes: set, read another field, renew the TTL."""
+    runner = ScriptRunner(redis_client)
+    assert await runner.run_one(hash_set_get("t:h", 60, {"version": "v1"})) is None
+    assert await runner.run_one(hash_set_get("t:h", 60, {"score": 7}, read="recorded")) is None
+    assert await runner.run_one(hash_set_get("t:h", 90, {"recorded": "1"}, read="score")) == "7"
+    assert await runner.run_one(hash_set_get("t:h", 90, {"score": 8}, read="recorded")) == "1"
+    assert await redis_client.hgetall("t:h") == {"version": "v1", "score": "8", "recorded": "1"}
+    assert 60 < await redis_client.ttl("t:h") <= 90
+
+
+async def test_a_list_keeps_the_latest_values_first(redis_client: aioredis.Redis) -> None:
+    """The handling times per product: the newest first, only the latest few, a TTL."""
+    runner = ScriptRunner(redis_client)
+    for value in range(1, 8):
+        await runner.run_one(list_keep_latest("t:l", 60, f"{value}.0", keep=5))
+    assert await redis_client.lrange("t:l", 0, -1) == ["7.0", "6.0", "5.0", "4.0", "3.0"]
+    assert 0 < await redis_client.ttl("t:l") <= 60
+
+
+async def test_a_member_leaves_each_sorted_set(redis_client: aioredis.Redis) -> None:
+    """A verified try is no failure: it leaves both failure sets (by number, by caller)."""
+    runner = ScriptRunner(redis_client)
+    await redis_client.zadd("t:z1", {"CA1:1": 1, "CA2:1": 2})
+    await redis_client.zadd("t:z2", {"CA1:1": 1})
+    assert await runner.run_one(sorted_sets_remove(["t:z1", "t:z2", "t:z3"], "CA1:1")) == 2
+    assert await redis_client.zrange("t:z1", 0, -1) == ["CA2:1"]
+    assert await redis_client.exists("t:z2") == 0

@@ -30,7 +30,7 @@ from ivr.identity.applications import ApplicationDirectory, ApplicationInfo
 from ivr.identity.check import CheckOutcome, CheckResult, IdentityCheck
 from routing import keys
 from routing.privacy import mask_number
-from routing.scripts import LuaScript, ScriptRunner, ScriptStep
+from routing.scripts import LuaScript, ScriptRunner, ScriptStep, sorted_sets_remove
 from routing.sealing import Pseudonymizer
 
 log = logging.getLogger(__name__)
@@ -167,10 +167,11 @@ class IdentityVerifier:
 
     async def _release(self, number_key: str, caller_key: str, member: str) -> None:
         """A try that verified is not a failure."""
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.zrem(keys.verify_failures_by_number(number_key), member)
-            pipe.zrem(keys.verify_failures_by_caller(caller_key), member)
-            await pipe.execute()
+        failures = [
+            keys.verify_failures_by_number(number_key),
+            keys.verify_failures_by_caller(caller_key),
+        ]
+        await self._scripts.run_one(sorted_sets_remove(failures, member))
 
     async def _after_failure(
         self, request: IdentityCheck, number_key: str, caller_key: str, caller: str, now_ms: int

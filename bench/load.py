@@ -1106,9 +1106,13 @@ def report(
     double += [f"{c.sid} offered {c.redirects} times" for c in calls if c.redirects > 1]
     double += sim.violations
     # From the database: each adviser answered in the records exactly the calls their phone
-    # answered here (the records' times come from two instances' clocks: not compared).
+    # answered here (the records' times come from two instances' clocks: not compared). A call
+    # the drain cut off after its adviser answered may have its record already (its status
+    # callback was in flight): it counts as the adviser's, and as unfinished above.
     in_records = Counter(r.adviser for r in records if r.adviser)
-    answered_here = Counter(c.adviser for c in calls if c.outcome == "answered" and c.adviser)
+    answered_here = Counter(
+        c.adviser for c in calls if c.adviser and (c.outcome == "answered" or c.sid in by_sid)
+    )
     for adviser in sorted(set(in_records) | set(answered_here)):
         if in_records[adviser] != answered_here[adviser]:
             double.append(

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 from functools import partial
@@ -124,7 +124,9 @@ class Outbox:
 
     async def _drain_now(self) -> bool:
         while True:
-            token = secrets.token_hex(8)
+            # OpenSSL's generator: os.urandom (behind `secrets`) lets go of the GIL on the loop
+            # (docs/architecture.md, "Work on the event loop keeps the GIL").
+            token = ssl.RAND_bytes(8).hex()
             if not await self._redis.set(self._lock_key, token, nx=True, px=self._lock_ms):
                 return False  # another instance drains
             items = cast(list[str], await self._redis.lrange(self._key, 0, self._batch - 1))

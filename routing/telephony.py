@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from functools import partial
 from typing import Any, Protocol, TypeVar
+from urllib.parse import urlencode
 
 import aiohttp
 from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
@@ -228,13 +229,20 @@ class TwilioHttp(AsyncTwilioHttpClient):  # type: ignore[misc]  # the SDK is unt
         # The SDK's clients log 11 INFO lines per request (each header on its own), which the
         # service's JSON logging made ~1 ms of CPU: one DEBUG line (SIDs only, never a number).
         log.debug("twilio %s %s", method, url)
+        body: bytes | None = None
+        if data is not None:
+            # Encoded here, as aiohttp would: its FormData makes a multipart writer for every
+            # form, whose boundary comes from os.urandom, which lets go of the GIL on the loop
+            # (docs/architecture.md, "Work on the event loop keeps the GIL").
+            body = urlencode(data, doseq=True).encode()
+            headers.setdefault("Content-Type", "application/x-www-form-urlencoded")  # as the SDK
         session = self._session()
         async with asyncio.timeout(timeout or self.timeout):
             async with session.request(
                 method.upper(),
                 url,
                 params=params,
-                data=data,
+                data=body,
                 headers=headers,
                 allow_redirects=allow_redirects,
             ) as answer:

@@ -1107,8 +1107,8 @@ def report(
     double += sim.violations
     # From the database: each adviser answered in the records exactly the calls their phone
     # answered here (the records' times come from two instances' clocks: not compared). A call
-    # the drain cut off after its adviser answered may have its record already (its status
-    # callback was in flight): it counts as the adviser's, and as unfinished above.
+    # cut off (by the drain, or an error) after its adviser answered may have its record already
+    # (its status callback was in flight): it counts as the adviser's, and as lost above.
     in_records = Counter(r.adviser for r in records if r.adviser)
     answered_here = Counter(
         c.adviser for c in calls if c.adviser and (c.outcome == "answered" or c.sid in by_sid)
@@ -1121,9 +1121,7 @@ def report(
             )
     answered_db = sum(1 for r in records if r.adviser)
     mismatched = [
-        c.sid
-        for c in calls
-        if c.outcome == "answered" and c.sid in by_sid and by_sid[c.sid].adviser != c.adviser
+        c.sid for c in calls if c.adviser and c.sid in by_sid and by_sid[c.sid].adviser != c.adviser
     ]
     double += [f"{sid}: the record names another adviser" for sid in mismatched]
     app_errors = [line for a in apps for line in a.errors()]

@@ -114,6 +114,8 @@ def hash_set_get(
 
 def list_keep_latest(key: str, ttl_seconds: int, value: Arg, *, keep: int) -> ScriptStep[int]:
     """Put `value` at the head of the list `key`, keep the latest `keep`, renew the TTL."""
+    if keep < 1:  # LTRIM 0 -1 would keep them all
+        raise ValueError(f"keep at least one value, not {keep}")
     return ScriptStep(_LIST_KEEP_LATEST, keys=[key], args=[ttl_seconds, keep, value], decode=as_int)
 
 

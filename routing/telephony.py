@@ -235,7 +235,8 @@ class TwilioHttp(AsyncTwilioHttpClient):  # type: ignore[misc]  # the SDK is unt
             # form, whose boundary comes from os.urandom, which lets go of the GIL on the loop
             # (docs/architecture.md, "Work on the event loop keeps the GIL").
             body = urlencode(data, doseq=True).encode()
-            headers.setdefault("Content-Type", "application/x-www-form-urlencoded")  # as the SDK
+            if not any(name.lower() == "content-type" for name in headers):  # as the SDK
+                headers["Content-Type"] = "application/x-www-form-urlencoded"
         session = self._session()
         async with asyncio.timeout(timeout or self.timeout):
             async with session.request(

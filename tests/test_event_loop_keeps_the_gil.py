@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import os
-import random
 import sys
 import threading
 import time
@@ -20,15 +19,12 @@ import pytest
 
 from api.webhooks.signature import compute_signature
 from routing.sealing import Sealer
-from routing.telephony import TwilioTelephony
-from tests.support.twilio_stub import TwilioStub
 
 SWITCH_SECONDS = 0.5  # how long a waiting thread waits before it forces the GIL to be handed over
 # How long the work is repeated: a release is often won back before the other thread wakes, so
 # one call proves nothing; thousands do. Well under SWITCH_SECONDS, which would force a switch.
 BUDGET_SECONDS = 0.15
 CALL = "CA" + "1" * 32
-CONNECT = "https://kcc.example/twilio/connect?offer="
 FORM = {"CallSid": CALL, "From": "+31612345678", "Digits": "1"}
 
 
@@ -113,34 +109,3 @@ def test_a_forked_worker_never_seals_with_its_parents_next_nonce() -> None:
 
 def _nonce(sealed: str) -> bytes:
     return base64.b64decode(sealed.removeprefix("2."))[:12]
-
-
-async def test_a_twilio_request_never_asks_the_os_for_randomness(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """aiohttp's FormData gives every form a multipart boundary from os.urandom (uuid4), even
-    one it sends urlencoded: the REST client encodes its forms itself. The form still arrives
-    as the SDK made it."""
-    with TwilioStub() as stub:
-        telephony = TwilioTelephony(
-            account_sid=stub.account_sid,
-            auth_token=stub.auth_token,
-            api_base=stub.base_url,
-            timeout=3.0,
-            backoff=(),
-        )
-        # The first request makes the session (once per event loop); the rule is for the rest.
-        await telephony.redirect(CALL, f"{CONNECT}1")
-
-        def refused(size: int) -> bytes:
-            raise AssertionError(f"os.urandom({size}) on the event loop")
-
-        monkeypatch.setattr(os, "urandom", refused)
-        monkeypatch.setattr(random, "_urandom", refused)  # what `secrets` draws from
-        try:
-            await telephony.redirect(CALL, f"{CONNECT}2")
-        finally:
-            monkeypatch.undo()
-            await telephony.aclose()
-        [_, update] = stub.updates_for(CALL)
-        assert update.form == {"Url": f"{CONNECT}2", "Method": "POST"}

@@ -6,6 +6,8 @@ import asyncio
 import ipaddress
 import json
 import logging
+import os
+import random
 import re
 import socket
 import socketserver
@@ -789,3 +791,26 @@ async def test_a_5xx_page_in_another_charset_is_retried_as_a_5xx(sleep: FakeSlee
     failed = await redirect_refused_by(unavailable, sleep)
     assert (failed.permanent, failed.status) == (False, 503)
     assert sleep.delays == [0.2]
+
+
+async def test_a_request_never_asks_the_os_for_randomness(
+    stub: TwilioStub, telephony: TwilioTelephony, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """aiohttp's FormData gives every form a multipart boundary from os.urandom (uuid4), even
+    one it sends urlencoded, and os.urandom lets go of the GIL on the event loop
+    (tests/test_event_loop_keeps_the_gil.py): the REST client encodes its forms itself. The
+    form still arrives as the SDK made it."""
+    # The first request makes the session (once per event loop); the rule is for the rest.
+    await telephony.redirect(CALLER, f"{CONNECT_URL}1")
+
+    def refused(size: int) -> bytes:
+        raise AssertionError(f"os.urandom({size}) on the event loop")
+
+    monkeypatch.setattr(os, "urandom", refused)
+    monkeypatch.setattr(random, "_urandom", refused)  # what `secrets` draws from
+    try:
+        await telephony.redirect(CALLER, f"{CONNECT_URL}2")
+    finally:
+        monkeypatch.undo()
+    [_, update] = stub.updates_for(CALLER)
+    assert update.form == {"Url": f"{CONNECT_URL}2", "Method": "POST"}
